@@ -1,0 +1,36 @@
+"""Errors raised on the controller while reading tool output or the result store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class ParseError(ValueError):
+    """A tool's output does not have the shape its parser expects.
+
+    The message always names the file and, where one is to blame, the 1-based line.
+    """
+
+    def __init__(self, path: str | Path, line: int | None, message: str) -> None:
+        self.path = str(path)
+        self.line = line
+        self.reason = message
+        where = f"{self.path}:{line}" if line is not None else self.path
+        super().__init__(f"{where}: {message}")
+
+
+class StoreError(RuntimeError):
+    """The result store is inconsistent (missing file, checksum mismatch, bad manifest)."""
+
+
+class ConfigError(ValueError):
+    """A campaign parameter, scenario or inventory value is invalid.
+
+    ``source`` names the file (or the variable's origin) and ``field`` the dotted key.
+    """
+
+    def __init__(self, source: str, field: str, message: str) -> None:
+        self.source = source
+        self.field = field
+        self.reason = message
+        super().__init__(f"{source}: {field}: {message}")
