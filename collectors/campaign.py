@@ -1,0 +1,190 @@
+"""Campaign parameters and scenario definitions: validation and the run plan.
+
+Everything here is pure and runs on the controller before any host is touched,
+so a malformed parameter or scenario stops the campaign with a message that
+names the file and the field.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from collectors.errors import ConfigError
+
+SCENARIO_FORMAT_VERSION = 1
+
+AXES: dict[str, tuple[str, ...]] = {
+    "virtualization": ("none", "kvm"),
+    "io_path": ("none", "virtio", "virtio_user", "elvis_patched", "elvis_upstream"),
+    "capture": ("pf_ring", "vpf_ring", "passthrough", "af_packet"),
+    "policy": ("substitute", "skip", "fail"),
+}
+SCENARIO_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+CAMPAIGN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+
+@dataclass(frozen=True)
+class Parameters:
+    """Validated campaign parameters; units are in the names."""
+
+    repetitions: int
+    ping_count: int
+    ping_interval_s: float
+    ping_payload_bytes: int
+    seed: int
+    scenarios: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "repetitions": self.repetitions,
+            "ping_count": self.ping_count,
+            "ping_interval_s": self.ping_interval_s,
+            "ping_payload_bytes": self.ping_payload_bytes,
+            "seed": self.seed,
+            "scenarios": list(self.scenarios),
+        }
+
+
+def _int(source: str, field: str, value: Any, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ConfigError(source, field, f"must be an integer, got {value!r}")
+    try:
+        number = int(value)
+    except ValueError:
+        raise ConfigError(source, field, f"must be an integer, got {value!r}") from None
+    if not low <= number <= high:
+        raise ConfigError(source, field, f"must be between {low} and {high}, got {number}")
+    return number
+
+
+def _float(source: str, field: str, value: Any, low: float, high: float) -> float:
+    if isinstance(value, bool):
+        raise ConfigError(source, field, f"must be a number, got {value!r}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(source, field, f"must be a number, got {value!r}") from None
+    if not low <= number <= high:
+        raise ConfigError(source, field, f"must be between {low} and {high}, got {number}")
+    return number
+
+
+def validate_parameters(
+    raw: dict[str, Any], known_scenarios: list[str], source: str = "campaign parameters"
+) -> Parameters:
+    """Check the campaign parameters (the kvmnetlab_* variables) and return them typed.
+
+    ``raw`` uses the variable names without the ``kvmnetlab_`` prefix.
+    """
+    required = ("repetitions", "ping_count", "ping_interval_s", "ping_payload_bytes")
+    for key in required:
+        if key not in raw or raw[key] is None:
+            raise ConfigError(source, f"kvmnetlab_{key}", "is required")
+    repetitions = _int(source, "kvmnetlab_repetitions", raw["repetitions"], 1, 1000)
+    count = _int(source, "kvmnetlab_ping_count", raw["ping_count"], 1, 10_000_000)
+    interval = _float(source, "kvmnetlab_ping_interval_s", raw["ping_interval_s"], 0.0002, 60.0)
+    payload = _int(source, "kvmnetlab_ping_payload_bytes", raw["ping_payload_bytes"], 16, 65_507)
+    seed_value = raw.get("seed")
+    if seed_value in (None, ""):
+        seed = random.SystemRandom().randrange(2**31)
+    else:
+        seed = _int(source, "kvmnetlab_seed", seed_value, 0, 2**63 - 1)
+    wanted = raw.get("scenarios") or []
+    if isinstance(wanted, str):
+        wanted = [part.strip() for part in wanted.split(",") if part.strip()]
+    if not isinstance(wanted, list):
+        raise ConfigError(source, "kvmnetlab_scenarios", f"must be a list, got {wanted!r}")
+    for name in wanted:
+        if name not in known_scenarios:
+            raise ConfigError(
+                source,
+                "kvmnetlab_scenarios",
+                f"unknown scenario {name!r}; known: {', '.join(known_scenarios)}",
+            )
+    chosen = tuple(wanted) if wanted else tuple(known_scenarios)
+    return Parameters(repetitions, count, interval, payload, seed, chosen)
+
+
+def validate_campaign_id(value: Any, source: str = "campaign parameters") -> str | None:
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str) or not CAMPAIGN_ID.match(value):
+        raise ConfigError(
+            source,
+            "kvmnetlab_campaign_id",
+            f"must match {CAMPAIGN_ID.pattern} (letters, digits, . _ -), got {value!r}",
+        )
+    return value
+
+
+def load_scenarios(path: str | Path) -> dict[str, dict[str, Any]]:
+    """Read and validate a scenario file; return name -> definition, in file order."""
+    source = str(path)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            document = yaml.safe_load(handle)
+    except FileNotFoundError:
+        raise ConfigError(source, "(file)", "scenario file not found") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(source, "(file)", f"not valid YAML: {exc}") from None
+    if not isinstance(document, dict):
+        raise ConfigError(source, "(file)", "must be a mapping with a 'scenarios' key")
+    version = document.get("format_version")
+    if version != SCENARIO_FORMAT_VERSION:
+        raise ConfigError(
+            source, "format_version", f"must be {SCENARIO_FORMAT_VERSION}, got {version!r}"
+        )
+    scenarios = document.get("scenarios")
+    if not isinstance(scenarios, dict) or not scenarios:
+        raise ConfigError(source, "scenarios", "must be a non-empty mapping of name -> definition")
+    numbers: dict[int, str] = {}
+    result: dict[str, dict[str, Any]] = {}
+    for name, definition in scenarios.items():
+        where = f"scenarios.{name}"
+        if not isinstance(name, str) or not SCENARIO_NAME.match(name):
+            raise ConfigError(source, where, f"name must match {SCENARIO_NAME.pattern}")
+        if not isinstance(definition, dict):
+            raise ConfigError(source, where, "must be a mapping")
+        unknown = set(definition) - {"number", "title", "description", *AXES}
+        if unknown:
+            raise ConfigError(source, f"{where}.{sorted(unknown)[0]}", "unknown field")
+        number = _int(source, f"{where}.number", definition.get("number"), 1, 10_000)
+        if number in numbers:
+            raise ConfigError(
+                source, f"{where}.number", f"{number} is already used by {numbers[number]}"
+            )
+        numbers[number] = name
+        title = definition.get("title")
+        if not isinstance(title, str) or not title.strip():
+            raise ConfigError(source, f"{where}.title", "must be a non-empty string")
+        for axis, allowed in AXES.items():
+            value = definition.get(axis)
+            if value not in allowed:
+                raise ConfigError(
+                    source, f"{where}.{axis}", f"must be one of {', '.join(allowed)}, got {value!r}"
+                )
+        if (definition["virtualization"] == "none") != (definition["io_path"] == "none"):
+            raise ConfigError(
+                source,
+                f"{where}.io_path",
+                "must be 'none' exactly when virtualization is 'none'",
+            )
+        result[name] = {"name": name, **definition}
+    return result
+
+
+def plan_runs(scenarios: list[str], repetitions: int, seed: int) -> list[dict[str, Any]]:
+    """Every (scenario, repetition) once, shuffled with ``seed`` (reproducible)."""
+    runs = [
+        {"scenario": name, "repetition": rep}
+        for name in scenarios
+        for rep in range(1, repetitions + 1)
+    ]
+    random.Random(seed).shuffle(runs)
+    return runs
