@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# Re-capture the parser fixtures under tests/fixtures/ from the real tools on this machine.
+#
+# Usage (root):  tests/capture_fixtures.sh [section ...]
+#   sections: ping procfs ethtool trafgen fping sockperf   (default: all of them)
+#
+# Every namespace and link it creates is named kvfx-*, every address is in
+# 198.19.250.0/24 (RFC 2544 benchmarking range); all of them are removed on exit.
+# The tools come from Debian 12: iputils-ping, iproute2, nftables, ethtool,
+# netsniff-ng, fping, sockperf.
+# After a run, update the date, versions and kernel in each CAPTURE.md
+# (the script prints them) and re-run the parser tests.
+set -euo pipefail
+
+if [[ $(id -u) -ne 0 ]]; then
+    echo "capture_fixtures.sh: must run as root (network namespaces)" >&2
+    exit 1
+fi
+
+here=$(cd "$(dirname "$0")" && pwd)
+fx="$here/fixtures"
+created_ns=()
+started_pids=()
+
+cleanup() {
+    local pid ns
+    for pid in "${started_pids[@]}"; do
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    for ns in "${created_ns[@]}"; do
+        ip netns del "$ns" 2>/dev/null || true
+    done
+}
+trap cleanup EXIT
+
+mkns() {
+    ip netns add "$1"
+    created_ns+=("$1")
+    ip -n "$1" link set lo up
+}
+
+delns() {
+    local ns=$1 i
+    ip netns del "$ns"
+    for i in "${!created_ns[@]}"; do
+        [[ ${created_ns[$i]} == "$ns" ]] && unset 'created_ns[i]'
+    done
+    return 0
+}
+
+# kvfx-a (198.19.250.1, kvfx-va) <-> veth <-> kvfx-b (198.19.250.2, kvfx-vb)
+pair_up() {
+    mkns kvfx-a
+    mkns kvfx-b
+    ip link add kvfx-va netns kvfx-a type veth peer name kvfx-vb netns kvfx-b
+    ip -n kvfx-a addr add 198.19.250.1/24 dev kvfx-va
+    ip -n kvfx-b addr add 198.19.250.2/24 dev kvfx-vb
+    ip -n kvfx-a link set kvfx-va up
+    ip -n kvfx-b link set kvfx-vb up
+    # first ARP resolution out of the way, so the captures start clean
+    ip netns exec kvfx-a ping -n -c 1 -W 1 198.19.250.2 >/dev/null
+}
+
+pair_down() {
+    delns kvfx-a
+    delns kvfx-b
+}
+
+env_report() {
+    echo "date (UTC):  $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo "kernel:      $(uname -r)"
+    echo "ping:        $(ping -V | head -n 1)"
+}
+
+# ---------------------------------------------------------------- ping
+capture_ping() {
+    local d="$fx/ping"
+    mkdir -p "$d"
+    pair_up
+
+    # 1. clean: 200 probes at 10 ms over the veth pair
+    ip netns exec kvfx-a ping -D -O -n -c 200 -i 0.01 -s 56 198.19.250.2 >"$d/clean.txt"
+
+    # 2. unanswered: kvfx-b drops the echo requests with icmp_seq 4 and 7-9 (nftables)
+    ip netns exec kvfx-b nft -f - <<'EOF'
+table inet kvfx {
+  chain in {
+    type filter hook input priority 0; policy accept;
+    icmp type echo-request icmp sequence { 4, 7-9 } drop
+  }
+}
+EOF
+    ip netns exec kvfx-a ping -D -O -n -c 12 -i 0.05 -W 0.2 -s 56 198.19.250.2 \
+        >"$d/unanswered.txt"
+    ip netns exec kvfx-b nft delete table inet kvfx
+
+    # 3. unreachable: an address of the subnet where no host answers ARP (exit status 1)
+    ip netns exec kvfx-a ping -D -O -n -c 4 -i 0.5 -s 56 198.19.250.9 \
+        >"$d/unreachable.txt" || true
+    pair_down
+
+    # 4. duplicates: two namespaces share one IP and one MAC behind a bridge that
+    #    floods every frame (ageing_time 0), so each echo request is answered twice.
+    mkns kvfx-dsw
+    ip -n kvfx-dsw link add kvfx-br type bridge ageing_time 0
+    ip -n kvfx-dsw link set kvfx-br up
+    local i ns
+    for i in 1 2 3; do
+        ns=kvfx-d$i
+        mkns "$ns"
+        ip link add "kvfx-p$i" netns kvfx-dsw type veth peer name "kvfx-e$i" netns "$ns"
+        ip -n kvfx-dsw link set "kvfx-p$i" master kvfx-br up
+    done
+    ip -n kvfx-d2 link set kvfx-e2 address 02:00:c6:13:fa:12
+    ip -n kvfx-d3 link set kvfx-e3 address 02:00:c6:13:fa:12
+    ip -n kvfx-d1 addr add 198.19.250.17/28 dev kvfx-e1
+    ip -n kvfx-d2 addr add 198.19.250.18/28 dev kvfx-e2
+    ip -n kvfx-d3 addr add 198.19.250.18/28 dev kvfx-e3
+    for i in 1 2 3; do ip -n "kvfx-d$i" link set "kvfx-e$i" up; done
+    sleep 1
+    ip netns exec kvfx-d1 ping -D -O -n -c 20 -i 0.05 -s 56 198.19.250.18 >"$d/dup.txt"
+    for ns in kvfx-d1 kvfx-d2 kvfx-d3 kvfx-dsw; do delns "$ns"; done
+
+    # 5. truncated: the clean capture cut in the middle of its 101st line (no summary)
+    head -c "$(($(head -n 100 "$d/clean.txt" | wc -c) + 30))" "$d/clean.txt" >"$d/truncated.txt"
+    env_report
+}
+
+sections=("$@")
+if [[ ${#sections[@]} -eq 0 ]]; then
+    sections=(ping)
+fi
+for s in "${sections[@]}"; do
+    echo "== $s"
+    "capture_$s"
+done
