@@ -1,0 +1,61 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Commit one run's fetched raw files into the result store and record its outcome."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: store_commit
+short_description: Move a run's staged raw files into raw/ atomically and record the run
+description:
+  - Runs on the controller. Every file under I(staging) is moved into
+    raw/<scenario>/<repetition>/ with its sha256 recorded; already collected files are
+    never rewritten. The run's status, reason and times are recorded in the manifest,
+    and the staging folder is removed.
+options:
+  campaign_dir: {description: The campaign folder., type: path, required: true}
+  scenario: {description: Scenario name., type: str, required: true}
+  repetition: {description: Repetition number (1-based)., type: int, required: true}
+  staging: {description: Folder the raw files were fetched into., type: path}
+  status: {description: done or failed., type: str, required: true}
+  reason: {description: Why the run failed., type: str}
+  started_at: {description: ISO time the run started., type: str}
+author: kvmnetlab developers
+"""
+
+import shutil
+
+from ansible.errors import AnsibleActionFail
+
+from ansible_collections.kvmnetlab.lab.plugins.plugin_utils.controller import ControllerAction
+
+
+class ActionModule(ControllerAction):
+    def act(self, args, task_vars):
+        from collectors.errors import StoreError
+        from collectors.store import Store, run_dir, utcnow
+
+        campaign_dir, scenario, repetition, status = self.need(
+            args, "campaign_dir", "scenario", "repetition", "status")
+        if status not in ("done", "failed"):
+            raise AnsibleActionFail(f"status: must be done or failed, got {status!r}")
+        if self._task.check_mode:
+            return {"changed": True}
+        store = Store(campaign_dir)
+        manifest = store.load()
+        run = store.find_run(manifest, scenario, int(repetition))
+        staging = args.get("staging")
+        committed = []
+        try:
+            if staging:
+                committed = store.commit_raw(manifest, staging, run_dir(scenario, repetition))
+        except StoreError as exc:
+            raise AnsibleActionFail(str(exc)) from None
+        finally:
+            store.save(manifest)
+        run.update(status=status, reason=args.get("reason"),
+                   started_at=args.get("started_at") or run.get("started_at"),
+                   finished_at=utcnow())
+        store.save(manifest)
+        if staging:
+            shutil.rmtree(staging, ignore_errors=True)
+        return {"changed": True, "committed": committed}
