@@ -127,9 +127,75 @@ EOF
     env_report
 }
 
+# ---------------------------------------------------------------- procfs / sysfs
+capture_procfs() {
+    local d="$fx/procfs"
+    mkdir -p "$d"
+    pair_up
+    # some traffic so that the counters are not all zero
+    ip netns exec kvfx-a ping -n -q -c 500 -i 0.002 -s 1000 198.19.250.2 >/dev/null
+    cat /proc/stat >"$d/stat.txt"
+    cat /proc/interrupts >"$d/interrupts.txt"
+    ip netns exec kvfx-a cat /proc/net/dev >"$d/net_dev.txt"
+    ip netns exec kvfx-a grep -r . /sys/class/net/kvfx-va/statistics/ >"$d/sys_statistics.txt"
+    pair_down
+
+    # a process whose thread names carry spaces and parentheses, like "vhost-1234"
+    # would not, but a guest-chosen or user-chosen comm can
+    python3 - <<'PY' &
+import threading, time
+def name(tid, comm):
+    with open(f"/proc/self/task/{tid}/comm", "w") as f:
+        f.write(comm)
+def work(comm, spin):
+    name(threading.get_native_id(), comm)
+    end = time.monotonic() + spin
+    while time.monotonic() < end:
+        pass
+    time.sleep(60)
+name(threading.get_native_id(), "kvfx (main) x")
+for comm, spin in (("a) (b", 0.3), ("vhost-4242", 0.6), ("c d)", 0.1)):
+    threading.Thread(target=work, args=(comm, spin), daemon=True).start()
+time.sleep(60)
+PY
+    local pid=$!
+    started_pids+=("$pid")
+    sleep 1.5
+    for f in /proc/"$pid"/task/*/stat; do cat "$f"; done >"$d/task_stat.txt"
+    echo "task_stat.txt: pid $pid, USER_HZ $(getconf CLK_TCK)"
+    kill "$pid"
+    wait "$pid" 2>/dev/null || true
+    env_report
+}
+
+# ---------------------------------------------------------------- ethtool
+capture_ethtool() {
+    local d="$fx/ethtool"
+    mkdir -p "$d"
+    pair_up
+    ip netns exec kvfx-a ping -n -q -c 200 -i 0.002 198.19.250.2 >/dev/null
+    ip netns exec kvfx-a ethtool -i kvfx-va >"$d/veth_i.txt"
+    ip netns exec kvfx-a ethtool -k kvfx-va >"$d/veth_k.txt"
+    ip netns exec kvfx-a ethtool -S kvfx-va >"$d/veth_S.txt"
+    pair_down
+    # The machine's own NIC is virtio_net (it is itself a guest): read-only queries.
+    local uevent nic
+    uevent=$(grep -l '^DRIVER=virtio_net$' /sys/class/net/*/device/uevent 2>/dev/null |
+        head -n 1 || true)
+    if [[ -n $uevent ]]; then
+        nic=$(basename "$(dirname "$(dirname "$uevent")")")
+        ethtool -i "$nic" >"$d/virtio_i.txt"
+        ethtool -k "$nic" >"$d/virtio_k.txt"
+        ethtool -S "$nic" >"$d/virtio_S.txt"
+        echo "virtio_net interface: $nic"
+    fi
+    echo "ethtool:     $(ethtool --version)"
+    env_report
+}
+
 sections=("$@")
 if [[ ${#sections[@]} -eq 0 ]]; then
-    sections=(ping)
+    sections=(ping procfs ethtool)
 fi
 for s in "${sections[@]}"; do
     echo "== $s"

@@ -1,0 +1,132 @@
+"""Parse a copy of /proc/stat (``cat /proc/stat``).
+
+Times are returned in clock ticks (USER_HZ) exactly as the kernel prints them; the
+collector records USER_HZ (``os.sysconf("SC_CLK_TCK")`` on the measured host) so
+that analysis can turn ticks into seconds. Nothing here converts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from collectors.errors import ParseError
+from collectors.parsers._text import read_lines, to_int
+
+#: the columns of a ``cpu`` line, in order (proc(5)); every one is in ticks
+CPU_FIELDS = (
+    "user_ticks",
+    "nice_ticks",
+    "system_ticks",
+    "idle_ticks",
+    "iowait_ticks",
+    "irq_ticks",
+    "softirq_ticks",
+    "steal_ticks",
+    "guest_ticks",
+    "guest_nice_ticks",
+)
+#: the columns of the ``softirq`` line after its total (kernel/softirq.c softirq_to_name)
+SOFTIRQ_NAMES = (
+    "HI",
+    "TIMER",
+    "NET_TX",
+    "NET_RX",
+    "BLOCK",
+    "IRQ_POLL",
+    "TASKLET",
+    "SCHED",
+    "HRTIMER",
+    "RCU",
+)
+_REQUIRED = ("cpu", "intr", "ctxt", "btime", "processes", "procs_running", "procs_blocked")
+
+
+@dataclass
+class ProcStat:
+    """One /proc/stat snapshot.
+
+    ``cpus``: one dict per ``cpu``/``cpuN`` line: ``cpu`` (``"all"`` for the
+    aggregate line, else the CPU number as int) and the ``*_ticks`` of CPU_FIELDS
+    (None for columns an older kernel does not print).
+    ``interrupts_total``: all interrupts since boot (count, the ``intr`` line's first
+    number); ``context_switches``, ``processes_forked`` (counts since boot),
+    ``boot_time_s`` (epoch s), ``procs_running``, ``procs_blocked`` (tasks now),
+    ``softirqs_total`` and ``softirqs`` (name -> count since boot).
+    """
+
+    cpus: list[dict] = field(default_factory=list)
+    interrupts_total: int = 0
+    context_switches: int = 0
+    boot_time_s: int = 0
+    processes_forked: int = 0
+    procs_running: int = 0
+    procs_blocked: int = 0
+    softirqs_total: int | None = None
+    softirqs: dict[str, int] = field(default_factory=dict)
+
+
+def parse(path: str | Path) -> ProcStat:
+    """Parse /proc/stat; ParseError names the file and line of anything malformed."""
+    path = Path(path)
+    lines = read_lines(path)
+    result = ProcStat()
+    seen: set[str] = set()
+    for lineno, line in enumerate(lines, start=1):
+        words = line.split()
+        if not words:
+            raise ParseError(path, lineno, "blank line")
+        key, values = words[0], words[1:]
+        if not values:
+            raise ParseError(path, lineno, f"{key}: no value")
+        numbers = [to_int(path, lineno, v, key) for v in values]
+        if key.startswith("cpu"):
+            suffix = key[3:]
+            if suffix and not suffix.isdigit():
+                raise ParseError(path, lineno, f"unknown cpu line {key!r}")
+            if not 4 <= len(numbers) <= len(CPU_FIELDS):
+                raise ParseError(
+                    path, lineno, f"{key}: {len(numbers)} columns, expected 4 to {len(CPU_FIELDS)}"
+                )
+            cpu: dict = {"cpu": int(suffix) if suffix else "all"}
+            for i, name in enumerate(CPU_FIELDS):
+                cpu[name] = numbers[i] if i < len(numbers) else None
+            if any(c["cpu"] == cpu["cpu"] for c in result.cpus):
+                raise ParseError(path, lineno, f"{key} appears twice")
+            result.cpus.append(cpu)
+            seen.add("cpu")
+            continue
+        if key in seen:
+            raise ParseError(path, lineno, f"{key} appears twice")
+        seen.add(key)
+        if key == "intr":
+            result.interrupts_total = numbers[0]
+        elif key == "softirq":
+            if len(numbers) != 1 + len(SOFTIRQ_NAMES):
+                raise ParseError(
+                    path,
+                    lineno,
+                    f"softirq: {len(numbers)} numbers, expected {1 + len(SOFTIRQ_NAMES)}",
+                )
+            result.softirqs_total = numbers[0]
+            result.softirqs = dict(zip(SOFTIRQ_NAMES, numbers[1:], strict=True))
+        elif len(numbers) != 1:
+            raise ParseError(path, lineno, f"{key}: expected one number, got {len(numbers)}")
+        elif key == "ctxt":
+            result.context_switches = numbers[0]
+        elif key == "btime":
+            result.boot_time_s = numbers[0]
+        elif key == "processes":
+            result.processes_forked = numbers[0]
+        elif key == "procs_running":
+            result.procs_running = numbers[0]
+        elif key == "procs_blocked":
+            result.procs_blocked = numbers[0]
+        else:
+            raise ParseError(path, lineno, f"unknown line {key!r}")
+    missing = [k for k in _REQUIRED if k not in seen]
+    if missing:
+        raise ParseError(path, len(lines), f"truncated: no {missing[0]!r} line")
+    if not any(c["cpu"] == "all" for c in result.cpus):
+        raise ParseError(path, None, "no aggregate 'cpu' line")
+    return result
