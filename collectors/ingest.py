@@ -66,7 +66,9 @@ def ping_rows(path: Path, scenario: str, repetition: int, host: str,
     s = result.summary
     summary = {**key, "transmitted": s["transmitted"], "received": s["received"],
                "duplicates": s.get("duplicates", 0), "errors": s.get("errors", 0),
-               "loss_pct": s["loss_pct"], "interval_s": parameters["ping_interval_s"],
+               "loss_pct": (100.0 * (s["transmitted"] - s["received"]) / s["transmitted"]
+                            if s["transmitted"] else float("nan")),
+               "interval_s": parameters["ping_interval_s"],
                "payload_bytes": parameters["ping_payload_bytes"]}
     return probes, summary
 

@@ -36,7 +36,7 @@ class ActionModule(ControllerAction):
                                                   "since": utcnow()})
             except lock.LabBusy as exc:
                 raise AnsibleActionFail(str(exc)) from None
-            return {"changed": True, "lock": info}
+            return {"changed": False, "lock": info}
         if self._task.check_mode:
             return {"changed": False}
-        return {"changed": lock.release(path, owner)}
+        return {"changed": False, "released": lock.release(path, owner)}
