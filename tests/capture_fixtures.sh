@@ -193,9 +193,39 @@ capture_ethtool() {
     env_report
 }
 
+# ---------------------------------------------------------------- trafgen
+capture_trafgen() {
+    local d="$fx/trafgen"
+    mkdir -p "$d"
+    pair_up
+    # 60-byte frames (no CRC): Ethernet broadcast, IPv4 198.19.250.1 -> .2, UDP 2012 -> 3000
+    cat >"$d/udp60.cfg" <<'CFG'
+{
+  eth(da=ff:ff:ff:ff:ff:ff, type=0x0800),
+  ipv4(saddr=198.19.250.1, daddr=198.19.250.2, ttl=64),
+  udp(sport=2012, dport=3000),
+  fill(0x00, 18)
+}
+CFG
+    local rx=/sys/class/net/kvfx-vb/statistics/rx_packets before after
+    before=$(ip netns exec kvfx-b cat "$rx")
+    ip netns exec kvfx-a trafgen -o kvfx-va -n 10000 -b 10000pps -c "$d/udp60.cfg" \
+        >"$d/rate.stdout" 2>"$d/rate.stderr"
+    after=$(ip netns exec kvfx-b cat "$rx")
+    echo "rate: kvfx-vb rx_packets $before -> $after"
+    before=$after
+    ip netns exec kvfx-a trafgen -o kvfx-va -n 200000 -c "$d/udp60.cfg" \
+        >"$d/burst.stdout" 2>"$d/burst.stderr"
+    after=$(ip netns exec kvfx-b cat "$rx")
+    echo "burst: kvfx-vb rx_packets $before -> $after"
+    pair_down
+    echo "trafgen:     $(trafgen -v | sed -n 1p)"
+    env_report
+}
+
 sections=("$@")
 if [[ ${#sections[@]} -eq 0 ]]; then
-    sections=(ping procfs ethtool)
+    sections=(ping procfs ethtool trafgen)
 fi
 for s in "${sections[@]}"; do
     echo "== $s"

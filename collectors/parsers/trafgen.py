@@ -1,0 +1,118 @@
+"""Parse what netsniff-ng trafgen (0.6.8, Debian 12) prints on stdout.
+
+Run as ``trafgen -o IF -n COUNT [-b RATEpps] -c CFG``. trafgen forks one sender per
+CPU (one when a rate is set) and prints, all on stdout:
+
+- ``Cannot set system socket memory in /proc/sys/net/core/<knob>: Permission denied``
+  (inside a network namespace; once per process, each process tries; it carries on)
+- ``<n> packets to schedule`` and ``<n> bytes in total`` (the packet templates)
+- ``Running! Hang up with ^C!``
+- then, each line starting with a carriage return, the summary:
+  ``<n> packets outgoing``, ``<n> bytes outgoing`` and per CPU
+  ``<s> sec, <µs> usec on CPU<k> (<n> packets)``.
+
+The summary is required (a file without it was cut short) and the per-CPU packets
+must add up to the total.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from collectors.errors import ParseError
+from collectors.parsers._text import read_lines
+
+_SOCKMEM = re.compile(r"^Cannot set system socket memory in (?P<path>\S+): (?P<err>.+)$")
+_SCHEDULE = re.compile(r"^(?P<n>\d+) packets to schedule$")
+_TOTAL = re.compile(r"^(?P<n>\d+) bytes in total$")
+_RUNNING = "Running! Hang up with ^C!"
+_OUT_PKTS = re.compile(r"^(?P<n>\d+) packets outgoing$")
+_OUT_BYTES = re.compile(r"^(?P<n>\d+) bytes outgoing$")
+_CPU = re.compile(r"^(?P<s>\d+) sec, (?P<us>\d+) usec on CPU(?P<cpu>\d+) \((?P<n>\d+) packets\)$")
+
+
+@dataclass
+class TrafgenResult:
+    """``tx_packets`` (frames) and ``tx_bytes`` (bytes, frames without CRC) sent in
+    all; ``per_cpu``: ``cpu``, ``elapsed_us`` (µs that CPU's sender ran),
+    ``tx_packets`` (frames); ``elapsed_us``: the longest sender's time (µs);
+    ``templates`` (packets) and ``template_bytes`` (bytes) from the configuration;
+    ``warnings``: the sysctl writes refused, as ``{"path", "error"}``."""
+
+    tx_packets: int
+    tx_bytes: int
+    elapsed_us: int
+    per_cpu: list[dict] = field(default_factory=list)
+    templates: int | None = None
+    template_bytes: int | None = None
+    warnings: list[dict] = field(default_factory=list)
+
+
+def parse(path: str | Path) -> TrafgenResult:
+    path = Path(path)
+    lines = read_lines(path)
+    found: dict[str, int] = {}
+    per_cpu: list[dict] = []
+    warnings: list[dict] = []
+    summary_line = 0
+    for lineno, raw in enumerate(lines, start=1):
+        line = raw.lstrip("\r").strip()
+        if not line or line == _RUNNING:
+            continue
+        if m := _SOCKMEM.match(line):
+            warnings.append({"path": m["path"], "error": m["err"]})
+            continue
+        for key, regex in (
+            ("templates", _SCHEDULE),
+            ("template_bytes", _TOTAL),
+            ("tx_packets", _OUT_PKTS),
+            ("tx_bytes", _OUT_BYTES),
+        ):
+            if m := regex.match(line):
+                if key in found:
+                    raise ParseError(path, lineno, f"'{line}' appears twice")
+                found[key] = int(m["n"])
+                if key == "tx_packets":
+                    summary_line = lineno
+                break
+        else:
+            if m := _CPU.match(line):
+                if "tx_bytes" not in found:
+                    raise ParseError(path, lineno, "per-CPU line before the totals")
+                cpu = int(m["cpu"])
+                if any(c["cpu"] == cpu for c in per_cpu):
+                    raise ParseError(path, lineno, f"CPU{cpu} appears twice")
+                per_cpu.append(
+                    {
+                        "cpu": cpu,
+                        "elapsed_us": int(m["s"]) * 1_000_000 + int(m["us"]),
+                        "tx_packets": int(m["n"]),
+                    }
+                )
+                continue
+            raise ParseError(path, lineno, f"unrecognised line: {line!r}")
+    for key, text in (("tx_packets", "packets outgoing"), ("tx_bytes", "bytes outgoing")):
+        if key not in found:
+            raise ParseError(
+                path, len(lines), f"truncated: no '{text}' summary; last line {lines[-1]!r}"
+            )
+    if not per_cpu:
+        raise ParseError(path, len(lines), "truncated: no per-CPU 'sec, usec on CPU' line")
+    counted = sum(c["tx_packets"] for c in per_cpu)
+    if counted != found["tx_packets"]:
+        raise ParseError(
+            path,
+            summary_line,
+            f"{found['tx_packets']} packets outgoing but the CPU lines add up to {counted}",
+        )
+    return TrafgenResult(
+        tx_packets=found["tx_packets"],
+        tx_bytes=found["tx_bytes"],
+        elapsed_us=max(c["elapsed_us"] for c in per_cpu),
+        per_cpu=per_cpu,
+        templates=found.get("templates"),
+        template_bytes=found.get("template_bytes"),
+        warnings=warnings,
+    )
