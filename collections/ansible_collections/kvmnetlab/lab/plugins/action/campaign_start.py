@@ -30,7 +30,6 @@ author: kvmnetlab developers
 import os
 
 from ansible.errors import AnsibleActionFail
-
 from ansible_collections.kvmnetlab.lab.plugins.plugin_utils.controller import ControllerAction
 
 

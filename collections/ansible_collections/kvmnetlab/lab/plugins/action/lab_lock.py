@@ -17,7 +17,6 @@ author: kvmnetlab developers
 """
 
 from ansible.errors import AnsibleActionFail
-
 from ansible_collections.kvmnetlab.lab.plugins.plugin_utils.controller import ControllerAction
 
 

@@ -18,7 +18,6 @@ author: kvmnetlab developers
 """
 
 from ansible.errors import AnsibleActionFail
-
 from ansible_collections.kvmnetlab.lab.plugins.plugin_utils.controller import ControllerAction
 
 SECTIONS = ("tool_versions", "host_states", "lab")

@@ -25,7 +25,6 @@ author: kvmnetlab developers
 import shutil
 
 from ansible.errors import AnsibleActionFail
-
 from ansible_collections.kvmnetlab.lab.plugins.plugin_utils.controller import ControllerAction
 
 

@@ -79,6 +79,7 @@ stopped_pids:
   elements: int
 """
 
+import contextlib
 import ipaddress
 import json
 import os
@@ -219,10 +220,8 @@ class Topology:
                                                       for p in stopped):
                 time.sleep(0.1)
             for pid in stopped:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
         for ns in present:
             self.run("netns", "del", ns)
         return stopped

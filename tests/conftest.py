@@ -1,0 +1,60 @@
+"""Shared helpers: running the project's playbooks exactly as a user would."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def ansible_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{BIN}:{env.get('PATH', '')}"
+    env["ANSIBLE_FORCE_COLOR"] = "0"
+    env["ANSIBLE_NOCOLOR"] = "1"
+    return env
+
+
+def playbook(*args: str, extra: dict | None = None, timeout: int = 1800,
+             check: bool = False) -> subprocess.CompletedProcess:
+    """Run ansible-playbook from the checkout; ``extra`` becomes -e key=value pairs."""
+    cmd = [str(BIN / "ansible-playbook"), *args]
+    for key, value in (extra or {}).items():
+        cmd += ["-e", f"{key}={value}"]
+    done = subprocess.run(cmd, cwd=REPO, env=ansible_env(), capture_output=True, text=True,
+                          timeout=timeout)
+    if check and done.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({done.returncode}):\n"
+                             f"{done.stdout[-6000:]}\n{done.stderr[-3000:]}")
+    return done
+
+
+def recap(output: str) -> dict[str, dict[str, int]]:
+    """Per-host counters of the PLAY RECAP (the last one in ``output``)."""
+    hosts: dict[str, dict[str, int]] = {}
+    lines = output.splitlines()
+    start = max(i for i, line in enumerate(lines) if line.startswith("PLAY RECAP"))
+    for line in lines[start + 1:]:
+        if ":" not in line:
+            continue
+        host, _, counters = line.partition(":")
+        pairs = [item.split("=") for item in counters.split()]
+        hosts[host.strip()] = {key: int(value) for key, value in pairs}
+    return hosts
+
+
+def lab_namespaces() -> list[str]:
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    return sorted(line.split()[0] for line in out.splitlines() if line.startswith("kvm"))
+
+
+@pytest.fixture(scope="session")
+def root_only():
+    if os.geteuid() != 0:
+        pytest.skip("the embedded lab needs root (network namespaces)")

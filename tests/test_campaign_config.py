@@ -1,0 +1,109 @@
+"""Campaign parameters and scenario files: validation names the file and the field."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from collectors import campaign
+from collectors.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+SEED = REPO / "scenarios" / "seed.yml"
+GOOD = {"repetitions": 3, "ping_count": 100, "ping_interval_s": 0.01, "ping_payload_bytes": 56,
+        "seed": 7, "scenarios": []}
+
+
+def test_seed_scenarios_load_in_study_order():
+    scenarios = campaign.load_scenarios(SEED)
+    assert [s["number"] for s in scenarios.values()] == [1, 2, 3, 4, 5]
+    assert scenarios["baseline"]["virtualization"] == "none"
+    assert scenarios["virtio_elvis_vpfring"]["capture"] == "vpf_ring"
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "field"),
+    [
+        ("ping_count", -5, "kvmnetlab_ping_count"),
+        ("ping_count", "ten", "kvmnetlab_ping_count"),
+        ("repetitions", 0, "kvmnetlab_repetitions"),
+        ("ping_interval_s", 0, "kvmnetlab_ping_interval_s"),
+        ("ping_payload_bytes", 8, "kvmnetlab_ping_payload_bytes"),
+        ("seed", -1, "kvmnetlab_seed"),
+        ("scenarios", ["baseline", "warp_drive"], "kvmnetlab_scenarios"),
+    ],
+)
+def test_bad_parameter_names_its_field(key, value, field):
+    with pytest.raises(ConfigError) as err:
+        campaign.validate_parameters({**GOOD, key: value}, ["baseline", "virtio"])
+    assert err.value.field == field
+    assert field in str(err.value)
+
+
+def test_strings_from_the_command_line_are_accepted():
+    params = campaign.validate_parameters(
+        {**GOOD, "ping_count": "20", "scenarios": "baseline,virtio"}, ["baseline", "virtio"])
+    assert params.ping_count == 20
+    assert params.scenarios == ("baseline", "virtio")
+
+
+def test_missing_seed_is_drawn_and_recorded():
+    params = campaign.validate_parameters({**GOOD, "seed": None}, ["baseline"])
+    assert isinstance(params.seed, int)
+    assert params.as_dict()["seed"] == params.seed
+
+
+def test_bad_campaign_id():
+    with pytest.raises(ConfigError, match="kvmnetlab_campaign_id"):
+        campaign.validate_campaign_id("../../etc")
+    assert campaign.validate_campaign_id("night-2026.11.26") == "night-2026.11.26"
+
+
+def _write(tmp_path, document):
+    path = tmp_path / "scenarios.yml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field"),
+    [
+        (lambda d: d["scenarios"]["a"].update(io_path="warp"), "scenarios.a.io_path"),
+        (lambda d: d["scenarios"]["a"].update(policy="maybe"), "scenarios.a.policy"),
+        (lambda d: d["scenarios"]["a"].update(colour="blue"), "scenarios.a.colour"),
+        (lambda d: d["scenarios"]["a"].pop("title"), "scenarios.a.title"),
+        (lambda d: d["scenarios"]["a"].update(number=2), "scenarios.a.number"),
+        (lambda d: d.update(format_version=9), "format_version"),
+        (lambda d: d["scenarios"]["a"].update(io_path="none"), "scenarios.a.io_path"),
+    ],
+)
+def test_bad_scenario_file_names_file_and_field(tmp_path, mutate, field):
+    document = {"format_version": 1, "scenarios": {
+        "b": {"number": 2, "title": "B", "virtualization": "none", "io_path": "none",
+              "capture": "af_packet", "policy": "substitute"},
+        "a": {"number": 1, "title": "A", "virtualization": "kvm", "io_path": "virtio",
+              "capture": "pf_ring", "policy": "skip"}}}
+    mutate(document)
+    path = _write(tmp_path, document)
+    with pytest.raises(ConfigError) as err:
+        campaign.load_scenarios(path)
+    assert err.value.source == str(path)
+    assert err.value.field == field
+
+
+def test_unparseable_scenario_file(tmp_path):
+    path = tmp_path / "broken.yml"
+    path.write_text("scenarios: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"broken\.yml"):
+        campaign.load_scenarios(path)
+
+
+def test_plan_is_complete_shuffled_and_reproducible():
+    names = ["a", "b", "c"]
+    plan = campaign.plan_runs(names, 4, seed=42)
+    assert sorted((r["scenario"], r["repetition"]) for r in plan) == sorted(
+        (n, k) for n in names for k in range(1, 5))
+    assert plan == campaign.plan_runs(names, 4, seed=42)
+    assert plan != campaign.plan_runs(names, 4, seed=43)
+    unshuffled = [{"scenario": n, "repetition": k} for n in names for k in range(1, 5)]
+    assert plan != unshuffled
