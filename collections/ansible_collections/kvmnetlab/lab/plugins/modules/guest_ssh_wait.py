@@ -73,7 +73,6 @@ status:
   type: dict
 """
 
-import os
 import subprocess
 import time
 
