@@ -95,15 +95,14 @@ def same_value(wanted, actual):
         wanted_text = "1" if wanted else "0"
     if wanted_text == actual_text:
         return True
-    for group in (_TRUE, _FALSE):
-        if wanted_text in group and actual_text in group:
-            return True
-    return False
+    return any(wanted_text in group and actual_text in group for group in (_TRUE, _FALSE))
 
 
 def compare_params(wanted, actual):
     """Return (mismatched, unverified) parameter names, each sorted."""
-    mismatched = sorted(k for k, v in wanted.items() if k in actual and not same_value(v, actual[k]))
+    mismatched = sorted(
+        k for k, v in wanted.items() if k in actual and not same_value(v, actual[k])
+    )
     unverified = sorted(k for k in wanted if k not in actual)
     return mismatched, unverified
 
@@ -181,13 +180,21 @@ def main():
         if action in ("unload", "reload"):
             rc, out, err = module.run_command([modprobe, "-r", name])
             if rc != 0:
-                module.fail_json(msg=f"modprobe -r {name} failed: {err.strip() or out.strip()}",
-                                 rc=rc, stdout=out, stderr=err)
+                module.fail_json(
+                    msg=f"modprobe -r {name} failed: {err.strip() or out.strip()}",
+                    rc=rc,
+                    stdout=out,
+                    stderr=err,
+                )
         if action in ("load", "reload"):
             rc, out, err = module.run_command([modprobe, name, *param_args(wanted)])
             if rc != 0:
-                module.fail_json(msg=f"modprobe {name} failed: {err.strip() or out.strip()}",
-                                 rc=rc, stdout=out, stderr=err)
+                module.fail_json(
+                    msg=f"modprobe {name} failed: {err.strip() or out.strip()}",
+                    rc=rc,
+                    stdout=out,
+                    stderr=err,
+                )
         loaded = is_loaded(name)
     elif module.check_mode:
         loaded = state == "present"

@@ -151,18 +151,18 @@ def probe(root, release, name):
     reason = ""
     if config_modules == "n":
         reason = (
-            "the running kernel %s cannot load modules: it was built without module support "
-            "(CONFIG_MODULES is not set in %s)" % (release, config_source)
+            f"the running kernel {release} cannot load modules: it was built without module "
+            f"support (CONFIG_MODULES is not set in {config_source})"
         )
     elif proc_modules_text is None:
         reason = (
-            "the running kernel %s cannot load modules: it has no module support "
-            "(/proc/modules is absent)" % release
+            f"the running kernel {release} cannot load modules: it has no module support "
+            "(/proc/modules is absent)"
         )
     elif modules_disabled:
         reason = (
-            "the running kernel %s cannot load modules: module loading is disabled "
-            "(/proc/sys/kernel/modules_disabled is 1 until reboot)" % release
+            f"the running kernel {release} cannot load modules: module loading is disabled "
+            "(/proc/sys/kernel/modules_disabled is 1 until reboot)"
         )
     name_key = name.replace("-", "_")
     loaded = proc_modules_text is not None and name_key in loaded_modules(proc_modules_text)

@@ -104,8 +104,12 @@ def build_archive(src, prefix, exclude):
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
         tar.add(src, arcname=prefix, recursive=False, filter=_normalise)
         for rel in walk_sorted(src, exclude):
-            tar.add(os.path.join(src, rel), arcname=os.path.join(prefix, rel),
-                    recursive=False, filter=_normalise)
+            tar.add(
+                os.path.join(src, rel),
+                arcname=os.path.join(prefix, rel),
+                recursive=False,
+                filter=_normalise,
+            )
             count += 1
     packed = io.BytesIO()
     with gzip.GzipFile(fileobj=packed, mode="wb", mtime=0, filename="") as gz:
