@@ -1,0 +1,70 @@
+"""Raw ping output in a result store becomes tidy tables; bad raw files fail their run only."""
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+
+from collectors.ingest import ingest
+from collectors.store import Store, run_dir
+
+FIXTURES = Path(__file__).parent / "fixtures" / "ping"
+PARAMS = {"repetitions": 2, "ping_count": 10, "ping_interval_s": 0.01, "ping_payload_bytes": 56,
+          "seed": 1, "scenarios": ["a"]}
+
+
+def store_with(tmp_path, files):
+    store = Store(tmp_path / "c")
+    manifest = store.create("c", PARAMS, {"a": {"number": 1}},
+                            [{"scenario": "a", "repetition": r} for r in (1, 2)],
+                            {"name": "t"}, {"commit": None, "dirty": None})
+    for rep, fixture in files.items():
+        staging = tmp_path / f"stage{rep}" / "h1"
+        staging.mkdir(parents=True)
+        shutil.copyfile(FIXTURES / fixture, staging / "ping.txt")
+        store.commit_raw(manifest, staging.parent, run_dir("a", rep))
+        store.find_run(manifest, "a", rep)["status"] = "done"
+    store.save(manifest)
+    return store
+
+
+def test_ingest_writes_one_row_per_probe_and_a_summary(tmp_path):
+    store = store_with(tmp_path, {1: "clean.txt", 2: "unanswered.txt"})
+    outcome = ingest(store.root)
+    assert outcome["failed"] == []
+    rtt = pd.read_parquet(store.root / "data" / "rtt.parquet")
+    summary = pd.read_parquet(store.root / "data" / "ping_summary.parquet")
+    for rep, fixture in ((1, "clean.txt"), (2, "unanswered.txt")):
+        text = (FIXTURES / fixture).read_text().splitlines()
+        replies = [line for line in text if " bytes from " in line and "DUP!" not in line]
+        last = next(line for line in text if "packets transmitted" in line)
+        transmitted = int(last.split()[0])
+        received = int(last.split(", ")[1].split()[0])
+        rows = rtt[rtt.repetition == rep]
+        assert rows.answered.sum() == len(replies) == received
+        assert len(rows) == transmitted
+        first_ms = float(replies[0].split("time=")[1].split()[0])
+        assert rows.sort_values("seq").rtt_us.dropna().iloc[0] == first_ms * 1000
+        row = summary[summary.repetition == rep].iloc[0]
+        assert row.loss_pct == 100 * (transmitted - received) / transmitted
+        assert row.interval_s == 0.01
+    assert rtt.rtt_us[~rtt.answered].isna().all()
+    manifest = store.load()
+    assert "data/rtt.parquet" in manifest["files"]
+    assert store.verify() == []
+
+
+def test_truncated_raw_file_fails_only_its_run_and_names_file_and_line(tmp_path):
+    store = store_with(tmp_path, {1: "clean.txt", 2: "truncated.txt"})
+    before = (store.root / "raw/a/2/h1/ping.txt").read_bytes()
+    outcome = ingest(store.root)
+    assert len(outcome["failed"]) == 1
+    assert "raw/a/2/h1/ping.txt:" in outcome["failed"][0]
+    manifest = store.load()
+    bad = store.find_run(manifest, "a", 2)
+    assert bad["status"] == "failed"
+    assert bad["reason"].startswith("parse error: ")
+    assert store.find_run(manifest, "a", 1)["status"] == "done"
+    assert (store.root / "raw/a/2/h1/ping.txt").read_bytes() == before
+    rtt = pd.read_parquet(store.root / "data" / "rtt.parquet")
+    assert set(rtt.repetition) == {1}

@@ -1,0 +1,199 @@
+"""End to end on the embedded lab: site.yml runs a real campaign, and its report is
+recomputed here by hand from the raw ping output.
+
+Needs root (network namespaces). The whole module shares one campaign.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+import subprocess
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import testinfra
+
+from collectors.store import sha256_file
+from tests.conftest import REPO, lab_namespaces, playbook, recap
+
+pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("root_only")]
+
+COUNT = 40
+PARAMS = {"kvmnetlab_ping_count": COUNT, "kvmnetlab_ping_interval_s": 0.005,
+          "kvmnetlab_repetitions": 3, "kvmnetlab_seed": 11}
+REPLY = re.compile(r"^\[(\d+\.\d+)\] \d+ bytes from [\d.]+: icmp_seq=(\d+) ttl=\d+ time=([\d.]+) ms$")
+TOTALS = re.compile(r"^(\d+) packets transmitted, (\d+) received")
+
+
+@pytest.fixture(scope="module")
+def campaign(tmp_path_factory):
+    results = tmp_path_factory.mktemp("results")
+    playbook("site.yml", "--tags", "teardown", check=True)
+    done = playbook("site.yml", extra={**PARAMS, "kvmnetlab_results_dir": results,
+                                       "kvmnetlab_campaign_id": "e2e"}, check=True)
+    yield results / "e2e", done.stdout
+
+
+def hand_parse(path: Path) -> tuple[list[float], int, int]:
+    """RTTs in µs of first replies, and (transmitted, received), straight from the text."""
+    rtts: dict[int, float] = {}
+    totals = None
+    for line in path.read_text().splitlines():
+        match = REPLY.match(line)
+        if match and int(match.group(2)) not in rtts:
+            rtts[int(match.group(2))] = float(match.group(3)) * 1000.0
+        match = TOTALS.match(line)
+        if match:
+            totals = (int(match.group(1)), int(match.group(2)))
+    assert totals is not None, f"{path} has no summary"
+    return list(rtts.values()), *totals
+
+
+def table(report: Path, prefix: str) -> pd.DataFrame:
+    found = sorted((report / "tables").glob(f"{prefix}*.csv"))
+    assert found, f"no {prefix}*.csv in {report / 'tables'}"
+    return pd.read_csv(found[0])
+
+
+def test_campaign_completes_with_every_run_accounted_for(campaign):
+    root, _ = campaign
+    manifest = json.loads((root / "manifest.json").read_text())
+    assert manifest["finished_at"]
+    assert manifest["git"]["commit"]
+    assert "ping" in manifest["tool_versions"]
+    assert sorted((r["scenario"], r["repetition"]) for r in manifest["order"]) == sorted(
+        (s, k) for s in manifest["scenarios"] for k in (1, 2, 3))
+    baseline = [r for r in manifest["runs"] if r["scenario"] == "baseline"]
+    assert [r["status"] for r in baseline] == ["done"] * 3
+    for run in manifest["runs"]:
+        assert run["status"] in ("done", "not_run", "skipped", "failed")
+        if run["status"] != "done":
+            assert run["reason"], run
+    for name, scenario in manifest["scenarios"].items():
+        assert scenario["status"] in ("run", "not_run", "skipped"), name
+        assert scenario["resolved"] is not None
+    for rel, entry in manifest["files"].items():
+        assert sha256_file(root / rel) == entry["sha256"], rel
+
+
+def test_report_tables_match_a_hand_computation_from_raw(campaign):
+    root, _ = campaign
+    raw = sorted((root / "raw" / "baseline").glob("*/kvmnl-h1/ping.txt"))
+    assert len(raw) == 3
+    all_rtts, losses = [], []
+    for path in raw:
+        rtts, transmitted, received = hand_parse(path)
+        assert transmitted == COUNT
+        all_rtts += rtts
+        losses.append(100.0 * (transmitted - received) / transmitted)
+    t1 = table(root / "report", "table1").set_index("scenario")
+    t2 = table(root / "report", "table2").set_index("scenario")
+    loss_col = next(c for c in t1.columns if "loss" in c and "mean" in c)
+    assert t1.loc["baseline", loss_col] == pytest.approx(statistics.mean(losses))
+    assert t2.loc["baseline", "n"] == len(all_rtts)
+    assert t2.loc["baseline", "rtt_mean_us"] == pytest.approx(statistics.mean(all_rtts))
+    assert t2.loc["baseline", "rtt_std_us"] == pytest.approx(statistics.stdev(all_rtts))
+    # a veth pair between two namespaces answers in microseconds, not seconds
+    assert 0.5 < statistics.median(all_rtts) < 5000
+
+
+def test_report_has_units_figures_and_every_scenario(campaign):
+    root, _ = campaign
+    report = root / "report"
+    text = (report / "report.md").read_text()
+    assert "µs" in text
+    manifest = json.loads((root / "manifest.json").read_text())
+    for scenario in manifest["scenarios"].values():
+        assert scenario["title"] in text
+    pngs = sorted((report / "figures").glob("*.png"))
+    assert len(pngs) >= 2
+    for png in pngs:
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (report / "index.html").stat().st_size > 10_000
+
+
+def test_lab_state(campaign):
+    host = testinfra.get_host("local://")
+    assert {"kvmnl-h1", "kvmnl-h2", "kvmnl-hv"} <= set(lab_namespaces())
+    h1 = host.run("ip -n kvmnl-h1 -j addr show dev data0")
+    assert h1.rc == 0
+    addresses = {a["local"] + "/" + str(a["prefixlen"])
+                 for a in json.loads(h1.stdout)[0]["addr_info"]}
+    assert addresses == {"198.18.0.1/24"}
+    peer = json.loads(host.run("ip -n kvmnl-h2 -j -d link show dev data0").stdout)[0]
+    assert peer["linkinfo"]["info_kind"] == "veth"
+    assert "UP" in peer["flags"]
+    assert host.run("ip netns exec kvmnl-h1 ping -c 2 -i 0.2 -W 1 198.18.0.2").rc == 0
+    # the machine's own namespace is untouched
+    assert not host.interface("data0").exists
+    bridge = json.loads(host.run("ip -n kvmnl-hv -j -d link show dev kvbr-data").stdout)[0]
+    assert bridge["linkinfo"]["info_kind"] == "bridge"
+    assert host.run("ip netns exec kvmnl-h1 sysctl -n net.ipv6.conf.all.disable_ipv6").stdout \
+        .strip() == "1"
+
+
+def test_lab_playbook_is_idempotent_and_check_mode_clean(campaign):
+    again = playbook("playbooks/lab.yml", check=True)
+    assert recap(again.stdout)["localhost"]["changed"] == 0
+    checked = playbook("site.yml", "--tags", "lab", "--check", check=True)
+    assert recap(checked.stdout)["localhost"]["changed"] == 0
+
+
+def test_second_campaign_on_the_same_lab_is_refused(campaign, tmp_path):
+    first = subprocess.Popen(
+        [str(REPO / ".venv/bin/ansible-playbook"), "site.yml", "--tags", "campaign",
+         "-e", "kvmnetlab_scenarios=baseline", "-e", "kvmnetlab_repetitions=1",
+         "-e", "kvmnetlab_ping_count=1500", "-e", "kvmnetlab_ping_interval_s=0.005",
+         "-e", f"kvmnetlab_results_dir={tmp_path}"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        lock = Path("/run/kvmnetlab/local.lock")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not lock.exists():
+            time.sleep(0.2)
+        assert lock.exists(), "the first campaign never took the lab lock"
+        second = playbook("site.yml", "--tags", "campaign",
+                          extra={"kvmnetlab_results_dir": tmp_path})
+        assert second.returncode != 0
+        assert "lab is busy" in second.stdout
+        assert f"pid {first.pid}" in second.stdout or "held by pid" in second.stdout
+    finally:
+        out, _ = first.communicate(timeout=300)
+    assert first.returncode == 0, out[-3000:]
+    assert not Path("/run/kvmnetlab/local.lock").exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [({"kvmnetlab_ping_count": -5}, "kvmnetlab_ping_count"),
+     ({"kvmnetlab_scenarios": "baseline,warp"}, "kvmnetlab_scenarios"),
+     ({"kvmnetlab_ping_interval_s": "fast"}, "kvmnetlab_ping_interval_s")],
+)
+def test_bad_parameter_fails_before_anything_changes(campaign, tmp_path, extra, field):
+    playbook("site.yml", "--tags", "teardown", check=True)
+    assert not [ns for ns in lab_namespaces() if ns.startswith("kvmnl-")]
+    bad = playbook("site.yml", extra={**extra, "kvmnetlab_results_dir": tmp_path})
+    assert bad.returncode != 0
+    assert field in bad.stdout
+    assert "invalid campaign" in bad.stdout
+    assert not [ns for ns in lab_namespaces() if ns.startswith("kvmnl-")]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_teardown_leaves_nothing_behind(campaign):
+    playbook("playbooks/lab.yml", check=True)
+    done = playbook("site.yml", "--tags", "teardown", check=True)
+    assert recap(done.stdout)["localhost"]["failed"] == 0
+    assert not [ns for ns in lab_namespaces() if ns.startswith("kvmnl-")]
+    links = subprocess.run(["ip", "-j", "link", "show"], capture_output=True, text=True).stdout
+    names = {link["ifname"] for link in json.loads(links)}
+    assert not {n for n in names if n.startswith(("kvbr-", "kvtap-", "data", "h1-"))}
+    assert not Path("/var/tmp/kvmnetlab").exists()
+    assert not Path("/run/kvmnetlab/local.lock").exists()
+    # the results on the controller are kept
+    root, _ = campaign
+    assert (root / "manifest.json").exists()
