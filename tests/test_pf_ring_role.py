@@ -1,0 +1,334 @@
+"""The pf_ring role without PF_RING: input validation, early stops, README and lint.
+
+Everything here runs the role for real against localhost through ansible-playbook
+(a temporary playbook in tmp_path). On a host whose kernel cannot load modules,
+which is the development machine and CI, the role must stop before changing
+anything and say why. A stand-in source tree (a trivial kernel module named
+pf_ring and two stand-in example programs, no PF_RING code) exercises the build,
+install, check-mode and idempotence paths into a staging root.
+
+Regenerate the role README's option table with:
+    .venv/bin/python tests/test_pf_ring_role.py --write-readme
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+ROLE = ROOT / "roles" / "pf_ring"
+README = ROLE / "README.md"
+BEGIN = "<!-- BEGIN generated from meta/argument_specs.yml by tests/test_pf_ring_role.py -->"
+END = "<!-- END generated -->"
+BIN = Path(sys.executable).parent
+HAS_MODULES = Path("/proc/modules").exists()
+
+
+# --- README generated from the argument spec -----------------------------------------
+
+
+def load_spec() -> dict:
+    return yaml.safe_load((ROLE / "meta" / "argument_specs.yml").read_text())["argument_specs"][
+        "main"
+    ]
+
+
+def _cell(text: str) -> str:
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def _default(option: dict) -> str:
+    if "default" not in option:
+        return "required" if option.get("required") else "(none)"
+    return "`" + _cell(json.dumps(option["default"])) + "`"
+
+
+def _type(option: dict) -> str:
+    kind = option.get("type", "str")
+    if kind == "list":
+        kind = f"list of {option.get('elements', 'str')}"
+    if "choices" in option:
+        kind += " (" + ", ".join(f"`{c}`" for c in option["choices"]) + ")"
+    return kind
+
+
+def _describe(option: dict) -> str:
+    text = option.get("description", "")
+    if isinstance(text, list):
+        text = " ".join(text)
+    return _cell(re.sub(r"[CI]\(([^)]*)\)", r"`\1`", text))
+
+
+def render_options(spec: dict) -> str:
+    """The Markdown table of the role's options, suboptions indented under their parent."""
+    rows = ["| variable | type | default | description |", "|---|---|---|---|"]
+    for name, option in spec["options"].items():
+        rows.append(f"| `{name}` | {_type(option)} | {_default(option)} | {_describe(option)} |")
+        for sub, suboption in option.get("options", {}).items():
+            rows.append(
+                f"| `{name}.{sub}` | {_type(suboption)} | {_default(suboption)} "
+                f"| {_describe(suboption)} |"
+            )
+    return "\n".join(rows)
+
+
+def render_section(spec: dict) -> str:
+    description = "\n".join(f"- {' '.join(line.split())}" for line in spec["description"])
+    return (
+        f"{BEGIN}\n## {spec['short_description']}\n\n{description}\n\n"
+        f"## Variables\n\n{render_options(spec)}\n{END}"
+    )
+
+
+def regenerate(text: str, spec: dict) -> str:
+    start, stop = text.index(BEGIN), text.index(END) + len(END)
+    return text[:start] + render_section(spec) + text[stop:]
+
+
+def test_readme_is_generated_from_the_argument_spec():
+    text = README.read_text()
+    assert BEGIN in text and END in text, f"{README} lacks the generated-section markers"
+    assert regenerate(text, load_spec()) == text, (
+        f"{README} is out of date with meta/argument_specs.yml; run "
+        "`.venv/bin/python tests/test_pf_ring_role.py --write-readme`"
+    )
+
+
+def test_every_option_is_in_readme_and_defaults():
+    spec = load_spec()
+    text = README.read_text()
+    defaults = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
+    assert set(spec["options"]) == set(defaults), (
+        "roles/pf_ring/defaults/main.yml and meta/argument_specs.yml name different variables: "
+        f"{sorted(set(spec['options']) ^ set(defaults))}"
+    )
+    for name, option in spec["options"].items():
+        assert f"`{name}`" in text, f"{README}: option {name} is missing"
+        assert name.startswith("pf_ring_"), f"{name} lacks the role prefix"
+        if "default" in option:
+            assert option["default"] == defaults[name], (
+                f"default of {name} differs: argument spec {option['default']!r}, "
+                f"defaults/main.yml {defaults[name]!r}"
+            )
+
+
+def test_vpf_ring_and_passthrough_are_documented():
+    for path in (README, ROOT / "docs" / "pf_ring.md"):
+        text = path.read_text().lower()
+        assert "end-of-life" in text and "vpf_ring" in text, path
+        assert "passthrough" in text and "af_xdp" in text and "vhost-user" in text, path
+
+
+# --- running the role on localhost ----------------------------------------------------
+
+PLAYBOOK = """\
+- name: pf_ring test
+  hosts: localhost
+  gather_facts: true
+  gather_subset: [min]
+  roles:
+    - role: pf_ring
+  post_tasks:
+    - name: Show the facts the role set
+      ansible.builtin.debug:
+        msg: "{{ {'available': pf_ring_available | default(none),
+                  'reason': pf_ring_unavailable_reason | default(none)} | to_json }}"
+"""
+
+
+def run_role(tmp_path: Path, extra: dict, *args: str) -> tuple[subprocess.CompletedProcess, dict]:
+    """Run the role on localhost with the json callback; return the process and its report."""
+    play = tmp_path / "play.yml"
+    play.write_text(PLAYBOOK)
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(
+        yaml.safe_dump(
+            {
+                "all": {
+                    "hosts": {
+                        "localhost": {
+                            "ansible_connection": "local",
+                            "ansible_python_interpreter": sys.executable,
+                        }
+                    }
+                }
+            }
+        )
+    )
+    extra_file = tmp_path / "extra.json"
+    extra_file.write_text(json.dumps(extra))
+    env = dict(os.environ)
+    env.update(
+        PATH=f"{BIN}:{env.get('PATH', '')}",
+        ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
+        ANSIBLE_ROLES_PATH=str(ROOT / "roles"),
+        ANSIBLE_COLLECTIONS_PATH=str(ROOT / "collections"),
+        ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
+        ANSIBLE_NOCOLOR="1",
+    )
+    done = subprocess.run(
+        [str(BIN / "ansible-playbook"), "-i", str(inventory), str(play), "-e", f"@{extra_file}",
+         *args],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800,
+    )
+    try:
+        report = json.loads(done.stdout[done.stdout.index("{"):])
+    except ValueError as exc:
+        raise AssertionError(f"no JSON report:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}") \
+            from exc
+    return done, report
+
+
+def failures(report: dict) -> list[str]:
+    """Messages of the failed tasks, in order."""
+    found = []
+    for play in report["plays"]:
+        for task in play["tasks"]:
+            for result in task["hosts"].values():
+                if result.get("failed"):
+                    found.append(str(result.get("msg", "")))
+    return found
+
+
+def changed(report: dict) -> int:
+    return report["stats"]["localhost"]["changed"]
+
+
+def role_facts(report: dict) -> dict:
+    for task in report["plays"][-1]["tasks"]:
+        if task["task"]["name"] == "Show the facts the role set":
+            return json.loads(task["hosts"]["localhost"]["msg"])
+    raise AssertionError("the post task did not run")
+
+
+def test_rejects_unknown_install_method(tmp_path):
+    done, report = run_role(tmp_path, {"pf_ring_install_method": "tarball"})
+    assert done.returncode != 0
+    (message,) = failures(report)
+    assert "pf_ring_install_method" in message and "tarball" in message
+    assert changed(report) == 0
+
+
+def test_rejects_url_without_checksum(tmp_path):
+    done, report = run_role(
+        tmp_path,
+        {"pf_ring_install_method": "release",
+         "pf_ring_release_url": "https://example.invalid/PF_RING-8.8.0.tar.gz"},
+    )
+    assert done.returncode != 0
+    (message,) = failures(report)
+    assert "pf_ring_release_sha256" in message
+    assert "https://example.invalid/PF_RING-8.8.0.tar.gz" in message
+    assert changed(report) == 0
+
+
+def test_rejects_malformed_checksum(tmp_path):
+    done, report = run_role(tmp_path, {"pf_ring_release_sha256": "abc123"})
+    assert done.returncode != 0
+    (message,) = failures(report)
+    assert "pf_ring_release_sha256" in message and "abc123" in message
+
+
+def test_rejects_unknown_module_params_type(tmp_path):
+    done, report = run_role(tmp_path, {"pf_ring_module_params": "min_num_slots=4096 x"})
+    assert done.returncode != 0
+    (message,) = failures(report)
+    assert "pf_ring_module_params" in message
+    assert changed(report) == 0
+
+
+def test_local_source_that_does_not_exist_stops_early(tmp_path):
+    missing = tmp_path / "no-such-PF_RING"
+    done, report = run_role(
+        tmp_path,
+        {"pf_ring_install_method": "local", "pf_ring_local_src": str(missing),
+         "pf_ring_load": False},
+    )
+    assert done.returncode != 0
+    (message,) = failures(report)
+    assert "pf_ring_local_src" in message and str(missing) in message
+    assert "does not exist" in message
+    assert changed(report) == 0
+
+
+@pytest.mark.skipif(HAS_MODULES, reason="this kernel can load modules")
+def test_no_module_support_fails_with_the_reason(tmp_path):
+    source = tmp_path / "src"
+    source.mkdir()
+    done, report = run_role(
+        tmp_path, {"pf_ring_install_method": "local", "pf_ring_local_src": str(source)}
+    )
+    assert done.returncode != 0
+    (message,) = failures(report)
+    assert "cannot load modules" in message and os.uname().release in message
+    assert "module support" in message
+    assert changed(report) == 0
+
+
+@pytest.mark.skipif(HAS_MODULES, reason="this kernel can load modules")
+def test_no_module_support_recorded_when_not_fatal(tmp_path):
+    source = tmp_path / "src"
+    source.mkdir()
+    done, report = run_role(
+        tmp_path,
+        {"pf_ring_install_method": "local", "pf_ring_local_src": str(source),
+         "pf_ring_fail_when_unavailable": False},
+    )
+    assert done.returncode == 0, failures(report)
+    facts = role_facts(report)
+    assert facts["available"] is False
+    assert "cannot load modules" in facts["reason"]
+    assert changed(report) == 0
+
+
+@pytest.mark.skipif(HAS_MODULES, reason="this kernel can load modules")
+def test_no_module_support_check_mode_changes_nothing(tmp_path):
+    source = tmp_path / "src"
+    source.mkdir()
+    done, report = run_role(
+        tmp_path,
+        {"pf_ring_install_method": "local", "pf_ring_local_src": str(source),
+         "pf_ring_fail_when_unavailable": False},
+        "--check",
+    )
+    assert done.returncode == 0, failures(report)
+    assert role_facts(report)["available"] is False
+    assert changed(report) == 0
+
+
+def test_load_for_another_kernel_is_rejected(tmp_path):
+    done, report = run_role(
+        tmp_path,
+        {"pf_ring_install_method": "local", "pf_ring_local_src": str(tmp_path),
+         "pf_ring_kernel_version": "0.0.0-not-running"},
+    )
+    assert done.returncode != 0
+    (message,) = failures(report)
+    assert "pf_ring_kernel_version" in message and "0.0.0-not-running" in message
+    assert "pf_ring_load" in message
+
+
+def test_ansible_lint_production_profile():
+    done = subprocess.run(
+        [str(BIN / "ansible-lint"), "--offline", "--profile", "production", "--nocolor",
+         "roles/pf_ring", "playbooks/build.yml"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        env={**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}"},
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["--write-readme"]:
+        README.write_text(regenerate(README.read_text(), load_spec()))
+    else:
+        sys.exit(f"usage: {sys.argv[0]} --write-readme")
