@@ -40,6 +40,17 @@ mkns() {
     ip -n "$1" link set lo up
 }
 
+# stop a process this script started, by its PID, and forget it
+stop_pid() {
+    local pid=$1 i
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    for i in "${!started_pids[@]}"; do
+        [[ ${started_pids[$i]} == "$pid" ]] && unset 'started_pids[i]'
+    done
+    return 0
+}
+
 delns() {
     local ns=$1 i
     ip netns del "$ns"
@@ -70,7 +81,6 @@ pair_down() {
 env_report() {
     echo "date (UTC):  $(date -u +%Y-%m-%dT%H:%M:%SZ)"
     echo "kernel:      $(uname -r)"
-    echo "ping:        $(ping -V | head -n 1)"
 }
 
 # ---------------------------------------------------------------- ping
@@ -124,6 +134,7 @@ EOF
 
     # 5. truncated: the clean capture cut in the middle of its 101st line (no summary)
     head -c "$(($(head -n 100 "$d/clean.txt" | wc -c) + 30))" "$d/clean.txt" >"$d/truncated.txt"
+    echo "ping:        $(ping -V | head -n 1)"
     env_report
 }
 
@@ -163,8 +174,7 @@ PY
     sleep 1.5
     for f in /proc/"$pid"/task/*/stat; do cat "$f"; done >"$d/task_stat.txt"
     echo "task_stat.txt: pid $pid, USER_HZ $(getconf CLK_TCK)"
-    kill "$pid"
-    wait "$pid" 2>/dev/null || true
+    stop_pid "$pid"
     env_report
 }
 
@@ -223,9 +233,44 @@ CFG
     env_report
 }
 
+# ---------------------------------------------------------------- fping
+capture_fping() {
+    local d="$fx/fping"
+    mkdir -p "$d"
+    pair_up
+    # 1. one answering host, 20 probes 20 ms apart
+    ip netns exec kvfx-a fping -C 20 -p 20 198.19.250.2 >"$d/clean.stdout" 2>"$d/clean.stderr"
+    # 2. plus an address nobody holds: ARP fails, ICMP Host Unreachable, '-' samples
+    #    (fping exits 1 when a host is unreachable)
+    ip netns exec kvfx-a fping -C 4 -p 1000 198.19.250.2 198.19.250.9 \
+        >"$d/unreachable.stdout" 2>"$d/unreachable.stderr" || true
+    pair_down
+    echo "fping:       $(fping -v | head -n 1)"
+    env_report
+}
+
+# ---------------------------------------------------------------- sockperf
+capture_sockperf() {
+    local d="$fx/sockperf"
+    mkdir -p "$d"
+    pair_up
+    ip netns exec kvfx-b sockperf server -i 198.19.250.2 -p 11111 >"$d/server.stdout" 2>&1 &
+    local pid=$!
+    started_pids+=("$pid")
+    sleep 1
+    ip netns exec kvfx-a sockperf ping-pong -i 198.19.250.2 -p 11111 -t 3 --full-rtt \
+        >"$d/pingpong_full_rtt.stdout" 2>"$d/pingpong_full_rtt.stderr"
+    ip netns exec kvfx-a sockperf ping-pong -i 198.19.250.2 -p 11111 -t 2 \
+        >"$d/pingpong_latency.stdout" 2>"$d/pingpong_latency.stderr"
+    stop_pid "$pid"
+    pair_down
+    echo "sockperf:    $(sockperf --version | head -n 1)"
+    env_report
+}
+
 sections=("$@")
 if [[ ${#sections[@]} -eq 0 ]]; then
-    sections=(ping procfs ethtool trafgen)
+    sections=(ping procfs ethtool trafgen fping sockperf)
 fi
 for s in "${sections[@]}"; do
     echo "== $s"

@@ -1,0 +1,186 @@
+"""Parse the stdout of ``sockperf ping-pong`` (sockperf 3.7, Debian 12).
+
+``sockperf ping-pong -i IP -p PORT -t SECONDS [--full-rtt]`` prints (with ANSI colour
+codes, stripped here) its run totals, then for the one server::
+
+    sockperf: [Valid Duration] RunTime=1.548 sec; SentMessages=N; ReceivedMessages=M
+    sockperf: ====> avg-rtt=52.260 (std-dev=411.557)         (avg-latency= without --full-rtt)
+    sockperf: # dropped messages = 0; # duplicated messages = 0; # out-of-order messages = 0
+    sockperf: Summary: Round trip is 52.260 usec              (Latency is ... without it)
+    sockperf: Total 29603 observations; each percentile contains 296.03 observations
+    sockperf: ---> <MAX> observation = 14387.908
+    sockperf: ---> percentile 99.999 = 14387.908
+    ...
+    sockperf: ---> <MIN> observation =    7.575
+
+All times are µs. With ``--full-rtt`` they are round-trip times (``statistic`` =
+``"rtt"``); without it sockperf reports half the round trip (``"half_rtt"``). It
+leaves out the first 400 ms (warm-up) and the last 50 ms of the run. The
+``<MIN>`` line ends the report and is required.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from collectors.errors import ParseError
+from collectors.parsers._text import read_lines
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_NUM = r"\d+(?:\.\d+)?"
+_TOTAL = re.compile(
+    rf"^\[Total Run\] RunTime=(?P<t>{_NUM}) sec; Warm up time=(?P<w>\d+) msec; "
+    r"SentMessages=(?P<s>\d+); ReceivedMessages=(?P<r>\d+)$"
+)
+_VALID = re.compile(
+    rf"^\[Valid Duration\] RunTime=(?P<t>{_NUM}) sec; SentMessages=(?P<s>\d+); "
+    r"ReceivedMessages=(?P<r>\d+)$"
+)
+_AVG = re.compile(rf"^====> avg-(?P<kind>rtt|latency)=(?P<avg>{_NUM}) \(std-dev=(?P<sd>{_NUM})\)$")
+_COUNTS = re.compile(
+    r"^# dropped messages = (?P<d>\d+); # duplicated messages = (?P<u>\d+); "
+    r"# out-of-order messages = (?P<o>\d+)$"
+)
+_SUMMARY = re.compile(rf"^Summary: (?:Round trip|Latency) is (?P<v>{_NUM}) usec$")
+_OBS = re.compile(
+    rf"^Total (?P<n>\d+) observations; each percentile contains (?P<per>{_NUM}) observations$"
+)
+_MAX = re.compile(rf"^---> <MAX> observation = +(?P<v>{_NUM})$")
+_MIN = re.compile(rf"^---> <MIN> observation = +(?P<v>{_NUM})$")
+_PCT = re.compile(rf"^---> percentile (?P<p>{_NUM}) = +(?P<v>{_NUM})$")
+_SERVER = re.compile(r"^========= Printing statistics for Server No: (?P<n>\d+)$")
+_INFO = (
+    re.compile(r"^== version #\S+ ==$"),
+    re.compile(r"^Warmup stage \(sending a few dummy messages\)\.\.\.$"),
+    re.compile(r"^Starting test\.\.\.$"),
+    re.compile(r"^Test end \(.*\)$"),
+    re.compile(r"^Test ended$"),
+    re.compile(r"^using \S+\(\) to block on socket\(s\)$"),
+)
+_CLIENT = re.compile(r"^sockperf\[CLIENT\] send on:(?:sockperf: .*)?$")
+_TARGET = re.compile(r"^\[ *\d+\] IP = \S+ +PORT = +\d+ # (?:UDP|TCP)$")
+
+
+@dataclass
+class SockperfResult:
+    """``statistic``: ``"rtt"`` (--full-rtt) or ``"half_rtt"``; every ``*_us`` in µs of
+    that statistic. ``run_time_s`` (s), ``warmup_ms`` (ms), ``sent_messages`` and
+    ``received_messages`` for the whole run; ``valid_*`` for the part kept;
+    ``avg_us`` and ``std_dev_us`` (sockperf's mean and standard deviation);
+    ``dropped``, ``duplicated``, ``out_of_order`` (messages); ``observations``
+    (count); ``percentiles``: list of ``{"percentile": p (percent), "value_us": v}``
+    as printed, highest first; ``max_us``, ``min_us``."""
+
+    statistic: str
+    run_time_s: float
+    warmup_ms: int
+    sent_messages: int
+    received_messages: int
+    valid_run_time_s: float
+    valid_sent_messages: int
+    valid_received_messages: int
+    avg_us: float
+    std_dev_us: float
+    dropped: int
+    duplicated: int
+    out_of_order: int
+    observations: int
+    max_us: float
+    min_us: float
+    percentiles: list[dict] = field(default_factory=list)
+
+
+def parse(path: str | Path) -> SockperfResult:
+    path = Path(path)
+    lines = read_lines(path)
+    got: dict = {}
+    percentiles: list[dict] = []
+
+    def once(key: str, lineno: int, value) -> None:
+        if key in got:
+            raise ParseError(path, lineno, f"{key} printed twice")
+        got[key] = value
+
+    for lineno, raw in enumerate(lines, start=1):
+        line = _ANSI.sub("", raw).strip()
+        if not line:
+            continue
+        if _CLIENT.match(line) or _TARGET.match(line):
+            continue
+        if not line.startswith("sockperf: "):
+            raise ParseError(path, lineno, f"unrecognised line: {line!r}")
+        body = line.removeprefix("sockperf: ").strip()
+        if any(rx.match(body) for rx in _INFO) or body.startswith("Warning"):
+            continue
+        if "min_us" in got:
+            raise ParseError(path, lineno, f"line after the <MIN> observation: {line!r}")
+        if m := _SERVER.match(body):
+            if m["n"] != "0":
+                raise ParseError(path, lineno, "more than one server: not supported")
+        elif m := _TOTAL.match(body):
+            once("run", lineno, (float(m["t"]), int(m["w"]), int(m["s"]), int(m["r"])))
+        elif m := _VALID.match(body):
+            once("valid", lineno, (float(m["t"]), int(m["s"]), int(m["r"])))
+        elif m := _AVG.match(body):
+            kind = "rtt" if m["kind"] == "rtt" else "half_rtt"
+            once("avg", lineno, (kind, float(m["avg"]), float(m["sd"])))
+        elif m := _COUNTS.match(body):
+            once("counts", lineno, (int(m["d"]), int(m["u"]), int(m["o"])))
+        elif m := _SUMMARY.match(body):
+            once("summary", lineno, float(m["v"]))
+        elif m := _OBS.match(body):
+            once("observations", lineno, int(m["n"]))
+        elif m := _MAX.match(body):
+            once("max_us", lineno, float(m["v"]))
+        elif m := _PCT.match(body):
+            if "max_us" not in got:
+                raise ParseError(path, lineno, "percentile before the <MAX> observation")
+            percentiles.append({"percentile": float(m["p"]), "value_us": float(m["v"])})
+        elif m := _MIN.match(body):
+            once("min_us", lineno, float(m["v"]))
+        else:
+            raise ParseError(path, lineno, f"unrecognised line: {line!r}")
+
+    for key, text in (
+        ("run", "[Total Run]"),
+        ("valid", "[Valid Duration]"),
+        ("avg", "avg-rtt/avg-latency"),
+        ("counts", "# dropped messages"),
+        ("observations", "Total ... observations"),
+        ("max_us", "<MAX> observation"),
+        ("min_us", "<MIN> observation"),
+    ):
+        if key not in got:
+            raise ParseError(
+                path, len(lines), f"truncated: no '{text}' line; last line {lines[-1]!r}"
+            )
+    if not percentiles:
+        raise ParseError(path, len(lines), "no percentile lines")
+    values = [p["value_us"] for p in percentiles]
+    if values != sorted(values, reverse=True):
+        raise ParseError(path, None, "percentile values are not in decreasing order")
+    kind, avg, sd = got["avg"]
+    run_t, warm, sent, rcvd = got["run"]
+    v_t, v_sent, v_rcvd = got["valid"]
+    d, u, o = got["counts"]
+    return SockperfResult(
+        statistic=kind,
+        run_time_s=run_t,
+        warmup_ms=warm,
+        sent_messages=sent,
+        received_messages=rcvd,
+        valid_run_time_s=v_t,
+        valid_sent_messages=v_sent,
+        valid_received_messages=v_rcvd,
+        avg_us=avg,
+        std_dev_us=sd,
+        dropped=d,
+        duplicated=u,
+        out_of_order=o,
+        observations=got["observations"],
+        max_us=got["max_us"],
+        min_us=got["min_us"],
+        percentiles=percentiles,
+    )
