@@ -1,0 +1,154 @@
+"""Controller-side logic of the elvis_kernel role: Kconfig verification and grub entries.
+
+Everything here is a pure function on text the role slurped from the build or
+target host, so it runs on the controller and is unit-tested without a kernel.
+"""
+
+from __future__ import annotations
+
+import re
+
+try:
+    from ansible.errors import AnsibleFilterError
+except ImportError:  # pragma: no cover - only when imported outside Ansible's venv
+    AnsibleFilterError = ValueError  # type: ignore[assignment,misc]
+
+_SET = re.compile(r"^(CONFIG_[A-Za-z0-9_]+)=(.*)$")
+_UNSET = re.compile(r"^# (CONFIG_[A-Za-z0-9_]+) is not set$")
+_KCONFIG_SYMBOL = re.compile(r"^\s*(?:menu)?config\s+([A-Za-z0-9_]+)\s*$")
+
+
+def kconfig_parse(text: str, source: str = ".config") -> dict[str, dict]:
+    """Parse a .config or a config fragment.
+
+    Returns ``{CONFIG_NAME: {"value": str, "line": int}}``; ``# CONFIG_X is not set``
+    gives the value ``n``. Other comments and blank lines are ignored; anything else
+    is an error naming ``source`` and the 1-based line.
+    """
+    options: dict[str, dict] = {}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line:
+            continue
+        match = _SET.match(line) or _UNSET.match(line)
+        if match is None:
+            if line.startswith("#"):
+                continue
+            raise AnsibleFilterError(
+                f"{source}:{number}: not a Kconfig line "
+                f"(expected CONFIG_NAME=value or '# CONFIG_NAME is not set'): {line!r}"
+            )
+        value = match.group(2) if match.re is _SET else "n"
+        options[match.group(1)] = {"value": value, "line": number}
+    return options
+
+
+def kconfig_mismatches(final_text: str, fragment_text: str, fragment_name: str = "fragment"):
+    """Compare a final .config with the fragment that was merged into it.
+
+    Returns one dict per option of the fragment that did not end up as requested:
+    ``{option, line, requested, found}`` where ``found`` is the final value or
+    ``None`` when the option is absent from the final .config. A request for ``n`` is
+    met by ``n`` or by absence.
+    """
+    final = kconfig_parse(final_text, ".config")
+    wanted = kconfig_parse(fragment_text, fragment_name)
+    result = []
+    for option, spec in wanted.items():
+        found = final.get(option, {}).get("value")
+        requested = spec["value"]
+        if requested == "n" and found in (None, "n"):
+            continue
+        if found == requested:
+            continue
+        result.append(
+            {"option": option, "line": spec["line"], "requested": requested, "found": found}
+        )
+    return result
+
+
+def kconfig_symbols(text: str) -> list[str]:
+    """Names (with the CONFIG_ prefix) declared by ``config``/``menuconfig`` lines."""
+    names = set()
+    for line in text.splitlines():
+        match = _KCONFIG_SYMBOL.match(line)
+        if match:
+            names.add("CONFIG_" + match.group(1))
+    return sorted(names)
+
+
+def kconfig_report(mismatches, known_symbols, fragment_name: str = "fragment") -> str:
+    """One message naming every option of the fragment that was not honoured.
+
+    ``known_symbols`` lists the options some Kconfig file of the tree declares; an
+    option not among them is reported as unknown to Kconfig, the others as having
+    been changed by olddefconfig (unmet dependencies or a choice).
+    """
+    known = set(known_symbols)
+    parts = []
+    for item in mismatches:
+        where = f"{fragment_name}:{item['line']}: {item['option']}"
+        if item["option"] not in known:
+            parts.append(f"{where} is unknown to Kconfig in this source tree")
+        else:
+            found = "absent" if item["found"] is None else item["found"]
+            parts.append(
+                f"{where}: requested {item['requested']}, the final .config has {found} "
+                "(unmet dependencies or a choice)"
+            )
+    return "; ".join(parts)
+
+
+def grub_entry(grub_cfg: str, kernel_release: str, source: str = "grub.cfg") -> str:
+    """The grub-reboot/grub-set-default path of the normal entry booting a kernel.
+
+    Walks ``submenu``/``menuentry`` blocks and returns their ``$menuentry_id_option``
+    ids joined with ``>`` (e.g. ``gnulinux-advanced-UUID>gnulinux-6.1.0-x-advanced-UUID``)
+    for the first entry whose ``linux`` line loads ``vmlinuz-<kernel_release>``,
+    skipping recovery-mode entries. An entry without an id is addressed by its title.
+    """
+    block = re.compile(r"^\s*(submenu|menuentry)\s+(['\"])(.*?)\2(.*)\{\s*$")
+    ident = re.compile(r"\$menuentry_id_option\s+'([^']+)'")
+    linux = re.compile(r"^\s*linux(?:16|efi)?\s+(\S+)")
+    stack: list[tuple[str, str, bool]] = []  # (kind, address, recovery)
+    depth_marks: list[int] = []
+    depth = 0
+    for raw in grub_cfg.splitlines():
+        line = raw.strip()
+        match = block.match(raw)
+        if match:
+            kind, _, title, rest = match.groups()
+            found = ident.search(rest)
+            address = found.group(1) if found else title
+            recovery = "recovery" in title.lower() or "recovery" in address
+            stack.append((kind, address, recovery))
+            depth += 1
+            depth_marks.append(depth)
+            continue
+        if line.startswith("#"):
+            continue
+        depth += line.count("{") - line.count("}")
+        while depth_marks and depth < depth_marks[-1]:
+            depth_marks.pop()
+            stack.pop()
+        target = linux.match(raw)
+        if target and stack and stack[-1][0] == "menuentry" and not stack[-1][2]:
+            image = target.group(1).rsplit("/", 1)[-1]
+            if image == f"vmlinuz-{kernel_release}":
+                return ">".join(address for _, address, _ in stack)
+    raise AnsibleFilterError(
+        f"{source}: no boot entry loads vmlinuz-{kernel_release} "
+        "(did the package's postinst run update-grub?)"
+    )
+
+
+class FilterModule:
+    """Filters used by the elvis_kernel role."""
+
+    def filters(self):
+        return {
+            "elvis_kernel_mismatches": kconfig_mismatches,
+            "elvis_kernel_symbols": kconfig_symbols,
+            "elvis_kernel_config_report": kconfig_report,
+            "elvis_kernel_grub_entry": grub_entry,
+        }
