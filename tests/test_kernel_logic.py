@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN = ROOT / "roles" / "elvis_kernel" / "filter_plugins" / "elvis_kernel.py"
-FIXTURES = ROOT / "tests" / "fixtures" / "kernel"
+FIXTURES = ROOT / "tests" / "kernel_patches" / "fixtures"
 
 
 def _load():
@@ -83,17 +84,14 @@ def test_report_separates_unknown_options_from_unmet_ones():
 GRUB_CFG = FIXTURES / "grub.cfg"
 
 
-@pytest.mark.skipif(not GRUB_CFG.exists(), reason="grub.cfg fixture not captured")
-def test_grub_entry_finds_the_normal_entry_of_a_kernel():
+def test_grub_entry_in_a_grub_mkconfig_output_is_the_release_specific_one():
     text = GRUB_CFG.read_text()
-    releases = [line.split("vmlinuz-", 1)[1].split()[0]
-                for line in text.splitlines() if line.strip().startswith("linux\t")
-                or line.strip().startswith("linux ")]
-    assert releases, "the fixture boots no kernel"
-    for release in set(releases):
-        entry = ek.grub_entry(text, release)
-        assert release in entry.split(">")[-1]
-        assert "recovery" not in entry
+    assert ek.grub_entry(text, "6.1.192-kvmnetlab") == (
+        "gnulinux-advanced-/dev/vda>gnulinux-6.1.192-kvmnetlab-advanced-/dev/vda")
+    assert ek.grub_entry(text, "6.1.0-56-cloud-amd64") == (
+        "gnulinux-advanced-/dev/vda>gnulinux-6.1.0-56-cloud-amd64-advanced-/dev/vda")
+    with pytest.raises(ek.AnsibleFilterError, match=r"vmlinuz-6\.1\.0-57-cloud-amd64"):
+        ek.grub_entry(text, "6.1.0-57-cloud-amd64")
 
 
 def test_grub_entry_walks_submenus_and_skips_recovery():
@@ -102,13 +100,13 @@ menuentry 'Debian GNU/Linux' --class debian $menuentry_id_option 'gnulinux-simpl
 \tlinux\t/boot/vmlinuz-6.1.0-9-amd64 root=UUID=U ro quiet
 }
 submenu 'Advanced options for Debian GNU/Linux' $menuentry_id_option 'gnulinux-advanced-U' {
-\tmenuentry 'Debian GNU/Linux, with Linux 6.1.0-lab (recovery mode)' --class debian $menuentry_id_option 'gnulinux-6.1.0-lab-recovery-U' {
+\tmenuentry 'Linux 6.1.0-lab (recovery mode)' $menuentry_id_option 'gnulinux-6.1.0-lab-recovery-U' {
 \t\tif [ x$feature_platform_search_hint = xy ]; then
 \t\t  search --no-floppy --fs-uuid --set=root U
 \t\tfi
 \t\tlinux\t/boot/vmlinuz-6.1.0-lab root=UUID=U ro single
 \t}
-\tmenuentry 'Debian GNU/Linux, with Linux 6.1.0-lab' --class debian $menuentry_id_option 'gnulinux-6.1.0-lab-advanced-U' {
+\tmenuentry 'Debian, with Linux 6.1.0-lab' $menuentry_id_option 'gnulinux-6.1.0-lab-advanced-U' {
 \t\tlinux\t/boot/vmlinuz-6.1.0-lab root=UUID=U ro quiet
 \t}
 }
@@ -117,3 +115,65 @@ submenu 'Advanced options for Debian GNU/Linux' $menuentry_id_option 'gnulinux-a
     assert ek.grub_entry(text, "6.1.0-9-amd64") == "gnulinux-simple-U"
     with pytest.raises(ek.AnsibleFilterError, match=r"grub\.cfg: no boot entry loads vmlinuz-7\.0"):
         ek.grub_entry(text, "7.0")
+
+
+# --- the role README's option table is generated from meta/argument_specs.yml --------
+# Regenerate with: .venv/bin/python tests/test_kernel_logic.py --write-readme
+
+ROLE = ROOT / "roles" / "elvis_kernel"
+README = ROLE / "README.md"
+BEGIN = "<!-- BEGIN generated from meta/argument_specs.yml by tests/test_kernel_logic.py -->"
+END = "<!-- END generated -->"
+
+
+def render_options() -> str:
+    import json
+
+    import yaml
+
+    spec = yaml.safe_load((ROLE / "meta" / "argument_specs.yml").read_text())
+    options = spec["argument_specs"]["main"]["options"]
+    rows = ["| variable | type | default | meaning |", "|---|---|---|---|"]
+    for name, opt in options.items():
+        kind = opt.get("type", "str")
+        if kind == "list":
+            kind = f"list of {opt.get('elements', 'str')}"
+        if "choices" in opt:
+            kind += " (" + ", ".join(f"`{c}`" for c in opt["choices"]) + ")"
+        default = ("`" + json.dumps(opt["default"]) + "`") if "default" in opt else "(none)"
+        text = opt.get("description", "")
+        text = " ".join(text) if isinstance(text, list) else text
+        text = " ".join(text.split()).replace("|", "\\|")
+        default = default.replace("|", "\\|")
+        rows.append(f"| `{name}` | {kind} | {default} | {text} |")
+    return "\n".join([BEGIN, *rows, END])
+
+
+def _generated_section(text: str) -> str:
+    start, end = text.index(BEGIN), text.index(END) + len(END)
+    return text[start:end]
+
+
+def test_readme_option_table_matches_the_argument_spec():
+    assert _generated_section(README.read_text()) == render_options(), (
+        "roles/elvis_kernel/README.md is stale: "
+        "run .venv/bin/python tests/test_kernel_logic.py --write-readme")
+
+
+def test_every_default_is_in_the_argument_spec_and_back():
+    import yaml
+
+    defaults = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
+    spec = yaml.safe_load((ROLE / "meta" / "argument_specs.yml").read_text())
+    options = spec["argument_specs"]["main"]["options"]
+    assert set(defaults) == set(options)
+    for name, value in defaults.items():
+        assert options[name].get("default") == value, name
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["--write-readme"]:
+        text = README.read_text()
+        README.write_text(text.replace(_generated_section(text), render_options()))
+    else:
+        raise SystemExit("usage: test_kernel_logic.py --write-readme")

@@ -44,7 +44,8 @@ defconfig:
 \tprintf 'CONFIG_FAKE_BASE=y\\n# CONFIG_FAKE_DEBUG is not set\\n' > .config
 olddefconfig:
 \tawk 'NR == FNR { if ($$1 == "config") known["CONFIG_" $$2] = 1; next } \\
-\t     match($$0, /CONFIG_[A-Za-z0-9_]+/) { if (substr($$0, RSTART, RLENGTH) in known) print; next } \\
+\t     match($$0, /CONFIG_[A-Za-z0-9_]+/) { \\
+\t       if (substr($$0, RSTART, RLENGTH) in known) print; next } \\
 \t     { print }' Kconfig .config > .config.new && mv .config.new .config
 bzImage:
 \tmkdir -p arch/x86/boot && cat VERSION .config > arch/x86/boot/bzImage

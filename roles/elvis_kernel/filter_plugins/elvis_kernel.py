@@ -104,8 +104,10 @@ def grub_entry(grub_cfg: str, kernel_release: str, source: str = "grub.cfg") -> 
 
     Walks ``submenu``/``menuentry`` blocks and returns their ``$menuentry_id_option``
     ids joined with ``>`` (e.g. ``gnulinux-advanced-UUID>gnulinux-6.1.0-x-advanced-UUID``)
-    for the first entry whose ``linux`` line loads ``vmlinuz-<kernel_release>``,
-    skipping recovery-mode entries. An entry without an id is addressed by its title.
+    of an entry whose ``linux`` line loads ``vmlinuz-<kernel_release>``, skipping
+    recovery-mode entries. The entry whose id names the release (the "advanced" one) is
+    preferred to the top "simple" entry, which boots whatever kernel is newest. An entry
+    without an id is addressed by its title.
     """
     block = re.compile(r"^\s*(submenu|menuentry)\s+(['\"])(.*?)\2(.*)\{\s*$")
     ident = re.compile(r"\$menuentry_id_option\s+'([^']+)'")
@@ -113,6 +115,7 @@ def grub_entry(grub_cfg: str, kernel_release: str, source: str = "grub.cfg") -> 
     stack: list[tuple[str, str, bool]] = []  # (kind, address, recovery)
     depth_marks: list[int] = []
     depth = 0
+    matches: list[str] = []
     for raw in grub_cfg.splitlines():
         line = raw.strip()
         match = block.match(raw)
@@ -135,7 +138,12 @@ def grub_entry(grub_cfg: str, kernel_release: str, source: str = "grub.cfg") -> 
         if target and stack and stack[-1][0] == "menuentry" and not stack[-1][2]:
             image = target.group(1).rsplit("/", 1)[-1]
             if image == f"vmlinuz-{kernel_release}":
-                return ">".join(address for _, address, _ in stack)
+                matches.append(">".join(address for _, address, _ in stack))
+    for path in matches:
+        if kernel_release in path.rsplit(">", 1)[-1]:
+            return path
+    if matches:
+        return matches[0]
     raise AnsibleFilterError(
         f"{source}: no boot entry loads vmlinuz-{kernel_release} "
         "(did the package's postinst run update-grub?)"
