@@ -10,7 +10,8 @@
 # netsniff-ng, fping, sockperf.
 # After a run, update the date, versions and kernel in each CAPTURE.md
 # (the script prints them) and re-run the parser tests.
-set -euo pipefail
+set -Eeuo pipefail
+trap 'echo "capture_fixtures.sh:$LINENO: failed: $BASH_COMMAND" >&2' ERR
 
 if [[ $(id -u) -ne 0 ]]; then
     echo "capture_fixtures.sh: must run as root (network namespaces)" >&2
@@ -18,7 +19,8 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 
 here=$(cd "$(dirname "$0")" && pwd)
-fx="$here/fixtures"
+# KVMNETLAB_FIXTURES_OUT writes elsewhere (to compare a fresh capture with the committed one)
+fx="${KVMNETLAB_FIXTURES_OUT:-$here/fixtures}"
 created_ns=()
 started_pids=()
 
@@ -70,7 +72,13 @@ pair_up() {
     ip -n kvfx-a link set kvfx-va up
     ip -n kvfx-b link set kvfx-vb up
     # first ARP resolution out of the way, so the captures start clean
-    ip netns exec kvfx-a ping -n -c 1 -W 1 198.19.250.2 >/dev/null
+    local try
+    for try in 1 2 3 4 5; do
+        ip netns exec kvfx-a ping -n -c 1 -W 1 198.19.250.2 >/dev/null && return 0
+        sleep 0.5
+    done
+    echo "capture_fixtures.sh: 198.19.250.2 does not answer over the veth pair" >&2
+    return 1
 }
 
 pair_down() {
@@ -239,7 +247,9 @@ capture_fping() {
     mkdir -p "$d"
     pair_up
     # 1. one answering host, 20 probes 20 ms apart
-    ip netns exec kvfx-a fping -C 20 -p 20 198.19.250.2 >"$d/clean.stdout" 2>"$d/clean.stderr"
+    # (exit status 1 if a probe got lost on a busy machine: still real output)
+    ip netns exec kvfx-a fping -C 20 -p 20 198.19.250.2 >"$d/clean.stdout" \
+        2>"$d/clean.stderr" || [[ $? -eq 1 ]]
     # 2. plus an address nobody holds: ARP fails, ICMP Host Unreachable, '-' samples
     #    (fping exits 1 when a host is unreachable)
     ip netns exec kvfx-a fping -C 4 -p 1000 198.19.250.2 198.19.250.9 \
@@ -257,7 +267,11 @@ capture_sockperf() {
     ip netns exec kvfx-b sockperf server -i 198.19.250.2 -p 11111 >"$d/server.stdout" 2>&1 &
     local pid=$!
     started_pids+=("$pid")
-    sleep 1
+    local try
+    for try in $(seq 50); do  # wait (up to 5 s) until the server's UDP socket is bound
+        ip netns exec kvfx-b ss -Huln 'sport = :11111' | grep -q . && break
+        sleep 0.1
+    done
     ip netns exec kvfx-a sockperf ping-pong -i 198.19.250.2 -p 11111 -t 3 --full-rtt \
         >"$d/pingpong_full_rtt.stdout" 2>"$d/pingpong_full_rtt.stderr"
     ip netns exec kvfx-a sockperf ping-pong -i 198.19.250.2 -p 11111 -t 2 \
