@@ -43,16 +43,28 @@ def _parent(pid: int) -> int:
         return 0
 
 
+def _is_playbook(pid: int) -> bool:
+    return any(Path(arg).name == "ansible-playbook" for arg in _cmdline(pid)[:2])
+
+
 def playbook_pid(start: int | None = None) -> int:
-    """The PID of the ansible-playbook process this code runs under (else our own)."""
+    """The PID of the ansible-playbook process this code runs under (else our own).
+
+    Ansible's workers are forks of the main process and carry the same command
+    line, so the answer is the topmost of the consecutive ansible-playbook
+    ancestors.
+    """
     pid = start or os.getpid()
-    seen = 0
-    while pid > 1 and seen < 64:
-        if any(Path(arg).name == "ansible-playbook" for arg in _cmdline(pid)[:2]):
-            return pid
+    found = None
+    for _ in range(64):
+        if pid <= 1:
+            break
+        if _is_playbook(pid):
+            found = pid
+        elif found is not None:
+            break
         pid = _parent(pid)
-        seen += 1
-    return start or os.getpid()
+    return found or start or os.getpid()
 
 
 def holder(path: Path) -> dict[str, Any] | None:
