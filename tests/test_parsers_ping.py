@@ -228,3 +228,15 @@ def test_unknown_marker_names_line(tmp_path):
     with pytest.raises(ParseError) as err:
         ping.parse(edited)
     assert err.value.line == lineno
+
+
+def test_from_line_with_colon(tmp_path):
+    """Edited copy: iputils prints "From <addr>: icmp_seq=N ..." for some ICMP errors."""
+    text = (FIX / "unreachable.txt").read_text()
+    edited = tmp_path / "edited.txt"
+    edited.write_text(text.replace("From 198.19.250.1 icmp_seq=2", "From 198.19.250.1: icmp_seq=2"))
+    result = ping.parse(edited)
+    assert [e["seq"] for e in result.errors] == [
+        e["seq"] for e in ping.parse(FIX / "unreachable.txt").errors
+    ]
+    assert result.errors[1]["source"] == "198.19.250.1"

@@ -1,0 +1,23 @@
+"""One parser per tool: ``parse(path)`` turns a raw capture into plain Python records.
+
+Each parser is a pure function of the file. Anything malformed or cut short raises
+:class:`collectors.errors.ParseError` naming the file and, where one is to blame, the
+1-based line; nothing is ever read as zero by default. Numbers carry their unit in
+their field name (``rtt_us``, ``*_bytes``, ``*_ticks``, ``*_pps``).
+
+| module | raw file |
+|---|---|
+| ``ping`` | ``ping -D -O -n -c N -i S -s B ADDR`` stdout (iputils 20221126) |
+| ``fping`` | ``fping -C N`` stderr summary (fping 5.1) |
+| ``sockperf`` | ``sockperf ping-pong [--full-rtt]`` stdout (sockperf 3.7) |
+| ``trafgen`` | netsniff-ng ``trafgen`` stdout (0.6.8) |
+| ``pfsend``, ``pfcount`` | PF_RING 8.x examples' stdout / stderr (format-only so far) |
+| ``proc_stat`` | ``/proc/stat`` |
+| ``proc_interrupts`` | ``/proc/interrupts`` |
+| ``proc_net_dev`` | ``/proc/net/dev`` |
+| ``sys_net_statistics`` | ``grep -r . /sys/class/net/<if>/statistics/`` |
+| ``proc_task_stat`` | ``for f in /proc/PID/task/*/stat; do cat $f; done`` |
+| ``ethtool_info``, ``ethtool_features``, ``ethtool_stats`` | ``ethtool -i``, ``-k``, ``-S`` (6.1) |
+
+Fixtures, and exactly how each was captured: ``tests/fixtures/<tool>/CAPTURE.md``.
+"""

@@ -43,7 +43,8 @@ _REPLY = re.compile(
 _FLAG = re.compile(r" \(([A-Z ]+)!?\)")
 _KNOWN_FLAGS = {"DUP", "BAD CHECKSUM", "DIFFERENT ADDRESS"}
 _NO_ANSWER = re.compile(r"^no answer yet for icmp_seq=(?P<seq>\d+)$")
-_FROM = re.compile(r"^From (?P<src>\S+)(?: \([^)]*\))? icmp_seq=(?P<seq>\d+) (?P<msg>\S.*)$")
+# "From <addr> icmp_seq=..." (errors queued on the socket) or "From <addr>: icmp_seq=..."
+_FROM = re.compile(r"^From (?P<src>[^\s:]+)(?: \([^)]*\))?:? icmp_seq=(?P<seq>\d+) (?P<msg>\S.*)$")
 _STATS_HEAD = re.compile(r"^--- (?P<host>\S+) ping statistics ---$")
 _SUMMARY = re.compile(
     r"^(?P<tx>\d+) packets transmitted, (?P<rx>\d+) received"
