@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -146,24 +145,17 @@ PLAYBOOK = """\
 
 
 def run_role(tmp_path: Path, extra: dict, *args: str) -> tuple[subprocess.CompletedProcess, dict]:
-    """Run the role on localhost with the json callback; return the process and its report."""
+    """Run the role on localhost; return the process and its report.
+
+    The report holds ``failures`` (each failed result, parsed from the callback's
+    one-line JSON), ``stats`` (the PLAY RECAP counters) and ``facts`` (what the post
+    task showed, or None when it did not run).
+    """
     play = tmp_path / "play.yml"
     play.write_text(PLAYBOOK)
     inventory = tmp_path / "inventory.yml"
-    inventory.write_text(
-        yaml.safe_dump(
-            {
-                "all": {
-                    "hosts": {
-                        "localhost": {
-                            "ansible_connection": "local",
-                            "ansible_python_interpreter": sys.executable,
-                        }
-                    }
-                }
-            }
-        )
-    )
+    host = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+    inventory.write_text(yaml.safe_dump({"all": {"hosts": {"localhost": host}}}))
     extra_file = tmp_path / "extra.json"
     extra_file.write_text(json.dumps(extra))
     env = dict(os.environ)
@@ -172,31 +164,36 @@ def run_role(tmp_path: Path, extra: dict, *args: str) -> tuple[subprocess.Comple
         ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
         ANSIBLE_ROLES_PATH=str(ROOT / "roles"),
         ANSIBLE_COLLECTIONS_PATH=str(ROOT / "collections"),
-        ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
+        ANSIBLE_CALLBACK_RESULT_FORMAT="json",
+        ANSIBLE_CALLBACK_FORMAT_PRETTY="false",
         ANSIBLE_NOCOLOR="1",
     )
+    cmd = [str(BIN / "ansible-playbook"), "-i", str(inventory), str(play), "-e", f"@{extra_file}"]
     done = subprocess.run(
-        [str(BIN / "ansible-playbook"), "-i", str(inventory), str(play), "-e", f"@{extra_file}",
-         *args],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800,
+        [*cmd, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800
     )
-    try:
-        report = json.loads(done.stdout[done.stdout.index("{"):])
-    except ValueError as exc:
-        raise AssertionError(f"no JSON report:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}") \
-            from exc
+    lines = done.stdout.splitlines()
+    report: dict = {"failures": [], "stats": {}, "facts": None}
+    for number, line in enumerate(lines):
+        if line.startswith("fatal: [") and " => " in line:
+            report["failures"].append(json.loads(line.split(" => ", 1)[1]))
+        if line.startswith("TASK [Show the facts the role set]"):
+            shown = next(x for x in lines[number + 1 :] if x.startswith("ok: ["))
+            report["facts"] = json.loads(json.loads(shown.split(" => ", 1)[1])["msg"])
+        if line.startswith("PLAY RECAP"):
+            for row in lines[number + 1 :]:
+                if ":" in row:
+                    name, _, counters = row.partition(":")
+                    pairs = (item.split("=") for item in counters.split())
+                    report["stats"][name.strip()] = {k: int(v) for k, v in pairs}
+    if "localhost" not in report["stats"]:
+        raise AssertionError(f"no PLAY RECAP:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
     return done, report
 
 
 def failures(report: dict) -> list[str]:
     """Messages of the failed tasks, in order."""
-    found = []
-    for play in report["plays"]:
-        for task in play["tasks"]:
-            for result in task["hosts"].values():
-                if result.get("failed"):
-                    found.append(str(result.get("msg", "")))
-    return found
+    return [str(result.get("msg", "")) for result in report["failures"]]
 
 
 def changed(report: dict) -> int:
@@ -204,10 +201,8 @@ def changed(report: dict) -> int:
 
 
 def role_facts(report: dict) -> dict:
-    for task in report["plays"][-1]["tasks"]:
-        if task["task"]["name"] == "Show the facts the role set":
-            return json.loads(task["hosts"]["localhost"]["msg"])
-    raise AssertionError("the post task did not run")
+    assert report["facts"] is not None, "the post task did not run"
+    return report["facts"]
 
 
 def test_rejects_unknown_install_method(tmp_path):
@@ -221,8 +216,10 @@ def test_rejects_unknown_install_method(tmp_path):
 def test_rejects_url_without_checksum(tmp_path):
     done, report = run_role(
         tmp_path,
-        {"pf_ring_install_method": "release",
-         "pf_ring_release_url": "https://example.invalid/PF_RING-8.8.0.tar.gz"},
+        {
+            "pf_ring_install_method": "release",
+            "pf_ring_release_url": "https://example.invalid/PF_RING-8.8.0.tar.gz",
+        },
     )
     assert done.returncode != 0
     (message,) = failures(report)
@@ -250,8 +247,11 @@ def test_local_source_that_does_not_exist_stops_early(tmp_path):
     missing = tmp_path / "no-such-PF_RING"
     done, report = run_role(
         tmp_path,
-        {"pf_ring_install_method": "local", "pf_ring_local_src": str(missing),
-         "pf_ring_load": False},
+        {
+            "pf_ring_install_method": "local",
+            "pf_ring_local_src": str(missing),
+            "pf_ring_load": False,
+        },
     )
     assert done.returncode != 0
     (message,) = failures(report)
@@ -280,8 +280,11 @@ def test_no_module_support_recorded_when_not_fatal(tmp_path):
     source.mkdir()
     done, report = run_role(
         tmp_path,
-        {"pf_ring_install_method": "local", "pf_ring_local_src": str(source),
-         "pf_ring_fail_when_unavailable": False},
+        {
+            "pf_ring_install_method": "local",
+            "pf_ring_local_src": str(source),
+            "pf_ring_fail_when_unavailable": False,
+        },
     )
     assert done.returncode == 0, failures(report)
     facts = role_facts(report)
@@ -296,8 +299,11 @@ def test_no_module_support_check_mode_changes_nothing(tmp_path):
     source.mkdir()
     done, report = run_role(
         tmp_path,
-        {"pf_ring_install_method": "local", "pf_ring_local_src": str(source),
-         "pf_ring_fail_when_unavailable": False},
+        {
+            "pf_ring_install_method": "local",
+            "pf_ring_local_src": str(source),
+            "pf_ring_fail_when_unavailable": False,
+        },
         "--check",
     )
     assert done.returncode == 0, failures(report)
@@ -308,8 +314,11 @@ def test_no_module_support_check_mode_changes_nothing(tmp_path):
 def test_load_for_another_kernel_is_rejected(tmp_path):
     done, report = run_role(
         tmp_path,
-        {"pf_ring_install_method": "local", "pf_ring_local_src": str(tmp_path),
-         "pf_ring_kernel_version": "0.0.0-not-running"},
+        {
+            "pf_ring_install_method": "local",
+            "pf_ring_local_src": str(tmp_path),
+            "pf_ring_kernel_version": "0.0.0-not-running",
+        },
     )
     assert done.returncode != 0
     (message,) = failures(report)
@@ -319,9 +328,19 @@ def test_load_for_another_kernel_is_rejected(tmp_path):
 
 def test_ansible_lint_production_profile():
     done = subprocess.run(
-        [str(BIN / "ansible-lint"), "--offline", "--profile", "production", "--nocolor",
-         "roles/pf_ring", "playbooks/build.yml"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        [
+            str(BIN / "ansible-lint"),
+            "--offline",
+            "--profile",
+            "production",
+            "--nocolor",
+            "roles/pf_ring",
+            "playbooks/build.yml",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
         env={**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}"},
     )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
