@@ -19,10 +19,16 @@ description:
   - Read-only; supports check mode.
 options:
   guests:
-    description: Guests to wait for; each has C(name), C(host), C(pidfile) and C(console_log).
+    description:
+      - Guests to wait for. Each has C(name) and C(host) (or C(mgmt_ip)), the address SSH
+        connects to; C(pidfile) and C(console_log) default to C(qemu.pid) and C(console.log)
+        in I(guests_dir)/C(name). Other keys are ignored.
     type: list
     elements: dict
     required: true
+  guests_dir:
+    description: Folder holding one folder per guest (for the default pidfile and console log).
+    type: path
   user:
     description: Login user.
     type: str
@@ -57,8 +63,7 @@ EXAMPLES = r"""
     guests:
       - name: kvmnl-g1
         host: 198.19.0.11
-        pidfile: /var/lib/kvmnetlab/local/guests/kvmnl-g1/qemu.pid
-        console_log: /var/lib/kvmnetlab/local/guests/kvmnl-g1/console.log
+    guests_dir: /var/lib/kvmnetlab/local/guests
     identity_file: /var/lib/kvmnetlab/local/ssh/id_ed25519
     known_hosts: /var/lib/kvmnetlab/local/ssh/known_hosts
     proxy_command: ip netns exec kvmnl-hv socat - TCP:%h:%p
@@ -73,6 +78,7 @@ status:
   type: dict
 """
 
+import os
 import subprocess
 import time
 
@@ -105,6 +111,7 @@ def main():
     module = AnsibleModule(
         argument_spec={
             "guests": {"type": "list", "elements": "dict", "required": True},
+            "guests_dir": {"type": "path"},
             "user": {"type": "str", "default": "root"},
             "identity_file": {"type": "path", "required": True},
             "known_hosts": {"type": "path", "required": True},
@@ -115,15 +122,24 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-    for guest in p["guests"]:
+    guests = []
+    for entry in p["guests"]:
+        guest = dict(entry)
+        if "host" not in guest and "mgmt_ip" in guest:
+            guest["host"] = guest["mgmt_ip"]
+        if p["guests_dir"] and "name" in guest:
+            folder = os.path.join(p["guests_dir"], guest["name"])
+            guest.setdefault("pidfile", os.path.join(folder, "qemu.pid"))
+            guest.setdefault("console_log", os.path.join(folder, "console.log"))
         missing = {"name", "host", "pidfile", "console_log"} - set(guest)
         if missing:
-            module.fail_json(msg=f"guests entry {guest!r} lacks {sorted(missing)}")
+            module.fail_json(msg=f"guests entry {entry!r} lacks {sorted(missing)}")
+        guests.append(guest)
     started = time.monotonic()
     deadline = started + p["timeout"]
     status = {}
-    last_error = {g["name"]: "" for g in p["guests"]}
-    pending = {g["name"]: g for g in p["guests"]}
+    last_error = {g["name"]: "" for g in guests}
+    pending = {g["name"]: g for g in guests}
     while pending:
         procs = {}
         for name, guest in list(pending.items()):

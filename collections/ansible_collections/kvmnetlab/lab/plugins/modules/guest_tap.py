@@ -93,6 +93,9 @@ def main():
         module.fail_json(msg=f"tap name {name!r} is longer than 15 characters")
     rc, out, err = module.run_command(["ip", "netns", "list"])
     if rc != 0 or netns not in [line.split()[0] for line in out.splitlines() if line.strip()]:
+        if p["state"] == "absent":
+            # no namespace, no tap
+            module.exit_json(changed=False, link={})
         module.fail_json(msg=f"network namespace {netns!r} does not exist (ip netns list: {out!r})")
 
     link = _show(module, netns, name)
