@@ -91,7 +91,7 @@ def main():
     name, netns = p["name"], p["netns"]
     if len(name) > 15:
         module.fail_json(msg=f"tap name {name!r} is longer than 15 characters")
-    rc, out, err = module.run_command(["ip", "netns", "list"])
+    rc, out, _err = module.run_command(["ip", "netns", "list"])
     if rc != 0 or netns not in [line.split()[0] for line in out.splitlines() if line.strip()]:
         if p["state"] == "absent":
             # no namespace, no tap

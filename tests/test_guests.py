@@ -1,0 +1,159 @@
+"""virtio guests of the embedded lab, booted for real by playbooks/guests.yml (marker guests).
+
+Runs as root only. Builds (or reuses) the guest image, boots the lab's guests under the
+acceleration the probe picks, then checks inside a running guest over its real SSH (host key
+checked against the lab's known_hosts) and from the bare-metal host kvmnl-h1, and finally
+tears the guests down. The topology comes from playbooks/lab.yml (netns_lab role) when it is
+not there yet, and is removed again (playbooks/teardown.yml) only if this module made it.
+
+KVMNETLAB_GUESTS_NETNS_PREFIX=<p> runs the whole module on a private copy of the topology
+(<p>-hv, <p>-h1, made and removed by the test itself) instead of the lab's kvmnl-hv/kvmnl-h1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import playbook, recap
+
+pytestmark = pytest.mark.guests
+
+STATE_DIR = Path("/var/lib/kvmnetlab/local")
+GUEST = "kvmnl-g1"
+DATA_IP = "198.18.1.11"
+PREFIX = os.environ.get("KVMNETLAB_GUESTS_NETNS_PREFIX", "")
+HV = f"{PREFIX}-hv" if PREFIX else "kvmnl-hv"
+H1 = f"{PREFIX}-h1" if PREFIX else "kvmnl-h1"
+EXTRA = {"guest_vm_netns": HV}
+
+
+def sh(*argv: str, check: bool = True) -> subprocess.CompletedProcess:
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    if check and done.returncode != 0:
+        raise AssertionError(f"{' '.join(argv)} failed: {done.stderr}")
+    return done
+
+
+def namespaces() -> set[str]:
+    out = sh("ip", "netns", "list").stdout
+    return {line.split()[0] for line in out.splitlines() if line.strip()}
+
+
+def private_topology() -> None:
+    """The topology contract, made by hand (only with KVMNETLAB_GUESTS_NETNS_PREFIX)."""
+    for ns in (HV, H1):
+        sh("ip", "netns", "add", ns)
+        sh("ip", "-n", ns, "link", "set", "lo", "up")
+    sh("ip", "-n", HV, "link", "add", "kvbr-data", "type", "bridge")
+    sh("ip", "-n", HV, "link", "set", "kvbr-data", "up")
+    sh("ip", "-n", HV, "link", "add", "kvbr-mgmt", "type", "bridge")
+    sh("ip", "-n", HV, "addr", "add", "198.19.0.1/24", "dev", "kvbr-mgmt")
+    sh("ip", "-n", HV, "link", "set", "kvbr-mgmt", "up")
+    sh("ip", "link", "add", "data1", "netns", H1, "type", "veth",
+       "peer", "name", "h1-data1", "netns", HV)
+    sh("ip", "-n", H1, "addr", "add", "198.18.1.1/24", "dev", "data1")
+    sh("ip", "-n", H1, "link", "set", "data1", "up")
+    sh("ip", "-n", HV, "link", "set", "h1-data1", "master", "kvbr-data", "up")
+
+
+def taps() -> list[str]:
+    if HV not in namespaces():
+        return []
+    links = json.loads(sh("ip", "-n", HV, "-j", "link", "show").stdout or "[]")
+    return [link["ifname"] for link in links if link["ifname"].startswith("kvtap-")]
+
+
+@pytest.fixture(scope="module")
+def topology(root_only):
+    made = False
+    if {HV, H1} - namespaces():
+        made = True
+        if PREFIX:
+            private_topology()
+        else:
+            playbook("playbooks/lab.yml", check=True)
+    assert {HV, H1} <= namespaces()
+    yield
+    if made:
+        if PREFIX:
+            for ns in (HV, H1):
+                sh("ip", "netns", "del", ns, check=False)
+        else:
+            playbook("playbooks/teardown.yml", check=True)
+
+
+@pytest.fixture(scope="module")
+def first_run(topology):
+    done = playbook("playbooks/guests.yml", extra=EXTRA, check=True)
+    pidfile = STATE_DIR / "guests" / GUEST / "qemu.pid"
+    pids = {p.parent.name: int(p.read_text()) for p in (STATE_DIR / "guests").glob("*/qemu.pid")}
+    assert pidfile.exists(), done.stdout[-3000:]
+    yield done, pids
+    # whatever happened, leave no guest behind
+    playbook("playbooks/guests.yml", "--tags", "guests_teardown", extra=EXTRA)
+
+
+@pytest.fixture(scope="module")
+def guest(first_run):
+    import testinfra
+
+    return testinfra.get_host(f"ssh://{GUEST}", ssh_config=str(STATE_DIR / "ssh" / "config"))
+
+
+def test_acceleration_choice_is_recorded(first_run):
+    done, _ = first_run
+    assert "QEMU acceleration: kvm (" in done.stdout or "QEMU acceleration: tcg (" in done.stdout
+    assert "marker" in done.stdout  # the evidence names the console marker that was seen
+
+
+def test_guest_answers_real_ssh_with_checked_host_key(guest):
+    assert guest.run("hostname").stdout.strip() == GUEST
+    known = (STATE_DIR / "ssh" / "known_hosts").read_text()
+    assert known.count("ssh-ed25519") >= 1
+
+
+def test_data_nic_is_virtio_net(guest):
+    out = guest.check_output("ethtool -i data0")
+    assert "driver: virtio_net" in out.splitlines()
+
+
+def test_data_nic_has_its_lab_address(guest):
+    addrs = guest.interface("data0").addresses
+    assert DATA_IP in addrs
+
+
+def test_h1_pings_the_guest_over_the_data_bridge(first_run):
+    done = sh("ip", "netns", "exec", H1, "ping", "-c", "3", "-i", "0.2", "-W", "2", DATA_IP,
+              check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert " 3 received" in done.stdout
+
+
+def test_second_run_reuses_the_image_and_changes_nothing(first_run):
+    image = next((STATE_DIR / "images").glob("*/rootfs.ext4"))
+    before = image.stat()
+    done = playbook("playbooks/guests.yml", extra=EXTRA, check=True)
+    assert recap(done.stdout)["localhost"]["changed"] == 0, done.stdout[-4000:]
+    assert "guest_image : Build |" not in done.stdout
+    after = image.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+
+
+def test_check_mode_on_the_running_lab_changes_nothing(first_run):
+    done = playbook("playbooks/guests.yml", "--check", extra=EXTRA, check=True)
+    assert recap(done.stdout)["localhost"]["changed"] == 0, done.stdout[-4000:]
+
+
+def test_teardown_leaves_no_qemu_and_no_tap(first_run):
+    _, pids = first_run
+    assert pids and taps()
+    playbook("playbooks/guests.yml", "--tags", "guests_teardown", extra=EXTRA, check=True)
+    alive = [pid for pid in pids.values() if Path(f"/proc/{pid}").exists()]
+    assert alive == [], f"QEMU still running: {alive}"
+    assert taps() == []
+    assert not (STATE_DIR / "guests" / GUEST).exists()
