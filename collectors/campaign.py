@@ -37,6 +37,9 @@ class Parameters:
     ping_count: int
     ping_interval_s: float
     ping_payload_bytes: int
+    rate_pps: int
+    rate_frames: int
+    rate_frame_bytes: int
     seed: int
     scenarios: tuple[str, ...]
 
@@ -46,6 +49,9 @@ class Parameters:
             "ping_count": self.ping_count,
             "ping_interval_s": self.ping_interval_s,
             "ping_payload_bytes": self.ping_payload_bytes,
+            "rate_pps": self.rate_pps,
+            "rate_frames": self.rate_frames,
+            "rate_frame_bytes": self.rate_frame_bytes,
             "seed": self.seed,
             "scenarios": list(self.scenarios),
         }
@@ -82,7 +88,8 @@ def validate_parameters(
 
     ``raw`` uses the variable names without the ``kvmnetlab_`` prefix.
     """
-    required = ("repetitions", "ping_count", "ping_interval_s", "ping_payload_bytes")
+    required = ("repetitions", "ping_count", "ping_interval_s", "ping_payload_bytes",
+                "rate_pps", "rate_frames", "rate_frame_bytes")
     for key in required:
         if key not in raw or raw[key] is None:
             raise ConfigError(source, f"kvmnetlab_{key}", "is required")
@@ -90,6 +97,10 @@ def validate_parameters(
     count = _int(source, "kvmnetlab_ping_count", raw["ping_count"], 1, 10_000_000)
     interval = _float(source, "kvmnetlab_ping_interval_s", raw["ping_interval_s"], 0.0002, 60.0)
     payload = _int(source, "kvmnetlab_ping_payload_bytes", raw["ping_payload_bytes"], 16, 65_507)
+    rate_pps = _int(source, "kvmnetlab_rate_pps", raw["rate_pps"], 1, 100_000_000)
+    rate_frames = _int(source, "kvmnetlab_rate_frames", raw["rate_frames"], 1, 10**10)
+    # 60 bytes without CRC is Ethernet's minimum; 9000 a jumbo frame's payload
+    frame = _int(source, "kvmnetlab_rate_frame_bytes", raw["rate_frame_bytes"], 60, 9014)
     seed_value = raw.get("seed")
     if seed_value in (None, ""):
         seed = random.SystemRandom().randrange(2**31)
@@ -108,7 +119,8 @@ def validate_parameters(
                 f"unknown scenario {name!r}; known: {', '.join(known_scenarios)}",
             )
     chosen = tuple(wanted) if wanted else tuple(known_scenarios)
-    return Parameters(repetitions, count, interval, payload, seed, chosen)
+    return Parameters(repetitions, count, interval, payload, rate_pps, rate_frames, frame, seed,
+                      chosen)
 
 
 def validate_campaign_id(value: Any, source: str = "campaign parameters") -> str | None:
@@ -151,7 +163,7 @@ def load_scenarios(path: str | Path) -> dict[str, dict[str, Any]]:
             raise ConfigError(source, where, f"name must match {SCENARIO_NAME.pattern}")
         if not isinstance(definition, dict):
             raise ConfigError(source, where, "must be a mapping")
-        unknown = set(definition) - {"number", "title", "description", *AXES}
+        unknown = set(definition) - {"number", "title", "description", "collectors", *AXES}
         if unknown:
             raise ConfigError(source, f"{where}.{sorted(unknown)[0]}", "unknown field")
         number = _int(source, f"{where}.number", definition.get("number"), 1, 10_000)
@@ -175,6 +187,18 @@ def load_scenarios(path: str | Path) -> dict[str, dict[str, Any]]:
                 f"{where}.io_path",
                 "must be 'none' exactly when virtualization is 'none'",
             )
+        chosen = definition.get("collectors")
+        if chosen is not None and (not isinstance(chosen, list) or not all(
+                isinstance(c, str) for c in chosen)):
+            raise ConfigError(source, f"{where}.collectors", "must be a list of collector names")
+        if chosen:
+            from collectors import base
+
+            for collector in chosen:
+                if collector not in base.known():
+                    raise ConfigError(source, f"{where}.collectors",
+                                      f"unknown collector {collector!r}; known: "
+                                      f"{', '.join(base.known())}")
         result[name] = {"name": name, **definition}
     return result
 

@@ -11,7 +11,8 @@ from collectors.errors import ConfigError
 REPO = Path(__file__).resolve().parents[1]
 SEED = REPO / "scenarios" / "seed.yml"
 GOOD = {"repetitions": 3, "ping_count": 100, "ping_interval_s": 0.01, "ping_payload_bytes": 56,
-        "seed": 7, "scenarios": []}
+        "rate_pps": 10000, "rate_frames": 20000, "rate_frame_bytes": 60, "seed": 7,
+        "scenarios": []}
 
 
 def test_seed_scenarios_load_in_study_order():
@@ -30,6 +31,9 @@ def test_seed_scenarios_load_in_study_order():
         ("ping_interval_s", 0, "kvmnetlab_ping_interval_s"),
         ("ping_payload_bytes", 8, "kvmnetlab_ping_payload_bytes"),
         ("seed", -1, "kvmnetlab_seed"),
+        ("rate_pps", 0, "kvmnetlab_rate_pps"),
+        ("rate_frame_bytes", 59, "kvmnetlab_rate_frame_bytes"),
+        ("rate_frames", None, "kvmnetlab_rate_frames"),
         ("scenarios", ["baseline", "warp_drive"], "kvmnetlab_scenarios"),
     ],
 )
@@ -75,6 +79,8 @@ def _write(tmp_path, document):
         (lambda d: d["scenarios"]["a"].update(number=2), "scenarios.a.number"),
         (lambda d: d.update(format_version=9), "format_version"),
         (lambda d: d["scenarios"]["a"].update(io_path="none"), "scenarios.a.io_path"),
+        (lambda d: d["scenarios"]["a"].update(collectors=["ping", "telepathy"]),
+         "scenarios.a.collectors"),
     ],
 )
 def test_bad_scenario_file_names_file_and_field(tmp_path, mutate, field):

@@ -23,7 +23,9 @@ def store_with(tmp_path, files):
         staging.mkdir(parents=True)
         shutil.copyfile(FIXTURES / fixture, staging / "ping.txt")
         store.commit_raw(manifest, staging.parent, run_dir("a", rep))
-        store.find_run(manifest, "a", rep)["status"] = "done"
+        store.find_run(manifest, "a", rep).update(
+            status="done", context={"hosts": {"sender": "h1"}, "endpoint": {},
+                                    "collectors": ["ping"]})
     store.save(manifest)
     return store
 

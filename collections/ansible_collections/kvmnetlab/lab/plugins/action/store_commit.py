@@ -19,6 +19,7 @@ options:
   status: {description: done or failed., type: str, required: true}
   reason: {description: Why the run failed., type: str}
   started_at: {description: ISO time the run started., type: str}
+  context: {description: "Hosts, endpoint and collectors the run used (kept for parsing).", type: dict}
 author: kvmnetlab developers
 """
 
@@ -51,6 +52,8 @@ class ActionModule(ControllerAction):
             raise AnsibleActionFail(str(exc)) from None
         finally:
             store.save(manifest)
+        if args.get("context"):
+            run["context"] = args["context"]
         run.update(status=status, reason=args.get("reason"),
                    started_at=args.get("started_at") or run.get("started_at"),
                    finished_at=utcnow())

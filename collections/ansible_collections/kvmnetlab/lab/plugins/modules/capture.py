@@ -32,6 +32,19 @@ options:
     type: list
     elements: int
     default: [0]
+  inputs:
+    description:
+      - Files to write beside I(dest) before the tool runs (name -> content), e.g. a
+        packet configuration. C({run_dir}) in I(argv) is replaced by I(dest)'s folder.
+    type: dict
+    default: {}
+  background:
+    description:
+      - Start the tool in its own session and return at once with its PID (written to
+        I(dest).pid); stop it later with M(kvmnetlab.lab.capture_stop), which records its
+        exit code.
+    type: bool
+    default: false
 author: kvmnetlab developers
 """
 
@@ -44,9 +57,13 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+pid:
+  description: PID of the tool started in the background.
+  returned: when background
+  type: int
 rc:
   description: Exit code of the tool.
-  returned: always
+  returned: unless background
   type: int
 files:
   description: Paths of the raw files written on the host.
@@ -59,7 +76,7 @@ started_at:
   type: float
 finished_at:
   description: Wall-clock end, epoch seconds.
-  returned: always
+  returned: unless background
   type: float
 """
 
@@ -79,15 +96,44 @@ def main():
             "dest": {"type": "path", "required": True},
             "timeout_s": {"type": "float", "default": 600},
             "ok_rc": {"type": "list", "elements": "int", "default": [0]},
+            "inputs": {"type": "dict", "default": {}},
+            "background": {"type": "bool", "default": False},
         },
         supports_check_mode=True,
     )
-    argv, dest = module.params["argv"], module.params["dest"]
+    dest = module.params["dest"]
+    run_dir = os.path.dirname(dest) or "."
+    argv = [arg.replace("{run_dir}", run_dir) for arg in module.params["argv"]]
     files = [dest, dest + ".stderr", dest + ".meta.json"]
+    files += [os.path.join(run_dir, name) for name in module.params["inputs"]]
     if module.check_mode:
         module.exit_json(changed=True, rc=0, files=files, started_at=0.0, finished_at=0.0)
-    os.makedirs(os.path.dirname(dest) or ".", exist_ok=True)
+    os.makedirs(run_dir, exist_ok=True)
+    for name, content in module.params["inputs"].items():
+        if "/" in name:
+            module.fail_json(msg=f"inputs: {name!r}: a plain file name is expected")
+        with open(os.path.join(run_dir, name), "w", encoding="utf-8") as handle:
+            handle.write(content)
     started = time.time()
+    meta = {"argv": argv, "started_at": started, "host": socket.gethostname()}
+    if module.params["background"]:
+        with open(dest, "wb") as out, open(dest + ".stderr", "wb") as err:
+            try:
+                proc = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                                        start_new_session=True)
+            except OSError as exc:
+                module.fail_json(msg=f"cannot run {argv[0]}: {exc}", rc=127, files=files)
+        meta["pid"] = proc.pid
+        with open(dest + ".meta.json", "w", encoding="utf-8") as handle:
+            json.dump(meta, handle, indent=1)
+            handle.write("\n")
+        time.sleep(0.5)  # a capture tool needs a moment to open its socket
+        if proc.poll() is not None:
+            with open(dest + ".stderr", "rb") as handle:
+                tail = handle.read()[-400:].decode(errors="replace").strip()
+            module.fail_json(msg=f"{argv[0]} exited at once ({proc.returncode}): {tail}",
+                             files=files, rc=proc.returncode)
+        module.exit_json(changed=True, pid=proc.pid, files=files, started_at=started)
     timed_out = False
     with open(dest, "wb") as out, open(dest + ".stderr", "wb") as err:
         try:
@@ -101,8 +147,7 @@ def main():
         out.flush()
         os.fsync(out.fileno())
     finished = time.time()
-    meta = {"argv": argv, "rc": rc, "timed_out": timed_out, "started_at": started,
-            "finished_at": finished, "host": socket.gethostname()}
+    meta.update(rc=rc, timed_out=timed_out, finished_at=finished)
     with open(dest + ".meta.json", "w", encoding="utf-8") as handle:
         json.dump(meta, handle, indent=1)
         handle.write("\n")

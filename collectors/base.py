@@ -1,0 +1,199 @@
+"""The collector plugin interface: one lifecycle, a registry, and the run plan.
+
+A collector says what to capture (commands to run or files to read, on which
+host role, in which phase of a run) and how to parse the raw files it gets
+back. Capturing happens on the hosts through Ansible; parsing happens here, on
+the controller, and nowhere else.
+
+Lifecycle of one (scenario, repetition)::
+
+    prepare  -> what the collector needs on a host (packages: data, installed by roles)
+    before   -> snapshots (counters, state) on every host role the collector covers
+    start    -> background captures (e.g. a packet counter on the receiver)
+    traffic  -> the load whose cost the counters measure (a sender at a set rate)
+    stop     -> background captures are stopped (SIGINT) and their output kept
+    after    -> snapshots again; before..after is the counter window
+    probe    -> measurements kept out of the counter window (ping's per-packet RTT)
+    fetch    -> every raw file is pulled back to the controller, verbatim
+    parse    -> controller only: raw files -> tidy rows (tables under data/)
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+PHASES = ("before", "start", "traffic", "stop", "after", "probe")
+ROLES = ("sender", "receiver", "hypervisor")
+
+
+@dataclass(frozen=True)
+class Capture:
+    """One thing to capture on one host role in one phase.
+
+    Exactly one of ``argv`` (run it, keep stdout in ``file``, stderr beside it) and
+    ``read`` (files or globs to read; ``grep`` format prefixes each line with its
+    path, ``concat`` keeps contents back to back) is set.
+    """
+
+    collector: str
+    role: str
+    phase: str
+    file: str
+    argv: tuple[str, ...] | None = None
+    read: tuple[str, ...] | None = None
+    read_format: str = "concat"
+    ok_rc: tuple[int, ...] = (0,)
+    timeout_s: float = 60.0
+    stop_signal: str = "INT"
+    #: files written into the run folder on the host before ``argv`` runs (name, content);
+    #: ``{run_dir}`` in ``argv`` is replaced by that folder. They are fetched with the rest.
+    inputs: tuple[tuple[str, str], ...] | None = None
+
+    def to_step(self, host: str) -> dict[str, Any]:
+        step = {k: v for k, v in asdict(self).items() if v is not None}
+        step["host"] = host
+        for key in ("argv", "read", "ok_rc"):
+            if key in step:
+                step[key] = list(step[key])
+        if "inputs" in step:
+            step["inputs"] = dict(step["inputs"])
+        return step
+
+
+@dataclass
+class RunContext:
+    """Everything a collector may need to know about one run."""
+
+    scenario: str
+    repetition: int
+    resolved: dict[str, Any]
+    parameters: dict[str, Any]
+    hosts: dict[str, str]  # role -> inventory host
+    endpoint: dict[str, Any] = field(default_factory=dict)
+    # sender_if, receiver_if, receiver_mac, source_address, target_address, qemu_pid, accel
+
+    @property
+    def virtualized(self) -> bool:
+        return self.resolved.get("virtualization") not in (None, "none")
+
+
+@dataclass
+class Availability:
+    available: bool
+    reason: str | None = None
+
+
+class Collector(ABC):
+    """Base of every collector; subclasses register themselves by ``name``."""
+
+    name: ClassVar[str]
+    #: table name -> column -> dtype, of the tidy rows ``parse`` returns
+    tables: ClassVar[dict[str, dict[str, str]]] = {}
+
+    def availability(self, ctx: RunContext) -> Availability:
+        """Whether this lab can provide the collector's data for this run (and why not)."""
+        return Availability(True)
+
+    @abstractmethod
+    def captures(self, ctx: RunContext) -> list[Capture]:
+        """What to capture for this run."""
+
+    @abstractmethod
+    def parse(self, files: RunFiles, ctx: RunContext) -> dict[str, list[dict[str, Any]]]:
+        """Controller only: raw files of one run -> rows per table."""
+
+
+class RunFiles:
+    """The committed raw files of one run: raw/<scenario>/<rep>/<host>/<file>."""
+
+    def __init__(self, root: Path, run_rel: str, hosts: dict[str, str]) -> None:
+        self.root = Path(root)
+        self.run_rel = run_rel
+        self.hosts = hosts
+
+    def path(self, role: str, name: str) -> Path:
+        return self.root / self.run_rel / self.hosts[role] / name
+
+    def has(self, role: str, name: str) -> bool:
+        return role in self.hosts and self.path(role, name).exists()
+
+
+REGISTRY: dict[str, type[Collector]] = {}
+
+
+def register(cls: type[Collector]) -> type[Collector]:
+    if cls.name in REGISTRY:
+        raise ValueError(f"collector {cls.name!r} registered twice")
+    REGISTRY[cls.name] = cls
+    return cls
+
+
+def get(name: str) -> Collector:
+    from collectors import builtin  # noqa: F401  (registers the built-in collectors)
+
+    try:
+        return REGISTRY[name]()
+    except KeyError:
+        raise KeyError(f"unknown collector {name!r}; known: {', '.join(sorted(REGISTRY))}")\
+            from None
+
+
+def known() -> list[str]:
+    from collectors import builtin  # noqa: F401
+
+    return sorted(REGISTRY)
+
+
+def plan(ctx: RunContext, enabled: dict[str, list[str]], remote_dir: str) -> dict[str, Any]:
+    """The run plan: steps per phase, files to fetch per host, and unavailable collectors.
+
+    ``enabled`` maps collector name -> host roles it covers; ``remote_dir`` is this
+    run's folder on the hosts (each host writes under ``remote_dir/<host>/``).
+    """
+    steps: dict[str, list[dict[str, Any]]] = {phase: [] for phase in PHASES}
+    unavailable: dict[str, str] = {}
+    for name, roles in enabled.items():
+        collector = get(name)
+        state = collector.availability(ctx)
+        if not state.available:
+            unavailable[name] = state.reason or "not available on this lab"
+            continue
+        for capture in collector.captures(ctx):
+            if capture.role not in roles or capture.role not in ctx.hosts:
+                continue
+            step = capture.to_step(ctx.hosts[capture.role])
+            step["dir"] = f"{remote_dir}/{step['host']}"
+            step["dest"] = f"{step['dir']}/{step['file']}"
+            if any(s["host"] == step["host"] and s["file"] == step["file"]
+                   for phase_steps in steps.values() for s in phase_steps):
+                continue  # two roles on one host (e.g. the embedded hypervisor and a sender)
+            steps[capture.phase].append(step)
+    files: dict[str, list[str]] = {}
+    for phase, phase_steps in steps.items():
+        for step in phase_steps:
+            names = files.setdefault(step["host"], [])
+            names.append(step["file"])
+            if "argv" in step:
+                names.append(step["file"] + ".stderr")
+            if phase in ("start", "traffic", "probe"):
+                names.append(step["file"] + ".meta.json")
+            names += list(step.get("inputs", {}))
+    # snapshot steps of one host and phase run in one module call
+    grouped = {phase: _group(steps[phase], remote_dir) for phase in ("before", "after")}
+    fetch = [{"host": host, "src": f"{remote_dir}/{host}/{name}", "name": name}
+             for host, names in files.items() for name in sorted(set(names))]
+    return {"before": grouped["before"], "start": steps["start"], "traffic": steps["traffic"],
+            "stop": steps["start"], "after": grouped["after"], "probe": steps["probe"],
+            "fetch": fetch, "hosts": sorted(files), "unavailable": unavailable}
+
+
+def _group(steps: list[dict[str, Any]], remote_dir: str) -> list[dict[str, Any]]:
+    by_host: dict[str, list[dict[str, Any]]] = {}
+    for step in steps:
+        item = {k: step[k] for k in ("file", "argv", "read", "read_format", "ok_rc") if k in step}
+        by_host.setdefault(step["host"], []).append(item)
+    return [{"host": host, "dir": f"{remote_dir}/{host}", "items": items}
+            for host, items in by_host.items()]

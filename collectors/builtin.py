@@ -1,0 +1,437 @@
+"""kvmnetlab's built-in collectors (see collectors/base.py for the lifecycle).
+
+Every number a collector returns carries its unit in its name or in a ``unit``
+column. A counter a lab does not have is reported as unavailable, never as 0.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from collectors.base import Availability, Capture, Collector, RunContext, RunFiles, register
+from collectors.errors import ParseError
+from collectors.parsers import pfcount as pfcount_parser
+from collectors.parsers import pfsend as pfsend_parser
+from collectors.parsers import (
+    ping,
+    proc_interrupts,
+    proc_net_dev,
+    proc_stat,
+    proc_task_stat,
+    sys_net_statistics,
+    tcpdump,
+    trafgen,
+)
+
+KEY = {"scenario": "string", "repetition": "int64", "host": "string"}
+COUNTER_COLUMNS = {**KEY, "source": "string", "item": "string", "counter": "string",
+                   "before": "int64", "after": "int64", "delta": "int64", "unit": "string"}
+# The generated flow of the rate test, as pfsend generates it (UDP 2012 -> 3000).
+FLOW_SPORT, FLOW_DPORT = 2012, 3000
+FLOW_FILTER = f"udp and dst port {FLOW_DPORT}"
+
+
+def _key(ctx: RunContext, role: str) -> dict[str, Any]:
+    return {"scenario": ctx.scenario, "repetition": ctx.repetition, "host": ctx.hosts[role]}
+
+
+@register
+class PingCollector(Collector):
+    """Per-packet RTT and loss from iputils ping (-D -O so unanswered probes are seen)."""
+
+    name = "ping"
+    tables: ClassVar[dict[str, dict[str, str]]] = {
+        "rtt": {**KEY, "seq": "int64", "timestamp_s": "float64", "answered": "bool",
+                "rtt_us": "float64", "duplicates": "int64"},
+        "ping_summary": {**KEY, "transmitted": "int64", "received": "int64",
+                         "duplicates": "int64", "errors": "int64", "loss_pct": "float64",
+                         "interval_s": "float64", "payload_bytes": "int64"},
+    }
+
+    def captures(self, ctx):
+        p = ctx.parameters
+        deadline = int(p["ping_count"] * p["ping_interval_s"] + 10.999)
+        argv = ("ping", "-D", "-O", "-n", "-c", str(p["ping_count"]),
+                "-i", str(p["ping_interval_s"]), "-s", str(p["ping_payload_bytes"]),
+                "-w", str(deadline), ctx.endpoint["target_address"])
+        return [Capture(self.name, "sender", "probe", "ping.txt", argv=argv, ok_rc=(0, 1),
+                        timeout_s=deadline + 30)]
+
+    def parse(self, files, ctx):
+        result = ping.parse(files.path("sender", "ping.txt"))
+        key = _key(ctx, "sender")
+        rows = [{**key, "seq": p["seq"], "timestamp_s": p["timestamp_s"],
+                 "answered": p["answered"],
+                 "rtt_us": p["rtt_us"] if p["rtt_us"] is not None else float("nan"),
+                 "duplicates": p["duplicates"]} for p in result.probes]
+        s = result.summary
+        sent = s["transmitted"]
+        summary = {**key, "transmitted": sent, "received": s["received"],
+                   "duplicates": s.get("duplicates", 0), "errors": s.get("errors", 0),
+                   "loss_pct": 100.0 * (sent - s["received"]) / sent if sent else float("nan"),
+                   "interval_s": ctx.parameters["ping_interval_s"],
+                   "payload_bytes": ctx.parameters["ping_payload_bytes"]}
+        return {"rtt": rows, "ping_summary": [summary]}
+
+
+def trafgen_config(ctx: RunContext) -> str:
+    """trafgen's packet configuration for the generated flow (frame length without CRC)."""
+    e = ctx.endpoint
+    payload = ctx.parameters["rate_frame_bytes"] - 14 - 20 - 8
+    return (f"{{ eth(da={e['receiver_mac']}), ipv4(sa={e['source_address']}, "
+            f"da={e['target_address']}, ttl=64), udp(sp={FLOW_SPORT}, dp={FLOW_DPORT}), "
+            f"fill(0x00, {payload}) }}\n")
+
+
+@register
+class RateCollector(Collector):
+    """Sender -> counter at a set rate and frame size; loss measured the seed's way.
+
+    Backends: ``pf_ring`` (pfsend on the sender, pfcount on the receiver) where
+    PF_RING is loaded; otherwise ``trafgen_tcpdump`` (netsniff-ng's trafgen sends,
+    tcpdump counts the flow on the receiver). Both count only the generated flow
+    (BPF ``udp and dst port 3000``); the receiver's kernel interface counters are
+    kept beside as a second count.
+    """
+
+    name = "rate"
+    tables: ClassVar[dict[str, dict[str, str]]] = {"rate": {
+        **KEY, "backend": "string", "frame_bytes": "int64", "rate_pps": "float64",
+        "sent": "int64", "received": "int64", "lost": "int64", "loss_pct": "float64",
+        "receiver_host": "string", "receiver_if_rx_packets": "int64",
+        "receiver_drops": "int64"}}
+
+    @staticmethod
+    def backend(ctx: RunContext) -> str:
+        return "pf_ring" if ctx.resolved.get("capture") in ("pf_ring", "vpf_ring") \
+            else "trafgen_tcpdump"
+
+    def captures(self, ctx):
+        p, e = ctx.parameters, ctx.endpoint
+        frames, pps, size = p["rate_frames"], p["rate_pps"], p["rate_frame_bytes"]
+        duration = frames / pps
+        stats = (f"/sys/class/net/{e['receiver_if']}/statistics/*",)
+        caps = [Capture(self.name, "receiver", "before", "rate_rx_before.txt", read=stats,
+                        read_format="grep"),
+                Capture(self.name, "receiver", "after", "rate_rx_after.txt", read=stats,
+                        read_format="grep")]
+        if self.backend(ctx) == "pf_ring":
+            caps += [
+                Capture(self.name, "receiver", "start", "pfcount.txt",
+                        argv=("pfcount", "-i", e["receiver_if"], "-f", FLOW_FILTER, "-q"),
+                        timeout_s=duration + 120),
+                Capture(self.name, "sender", "traffic", "pfsend.txt",
+                        argv=("pfsend", "-i", e["sender_if"], "-n", str(frames), "-p", str(pps),
+                              "-l", str(size), "-S", e["source_address"],
+                              "-D", e["target_address"], "-M", e["receiver_mac"]),
+                        timeout_s=duration + 60)]
+        else:
+            caps += [
+                Capture(self.name, "receiver", "start", "tcpdump.txt",
+                        argv=("tcpdump", "-i", e["receiver_if"], "-n", "-q", "-w", "/dev/null",
+                              FLOW_FILTER), timeout_s=duration + 120),
+                Capture(self.name, "sender", "traffic", "trafgen.txt",
+                        argv=("trafgen", "-o", e["sender_if"], "-n", str(frames),
+                              "-b", f"{pps}pps", "-c", "{run_dir}/trafgen.cfg"),
+                        inputs=(("trafgen.cfg", trafgen_config(ctx)),),
+                        timeout_s=duration + 60)]
+        return caps
+
+    def parse(self, files, ctx):
+        backend = self.backend(ctx)
+        if backend == "pf_ring":
+            sent = pfsend_parser.parse(files.path("sender", "pfsend.txt")).sent_packets
+            final = pfcount_parser.parse(files.path("receiver", "pfcount.txt.stderr")).final
+            received, drops = final["received_packets"], final.get("dropped_packets", 0)
+        else:
+            sent = trafgen.parse(files.path("sender", "trafgen.txt")).tx_packets
+            counts = tcpdump.parse(files.path("receiver", "tcpdump.txt.stderr"))
+            received = counts["received_by_filter_packets"]
+            drops = counts["dropped_by_kernel_packets"]
+        before = sys_net_statistics.parse(files.path("receiver", "rate_rx_before.txt"))
+        after = sys_net_statistics.parse(files.path("receiver", "rate_rx_after.txt"))
+        rx = after.counters["rx_packets"] - before.counters["rx_packets"]
+        lost = sent - received
+        return {"rate": [{**_key(ctx, "sender"), "backend": backend,
+                          "frame_bytes": ctx.parameters["rate_frame_bytes"],
+                          "rate_pps": float(ctx.parameters["rate_pps"]), "sent": sent,
+                          "received": received, "lost": lost,
+                          "loss_pct": 100.0 * lost / sent if sent else float("nan"),
+                          "receiver_host": ctx.hosts["receiver"],
+                          "receiver_if_rx_packets": rx, "receiver_drops": drops}]}
+
+
+def _delta_rows(ctx, role, source, item, before: dict, after: dict, unit: str) -> list[dict]:
+    rows = []
+    for counter in sorted(set(before) & set(after)):
+        b, a = before[counter], after[counter]
+        if b is None or a is None:
+            continue
+        rows.append({**_key(ctx, role), "source": source, "item": item, "counter": counter,
+                     "before": b, "after": a, "delta": a - b, "unit": unit})
+    return rows
+
+
+@register
+class NetCountersCollector(Collector):
+    """NIC and kernel counters of the data interfaces: sysfs statistics and /proc/net/dev."""
+
+    name = "netdev"
+    tables: ClassVar[dict[str, dict[str, str]]] = {"counters": COUNTER_COLUMNS}
+
+    def captures(self, ctx):
+        caps = []
+        for role, iface in (("sender", ctx.endpoint["sender_if"]),
+                            ("receiver", ctx.endpoint["receiver_if"])):
+            for phase in ("before", "after"):
+                caps += [
+                    Capture(self.name, role, phase, f"netdev_{phase}.sysfs.txt",
+                            read=(f"/sys/class/net/{iface}/statistics/*",), read_format="grep"),
+                    Capture(self.name, role, phase, f"netdev_{phase}.proc_net_dev.txt",
+                            read=("/proc/net/dev",))]
+        return caps
+
+    def parse(self, files, ctx):
+        rows = []
+        for role in ("sender", "receiver"):
+            if not files.has(role, "netdev_before.sysfs.txt"):
+                continue
+            b = sys_net_statistics.parse(files.path(role, "netdev_before.sysfs.txt"))
+            a = sys_net_statistics.parse(files.path(role, "netdev_after.sysfs.txt"))
+            rows += _delta_rows(ctx, role, "sysfs", b.interface, b.counters, a.counters,
+                                "count (packets, bytes or events per counter name)")
+        return {"counters": rows}
+
+
+def _cpu_ticks(stat: proc_stat.ProcStat) -> dict[str, int]:
+    total = next(c for c in stat.cpus if c["cpu"] == "all")
+    ticks = {k: v for k, v in total.items() if k.endswith("_ticks") and v is not None}
+    ticks["busy_ticks"] = sum(v for k, v in ticks.items()
+                              if k not in ("idle_ticks", "iowait_ticks", "guest_ticks",
+                                           "guest_nice_ticks"))
+    return ticks
+
+
+@register
+class CpuCollector(Collector):
+    """CPU time per core (/proc/stat) and interrupts (/proc/interrupts) on each host role.
+
+    In the embedded lab the namespace hosts share the machine's /proc/stat, so the
+    hypervisor role (the machine itself) and the guests are what carry information.
+    """
+
+    name = "cpu"
+    tables: ClassVar[dict[str, dict[str, str]]] = {"counters": COUNTER_COLUMNS}
+
+    def captures(self, ctx):
+        caps = []
+        roles = ["hypervisor"]
+        if not ctx.endpoint.get("receiver_shares_kernel"):
+            roles.append("receiver")  # a guest, or a bare-metal host of a real lab
+        for role in roles:
+            for phase in ("before", "after"):
+                caps += [Capture(self.name, role, phase, f"cpu_{phase}.proc_stat.txt",
+                                 read=("/proc/stat",)),
+                         Capture(self.name, role, phase, f"cpu_{phase}.interrupts.txt",
+                                 read=("/proc/interrupts",)),
+                         Capture(self.name, role, phase, f"cpu_{phase}.clk_tck.txt",
+                                 argv=("getconf", "CLK_TCK"))]
+        return caps
+
+    def parse(self, files, ctx):
+        rows = []
+        seen = set()
+        for role in ("hypervisor", "receiver"):
+            if not files.has(role, "cpu_before.proc_stat.txt") or ctx.hosts[role] in seen:
+                continue
+            seen.add(ctx.hosts[role])
+            hz_path = files.path(role, "cpu_before.clk_tck.txt")
+            try:
+                hz = int(hz_path.read_text().strip())
+            except ValueError:
+                raise ParseError(hz_path, 1, "CLK_TCK is not an integer") from None
+            b = proc_stat.parse(files.path(role, "cpu_before.proc_stat.txt"))
+            a = proc_stat.parse(files.path(role, "cpu_after.proc_stat.txt"))
+            unit = f"ticks (1/{hz} s)"
+            rows += _delta_rows(ctx, role, "proc_stat", "all", _cpu_ticks(b), _cpu_ticks(a),
+                                unit)
+            rows += _delta_rows(ctx, role, "proc_stat", "all",
+                                {"interrupts": b.interrupts_total,
+                                 "context_switches": b.context_switches},
+                                {"interrupts": a.interrupts_total,
+                                 "context_switches": a.context_switches}, "count")
+            ib = proc_interrupts.parse(files.path(role, "cpu_before.interrupts.txt"))
+            ia = proc_interrupts.parse(files.path(role, "cpu_after.interrupts.txt"))
+            rows += _delta_rows(ctx, role, "interrupts", "all",
+                                {i["irq"]: i["total"] for i in ib.irqs},
+                                {i["irq"]: i["total"] for i in ia.irqs}, "count")
+            rows.append({**_key(ctx, role), "source": "clk_tck", "item": "all",
+                         "counter": "clk_tck", "before": hz, "after": hz, "delta": 0,
+                         "unit": "ticks per second"})
+        return {"counters": rows}
+
+
+@register
+class QemuThreadsCollector(Collector):
+    """CPU time of the QEMU process's threads (vCPU, I/O, vhost-<pid>) on the hypervisor."""
+
+    name = "qemu_threads"
+    tables: ClassVar[dict[str, dict[str, str]]] = {"counters": COUNTER_COLUMNS}
+
+    def availability(self, ctx):
+        if not ctx.virtualized:
+            return Availability(False, "no guest in this scenario")
+        if not ctx.endpoint.get("qemu_pid"):
+            return Availability(False, "the QEMU process of the guest is not known")
+        return Availability(True)
+
+    def captures(self, ctx):
+        pid = ctx.endpoint["qemu_pid"]
+        return [Capture(self.name, "hypervisor", phase, f"qemu_threads_{phase}.txt",
+                        read=(f"/proc/{pid}/task/*/stat",)) for phase in ("before", "after")]
+
+    def parse(self, files, ctx):
+        b = {t["tid"]: t for t in proc_task_stat.parse(
+            files.path("hypervisor", "qemu_threads_before.txt"))}
+        a = {t["tid"]: t for t in proc_task_stat.parse(
+            files.path("hypervisor", "qemu_threads_after.txt"))}
+        rows = []
+        for tid in sorted(set(a) & set(b)):
+            for field in ("utime_ticks", "stime_ticks"):
+                rows += _delta_rows(ctx, "hypervisor", "qemu_task", f"{tid}:{a[tid]['comm']}",
+                                    {field: b[tid][field]}, {field: a[tid][field]},
+                                    "ticks (USER_HZ)")
+        return {"counters": rows}
+
+
+@register
+class KvmStatsCollector(Collector):
+    """KVM exits and related counters of the guest's VM, from debugfs (/sys/kernel/debug/kvm)."""
+
+    name = "kvm"
+    tables: ClassVar[dict[str, dict[str, str]]] = {"counters": COUNTER_COLUMNS}
+
+    def availability(self, ctx):
+        if not ctx.virtualized:
+            return Availability(False, "no guest in this scenario")
+        if ctx.resolved.get("virtualization") != "kvm":
+            return Availability(False, "guests run under QEMU's TCG (software emulation): "
+                                "KVM has no VM and no exit counters to read")
+        if not ctx.endpoint.get("qemu_pid"):
+            return Availability(False, "the QEMU process of the guest is not known")
+        return Availability(True)
+
+    def captures(self, ctx):
+        pid = ctx.endpoint["qemu_pid"]
+        return [Capture(self.name, "hypervisor", phase, f"kvm_{phase}.txt",
+                        read=(f"/sys/kernel/debug/kvm/{pid}-*/*",), read_format="grep")
+                for phase in ("before", "after")]
+
+    def parse(self, files, ctx):
+        def read(name):
+            path = files.path("hypervisor", name)
+            values = {}
+            for lineno, line in enumerate(path.read_text().splitlines(), start=1):
+                where, _, value = line.rpartition(":")
+                if not where or not value.strip().lstrip("-").isdigit():
+                    raise ParseError(path, lineno, f"not 'path:integer': {line[:80]!r}")
+                values[where.rsplit("/", 1)[-1]] = int(value)
+            return values
+
+        return {"counters": _delta_rows(ctx, "hypervisor", "kvm_debugfs", "vm",
+                                        read("kvm_before.txt"), read("kvm_after.txt"), "count")}
+
+
+@register
+class HostStateCollector(Collector):
+    """Host state snapshot: kernel, command line, modules, sysctls, NIC driver and offloads."""
+
+    name = "state"
+    tables: ClassVar[dict[str, dict[str, str]]] = {}
+
+    def captures(self, ctx):
+        caps = []
+        for role, iface in (("sender", ctx.endpoint.get("sender_if")),
+                            ("receiver", ctx.endpoint.get("receiver_if")),
+                            ("hypervisor", None)):
+            caps += [Capture(self.name, role, "before", "state.uname.txt", argv=("uname", "-a")),
+                     Capture(self.name, role, "before", "state.cmdline.txt",
+                             read=("/proc/cmdline",)),
+                     Capture(self.name, role, "before", "state.modules.txt",
+                             read=("/proc/modules",)),
+                     Capture(self.name, role, "before", "state.cpuinfo.txt",
+                             argv=("sh", "-c", "grep -m1 'model name' /proc/cpuinfo; nproc")),
+                     Capture(self.name, role, "before", "state.sysctl.txt",
+                             read=("/proc/sys/net/core/*", "/proc/sys/net/ipv4/tcp_*mem",
+                                   "/sys/module/kvm/parameters/*",
+                                   "/sys/devices/system/cpu/cpu*/cpufreq/scaling_governor"),
+                             read_format="grep")]
+            if iface:
+                caps += [Capture(self.name, role, "before", "state.ethtool_i.txt",
+                                 argv=("ethtool", "-i", iface), ok_rc=(0, 71, 94)),
+                         Capture(self.name, role, "before", "state.ethtool_k.txt",
+                                 argv=("ethtool", "-k", iface), ok_rc=(0, 71, 94))]
+        if ctx.endpoint.get("qemu_pid"):
+            caps.append(Capture(self.name, "hypervisor", "before", "state.qemu_cmdline.txt",
+                                argv=("sh", "-c",
+                                      f"tr '\\0' ' ' < /proc/{ctx.endpoint['qemu_pid']}/cmdline;"
+                                      " echo")))
+        return caps
+
+    def parse(self, files, ctx):
+        return {}
+
+
+def derive_costs(counters: list[dict], rate: list[dict]) -> list[dict]:
+    """Per-packet costs of one run from its counter deltas and the packets sent at rate.
+
+    cpu_us_per_packet: busy CPU time of a host during the rate phase (all cores,
+    /proc/stat, non-idle non-iowait ticks / CLK_TCK) divided by the frames sent;
+    interrupts_per_packet: interrupts on that host (/proc/stat intr) per frame sent;
+    qemu_cpu_us_per_packet: utime+stime of all QEMU threads per frame sent;
+    exits_per_packet: KVM exits of the VM per frame sent (only where KVM runs).
+    """
+    if not rate:
+        return []
+    r = rate[0]
+    sent = r["sent"]
+    if not sent:
+        return []
+    key = {"scenario": r["scenario"], "repetition": r["repetition"]}
+    out = []
+    by_host: dict[str, dict[str, int]] = {}
+    hz: dict[str, int] = {}
+    qemu_ticks = 0
+    qemu_seen = False
+    exits = None
+    for row in counters:
+        if row["source"] == "clk_tck":
+            hz[row["host"]] = row["before"]
+        elif row["source"] == "proc_stat":
+            by_host.setdefault(row["host"], {})[row["counter"]] = row["delta"]
+        elif row["source"] == "qemu_task":
+            qemu_ticks += row["delta"]
+            qemu_seen = True
+        elif row["source"] == "kvm_debugfs" and row["counter"] == "exits":
+            exits = (exits or 0) + row["delta"]
+    for host, deltas in sorted(by_host.items()):
+        if host in hz and "busy_ticks" in deltas:
+            out.append({**key, "host": host, "metric": "cpu_us_per_packet",
+                        "value": deltas["busy_ticks"] / hz[host] * 1e6 / sent,
+                        "unit": "µs of CPU per packet"})
+        if "interrupts" in deltas:
+            out.append({**key, "host": host, "metric": "interrupts_per_packet",
+                        "value": deltas["interrupts"] / sent, "unit": "interrupts per packet"})
+    if qemu_seen and hz:
+        tick = next(iter(hz.values()))
+        out.append({**key, "host": "qemu", "metric": "qemu_cpu_us_per_packet",
+                    "value": qemu_ticks / tick * 1e6 / sent, "unit": "µs of CPU per packet"})
+    if exits is not None:
+        out.append({**key, "host": "kvm", "metric": "exits_per_packet", "value": exits / sent,
+                    "unit": "KVM exits per packet"})
+    return out
+
+
+COSTS_COLUMNS = {"scenario": "string", "repetition": "int64", "host": "string",
+                 "metric": "string", "value": "float64", "unit": "string"}
+__all__ = ["COSTS_COLUMNS", "RunFiles", "derive_costs", "proc_net_dev"]
