@@ -1,0 +1,129 @@
+"""The collector interface: plans per phase and role, availability, parsers, derived costs."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from collectors import base, links
+from collectors.builtin import derive_costs, trafgen_config
+from collectors.errors import ParseError
+from collectors.parsers import tcpdump
+
+FIXTURES = Path(__file__).parent / "fixtures"
+PARAMS = {"ping_count": 10, "ping_interval_s": 0.01, "ping_payload_bytes": 56,
+          "rate_pps": 1000, "rate_frames": 2000, "rate_frame_bytes": 60}
+ENDPOINT = {"source_address": "198.18.1.1", "target_address": "198.18.1.11",
+            "sender_if": "data1", "receiver_if": "eth1", "receiver_mac": "52:54:00:00:00:11",
+            "qemu_pid": 4242}
+ALL = {"state": ["sender", "receiver", "hypervisor"], "netdev": ["sender", "receiver"],
+       "cpu": ["hypervisor", "receiver"], "qemu_threads": ["hypervisor"],
+       "kvm": ["hypervisor"], "rate": ["sender", "receiver"], "ping": ["sender"]}
+
+
+def ctx(virtualization="tcg", capture="af_packet", **endpoint):
+    return base.RunContext("virtio", 1, {"virtualization": virtualization, "capture": capture},
+                           PARAMS, {"sender": "h1", "receiver": "g1", "hypervisor": "lab"},
+                           {**ENDPOINT, **endpoint})
+
+
+def test_plan_orders_phases_and_keeps_rtt_out_of_the_counter_window():
+    plan = base.plan(ctx(), ALL, "/var/tmp/x/c/virtio/1")
+    assert [s["argv"][0] for s in plan["start"]] == ["tcpdump"]
+    assert plan["stop"] == plan["start"]
+    assert [s["argv"][0] for s in plan["traffic"]] == ["trafgen"]
+    assert [s["argv"][0] for s in plan["probe"]] == ["ping"]
+    assert plan["probe"][0]["host"] == "h1"
+    assert plan["traffic"][0]["inputs"]["trafgen.cfg"].startswith("{ eth(da=52:54:00:00:00:11)")
+    before = {g["host"]: [i["file"] for i in g["items"]] for g in plan["before"]}
+    assert "cpu_before.proc_stat.txt" in before["g1"]  # a guest has its own kernel
+    assert "qemu_threads_before.txt" in before["lab"]
+    assert plan["unavailable"] == {"kvm": "guests run under QEMU's TCG (software emulation): "
+                                          "KVM has no VM and no exit counters to read"}
+    fetched = {(f["host"], f["name"]) for f in plan["fetch"]}
+    assert ("h1", "trafgen.cfg") in fetched
+    assert ("h1", "ping.txt.meta.json") in fetched
+    assert ("g1", "tcpdump.txt.stderr") in fetched
+    assert all(f["src"] == f"/var/tmp/x/c/virtio/1/{f['host']}/{f['name']}"
+               for f in plan["fetch"])
+
+
+def test_pf_ring_backend_and_kvm_where_they_exist():
+    plan = base.plan(ctx(virtualization="kvm", capture="pf_ring"), ALL, "/r")
+    assert [s["argv"][0] for s in plan["start"]] == ["pfcount"]
+    assert [s["argv"][0] for s in plan["traffic"]] == ["pfsend"]
+    assert "kvm" not in plan["unavailable"]
+    kvm_items = [i for g in plan["before"] for i in g["items"] if i["file"] == "kvm_before.txt"]
+    assert kvm_items[0]["read"] == ["/sys/kernel/debug/kvm/4242-*/*"]
+
+
+def test_roles_limit_collectors_and_shared_kernels_are_read_once():
+    plan = base.plan(ctx(receiver_shares_kernel=True), {"cpu": ["hypervisor", "receiver"]}, "/r")
+    assert [g["host"] for g in plan["before"]] == ["lab"]
+    only_sender = base.plan(ctx(), {"netdev": ["sender"]}, "/r")
+    assert [g["host"] for g in only_sender["before"]] == ["h1"]
+
+
+def test_unknown_collector():
+    with pytest.raises(KeyError, match="telepathy"):
+        base.plan(ctx(), {"telepathy": ["sender"]}, "/r")
+
+
+def test_trafgen_config_pads_to_the_frame_size():
+    config = trafgen_config(ctx())
+    assert "udp(sp=2012, dp=3000)" in config
+    assert "fill(0x00, 18)" in config  # 60 - 14 (Ethernet) - 20 (IPv4) - 8 (UDP)
+
+
+def test_derived_costs_per_packet():
+    key = {"scenario": "s", "repetition": 1}
+    counters = [
+        {**key, "host": "lab", "source": "clk_tck", "counter": "clk_tck", "before": 100,
+         "after": 100, "delta": 0},
+        {**key, "host": "lab", "source": "proc_stat", "counter": "busy_ticks", "delta": 50},
+        {**key, "host": "lab", "source": "proc_stat", "counter": "interrupts", "delta": 3000},
+        {**key, "host": "lab", "source": "qemu_task", "counter": "utime_ticks", "delta": 20},
+        {**key, "host": "lab", "source": "qemu_task", "counter": "stime_ticks", "delta": 5},
+    ]
+    rate = [{**key, "sent": 1000}]
+    costs = {c["metric"]: c for c in derive_costs(counters, rate)}
+    assert costs["cpu_us_per_packet"]["value"] == pytest.approx(50 / 100 * 1e6 / 1000)
+    assert costs["interrupts_per_packet"]["value"] == pytest.approx(3.0)
+    assert costs["qemu_cpu_us_per_packet"]["value"] == pytest.approx(25 / 100 * 1e6 / 1000)
+    assert "exits_per_packet" not in costs  # no KVM counters: absent, never 0
+    assert all(c["unit"] for c in costs.values())
+    assert derive_costs(counters, []) == []
+
+
+def test_links_find_the_interface_holding_an_address():
+    ip_json = json.dumps([
+        {"ifname": "lo", "address": "00:00:00:00:00:00",
+         "addr_info": [{"family": "inet", "local": "127.0.0.1"}]},
+        {"ifname": "data0", "address": "1a:15:67:ff:de:de",
+         "addr_info": [{"family": "inet", "local": "198.18.0.1"}]}])
+    assert links.owner(ip_json, "198.18.0.1") == {"ifname": "data0", "mac": "1a:15:67:ff:de:de"}
+    with pytest.raises(links.LinkError, match=r"198\.18\.9\.9"):
+        links.owner(ip_json, "198.18.9.9")
+    with pytest.raises(links.LinkError, match="not JSON"):
+        links.owner("{", "198.18.0.1")
+
+
+def test_tcpdump_counts_from_the_real_capture():
+    text = (FIXTURES / "tcpdump" / "stats.stderr").read_text().splitlines()
+    result = tcpdump.parse(FIXTURES / "tcpdump" / "stats.stderr")
+    assert result["interface"] == "vb"
+    assert result["captured_packets"] == int(text[1].split()[0])
+    assert result["received_by_filter_packets"] == int(text[2].split()[0])
+    assert result["dropped_by_kernel_packets"] == int(text[3].split()[0])
+
+
+def test_tcpdump_truncated_and_malformed(tmp_path):
+    lines = (FIXTURES / "tcpdump" / "stats.stderr").read_text().splitlines(keepends=True)
+    cut = tmp_path / "cut.stderr"
+    cut.write_text("".join(lines[:3]))
+    with pytest.raises(ParseError, match=r"cut\.stderr:3: truncated: no 'packets dropped"):
+        tcpdump.parse(cut)
+    bad = tmp_path / "bad.stderr"
+    bad.write_text(lines[0] + "lots of packets captured\n" + "".join(lines[2:]))
+    with pytest.raises(ParseError, match=r"bad\.stderr:2: unexpected line"):
+        tcpdump.parse(bad)
