@@ -167,15 +167,35 @@ def resolve(scenario: dict[str, Any], caps: dict[str, Any]) -> dict[str, Any]:
     return {"resolved": resolved, "substitutions": subs, "status": status, "reason": reason}
 
 
-def resolve_all(scenarios: dict[str, dict], caps: dict[str, Any]) -> dict[str, dict]:
-    """Resolve every scenario and assign guests: one guest per distinct profile."""
+def _matches(netdev: dict[str, Any], guest: dict[str, Any]) -> bool:
+    declared = guest.get("netdev") or {}
+    return (bool(declared.get("vhost")) == bool(netdev.get("vhost"))
+            and declared.get("poll_us") == netdev.get("poll_us"))
+
+
+def resolve_all(scenarios: dict[str, dict], caps: dict[str, Any],
+                guests: list[dict[str, Any]] | None = None) -> dict[str, dict]:
+    """Resolve every scenario and choose the guest that serves each virtualized one.
+
+    ``guests`` are the lab's running guests, ``{name, netdev: {vhost, poll_us, ...}}``.
+    A scenario gets the first guest whose netdev matches its resolved knobs; when none
+    matches it gets the first guest, recorded as a substitution.
+    """
     out: dict[str, dict] = {}
-    profiles: dict[str, int] = {}
     for name, scenario in scenarios.items():
         result = resolve(scenario, caps)
-        if result["resolved"]["virtualization"] != "none":
-            key = guest_profile(result["resolved"])
-            profiles.setdefault(key, len(profiles) + 1)
-            result["resolved"]["guest_index"] = profiles[key]
+        resolved = result["resolved"]
+        if resolved["virtualization"] != "none" and result["status"] == "run":
+            if not guests:
+                result.update(status="not_run", reason="no guest is running in this lab")
+            else:
+                match = next((g for g in guests if _matches(resolved["netdev"], g)), None)
+                if match is None:
+                    match = guests[0]
+                    result["substitutions"].append(_sub(
+                        "guest", guest_profile(resolved), match["name"],
+                        "no running guest has the requested netdev; using "
+                        f"{match['name']} with {json.dumps(match.get('netdev'), sort_keys=True)}"))
+                resolved["guest"] = match["name"]
         out[name] = result
     return out

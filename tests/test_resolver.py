@@ -71,11 +71,33 @@ def test_policy_skip_and_fail():
         resolve(fail, EMBEDDED)
 
 
-def test_one_guest_per_distinct_profile():
-    embedded = resolve_all(SEED, EMBEDDED)
-    assert {o["resolved"].get("guest_index") for o in embedded.values()} == {None, 1}
-    real = resolve_all(SEED, REAL)
-    indices = {name: o["resolved"].get("guest_index") for name, o in real.items()}
-    assert indices["virtio"] == indices["virtio_vpfring"]
-    assert indices["virtio_elvis"] == indices["virtio_elvis_vpfring"]
-    assert indices["virtio"] != indices["virtio_elvis"]
+def test_each_scenario_gets_the_guest_with_its_netdev():
+    guests = [{"name": "g-virtio", "netdev": {"vhost": True, "poll_us": None}},
+              {"name": "g-elvis", "netdev": {"vhost": True, "poll_us": 50}}]
+    real = resolve_all(SEED, REAL, guests)
+    assert real["virtio"]["resolved"]["guest"] == "g-virtio"
+    assert real["virtio_vpfring"]["resolved"]["guest"] == "g-virtio"
+    assert real["virtio_elvis"]["resolved"]["guest"] == "g-elvis"
+    assert "guest" not in real["baseline"]["resolved"]
+    assert all(s["knob"] != "guest" for o in real.values() for s in o["substitutions"])
+
+
+def test_embedded_lab_serves_every_virtio_scenario_from_its_one_guest():
+    guests = [{"name": "kvmnl-g1", "netdev": {"vhost": False, "poll_us": None}}]
+    embedded = resolve_all(SEED, EMBEDDED, guests)
+    assert {o["resolved"].get("guest") for o in embedded.values()} == {None, "kvmnl-g1"}
+    assert all(s["knob"] != "guest" for o in embedded.values() for s in o["substitutions"])
+
+
+def test_missing_guest_profile_is_a_recorded_substitution():
+    guests = [{"name": "g-virtio", "netdev": {"vhost": True, "poll_us": None}}]
+    real = resolve_all(SEED, REAL, guests)
+    subs = {s["knob"]: s for s in real["virtio_elvis"]["substitutions"]}
+    assert subs["guest"]["effective"] == "g-virtio"
+    assert real["virtio_elvis"]["resolved"]["guest"] == "g-virtio"
+
+
+def test_no_running_guest_means_not_run():
+    out = resolve_all(SEED, EMBEDDED, [])
+    assert out["virtio"]["status"] == "not_run"
+    assert out["baseline"]["status"] == "run"

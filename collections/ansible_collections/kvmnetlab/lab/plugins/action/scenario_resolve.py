@@ -13,6 +13,7 @@ description:
 options:
   campaign_dir: {description: The campaign folder., type: path, required: true}
   capabilities: {description: Probed and declared capabilities (see collectors.scenarios)., type: dict, required: true}
+  guests: {description: "Running guests: {name, netdev}.", type: list, elements: dict, default: []}
 author: kvmnetlab developers
 """
 
@@ -32,7 +33,7 @@ class ActionModule(ControllerAction):
                               if k not in ("status", "reason", "resolved", "substitutions")}
                        for name, d in manifest["scenarios"].items()}
         try:
-            resolved = resolver.resolve_all(definitions, caps)
+            resolved = resolver.resolve_all(definitions, caps, args.get("guests") or [])
         except resolver.ScenarioFailed as exc:
             raise AnsibleActionFail(str(exc)) from None
         for name, outcome in resolved.items():
