@@ -1,0 +1,412 @@
+"""Loading layer: read one campaign folder of the result store and validate it.
+
+Only this module touches the file system on the way in. It reads
+``manifest.json`` and the tidy tables under ``data/`` (docs/result-store.md),
+checks them against the format, and hands back a :class:`Campaign`, the data
+model every later layer works from. Anything that does not match the format
+raises :class:`InputError`, whose message names the file and the field.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from collectors.errors import StoreError
+from collectors.store import FORMAT_VERSION, MANIFEST, sha256_file
+from collectors.store import RUN_STATES as RUN_STATUSES
+
+SCENARIO_STATUSES = ("run", "not_run", "skipped", "failed")
+
+
+class InputError(StoreError):
+    """A results folder does not match the result-store format.
+
+    ``path`` is the offending file and ``field`` the column or dotted manifest key.
+    """
+
+    def __init__(self, path: str | Path, field: str | None, message: str) -> None:
+        self.path = str(path)
+        self.field = field
+        self.reason = message
+        where = f"{self.path}: {field}" if field else self.path
+        super().__init__(f"{where}: {message}")
+
+
+# Columns read from each table: name -> (arrow type predicate, description for errors).
+_INT = (pa.types.is_integer, "an integer")
+_FLOAT = (lambda t: pa.types.is_floating(t) or pa.types.is_integer(t), "a number")
+_BOOL = (pa.types.is_boolean, "a boolean")
+_STR = (
+    lambda t: pa.types.is_string(t)
+    or pa.types.is_large_string(t)
+    or pa.types.is_string_view(t)
+    or (pa.types.is_dictionary(t) and pa.types.is_string(t.value_type)),
+    "a string",
+)
+
+TABLES: dict[str, dict[str, tuple[Any, str]]] = {
+    "rtt": {
+        "scenario": _STR,
+        "repetition": _INT,
+        "host": _STR,
+        "answered": _BOOL,
+        "rtt_us": _FLOAT,
+    },
+    "ping_summary": {
+        "scenario": _STR,
+        "repetition": _INT,
+        "host": _STR,
+        "transmitted": _INT,
+        "received": _INT,
+        "loss_pct": _FLOAT,
+    },
+    "rate": {
+        "scenario": _STR,
+        "repetition": _INT,
+        "backend": _STR,
+        "sent": _INT,
+        "received": _INT,
+        "lost": _INT,
+        "loss_pct": _FLOAT,
+        "frame_bytes": _INT,
+        "rate_pps": _FLOAT,
+    },
+    "costs": {
+        "scenario": _STR,
+        "repetition": _INT,
+        "metric": _STR,
+        "value": _FLOAT,
+        "unit": _STR,
+    },
+}
+_CATEGORICAL = ("scenario", "host", "backend", "metric", "unit")
+# Columns where a null (NaN) is legal: an unanswered probe; ping's loss when nothing was sent.
+NULLABLE = ("rtt_us", "loss_pct")
+
+
+@dataclass(frozen=True)
+class Campaign:
+    """One campaign as read from its folder: the manifest and its tidy tables.
+
+    A table is ``None`` when the campaign did not collect it. ``scenarios`` has
+    one row per manifest scenario, in report order (scenario ``number``, then
+    name), whether or not it produced data.
+    """
+
+    path: Path
+    manifest: dict[str, Any]
+    scenarios: pd.DataFrame
+    rtt: pd.DataFrame | None = None
+    ping_summary: pd.DataFrame | None = None
+    rate: pd.DataFrame | None = None
+    costs: pd.DataFrame | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def campaign_id(self) -> str:
+        return str(self.manifest["campaign_id"])
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        return dict(self.manifest.get("parameters") or {})
+
+    @property
+    def started_at(self) -> str:
+        return str(self.manifest.get("started_at") or "")
+
+    @property
+    def scenario_order(self) -> list[str]:
+        return list(self.scenarios["scenario"])
+
+
+def load_campaign(path: str | Path, *, verify: bool = True) -> Campaign:
+    """Read and validate the campaign folder ``path``.
+
+    With ``verify`` the sha256 of every data table that the manifest lists under
+    ``files`` is checked. Raises :class:`InputError` on anything malformed.
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise InputError(root, None, "not a results folder (no such directory)")
+    manifest_path = root / MANIFEST
+    manifest = _read_manifest(manifest_path)
+    scenarios = _scenario_frame(manifest_path, manifest)
+    known = set(scenarios["scenario"])
+    ran = scenarios.loc[scenarios["status"] == "run", "scenario"].tolist()
+
+    files = manifest.get("files") or {}
+    tables: dict[str, pd.DataFrame | None] = {}
+    for name in TABLES:
+        rel = f"data/{name}.parquet"
+        file = root / rel
+        required = rel in files or (name in ("rtt", "ping_summary") and bool(ran))
+        if not file.exists():
+            if required:
+                why = "listed in manifest.json files" if rel in files else (
+                    f"scenarios {', '.join(ran)} have status 'run'"
+                )
+                raise InputError(file, None, f"missing ({why})")
+            tables[name] = None
+            continue
+        if verify and rel in files:
+            _verify_checksum(file, files[rel], manifest_path, rel)
+        tables[name] = _read_table(file, name, known)
+
+    warnings = _consistency_warnings(scenarios, tables)
+    return Campaign(
+        path=root,
+        manifest=manifest,
+        scenarios=scenarios,
+        rtt=tables["rtt"],
+        ping_summary=tables["ping_summary"],
+        rate=tables["rate"],
+        costs=tables["costs"],
+        warnings=warnings,
+    )
+
+
+# --------------------------------------------------------------------------- manifest
+
+
+def _read_manifest(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(path, None, "missing: not a campaign folder") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(path, None, f"cannot be read: {exc}") from exc
+    try:
+        manifest = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            path, None, f"not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
+        ) from exc
+    if not isinstance(manifest, dict):
+        raise InputError(path, None, "must hold a JSON object")
+
+    def need(key: str, kind: type | tuple[type, ...], what: str) -> Any:
+        if key not in manifest:
+            raise InputError(path, key, "missing")
+        value = manifest[key]
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
+            raise InputError(path, key, f"must be {what}, got {value!r}")
+        return value
+
+    version = need("format_version", int, "an integer")
+    if version != FORMAT_VERSION:
+        raise InputError(
+            path, "format_version", f"is {version}; this analysis reads version {FORMAT_VERSION}"
+        )
+    need("campaign_id", str, "a string")
+    parameters = need("parameters", dict, "an object")
+    need("scenarios", dict, "an object")
+    for key, kind, what in (
+        ("repetitions", int, "an integer"),
+        ("ping_count", int, "an integer"),
+        ("ping_interval_s", (int, float), "a number (seconds)"),
+        ("ping_payload_bytes", int, "an integer (bytes)"),
+        ("seed", int, "an integer"),
+    ):
+        if key in parameters and parameters[key] is not None:
+            value = parameters[key]
+            if isinstance(value, bool) or not isinstance(value, kind):
+                raise InputError(path, f"parameters.{key}", f"must be {what}, got {value!r}")
+    for key in ("started_at", "finished_at"):
+        if manifest.get(key) is not None and not isinstance(manifest[key], str):
+            raise InputError(path, key, f"must be an ISO 8601 string, got {manifest[key]!r}")
+    for key in ("lab", "git", "tool_versions", "files"):
+        if manifest.get(key) is not None and not isinstance(manifest[key], dict):
+            raise InputError(path, key, "must be an object")
+    for key in ("runs", "order"):
+        if manifest.get(key) is not None and not isinstance(manifest[key], list):
+            raise InputError(path, key, "must be a list")
+    return manifest
+
+
+def _scenario_frame(path: Path, manifest: dict[str, Any]) -> pd.DataFrame:
+    rows = []
+    for name, spec in manifest["scenarios"].items():
+        where = f"scenarios.{name}"
+        if not isinstance(spec, dict):
+            raise InputError(path, where, "must be an object")
+        status = spec.get("status")
+        if status not in SCENARIO_STATUSES:
+            raise InputError(
+                path,
+                f"{where}.status",
+                f"must be one of {', '.join(SCENARIO_STATUSES)}, got {status!r}",
+            )
+        number = spec.get("number")
+        if number is not None and (isinstance(number, bool) or not isinstance(number, int)):
+            raise InputError(path, f"{where}.number", f"must be an integer, got {number!r}")
+        subs = spec.get("substitutions") or []
+        if not isinstance(subs, list):
+            raise InputError(path, f"{where}.substitutions", "must be a list")
+        for i, sub in enumerate(subs):
+            if not isinstance(sub, dict) or "knob" not in sub:
+                raise InputError(
+                    path,
+                    f"{where}.substitutions[{i}]",
+                    "must be an object with knob, requested, effective, reason",
+                )
+            for key in ("requested", "effective", "reason"):
+                if key not in sub:
+                    raise InputError(path, f"{where}.substitutions[{i}].{key}", "missing")
+        rows.append(
+            {
+                "scenario": name,
+                "number": number,
+                "title": spec.get("title") or name,
+                "virtualization": spec.get("virtualization"),
+                "io_path": spec.get("io_path"),
+                "capture": spec.get("capture"),
+                "policy": spec.get("policy"),
+                "status": status,
+                "reason": spec.get("reason") or "",
+                "substitutions": [dict(s) for s in subs],
+            }
+        )
+    runs = manifest.get("runs") or []
+    counts: dict[str, dict[str, int]] = {}
+    for i, run in enumerate(runs):
+        if not isinstance(run, dict) or run.get("status") not in RUN_STATUSES:
+            raise InputError(
+                path, f"runs[{i}].status", f"must be one of {', '.join(RUN_STATUSES)}"
+            )
+        if run.get("scenario") not in manifest["scenarios"]:
+            raise InputError(
+                path, f"runs[{i}].scenario", f"{run.get('scenario')!r} is not in scenarios"
+            )
+        per = counts.setdefault(run["scenario"], dict.fromkeys(RUN_STATUSES, 0))
+        per[run["status"]] += 1
+    frame = pd.DataFrame(
+        rows,
+        columns=[
+            "scenario", "number", "title", "virtualization", "io_path", "capture",
+            "policy", "status", "reason", "substitutions",
+        ],
+    )
+    for status in RUN_STATUSES:
+        frame[f"runs_{status}"] = [counts.get(s, {}).get(status, 0) for s in frame["scenario"]]
+    frame["number"] = frame["number"].astype("Int64")
+    order = frame.assign(_n=frame["number"].fillna(10**9)).sort_values(
+        ["_n", "scenario"], kind="stable"
+    )
+    return order.drop(columns="_n").reset_index(drop=True)
+
+
+def _verify_checksum(file: Path, entry: Any, manifest_path: Path, rel: str) -> None:
+    if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str):
+        raise InputError(manifest_path, f"files.{rel}.sha256", "missing or not a string")
+    if sha256_file(file) != entry["sha256"].lower():
+        raise InputError(
+            file, None, f"sha256 does not match manifest.json files.{rel} (file changed)"
+        )
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def _read_table(file: Path, name: str, known: set[str]) -> pd.DataFrame:
+    spec = TABLES[name]
+    try:
+        schema = pq.read_schema(file)
+    except (OSError, pa.ArrowException) as exc:
+        raise InputError(file, None, f"not a readable Parquet file ({exc})") from exc
+    for column, (is_ok, what) in spec.items():
+        index = schema.get_field_index(column)
+        if index < 0:
+            raise InputError(file, column, "column missing")
+        if not is_ok(schema.field(index).type):
+            raise InputError(
+                file, column, f"must be {what}, found Parquet type {schema.field(index).type}"
+            )
+    columns = list(spec)
+    try:
+        table = pq.read_table(
+            file,
+            columns=columns,
+            read_dictionary=[c for c in columns if c in _CATEGORICAL],
+        )
+    except (OSError, pa.ArrowException) as exc:
+        raise InputError(file, None, f"not a readable Parquet file ({exc})") from exc
+    for column in columns:
+        if column not in NULLABLE and table.column(column).null_count:
+            row = pc.index(pc.is_null(table.column(column)), True).as_py()
+            raise InputError(file, column, f"null value (row {row})")
+    # self_destruct frees each Arrow column once converted: peak memory ~ one copy, not two
+    frame = table.to_pandas(split_blocks=True, self_destruct=True)
+    del table
+    for column in columns:
+        if column in _CATEGORICAL:
+            frame[column] = frame[column].astype("category")
+    unknown = sorted(set(frame["scenario"].cat.categories) - known)
+    if unknown:
+        raise InputError(
+            file, "scenario", f"{', '.join(map(repr, unknown))} not in manifest.json scenarios"
+        )
+    _check_values(file, name, frame)
+    return frame
+
+
+def _first_bad(file: Path, column: str, mask: Any, message: str) -> None:
+    if mask.any():
+        row = int(mask.to_numpy().nonzero()[0][0])
+        raise InputError(file, column, f"{message} (row {row})")
+
+
+def _check_values(file: Path, name: str, frame: pd.DataFrame) -> None:
+    _first_bad(file, "repetition", frame["repetition"] < 1, "must be >= 1")
+    if name == "rtt":
+        rtt = frame["rtt_us"]
+        answered = frame["answered"]
+        _first_bad(file, "rtt_us", answered & ~(rtt >= 0),
+                   "answered probe without a finite rtt >= 0")
+        _first_bad(file, "rtt_us", answered & (rtt == float("inf")), "infinite")
+    elif name == "ping_summary":
+        _first_bad(file, "transmitted", frame["transmitted"] < 0, "negative")
+        _first_bad(file, "received", frame["received"] < 0, "negative")
+    elif name == "rate":
+        _first_bad(file, "sent", frame["sent"] < 0, "negative")
+        _first_bad(file, "received", frame["received"] < 0, "negative")
+    elif name == "costs":
+        _first_bad(file, "value", ~np.isfinite(frame["value"]), "not a finite number")
+
+
+def _consistency_warnings(
+    scenarios: pd.DataFrame, tables: dict[str, pd.DataFrame | None]
+) -> list[str]:
+    """Things that are legal in the format but worth telling the reader."""
+    notes = []
+    rtt = tables["rtt"]
+    with_rtt = set(rtt["scenario"].unique()) if rtt is not None else set()
+    for row in scenarios.itertuples():
+        if row.status == "run" and row.scenario not in with_rtt:
+            notes.append(
+                f"scenario {row.scenario} has status 'run' but no rows in data/rtt.parquet"
+            )
+        if row.status != "run" and row.scenario in with_rtt:
+            notes.append(
+                f"scenario {row.scenario} has status {row.status!r} but rows in data/rtt.parquet"
+            )
+        if row.runs_failed:
+            notes.append(f"scenario {row.scenario}: {row.runs_failed} repetition(s) failed")
+        if row.runs_pending:
+            notes.append(f"scenario {row.scenario}: {row.runs_pending} repetition(s) still "
+                         "pending (campaign interrupted or running)")
+    rate = tables["rate"]
+    if rate is not None and (rate["received"] > rate["sent"]).any():
+        notes.append(
+            "data/rate.parquet: some repetitions received more frames than were sent "
+            "(the counter saw frames outside the generated flow); their loss is negative"
+        )
+    return notes

@@ -1,0 +1,266 @@
+"""Plotting: figures drawn from the statistics' DataFrames, never from raw files.
+
+Uses matplotlib's object API on the Agg canvas (no pyplot, no global state),
+so figures can be built in any process, headless. Each ``plot_*`` function
+returns a :class:`~matplotlib.figure.Figure`; :func:`save` writes PNG and SVG.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+RTT_LABEL = "RTT (µs)"
+_PALETTE = matplotlib.colormaps["tab10"].colors
+
+
+def scenario_colors(order: Sequence[str]) -> dict[str, tuple[float, float, float]]:
+    """One colour per scenario, by its place in the campaign, so all figures agree."""
+    return {name: _PALETTE[i % len(_PALETTE)] for i, name in enumerate(order)}
+
+
+def _figure(width: float, height: float) -> Figure:
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _plain_log(axis: Any) -> None:
+    """Log axis labelled 1, 10, 100 rather than 10^0, 10^1; 2 and 5 too when it spans little."""
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    low, high = axis.get_view_interval()
+    if low > 0 and high / low <= 300:
+        axis.set_minor_locator(LogLocator(subs=(2.0, 5.0)))
+        axis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    else:
+        axis.set_minor_formatter(NullFormatter())
+
+
+def wants_log_scale(low: Sequence[float], high: Sequence[float], ratio: float = 20.0) -> bool:
+    """True when the values span more than ``ratio`` (a linear axis would flatten the low end)."""
+    lo = min((v for v in low if v > 0), default=math.nan)
+    hi = max(high, default=math.nan)
+    return bool(lo > 0 and hi / lo > ratio)
+
+
+def plot_distributions(
+    box: pd.DataFrame,
+    *,
+    colors: dict[str, tuple[float, float, float]],
+    title: str,
+    log_y: bool = False,
+) -> Figure:
+    """Figure 1: one box per scenario, in campaign order.
+
+    ``box`` has one row per scenario with columns scenario, label, n, mean_us,
+    p1_us, p25_us, p50_us, p75_us, p99_us (NaN where the scenario has no data,
+    which is then shown as an empty, labelled slot): box = p25..p75,
+    line = median, whiskers = p1..p99, diamond = mean.
+    """
+    fig = _figure(max(6.4, 1.5 * len(box) + 3.0), 4.8)
+    ax = fig.add_subplot()
+    present = box.loc[box["n"] > 0]
+    positions = [i for i, n in enumerate(box["n"], start=1) if n > 0]
+    stats = [
+        {
+            "med": r.p50_us, "q1": r.p25_us, "q3": r.p75_us, "whislo": r.p1_us,
+            "whishi": r.p99_us, "mean": r.mean_us, "fliers": [],
+        }
+        for r in present.itertuples()
+    ]
+    if stats:
+        parts = ax.bxp(
+            stats, positions=positions, showmeans=True, showfliers=False, patch_artist=True,
+            widths=0.55, manage_ticks=False,
+            meanprops={"marker": "D", "markerfacecolor": "white", "markeredgecolor": "black",
+                       "markersize": 7},
+            medianprops={"color": "black", "linewidth": 2},
+        )
+        for patch, name in zip(parts["boxes"], present["scenario"], strict=True):
+            patch.set_facecolor(colors[name])
+            patch.set_alpha(0.75)
+        for i, r in zip(positions, present.itertuples(), strict=True):
+            ax.annotate(
+                f"mean {r.mean_us:.3g}", (i + 0.3, r.mean_us), va="center", fontsize=8,
+                bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none",
+                      "alpha": 0.8},
+            )
+    for i, n in enumerate(box["n"], start=1):
+        if not n > 0:
+            ax.text(i, 0.5, "no data", ha="center", va="center", color="grey", rotation=90,
+                    transform=ax.get_xaxis_transform())
+    ax.set_xticks(range(1, len(box) + 1), box["label"])
+    ax.set_xlim(0.4, len(box) + 0.8)
+    if log_y:
+        ax.set_yscale("log")
+        _plain_log(ax.yaxis)
+    ax.set_ylabel(RTT_LABEL + (" — log scale" if log_y else ""))
+    ax.set_xlabel("scenario")
+    ax.set_title(title)
+    ax.grid(axis="y", which="both", alpha=0.3)
+    ax.legend(
+        handles=[
+            Patch(facecolor="lightgrey", edgecolor="black", label="p25-p75 (box)"),
+            Line2D([], [], color="black", linewidth=2, label="median"),
+            Line2D([], [], marker="D", color="black", markerfacecolor="white", linestyle="",
+                   label="mean"),
+            Line2D([], [], color="black", linewidth=1, label="whiskers: p1 and p99"),
+        ],
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+        fontsize=8,
+    )
+    return fig
+
+
+def plot_cdf(
+    points: pd.DataFrame,
+    *,
+    order: Sequence[str],
+    colors: dict[str, tuple[float, float, float]],
+    title: str,
+    log_x: bool = False,
+    threshold: tuple[str, float] | None = None,
+) -> Figure:
+    """Figure 2: the empirical CDF of every scenario on one axis.
+
+    ``points`` has columns scenario, rtt_us, cum_prob (from stats.ecdf_points).
+    ``threshold`` (label, µs) draws a vertical reference line, e.g. the
+    baseline's percentile that closeness is measured against.
+    """
+    fig = _figure(9.0, 4.8)
+    ax = fig.add_subplot()
+    present = [name for name in order if (points["scenario"] == name).any()]
+    for name in order:
+        if name not in present:  # keep its place in the legend
+            ax.plot([], [], color=colors[name], linestyle=":", label=f"{name} (no data)")
+            continue
+        p = points.loc[points["scenario"] == name]
+        x = np.concatenate(([p["rtt_us"].iloc[0]], p["rtt_us"].to_numpy()))
+        y = np.concatenate(([0.0], p["cum_prob"].to_numpy()))
+        # Later curves are drawn thinner, so one lying on an earlier one leaves it visible.
+        width = 3.2 - 1.8 * present.index(name) / max(1, len(present) - 1)
+        ax.step(x, y, where="post", color=colors[name], linewidth=width, label=name)
+    if threshold is not None:
+        label, value = threshold
+        ax.axvline(value, color="grey", linestyle="--", linewidth=1, label=label)
+    if log_x:
+        ax.set_xscale("log")
+        _plain_log(ax.xaxis)
+    ax.set_xlabel(RTT_LABEL + (" — log scale" if log_x else ""))
+    ax.set_ylabel("cumulative probability P(RTT ≤ x)")
+    ax.set_ylim(0, 1.02)
+    ax.set_title(title)
+    ax.grid(which="both", alpha=0.3)
+    if order:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    if not present:
+        ax.text(0.5, 0.5, "no RTT data", ha="center", va="center", transform=ax.transAxes)
+    return fig
+
+
+def plot_costs(
+    costs: pd.DataFrame, *, colors: dict[str, tuple[float, float, float]], title: str
+) -> Figure:
+    """Per-packet costs: one panel per metric, a bar per scenario (mean), min-max as error bars.
+
+    ``costs`` is tables.costs_table (rows with no metric are skipped).
+    """
+    data = costs.dropna(subset=["metric"])
+    metrics = list(dict.fromkeys(data["metric"]))
+    fig = _figure(max(6.4, 3.6 * len(metrics)), 4.2)
+    if not metrics:
+        ax = fig.add_subplot()
+        ax.text(0.5, 0.5, "no per-packet costs", ha="center", va="center")
+        return fig
+    axes = fig.subplots(1, len(metrics), squeeze=False)[0]
+    for ax, metric in zip(axes, metrics, strict=True):
+        m = data.loc[data["metric"] == metric]
+        x = np.arange(len(m))
+        err = np.vstack((m["mean"] - m["min"], m["max"] - m["mean"]))
+        bars = ax.bar(x, m["mean"], color=[colors[s] for s in m["scenario"]], yerr=err,
+                      capsize=4)
+        ax.bar_label(bars, labels=[f"{v:.3g}" for v in m["mean"]], padding=2, fontsize=8)
+        ax.set_xticks(x, m["scenario"], rotation=30, ha="right")
+        units = ", ".join(dict.fromkeys(m["unit"]))
+        ax.set_ylabel(f"{units} per packet")
+        ax.margins(y=0.12)
+        ax.set_title(metric, fontsize=10)
+        ax.grid(axis="y", alpha=0.3)
+    fig.suptitle(title)
+    return fig
+
+
+def plot_trend(
+    trend: pd.DataFrame, *, colors: dict[str, tuple[float, float, float]], title: str
+) -> Figure:
+    """Campaign trend: median RTT (with its bootstrap CI) and loss per campaign, per scenario.
+
+    ``trend`` has columns campaign, scenario, median_us, ci_low_us, ci_high_us,
+    loss_pct, median_regressed and loss_regressed; campaigns are drawn in the
+    order they first appear. A regressed point is ringed in red.
+    """
+    campaigns = list(dict.fromkeys(trend["campaign"]))
+    xpos = {c: i for i, c in enumerate(campaigns)}
+    fig = _figure(max(7.5, 1.2 * len(campaigns) + 5.5), 6.4)
+    top, bottom = fig.subplots(2, 1, sharex=True)
+    names = list(dict.fromkeys(trend["scenario"]))
+    handles: list[Any] = []
+    ring = {"marker": "o", "markersize": 14, "markerfacecolor": "none", "markeredgecolor": "red",
+            "markeredgewidth": 2, "linestyle": ""}
+    for k, name in enumerate(names):
+        t = trend.loc[trend["scenario"] == name]
+        color = colors.get(name, "black")
+        if t["median_us"].isna().all() and t["loss_pct"].isna().all():
+            handles.append(Line2D([], [], color=color, linestyle=":", label=f"{name} (no data)"))
+            continue
+        # a small sideways offset per scenario keeps overlapping error bars apart
+        x = t["campaign"].map(xpos).to_numpy() + (k - (len(names) - 1) / 2) * 0.03
+        yerr = np.vstack((t["median_us"] - t["ci_low_us"], t["ci_high_us"] - t["median_us"]))
+        handles.append(
+            top.errorbar(x, t["median_us"], yerr=yerr, marker="o", capsize=3, color=color,
+                         label=name)
+        )
+        bottom.plot(x, t["loss_pct"], marker="s", color=color)
+        bad = t["median_regressed"].to_numpy(dtype=bool)
+        top.plot(x[bad], t["median_us"].to_numpy()[bad], **ring)
+        bad = t["loss_regressed"].to_numpy(dtype=bool)
+        bottom.plot(x[bad], t["loss_pct"].to_numpy()[bad], **ring)
+    if trend[["median_regressed", "loss_regressed"]].to_numpy(dtype=bool).any():
+        handles.append(Line2D([], [], label="regressed", **ring))
+    top.set_ylabel("median " + RTT_LABEL)
+    if wants_log_scale(trend["ci_low_us"].dropna(), trend["ci_high_us"].dropna()):
+        top.set_yscale("log")
+        _plain_log(top.yaxis)
+        top.set_ylabel("median " + RTT_LABEL + " — log scale")
+    bottom.set_ylabel("loss (%)")
+    bottom.set_xlabel("campaign (oldest → newest)")
+    bottom.set_xticks(range(len(campaigns)), campaigns, rotation=20, ha="right")
+    bottom.set_xlim(-0.5, len(campaigns) - 0.5)
+    for ax in (top, bottom):
+        ax.grid(alpha=0.3)
+    top.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    top.set_title(title)
+    return fig
+
+
+def save(fig: Figure, directory: Path, name: str) -> dict[str, Path]:
+    """Write ``name``.png (150 dpi) and ``name``.svg into ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for ext in ("png", "svg"):
+        path = directory / f"{name}.{ext}"
+        fig.savefig(path, dpi=150, metadata={"Date": None} if ext == "svg" else None)
+        paths[ext] = path
+    return paths

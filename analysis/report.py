@@ -1,0 +1,753 @@
+"""Assemble the report of one campaign: tables, statistics, figures, and the comparison.
+
+``build_report`` reads a campaign (and, for ``compare``, older ones), runs the
+statistics, draws the figures and writes ``<results>/report/`` (or ``out``):
+``report.md``, a self-contained ``index.html``, ``tables/*.csv`` and
+``figures/*.png|svg``. The whole folder is written next to its final place
+and swapped in at the end, so a failed run leaves the previous report intact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from analysis import plots, stats, tables
+from analysis.document import (
+    Bullets,
+    Definitions,
+    Image,
+    Para,
+    Section,
+    Table,
+    integer,
+    num,
+    pvalue,
+    share,
+    text,
+    to_html,
+    to_markdown,
+    whole,
+    yes_no,
+)
+from analysis.load import Campaign, InputError, load_campaign
+from analysis.model import rtt_samples, samples_by_scenario
+
+MARKER = ".kvmnetlab-report"
+BOX_PERCENTILES = (1.0, 25.0, 50.0, 75.0, 99.0)
+PARAMETER_UNITS = {
+    "repetitions": "repetitions",
+    "ping_count": "probes",
+    "ping_interval_s": "s",
+    "ping_payload_bytes": "bytes",
+    "seed": "",
+}
+_SUFFIX_UNITS = {"_s": "s", "_ms": "ms", "_us": "µs", "_bytes": "bytes", "_pps": "packets/s",
+                 "_pct": "%", "_bps": "bit/s", "_mbps": "Mbit/s", "_gbps": "Gbit/s"}
+
+
+class UsageError(ValueError):
+    """An analysis option does not fit the campaign (e.g. an unknown baseline)."""
+
+
+@dataclass(frozen=True)
+class Options:
+    results: Path
+    out: Path | None = None
+    margin: stats.Margin = field(default_factory=stats.Margin)
+    percentile: float = 90.0
+    confidence: float = 0.95
+    compare: tuple[Path, ...] = ()
+    regression_threshold_pct: float = 10.0
+    loss_threshold_pp: float = 1.0
+    log_x: bool = False
+    baseline: str | None = None
+    resamples: int = stats.DEFAULT_RESAMPLES
+    seed: int | None = None
+    percentiles: tuple[float, ...] = stats.DEFAULT_PERCENTILES
+
+
+@dataclass(frozen=True)
+class Outcome:
+    out: Path
+    comparison: pd.DataFrame
+
+    @property
+    def regressed(self) -> pd.DataFrame:
+        if self.comparison.empty:
+            return self.comparison
+        return self.comparison.loc[self.comparison["verdict"] == "regressed"]
+
+
+def choose_baseline(campaign: Campaign, with_data: Sequence[str], requested: str | None) -> str:
+    """The requested scenario; else the first with virtualization 'none'; else the first."""
+    if requested is not None:
+        if requested not in campaign.scenario_order:
+            raise UsageError(f"--baseline {requested!r}: no such scenario in the manifest")
+        if requested not in with_data:
+            raise UsageError(f"--baseline {requested!r}: scenario has no RTT data")
+        return requested
+    bare = campaign.scenarios.loc[campaign.scenarios["virtualization"] == "none", "scenario"]
+    for name in bare:
+        if name in with_data:
+            return name
+    return with_data[0] if with_data else ""
+
+
+def build_report(options: Options) -> Outcome:
+    campaign = load_campaign(options.results)
+    out = Path(options.out) if options.out else campaign.path / "report"
+    _check_target(out)
+    seed = options.seed if options.seed is not None else int(campaign.parameters.get("seed") or 0)
+    order = campaign.scenario_order
+    samples = rtt_samples(campaign.rtt, order)
+    with_data = list(samples_by_scenario(samples))
+    baseline = choose_baseline(campaign, with_data, options.baseline)
+    colors = plots.scenario_colors(order)
+
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        (work / "tables").mkdir()
+        (work / "figures").mkdir()
+        ctx = _Context(campaign, options, samples, baseline, colors, seed, work)
+        sections = [
+            _header(ctx),
+            _loss_section(ctx),
+            _rtt_section(ctx),
+            _figures_section(ctx),
+            _distribution_section(ctx),
+            _closeness_section(ctx),
+            _tests_section(ctx),
+            _costs_section(ctx),
+        ]
+        comparison = pd.DataFrame(columns=stats.COMPARISON_COLUMNS)
+        if options.compare:
+            section, comparison = _comparison_section(ctx)
+            sections.append(section)
+        title = f"kvmnetlab report — campaign {campaign.campaign_id}"
+        (work / "report.md").write_text(to_markdown(title, sections), encoding="utf-8")
+        (work / "index.html").write_text(to_html(title, sections, work), encoding="utf-8")
+        (work / MARKER).write_text("written by python -m analysis\n", encoding="utf-8")
+        _swap_in(work, out)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return Outcome(out, comparison)
+
+
+def _check_target(out: Path) -> None:
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MARKER).exists())):
+        raise UsageError(f"{out}: exists and is not a report folder; refusing to replace it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+
+def _swap_in(work: Path, out: Path) -> None:
+    old = None
+    if out.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+        os.replace(out, old / out.name)
+    os.replace(work, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+@dataclass
+class _Context:
+    campaign: Campaign
+    options: Options
+    samples: pd.DataFrame
+    baseline: str
+    colors: dict[str, Any]
+    seed: int
+    work: Path
+
+    def csv(self, frame: pd.DataFrame, name: str) -> str:
+        frame.to_csv(self.work / "tables" / f"{name}.csv", index=False)
+        return name
+
+    def figure(self, fig: Any, name: str, caption: str) -> Image:
+        paths = plots.save(fig, self.work / "figures", name)
+        return Image(paths["png"].relative_to(self.work), caption)
+
+    @property
+    def alpha(self) -> float:
+        return 1.0 - self.options.confidence
+
+
+def _status_cols() -> list[tuple[str, str, Any]]:
+    return [("number", "#", integer), ("scenario", "scenario", text), ("status", "status", text)]
+
+
+# --------------------------------------------------------------------------- header
+
+
+def _unit(key: str) -> str:
+    if key in PARAMETER_UNITS:
+        return PARAMETER_UNITS[key]
+    return next((u for suffix, u in _SUFFIX_UNITS.items() if key.endswith(suffix)), "")
+
+
+def _plain(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, dict | list):
+        return json.dumps(value, sort_keys=True, ensure_ascii=False)
+    return text(value)
+
+
+def _kv(items: dict[str, Any], key_header: str = "key") -> pd.DataFrame:
+    return pd.DataFrame(
+        {key_header: list(items), "value": [_plain(v) for v in items.values()]}
+    )
+
+
+def _header(ctx: _Context) -> Section:
+    c, o = ctx.campaign, ctx.options
+    m = c.manifest
+    git = m.get("git") or {}
+    lab = m.get("lab") or {}
+    commit = git.get("commit") or "unknown"
+    if git.get("dirty"):
+        commit += " (dirty: uncommitted changes)"
+    about = {
+        "campaign id": c.campaign_id,
+        "started at (UTC)": m.get("started_at"),
+        "finished at (UTC)": m.get("finished_at") or "not finished",
+        "kvmnetlab commit": commit,
+        "lab": lab.get("name"),
+        "results folder": str(c.path),
+        "baseline scenario": ctx.baseline or "none (no RTT data)",
+        "confidence level C (alpha = 1 - C)": f"{o.confidence:g} (alpha = {ctx.alpha:g})",
+        "TOST equivalence margin": o.margin.describe(),
+        "closeness percentile": f"p{o.percentile:g} of the baseline",
+        "bootstrap": f"{o.resamples} resamples, seed {ctx.seed}",
+    }
+    params = pd.DataFrame(
+        {
+            "parameter": list(c.parameters),
+            "value": [_plain(v) for v in c.parameters.values()],
+            "unit": [_unit(k) for k in c.parameters],
+        }
+    )
+    blocks: list[Any] = [
+        Table(_kv(about, "item"), [("item", "", text), ("value", "", text)], "Campaign"),
+        Table(params, [("parameter", "parameter", text), ("value", "value", text),
+                       ("unit", "unit", text)], "Parameters", ctx.csv(params, "parameters")),
+    ]
+    profile = lab.get("profile") or {}
+    if profile:
+        blocks.append(Table(_kv(profile, "capability"), [("capability", "capability", text),
+                      ("value", "probed value", text)], "Lab profile (probed capabilities)"))
+    if m.get("tool_versions"):
+        blocks.append(Table(_kv(m["tool_versions"], "tool"), [("tool", "tool", text),
+                      ("value", "version", text)], "Tool versions"))
+    blocks += _hosts_blocks(c)
+    overview = tables.scenario_overview(c.scenarios)
+    blocks.append(
+        Table(
+            overview,
+            [
+                ("number", "#", integer), ("scenario", "scenario", text), ("title", "title", text),
+                ("virtualization", "virtualization", text), ("io_path", "I/O path", text),
+                ("capture", "capture", text), ("policy", "policy", text),
+                ("status", "status", text), ("reason", "reason", text),
+                ("runs", "repetitions", text),
+                ("substitutions", "substitutions (knob: requested → effective)", text),
+            ],
+            "Scenarios as requested, with their status and every substitution",
+            ctx.csv(overview, "scenarios"),
+        )
+    )
+    subs = tables.substitutions_table(c.scenarios)
+    if subs.empty:
+        blocks.append(Para("Substitutions: none; every scenario ran as requested."))
+    else:
+        blocks.append(
+            Table(
+                subs,
+                [("number", "#", integer), ("scenario", "scenario", text),
+                 ("knob", "knob", text), ("requested", "requested", text),
+                 ("effective", "effective", text), ("reason", "reason", text)],
+                "Substitutions: what the lab could not honour, and what ran instead",
+                ctx.csv(subs, "substitutions"),
+            )
+        )
+    if c.warnings:
+        blocks += [Para("Notes on the data:"), Bullets(c.warnings)]
+    return Section("Campaign", blocks)
+
+
+def _hosts_blocks(c: Campaign) -> list[Any]:
+    blocks: list[Any] = []
+    hosts = c.manifest.get("host_states")
+    if isinstance(hosts, dict) and hosts:
+        blocks.append(Table(_kv(hosts, "host"), [("host", "host", text), ("value", "state", text)],
+                            "Host states (from the manifest)"))
+    # ping_summary has one row per (scenario, repetition, host): far smaller than rtt
+    for name, frame in (("data/ping_summary.parquet", c.ping_summary), ("data/rtt.parquet", c.rtt)):
+        if frame is not None and not frame.empty:
+            pairs = frame.groupby(["scenario", "host"], observed=True, sort=True).size().index
+            seen = pd.Series([str(h) for _, h in pairs], index=[str(s) for s, _ in pairs])
+            rows = pd.DataFrame({"scenario": c.scenario_order})
+            rows["hosts"] = [
+                ", ".join(seen[[s]]) if s in seen.index else None for s in rows["scenario"]
+            ]
+            blocks.append(Table(rows, [("scenario", "scenario", text),
+                                       ("hosts", "sending hosts", text)],
+                                f"Hosts that sent probes (from {name})"))
+            break
+    return blocks
+
+
+# --------------------------------------------------------------------------- tables 1, 2
+
+
+def _loss_section(ctx: _Context) -> Section:
+    c = ctx.campaign
+    t1 = tables.table1_loss(c.scenarios, c.ping_summary, c.rate)
+    spread = [
+        ("repetitions", "reps", integer),
+        ("mean_pct", "loss mean (%)", num),
+        ("min_pct", "min (%)", num),
+        ("max_pct", "max (%)", num),
+        ("std_pct", "std (%)", num),
+    ]
+    if c.rate is None:
+        columns = [*_status_cols(), *spread, ("sent_packets", "probes sent", integer),
+                   ("lost_packets", "probes lost", integer)]
+        source = (
+            "Loss measured by ping (data/ping_summary.parquet); sender → counter loss "
+            "(data/rate.parquet) was not collected in this campaign."
+        )
+    else:
+        columns = [*_status_cols(), ("backend", "backend", text),
+                   ("frame_bytes", "frame (bytes)", whole), ("rate_pps", "rate (packets/s)", num),
+                   *spread, ("sent_frames", "frames sent", integer),
+                   ("lost_frames", "frames lost", integer),
+                   ("ping_loss_mean_pct", "ping loss mean (%)", num)]
+        source = (
+            "Loss measured from sender to counter (data/rate.parquet), one row per backend, "
+            "frame size and rate; ping's mean loss is shown beside it."
+        )
+    return Section(
+        "Table 1 — packet loss per scenario",
+        [
+            Para(source),
+            Table(t1, columns, "Table 1: loss (%) per scenario", ctx.csv(t1, "table1_loss")),
+            Definitions([
+                ("loss of a repetition",
+                 "100 · (sent - received) / sent, pooled over the repetition's hosts "
+                 "(or flows); a counter that also sees frames outside the generated flow "
+                 "can make it negative."),
+                ("loss mean", "arithmetic mean of the repetitions' losses (each repetition "
+                 "weighs the same)."),
+                ("min, max", "smallest and largest repetition loss."),
+                ("std", "sample standard deviation of the repetition losses (n - 1 in the "
+                 "denominator); empty with a single repetition."),
+            ]),
+        ],
+    )
+
+
+def _rtt_section(ctx: _Context) -> Section:
+    c = ctx.campaign
+    t2 = tables.table2_rtt(c.scenarios, ctx.samples, c.rtt)
+    return Section(
+        "Table 2 — round-trip time per scenario",
+        [
+            Table(
+                t2,
+                [*_status_cols(), ("repetitions", "reps", integer),
+                 ("probes", "probes sent", integer), ("n", "n (answered)", integer),
+                 ("rtt_mean_us", "RTT mean (µs)", num), ("rtt_std_us", "RTT std (µs)", num)],
+                "Table 2: ICMP echo round-trip time (µs) per scenario",
+                ctx.csv(t2, "table2_rtt"),
+            ),
+            Definitions([
+                ("n", "answered probes, pooled over all repetitions and hosts; unanswered "
+                 "probes count as loss, not as RTT."),
+                ("RTT mean", "arithmetic mean of the n round-trip times, in microseconds."),
+                ("RTT std", "sample standard deviation of the n round-trip times "
+                 "(n - 1 in the denominator), in microseconds: the spread of single probes, "
+                 "not the uncertainty of the mean (see the confidence intervals below)."),
+            ]),
+        ],
+    )
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def _figures_section(ctx: _Context) -> Section:
+    c, o = ctx.campaign, ctx.options
+    box = stats.percentiles(ctx.samples, BOX_PERCENTILES)  # with min_us, max_us
+    box = c.scenarios[["scenario", "number", "status"]].merge(box, on="scenario", how="left")
+    box["n"] = box["n"].fillna(0).astype(int)
+    box["label"] = [
+        f"{'' if pd.isna(r.number) else f'{r.number}. '}{r.scenario}\n"
+        + (f"(n={r.n:,})" if r.n else f"({r.status})")
+        for r in box.itertuples()
+    ]
+    params = c.parameters
+    where = f"campaign {c.campaign_id}"
+    if "ping_interval_s" in params:
+        where += f", ping every {params['ping_interval_s']:g} s"
+    log_y = plots.wants_log_scale(box["p1_us"].dropna(), box["p99_us"].dropna())
+    fig1 = plots.plot_distributions(
+        box, colors=ctx.colors, title=f"Figure 1 — RTT per scenario\n{where}", log_y=log_y
+    )
+    points = stats.ecdf_points(ctx.samples)
+    threshold = None
+    if ctx.baseline:
+        x = samples_by_scenario(ctx.samples)[ctx.baseline]
+        threshold = (
+            f"closeness threshold:\np{o.percentile:g} of {ctx.baseline!r}",
+            float(stats.quantile_sorted(x, o.percentile / 100)),
+        )
+    log_x = o.log_x or plots.wants_log_scale(box["min_us"].dropna(), box["max_us"].dropna())
+    fig2 = plots.plot_cdf(
+        points, order=c.scenario_order, colors=ctx.colors, log_x=log_x, threshold=threshold,
+        title=f"Figure 2 — CDF of RTT per scenario\n{where}",
+    )
+    box_csv = ctx.csv(box.drop(columns="label"), "figure1_box")
+    ctx.csv(points, "figure2_cdf_points")
+    return Section(
+        "Figures 1 and 2 — RTT distributions",
+        [
+            ctx.figure(
+                fig1, "figure1_rtt_distributions",
+                "Figure 1: RTT per scenario. Box: 25th to 75th percentile; black line: median; "
+                "whiskers: 1st and 99th percentile; white diamond: mean (value printed beside "
+                "it); probes beyond the whiskers are not drawn (see the percentile table). "
+                + ("Logarithmic y axis: the scenarios differ by more than a factor of 20. "
+                   if log_y else "")
+                + f"Numbers behind it: tables/{box_csv}.csv.",
+            ),
+            ctx.figure(
+                fig2, "figure2_rtt_cdf",
+                "Figure 2: empirical cumulative distribution of RTT per scenario, "
+                "P(RTT ≤ x) over all answered probes. A curve further left is faster; "
+                "the dashed line is the baseline percentile used for closeness. "
+                + (("Logarithmic x axis (--log-x). " if o.log_x else "Logarithmic x axis: the "
+                    "scenarios differ by more than a factor of 20. ") if log_x else "")
+                + "Points: tables/figure2_cdf_points.csv (exact points of the ECDF).",
+            ),
+        ],
+    )
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def _distribution_section(ctx: _Context) -> Section:
+    o = ctx.options
+    pct = stats.percentiles(ctx.samples, o.percentiles)
+    boot = stats.bootstrap_ci(
+        ctx.samples, confidence=o.confidence, n_resamples=o.resamples, seed=ctx.seed
+    )
+    pct_cols = [("scenario", "scenario", text), ("n", "n", integer),
+                ("min_us", "min (µs)", num)]
+    pct_cols += [(stats.percentile_column(p), f"p{p:g} (µs)", num) for p in o.percentiles]
+    pct_cols += [("max_us", "max (µs)", num)]
+    wide = boot.pivot(index="scenario", columns="statistic",
+                      values=["estimate_us", "ci_low_us", "ci_high_us"])
+    ci = pd.DataFrame({"scenario": list(pct["scenario"])})
+    for stat in ("mean", "median"):
+        for col in ("estimate_us", "ci_low_us", "ci_high_us"):
+            ci[f"{stat}_{col}"] = ci["scenario"].map(wide[(col, stat)]) if not wide.empty else []
+    methods = boot.loc[boot["statistic"] == "mean"].set_index("scenario")["method"]
+    ci["mean_method"] = ci["scenario"].map(methods)
+    level = f"{100 * o.confidence:g} %"
+    return Section(
+        "Percentiles and confidence intervals",
+        [
+            Table(pct, pct_cols, "RTT percentiles per scenario (µs)", ctx.csv(pct, "percentiles")),
+            Definitions([
+                ("pX", "the X-th percentile of the answered probes' RTT, by linear "
+                 "interpolation between order statistics (Hyndman-Fan type 7, numpy's default): "
+                 "with the n values sorted, position h = (n - 1)·X/100, value "
+                 "x[⌊h⌋] + (h - ⌊h⌋)·(x[⌊h⌋+1] - x[⌊h⌋])."),
+            ]),
+            Table(
+                ci,
+                [("scenario", "scenario", text),
+                 ("mean_estimate_us", "mean (µs)", num),
+                 ("mean_ci_low_us", f"mean {level} CI low", num),
+                 ("mean_ci_high_us", f"mean {level} CI high", num),
+                 ("median_estimate_us", "median (µs)", num),
+                 ("median_ci_low_us", f"median {level} CI low", num),
+                 ("median_ci_high_us", f"median {level} CI high", num),
+                 ("mean_method", "mean resampling", text)],
+                f"Bootstrap {level} confidence intervals (µs)",
+                ctx.csv(boot, "bootstrap_ci"),
+            ),
+            Definitions([
+                ("percentile bootstrap CI",
+                 f"B = {o.resamples} bootstrap replicates of the statistic, each computed on "
+                 "n probes drawn with replacement from the scenario's n probes; the interval "
+                 f"runs from the {50 * (1 - o.confidence):g}th to the "
+                 f"{100 - 50 * (1 - o.confidence):g}th percentile of the replicates. Seeded "
+                 f"(seed {ctx.seed}, stream per scenario name), so it is reproducible."),
+                ("median replicates",
+                 "drawn exactly, without materialising resamples: the k-th smallest value of a "
+                 "resample is x[⌈n·U⌉] with U ~ Beta(k, n + 1 - k)."),
+                ("mean replicates",
+                 f"'resampling' (n ≤ {stats.BOOT_FULL_MAX_N}): the textbook resampling; "
+                 "'exact multinomial': a resample is a multinomial draw of counts over the "
+                 f"distinct values (≤ {stats.BOOT_MAX_DISTINCT} of them; ping reports RTT at "
+                 "1 µs resolution), identical in distribution; 'm-out-of-n': resamples of size "
+                 "m, rescaled by √(m/n) around the mean (same variance, slightly more skew)."),
+            ]),
+        ],
+    )
+
+
+def _closeness_section(ctx: _Context) -> Section:
+    o = ctx.options
+    close = stats.closeness(ctx.samples, ctx.baseline, o.percentile)
+    p = f"p{o.percentile:g}"
+    if close.empty:
+        return Section("Closeness to the baseline", [Para("No baseline with RTT data.")])
+    threshold = close["threshold_us"].iloc[0]
+    return Section(
+        "Closeness to the baseline",
+        [
+            Para(f"Baseline: {ctx.baseline}; its {p} is {num(threshold)} µs."),
+            Table(
+                close,
+                [("scenario", "scenario", text), ("n", "n", integer),
+                 ("share_at_or_below", f"share of probes ≤ baseline {p}", share),
+                 ("ks_distance", "KS distance D", num),
+                 ("ks_similarity", "1 - D", num)],
+                "Closeness of each scenario's RTT distribution to the baseline's",
+                ctx.csv(close, "closeness"),
+            ),
+            Definitions([
+                (f"share of probes ≤ baseline {p}",
+                 f"the fraction of the scenario's answered probes whose RTT is at or below the "
+                 f"baseline's {p} ({num(threshold)} µs). The baseline scores about "
+                 f"{o.percentile:g} % by construction; a scenario as fast as the baseline "
+                 "scores the same, a slower one less. This is the reading of the seed study's "
+                 "'close to the baseline X % of the time'."),
+                ("KS distance D",
+                 "the largest vertical gap between the scenario's and the baseline's empirical "
+                 "CDFs, max over x of |F_s(x) - F_b(x)| (Figure 2)."),
+                ("1 - D", "similarity of the whole distributions: 1 means identical empirical "
+                 "distributions, 0 means every probe of one is slower than every probe of "
+                 "the other."),
+            ]),
+        ],
+    )
+
+
+def _tests_section(ctx: _Context) -> Section:
+    o = ctx.options
+    pairs = stats.pairwise_tests(ctx.samples, margin=o.margin, confidence=o.confidence)
+    with_data = [s for s in ctx.campaign.scenario_order
+                 if (ctx.samples["scenario"] == s).sum() >= 2]
+    groups = stats.equivalence_groups(pairs, with_data)
+    a = f"{ctx.alpha:g}"
+    blocks: list[Any] = [
+        Para(
+            "Every pair of scenarios with RTT data. With thousands of probes per scenario the "
+            "difference tests flag differences far too small to matter; the equivalence test "
+            "(TOST) asks the practical question, whether the means differ by less than the "
+            "margin. Probes are treated as independent, which they are not quite (consecutive "
+            "probes share the host's state), so p-values are optimistic."
+        ),
+        Table(
+            pairs,
+            [("scenario_a", "a", text), ("scenario_b", "b", text),
+             ("diff_us", "mean a - b (µs)", num), ("prob_superiority", "P(a > b)", num),
+             ("mw_p_holm", "MW p (Holm)", pvalue), ("ks_d", "KS D", num),
+             ("ks_p_holm", "KS p (Holm)", pvalue), ("margin_us", "margin ± (µs)", num),
+             ("tost_p_holm", "TOST p (Holm)", pvalue), ("different_mw", "differ (MW)", yes_no),
+             ("different_ks", "differ (KS)", yes_no), ("equivalent", "equivalent", yes_no)],
+            f"Pairwise tests (alpha = {a}, Holm-corrected within each test)",
+            ctx.csv(pairs, "pairwise_tests"),
+        ),
+        Definitions([
+            ("P(a > b)", "the Mann-Whitney U of a divided by n_a·n_b: the probability that a "
+             "random probe of a is slower than one of b, ties counting half; 0.5 = no shift."),
+            ("MW p", "two-sided Mann-Whitney U test (asymptotic normal with tie and continuity "
+             "corrections; exact when a sample has ≤ 8 probes), H0: neither scenario tends to "
+             "be slower."),
+            ("KS D, KS p", "two-sample Kolmogorov-Smirnov distance max |F_a - F_b| and its "
+             "two-sided p-value (exact up to 10 000 probes per sample, else the asymptotic "
+             "Kolmogorov distribution), H0: same distribution."),
+            ("margin", o.margin.describe() + "."),
+            ("TOST p", "Schuirmann's two one-sided Welch t-tests of H0: |mean a - mean b| ≥ "
+             "margin (unequal variances, Welch-Satterthwaite degrees of freedom); the larger "
+             "of the two one-sided p-values."),
+            ("Holm", "Holm's step-down correction over the family of all pairs, separately for "
+             "MW, KS and TOST: sorted p-values p(1) ≤ … ≤ p(m) become max over j ≤ i of "
+             "(m - j + 1)·p(j), capped at 1; this bounds the chance of any false claim in the "
+             f"family by alpha = {a}."),
+            ("differ / equivalent", f"Holm-adjusted p < {a}. A pair can be neither (not enough "
+             "evidence either way) or both (a real difference smaller than the margin)."),
+        ]),
+        Table(
+            groups,
+            [("group", "group", text), ("members", "scenarios", text), ("size", "size", integer),
+             ("all_pairs_equivalent", "every pair equivalent", yes_no)],
+            "Equivalence groups",
+            ctx.csv(groups, "equivalence_groups"),
+        ),
+        Definitions([
+            ("equivalence group", "scenarios linked by a chain of pairs found equivalent by "
+             "the Holm-corrected TOST (connected components of the 'equivalent' graph). "
+             "'every pair equivalent: no' flags a chain (a ≈ b, b ≈ c, but a ≉ c)."),
+        ]),
+    ]
+    return Section("Equivalence and difference tests", blocks)
+
+
+def _costs_section(ctx: _Context) -> Section:
+    c = ctx.campaign
+    title = "Per-packet costs"
+    if c.costs is None:
+        return Section(title, [Para("Per-packet costs (data/costs.parquet): not collected in "
+                                    "this campaign.")])
+    costs = tables.costs_table(c.scenarios, c.costs)
+    fig = plots.plot_costs(costs, colors=ctx.colors,
+                           title=f"Figure 3 — per-packet costs per scenario "
+                                 f"(campaign {c.campaign_id})")
+    return Section(
+        title,
+        [
+            Table(
+                costs,
+                [*_status_cols(), ("metric", "metric", text), ("unit", "unit", text),
+                 ("repetitions", "reps", integer), ("mean", "mean", num), ("min", "min", num),
+                 ("max", "max", num), ("std", "std", num)],
+                "Per-packet costs per scenario (mean over repetitions; unit per row)",
+                ctx.csv(costs, "costs"),
+            ),
+            Definitions([
+                ("metric", "a counter divided by the packets it served, as the collector "
+                 "derived it (e.g. cpu_us_per_packet: CPU time per packet in µs; "
+                 "exits_per_packet: KVM exits per packet)."),
+                ("mean, min, max, std", "over repetitions; std is the sample standard "
+                 "deviation (n - 1)."),
+            ]),
+            ctx.figure(fig, "figure3_costs",
+                       "Figure 3: per-packet costs; bar: mean over repetitions, error bars: "
+                       "smallest and largest repetition."),
+        ],
+    )
+
+
+# --------------------------------------------------------------------------- comparison
+
+
+def _comparison_section(ctx: _Context) -> tuple[Section, pd.DataFrame]:
+    c, o = ctx.campaign, ctx.options
+    new_loss = tables.loss_totals(c.ping_summary, c.rate)
+    trend = [_trend_rows(c, ctx.samples, new_loss, o, ctx.seed)]
+    frames, notes = [], []
+    for path in o.compare:
+        older = load_campaign(path)
+        old_samples = rtt_samples(older.rtt, older.scenario_order)
+        old_loss = tables.loss_totals(older.ping_summary, older.rate)
+        frames.append(
+            stats.compare_campaigns(
+                ctx.samples, old_samples, new_loss, old_loss, older=older.campaign_id,
+                threshold_pct=o.regression_threshold_pct, loss_threshold_pp=o.loss_threshold_pp,
+                confidence=o.confidence,
+            )
+        )
+        trend.append(_trend_rows(older, old_samples, old_loss, o, ctx.seed))
+        notes += _parameter_differences(c, older)
+        if (older.rate is None) != (c.rate is None):
+            notes.append(f"{older.campaign_id}: loss sources differ (ping vs rate); loss "
+                         "comparison mixes them")
+        del older, old_samples
+    comparison = pd.concat(frames, ignore_index=True)
+    # the current campaign's points are flagged when they regressed against any older one
+    flags = comparison.groupby("scenario")[["median_regressed", "loss_regressed"]].any()
+    for column in flags:
+        trend[0][column] = trend[0]["scenario"].map(flags[column]).fillna(False).astype(bool)
+    trend_frame = pd.concat(trend, ignore_index=True)
+    for column in flags:
+        trend_frame[column] = trend_frame[column].fillna(False).astype(bool)
+    trend_frame = trend_frame.sort_values(["started_at", "campaign"], kind="stable")
+    fig = plots.plot_trend(trend_frame, colors=ctx.colors,
+                           title=f"Figure 4 — median RTT and loss per campaign\n(regression: "
+                                 f"median +{o.regression_threshold_pct:g} % or loss "
+                                 f"+{o.loss_threshold_pp:g} points, significant)")
+    ctx.csv(trend_frame, "trend")
+    blocks: list[Any] = [
+        Para(f"Campaign {c.campaign_id} compared with "
+             + ", ".join(f.iloc[0]["older"] for f in frames if not f.empty) + "."),
+    ]
+    if notes:
+        blocks += [Para("Not like for like:"), Bullets(notes)]
+    blocks += [
+        Table(
+            comparison,
+            [("scenario", "scenario", text), ("older", "older campaign", text),
+             ("median_old_us", "median then (µs)", num), ("median_new_us", "median now (µs)", num),
+             ("median_change_pct", "change (%)", num), ("median_p_holm", "p (Holm)", pvalue),
+             ("loss_old_pct", "loss then (%)", num), ("loss_new_pct", "loss now (%)", num),
+             ("loss_change_pp", "change (points)", num), ("loss_p_holm", "p (Holm)", pvalue),
+             ("verdict", "verdict", text)],
+            "Change against earlier campaigns",
+            ctx.csv(comparison, "comparison"),
+        ),
+        Definitions([
+            ("change (%)", "100 · (median now - median then) / median then, median RTT of all "
+             "answered probes."),
+            ("median p", "Mood's median test (chi-square with Yates' correction on the counts "
+             "above and not above the pooled median), Holm-corrected over the scenarios of "
+             "each older campaign."),
+            ("loss", "pooled over repetitions: 100 · lost / sent (sender → counter when "
+             "data/rate.parquet exists, else ping); p from Fisher's exact test on "
+             "(lost, delivered) by (then, now), Holm-corrected likewise."),
+            ("verdict", f"regressed: median up by more than {o.regression_threshold_pct:g} % or "
+             f"loss up by more than {o.loss_threshold_pp:g} points, with Holm p < "
+             f"{ctx.alpha:g}; improved: the same downwards; not comparable: the scenario has "
+             "data in only one of the two campaigns."),
+        ]),
+        ctx.figure(fig, "figure4_trend",
+                   "Figure 4: median RTT (with its bootstrap CI) and loss per campaign, oldest "
+                   f"to newest by start time; a red ring marks a scenario of {c.campaign_id} "
+                   "that regressed against at least one earlier campaign."),
+    ]
+    return Section("Comparison with earlier campaigns", blocks), comparison
+
+
+def _trend_rows(
+    campaign: Campaign, samples: pd.DataFrame, loss: pd.DataFrame, o: Options, seed: int
+) -> pd.DataFrame:
+    med = stats.bootstrap_ci(samples, confidence=o.confidence, n_resamples=o.resamples,
+                             seed=seed, statistics=("median",))
+    loss_pct = loss.set_index("scenario")
+    pct = 100.0 * loss_pct["lost"] / loss_pct["sent"].where(loss_pct["sent"] > 0)
+    out = pd.DataFrame({"scenario": campaign.scenario_order})
+    out = out.merge(med[["scenario", "estimate_us", "ci_low_us", "ci_high_us"]], how="left")
+    out = out.rename(columns={"estimate_us": "median_us"})
+    out["loss_pct"] = out["scenario"].map(pct).astype(float)
+    out.insert(0, "started_at", campaign.started_at)
+    out.insert(0, "campaign", campaign.campaign_id)
+    return out
+
+
+def _parameter_differences(new: Campaign, old: Campaign) -> list[str]:
+    a, b = new.parameters, old.parameters
+    keys = sorted((set(a) | set(b)) - {"seed"})
+    return [
+        f"{old.campaign_id}: parameter {k} was {b.get(k)!r}, now {a.get(k)!r}"
+        for k in keys
+        if a.get(k) != b.get(k)
+    ]
+
+
+__all__ = ["InputError", "Options", "Outcome", "UsageError", "build_report"]

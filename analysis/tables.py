@@ -1,0 +1,245 @@
+"""The report's tables: pure functions from the campaign's frames to tidy frames.
+
+Every table has one row per manifest scenario (more for Table 1 when several
+rates or frame sizes were measured), so a scenario that was skipped, failed or
+not run yet still appears, with its status and empty cells. Column names carry
+their unit (``_us``, ``_pct``, ``_pp``); the report turns them into headers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from analysis.model import samples_by_scenario
+
+_KEYS = ["number", "scenario", "status"]
+
+
+def _keys(scenarios: pd.DataFrame) -> pd.DataFrame:
+    return scenarios[_KEYS].copy()
+
+
+def _spread(per_rep: pd.DataFrame, by: list[str], value: str, prefix: str) -> pd.DataFrame:
+    """Mean, min, max and sample standard deviation (ddof = 1) over repetitions."""
+    g = per_rep.groupby(by, observed=True, sort=False)[value]
+    return pd.DataFrame(
+        {
+            f"{prefix}repetitions": g.count(),
+            f"{prefix}mean_pct": g.mean(),
+            f"{prefix}min_pct": g.min(),
+            f"{prefix}max_pct": g.max(),
+            f"{prefix}std_pct": g.std(ddof=1),
+        }
+    ).reset_index()
+
+
+def ping_loss_per_repetition(ping_summary: pd.DataFrame | None) -> pd.DataFrame:
+    """Loss of each (scenario, repetition), pooled over its hosts, in %.
+
+    loss = 100 (sum transmitted - sum received) / sum transmitted.
+    """
+    cols = ["scenario", "repetition", "sent", "lost", "loss_pct"]
+    if ping_summary is None or ping_summary.empty:
+        return pd.DataFrame(columns=cols)
+    g = ping_summary.assign(scenario=ping_summary["scenario"].astype(str)).groupby(
+        ["scenario", "repetition"], sort=False
+    )
+    per = g[["transmitted", "received"]].sum().reset_index()
+    per["sent"] = per["transmitted"]
+    per["lost"] = per["transmitted"] - per["received"]
+    per["loss_pct"] = 100.0 * per["lost"] / per["sent"].where(per["sent"] > 0)
+    return per[cols]
+
+
+RATE_KEYS = ["backend", "frame_bytes", "rate_pps"]
+
+
+def rate_loss_per_repetition(rate: pd.DataFrame | None) -> pd.DataFrame:
+    """Sender -> counter loss of each (scenario, backend, frame size, rate, repetition), in %.
+
+    loss = 100 sum lost / sum sent over the rows of that repetition.
+    """
+    cols = ["scenario", *RATE_KEYS, "repetition", "sent", "lost", "loss_pct"]
+    if rate is None or rate.empty:
+        return pd.DataFrame(columns=cols)
+    frame = rate.assign(scenario=rate["scenario"].astype(str), backend=rate["backend"].astype(str))
+    per = (
+        frame.groupby(["scenario", *RATE_KEYS, "repetition"], sort=False)[["sent", "lost"]]
+        .sum()
+        .reset_index()
+    )
+    per["loss_pct"] = 100.0 * per["lost"] / per["sent"].where(per["sent"] > 0)
+    return per[cols]
+
+
+def table1_loss(
+    scenarios: pd.DataFrame,
+    ping_summary: pd.DataFrame | None,
+    rate: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Table 1: loss % per scenario, mean over repetitions with its spread.
+
+    Without data/rate.parquet the loss is ping's. With it, the loss is the
+    sender -> counter loss, one row per (scenario, backend, frame size, rate),
+    and ping's mean loss stays beside it as ``ping_loss_mean_pct``.
+    """
+    keys = _keys(scenarios)
+    ping = ping_loss_per_repetition(ping_summary)
+    ping_totals = ping.groupby("scenario", sort=False)[["sent", "lost"]].sum().reset_index()
+    ping_stats = _spread(ping, ["scenario"], "loss_pct", "")
+    if rate is None:
+        out = keys.merge(ping_stats, on="scenario", how="left").merge(
+            ping_totals, on="scenario", how="left"
+        )
+        out.insert(3, "source", "ping")
+        out["repetitions"] = out["repetitions"].fillna(0).astype(int)
+        return out.rename(columns={"sent": "sent_packets", "lost": "lost_packets"})
+    per = rate_loss_per_repetition(rate)
+    stats = _spread(per, ["scenario", *RATE_KEYS], "loss_pct", "")
+    totals = per.groupby(["scenario", *RATE_KEYS], sort=False)[["sent", "lost"]].sum().reset_index()
+    stats = stats.merge(totals, on=["scenario", *RATE_KEYS])
+    out = keys.merge(stats, on="scenario", how="left")
+    position = {name: i for i, name in enumerate(keys["scenario"])}
+    out = (
+        out.assign(_position=out["scenario"].map(position))
+        .sort_values(["_position", "frame_bytes", "rate_pps"], kind="stable")
+        .drop(columns="_position")
+        .reset_index(drop=True)
+    )
+    out.insert(3, "source", "rate")
+    out["repetitions"] = out["repetitions"].fillna(0).astype(int)
+    out = out.rename(columns={"sent": "sent_frames", "lost": "lost_frames"})
+    ping_mean = ping_stats.set_index("scenario")["mean_pct"]
+    out["ping_loss_mean_pct"] = out["scenario"].map(ping_mean).astype(float)
+    return out
+
+
+def loss_totals(ping_summary: pd.DataFrame | None, rate: pd.DataFrame | None) -> pd.DataFrame:
+    """Per scenario: packets sent and lost, pooled over repetitions (and rates, frame sizes).
+
+    From data/rate.parquet when the campaign has it, else from ping.
+    """
+    per = rate_loss_per_repetition(rate) if rate is not None else ping_loss_per_repetition(
+        ping_summary
+    )
+    out = per.groupby("scenario", sort=False)[["sent", "lost"]].sum().reset_index()
+    out["source"] = "rate" if rate is not None else "ping"
+    return out
+
+
+def table2_rtt(
+    scenarios: pd.DataFrame, samples: pd.DataFrame, rtt: pd.DataFrame | None
+) -> pd.DataFrame:
+    """Table 2: RTT mean and sample standard deviation (ddof = 1) per scenario, in µs.
+
+    Over every answered probe of every repetition and host (pooled). ``probes``
+    counts all probes, ``n`` the answered ones the statistics use.
+    """
+    keys = _keys(scenarios)
+    groups = samples_by_scenario(samples)
+    out = keys.assign(
+        n=[groups[s].size if s in groups else 0 for s in keys["scenario"]],
+        rtt_mean_us=[groups[s].mean() if s in groups else np.nan for s in keys["scenario"]],
+        rtt_std_us=[
+            groups[s].std(ddof=1) if s in groups and groups[s].size > 1 else np.nan
+            for s in keys["scenario"]
+        ],
+    )
+    probes, repetitions = _probe_counts(rtt, list(keys["scenario"]))
+    out["probes"] = probes
+    out["repetitions"] = repetitions
+    return out[[*_KEYS, "repetitions", "probes", "n", "rtt_mean_us", "rtt_std_us"]]
+
+
+def _probe_counts(rtt: pd.DataFrame | None, order: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Probes (answered or not) and distinct repetitions per scenario, in ``order``.
+
+    Counted with bincount over category codes: linear in the number of probes,
+    with no per-row strings (rtt can hold 10^7 rows).
+    """
+    if rtt is None or rtt.empty:
+        return np.zeros(len(order), dtype=int), np.zeros(len(order), dtype=int)
+    codes = rtt["scenario"].astype(pd.CategoricalDtype(order)).cat.codes.to_numpy()
+    keep = codes >= 0
+    codes = codes[keep].astype(np.int64)
+    reps = rtt["repetition"].to_numpy()[keep]
+    probes = np.bincount(codes, minlength=len(order))
+    width = int(reps.max()) + 1 if reps.size else 1
+    seen = np.bincount(codes * width + reps, minlength=len(order) * width) > 0
+    return probes, seen.reshape(len(order), width).sum(axis=1)
+
+
+def costs_table(scenarios: pd.DataFrame, costs: pd.DataFrame | None) -> pd.DataFrame:
+    """Per-packet costs per scenario and metric: mean over repetitions, min, max, std (ddof = 1).
+
+    A repetition with several rows for one metric (several hosts) contributes their sum.
+    """
+    keys = _keys(scenarios)
+    cols = [*_KEYS, "metric", "unit", "repetitions", "mean", "min", "max", "std"]
+    if costs is None:
+        return pd.DataFrame(columns=cols)
+    c = costs.assign(
+        scenario=costs["scenario"].astype(str),
+        metric=costs["metric"].astype(str),
+        unit=costs["unit"].astype(str),
+    )
+    per = c.groupby(["scenario", "metric", "unit", "repetition"], sort=False)["value"].sum()
+    g = per.reset_index().groupby(["scenario", "metric", "unit"], sort=False)["value"]
+    stats = pd.DataFrame(
+        {
+            "repetitions": g.count(),
+            "mean": g.mean(),
+            "min": g.min(),
+            "max": g.max(),
+            "std": g.std(ddof=1),
+        }
+    ).reset_index()
+    out = keys.merge(stats, on="scenario", how="left")
+    out["repetitions"] = out["repetitions"].fillna(0).astype(int)
+    return out[cols]
+
+
+def scenario_overview(scenarios: pd.DataFrame) -> pd.DataFrame:
+    """Every scenario with its definition, status, runs and substitutions (compact text)."""
+    out = scenarios.drop(columns=["substitutions"]).copy()
+    runs = [c for c in scenarios.columns if c.startswith("runs_")]
+    out["runs"] = [
+        ", ".join(f"{row[c]} {c[len('runs_'):].replace('_', ' ')}" for c in runs if row[c])
+        for _, row in scenarios.iterrows()
+    ]
+    out["substitutions"] = [
+        "; ".join(f"{s['knob']}: {_knob(s['requested'])} → {_knob(s['effective'])}" for s in subs)
+        for subs in scenarios["substitutions"]
+    ]
+    return out
+
+
+def substitutions_table(scenarios: pd.DataFrame) -> pd.DataFrame:
+    """One row per substitution the resolver made: scenario, knob, requested, effective, reason."""
+    rows = [
+        {
+            "number": number,
+            "scenario": name,
+            "knob": s["knob"],
+            "requested": _knob(s["requested"]),
+            "effective": _knob(s["effective"]),
+            "reason": s["reason"],
+        }
+        for number, name, subs in zip(
+            scenarios["number"], scenarios["scenario"], scenarios["substitutions"], strict=True
+        )
+        for s in subs
+    ]
+    return pd.DataFrame(
+        rows, columns=["number", "scenario", "knob", "requested", "effective", "reason"]
+    )
+
+
+def _knob(value: object) -> str:
+    """A knob value as text; null means the knob is not set at all."""
+    if value is None:
+        return "(unset)"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)

@@ -1,0 +1,1 @@
+"""Small, hand-checkable result-store folders for the analysis tests."""

@@ -1,0 +1,177 @@
+"""The command line: --help, bad input (exit 2), a full report, and --compare (exit 3)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import zlib
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis.cli import main
+from tests.analysis_data import store
+
+
+def _campaign(root, *, scale=1.0, started="2025-11-26T09:00:00Z", extra=None):
+    m = store.manifest(root.name, started_at=started)
+    tables = {"rtt": store.rtt_frame(scale=scale), "ping_summary": store.ping_frame(),
+              **(extra or {})}
+    return store.write_campaign(root, manifest_data=m, tables=tables)
+
+
+def _big_campaign(root, shift, started):
+    """Two scenarios with 3000 probes each, the guest's RTT multiplied by ``shift``."""
+    rng = np.random.default_rng(zlib.crc32(started.encode()))
+    rows = []
+    for name, center in (("base", 20.0), ("guest", 200.0 * shift)):
+        values = np.round(rng.normal(center, center / 10, 3000))
+        rows += [(name, 1 + i % 2, "h1", v) for i, v in enumerate(values)]
+    m = store.manifest(root.name, started_at=started)
+    ping = store.ping_frame(rows=[("base", 1, "h1", 1500, 1500), ("base", 2, "h1", 1500, 1500),
+                                  ("guest", 1, "h1", 1500, 1500), ("guest", 2, "h1", 1500, 1500)])
+    return store.write_campaign(root, manifest_data=m,
+                                tables={"rtt": store.rtt_frame(rows=rows), "ping_summary": ping})
+
+
+def test_help(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    for option in ("RESULTS_DIR", "--out", "--margin-us", "--margin-rel", "--percentile",
+                   "--confidence", "--compare", "--regression-threshold", "--log-x",
+                   "exit status"):
+        assert option in out
+
+
+def test_module_entry_point(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "analysis", str(tmp_path / "missing")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert "missing" in done.stderr
+
+
+def test_bad_folder_exits_2_naming_the_file(tmp_path, capsys):
+    (tmp_path / "c").mkdir()
+    assert main([str(tmp_path / "c")]) == 2
+    assert "manifest.json" in capsys.readouterr().err
+
+
+def test_bad_field_exits_2_naming_the_field(tmp_path, capsys):
+    root = _campaign(tmp_path / "c")
+    m = json.loads((root / "manifest.json").read_text())
+    m["scenarios"]["elvis"]["status"] = "maybe"
+    (root / "manifest.json").write_text(json.dumps(m))
+    assert main([str(root)]) == 2
+    err = capsys.readouterr().err
+    assert "manifest.json: scenarios.elvis.status" in err
+    assert not (root / "report").exists()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--confidence", "1.5"], ["--percentile", "0"], ["--margin-us", "-1"],
+     ["--margin-us", "1", "--margin-rel", "0.1"], ["--resamples", "x"]],
+)
+def test_bad_options_exit_2(tmp_path, capsys, args):
+    root = _campaign(tmp_path / "c")
+    with pytest.raises(SystemExit) as info:
+        main([str(root), *args])
+    assert info.value.code == 2
+
+
+def test_unknown_baseline_exits_2(tmp_path, capsys):
+    root = _campaign(tmp_path / "c")
+    assert main([str(root), "--baseline", "ghost"]) == 2
+    assert "--baseline 'ghost'" in capsys.readouterr().err
+    assert main([str(root), "--baseline", "pending"]) == 2
+    assert "no RTT data" in capsys.readouterr().err
+    assert main([str(root), "--baseline", "guest"]) == 0
+
+
+def test_full_report(tmp_path, capsys):
+    extra = {"rate": store.rate_frame(), "costs": store.cost_frame()}
+    root = _campaign(tmp_path / "c", extra=extra)
+    assert main([str(root), "--margin-us", "5", "--log-x"]) == 0
+    out = root / "report"
+    for rel in ("report.md", "index.html", "tables/table1_loss.csv", "tables/table2_rtt.csv",
+                "tables/pairwise_tests.csv", "tables/closeness.csv", "tables/bootstrap_ci.csv",
+                "tables/costs.csv", "tables/substitutions.csv",
+                "figures/figure1_rtt_distributions.png", "figures/figure1_rtt_distributions.svg",
+                "figures/figure2_rtt_cdf.png", "figures/figure2_rtt_cdf.svg",
+                "figures/figure3_costs.png"):
+        assert (out / rel).is_file(), rel
+    md = (out / "report.md").read_text()
+    for words in ("campaign c", "0123abc (dirty", "ping_interval_s | 0.2 | s",
+                  "io_path | virtio | virtio_user | /dev/vhost-net absent",
+                  "| 4 | pending | not_run |", "| 5 | broken | failed |", "guest did not boot",
+                  "±5 µs (absolute)", "RTT mean (µs)", "Mann-Whitney", "Holm",
+                  "ping loss mean (%)", "cpu_us_per_packet"):
+        assert words in md, words
+    html = (out / "index.html").read_text()
+    assert html.count("data:image/png;base64,") == 3
+    assert 'src="figures/' not in html
+    t2 = pd.read_csv(out / "tables" / "table2_rtt.csv")
+    assert t2["rtt_mean_us"].tolist()[:3] == pytest.approx([11.5, 30.0, 15.0])
+
+
+def test_absent_tables_are_said_so(tmp_path):
+    root = _campaign(tmp_path / "c")
+    assert main([str(root)]) == 0
+    md = (root / "report" / "report.md").read_text()
+    assert "Per-packet costs (data/costs.parquet): not collected in this campaign." in md
+    assert "(data/rate.parquet) was not collected in this campaign" in md
+
+
+def test_out_refuses_a_foreign_folder(tmp_path, capsys):
+    root = _campaign(tmp_path / "c")
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    assert main([str(root), "--out", str(foreign)]) == 2
+    assert (foreign / "notes.txt").read_text() == "keep me"
+    # an earlier report is replaced
+    assert main([str(root), "--out", str(tmp_path / "r")]) == 0
+    assert main([str(root), "--out", str(tmp_path / "r")]) == 0
+    assert (tmp_path / "r" / "index.html").is_file()
+
+
+def test_compare_exit_codes(tmp_path, capsys):
+    old = _big_campaign(tmp_path / "night1", 1.0, "2025-11-25T01:00:00Z")
+    same = _big_campaign(tmp_path / "night2", 1.0, "2025-11-26T01:00:00Z")
+    slower = _big_campaign(tmp_path / "night3", 1.5, "2025-11-27T01:00:00Z")
+    assert main([str(same), "--compare", str(old)]) == 0
+    capsys.readouterr()
+    assert main([str(slower), "--compare", str(same), str(old)]) == 3
+    err = capsys.readouterr().err
+    assert "REGRESSION guest vs night2" in err and "REGRESSION guest vs night1" in err
+    assert "base" not in err
+    assert main([str(slower), "--compare", str(old), "--regression-threshold", "80"]) == 0
+    report = slower / "report"
+    assert (report / "figures" / "figure4_trend.png").is_file()
+    trend = pd.read_csv(report / "tables" / "trend.csv")
+    assert trend["campaign"].drop_duplicates().tolist() == ["night1", "night3"]
+    comparison = pd.read_csv(report / "tables" / "comparison.csv")
+    guest = comparison.set_index("scenario").loc["guest"]
+    assert guest["median_change_pct"] == pytest.approx(50.0, abs=2.0)
+
+
+def test_compare_with_a_bad_folder_exits_2(tmp_path, capsys):
+    root = _campaign(tmp_path / "c")
+    assert main([str(root), "--compare", str(tmp_path / "nowhere")]) == 2
+    assert "nowhere" in capsys.readouterr().err
+
+
+def test_campaign_where_nothing_ran_still_reports_every_scenario(tmp_path):
+    m = store.manifest("idle")
+    for spec in m["scenarios"].values():
+        spec["status"], spec["reason"] = "not_run", "no guests booted"
+    root = store.write_campaign(tmp_path / "idle", manifest_data=m, tables={})
+    assert main([str(root)]) == 0
+    md = (root / "report" / "report.md").read_text()
+    for name in store.SCENARIOS:
+        assert f"| {name} | not_run |" in md
+    assert "No baseline with RTT data." in md

@@ -1,0 +1,168 @@
+"""Loading a results folder: what is accepted, and what is refused with the file and field named."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from analysis.load import InputError, load_campaign
+from collectors.errors import StoreError
+from tests.analysis_data import store
+
+
+def test_loads_a_good_folder(tmp_path):
+    c = load_campaign(store.write_campaign(tmp_path / "c"))
+    assert c.campaign_id == "c"
+    assert c.scenario_order == ["base", "guest", "elvis", "pending", "broken"]
+    assert c.rate is None and c.costs is None
+    assert len(c.rtt) == len(store.RTT_ROWS)
+    assert c.scenarios.set_index("scenario").loc["guest", "substitutions"][0]["effective"] == (
+        "virtio_user"
+    )
+    assert "scenario broken: 1 repetition(s) failed" in c.warnings
+
+
+def test_scenarios_without_number_come_last_by_name(tmp_path):
+    m = store.manifest("c")
+    m["scenarios"]["zz"] = {"status": "skipped", "reason": "policy skip"}
+    m["scenarios"]["aa"] = {"status": "not_run", "reason": "later"}
+    c = load_campaign(store.write_campaign(tmp_path / "c", manifest_data=m))
+    assert c.scenario_order[-2:] == ["aa", "zz"]
+
+
+def _error(path) -> InputError:
+    with pytest.raises(InputError) as info:
+        load_campaign(path)
+    assert isinstance(info.value, StoreError)
+    return info.value
+
+
+def test_missing_folder_and_manifest(tmp_path):
+    assert "no such directory" in str(_error(tmp_path / "nope"))
+    (tmp_path / "empty").mkdir()
+    err = _error(tmp_path / "empty")
+    assert err.path.endswith("manifest.json") and "missing" in str(err)
+
+
+def test_manifest_not_json_names_the_line(tmp_path):
+    root = store.write_campaign(tmp_path / "c")
+    (root / "manifest.json").write_text('{\n  "format_version": 1,\n  oops\n}')
+    err = _error(root)
+    assert err.path.endswith("manifest.json") and "line 3" in str(err)
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "words"),
+    [
+        (lambda m: m.pop("campaign_id"), "campaign_id", "missing"),
+        (lambda m: m.update(format_version=2), "format_version", "version 1"),
+        (lambda m: m.update(parameters=[]), "parameters", "object"),
+        (lambda m: m["parameters"].update(ping_interval_s="fast"), "parameters.ping_interval_s",
+         "number"),
+        (lambda m: m["scenarios"]["guest"].update(status="done"), "scenarios.guest.status",
+         "one of"),
+        (lambda m: m["scenarios"]["guest"].update(number="2"), "scenarios.guest.number",
+         "integer"),
+        (lambda m: m["scenarios"]["guest"]["substitutions"][0].pop("reason"),
+         "scenarios.guest.substitutions[0].reason", "missing"),
+        (lambda m: m["runs"][0].update(status="finished"), "runs[0].status", "one of"),
+        (lambda m: m["runs"][0].update(scenario="ghost"), "runs[0].scenario", "ghost"),
+    ],
+)
+def test_malformed_manifest_names_the_field(tmp_path, change, field, words):
+    m = store.manifest("c")
+    change(m)
+    err = _error(store.write_campaign(tmp_path / "c", manifest_data=m))
+    assert err.path.endswith("manifest.json")
+    assert err.field == field
+    assert f"{field}:" in str(err) and words in str(err)
+
+
+def test_parquet_missing_column(tmp_path):
+    rtt = store.rtt_frame().drop(columns=["rtt_us"])
+    err = _error(store.write_campaign(tmp_path / "c", tables={"rtt": rtt,
+                                                              "ping_summary": store.ping_frame()}))
+    assert err.path.endswith("data/rtt.parquet") and err.field == "rtt_us"
+    assert "column missing" in str(err)
+
+
+def test_parquet_wrong_type(tmp_path):
+    ping = store.ping_frame().astype({"transmitted": str})
+    err = _error(store.write_campaign(tmp_path / "c", tables={"rtt": store.rtt_frame(),
+                                                              "ping_summary": ping}))
+    assert err.path.endswith("data/ping_summary.parquet") and err.field == "transmitted"
+    assert "integer" in str(err)
+
+
+def test_parquet_bad_values(tmp_path):
+    rtt = store.rtt_frame()
+    rtt.loc[1, "rtt_us"] = -4.0
+    err = _error(store.write_campaign(tmp_path / "c", tables={"rtt": rtt,
+                                                              "ping_summary": store.ping_frame()}))
+    assert err.field == "rtt_us" and "row 1" in str(err)
+
+
+def test_parquet_unknown_scenario(tmp_path):
+    rtt = pd.concat([store.rtt_frame(), store.rtt_frame(rows=[("ghost", 1, "h1", 3.0)])])
+    err = _error(store.write_campaign(tmp_path / "c", tables={"rtt": rtt,
+                                                              "ping_summary": store.ping_frame()}))
+    assert err.field == "scenario" and "'ghost'" in str(err)
+
+
+def test_parquet_not_parquet(tmp_path):
+    root = store.write_campaign(tmp_path / "c", checksums=False)
+    (root / "data" / "rtt.parquet").write_text("not parquet")
+    err = _error(root)
+    assert err.path.endswith("data/rtt.parquet") and "not a readable Parquet" in str(err)
+
+
+def test_changed_file_is_reported_by_name(tmp_path):
+    root = store.write_campaign(tmp_path / "c")
+    store.rtt_frame(scale=2.0).to_parquet(root / "data" / "rtt.parquet", index=False)
+    err = _error(root)
+    assert err.path.endswith("data/rtt.parquet") and "sha256" in str(err)
+    assert load_campaign(root, verify=False).rtt["rtt_us"].max() == 80.0
+
+
+def test_rtt_table_required_once_a_scenario_ran(tmp_path):
+    root = store.write_campaign(tmp_path / "c", checksums=False)
+    (root / "data" / "rtt.parquet").unlink()
+    err = _error(root)
+    assert err.path.endswith("data/rtt.parquet") and "base" in str(err)
+
+
+def test_no_tables_needed_when_nothing_ran(tmp_path):
+    m = store.manifest("c")
+    for spec in m["scenarios"].values():
+        spec["status"] = "not_run"
+    root = store.write_campaign(tmp_path / "c", manifest_data=m, tables={})
+    c = load_campaign(root)
+    assert c.rtt is None and c.ping_summary is None
+
+
+def test_listed_table_must_exist(tmp_path):
+    root = store.write_campaign(tmp_path / "c")
+    m = json.loads((root / "manifest.json").read_text())
+    m["files"]["data/costs.parquet"] = {"sha256": "0" * 64, "bytes": 1}
+    (root / "manifest.json").write_text(json.dumps(m))
+    err = _error(root)
+    assert err.path.endswith("data/costs.parquet") and "listed in manifest.json" in str(err)
+
+
+def test_null_where_the_format_forbids_it(tmp_path):
+    ping = store.ping_frame()
+    ping["received"] = ping["received"].astype("Int64")
+    ping.loc[2, "received"] = pd.NA
+    err = _error(store.write_campaign(tmp_path / "c", tables={"rtt": store.rtt_frame(),
+                                                              "ping_summary": ping}))
+    assert err.field == "received" and "null value (row 2)" in str(err)
+
+
+def test_nan_loss_is_legal_when_nothing_was_sent(tmp_path):
+    ping = store.ping_frame(rows=[*store.PING_ROWS, ("guest", 4, "h1", 0, 0)])
+    assert ping["loss_pct"].isna().sum() == 1
+    c = load_campaign(store.write_campaign(tmp_path / "c", tables={"rtt": store.rtt_frame(),
+                                                                   "ping_summary": ping}))
+    assert len(c.ping_summary) == len(store.PING_ROWS) + 1
