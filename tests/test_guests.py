@@ -152,7 +152,9 @@ def test_check_mode_on_the_running_lab_changes_nothing(first_run):
 def test_teardown_leaves_no_qemu_and_no_tap(first_run):
     _, pids = first_run
     assert pids and taps()
-    playbook("playbooks/guests.yml", "--tags", "guests_teardown", extra=EXTRA, check=True)
+    done = playbook("playbooks/guests.yml", "--tags", "guests_teardown", extra=EXTRA, check=True)
+    # the guest powered itself off on the ACPI request (acpid), no signal was needed
+    assert f"{GUEST}: QEMU pid {pids[GUEST]} stopped by acpi" in done.stdout, done.stdout[-3000:]
     alive = [pid for pid in pids.values() if Path(f"/proc/{pid}").exists()]
     assert alive == [], f"QEMU still running: {alive}"
     assert taps() == []

@@ -158,3 +158,31 @@ def test_module_docs_are_valid_yaml():
         for key in ("DOCUMENTATION", "EXAMPLES", "RETURN"):
             assert yaml.safe_load(ns[key]) is not None, f"{path.name}: {key}"
         assert yaml.safe_load(ns["DOCUMENTATION"])["module"] == path.stem
+
+
+def test_tap_lifecycle_in_a_throwaway_namespace():
+    if os.geteuid() != 0:
+        pytest.skip("ip netns needs root")
+    ns = "kvmnl-gtest-tap"
+    subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        subprocess.run(["ip", "-n", ns, "link", "add", "kvbr-data", "type", "bridge"], check=True)
+        args = {"name": "kvtap-7d", "netns": ns, "bridge": "kvbr-data"}
+        rc, res = module("guest_tap", args)
+        assert rc == 0 and res["changed"] is True, res
+        assert res["link"]["master"] == "kvbr-data" and "UP" in res["link"]["flags"]
+        rc, res = module("guest_tap", args)
+        assert rc == 0 and res["changed"] is False, res
+        rc, res = module("guest_tap", {**args, "name": "kvtap-8d", "multi_queue": True})
+        assert rc == 0 and res["changed"] is True, res
+        rc, res = module("guest_tap", {"name": "kvtap-*", "netns": ns, "state": "absent"},
+                         "--check")
+        assert rc == 0 and sorted(res["removed"]) == ["kvtap-7d", "kvtap-8d"], res
+        rc, res = module("guest_tap", {"name": "kvtap-*", "netns": ns, "state": "absent"})
+        assert rc == 0 and sorted(res["removed"]) == ["kvtap-7d", "kvtap-8d"], res
+        links = subprocess.run(["ip", "-n", ns, "-br", "link"], capture_output=True,
+                               text=True, check=True).stdout
+        assert "kvtap" not in links and "kvbr-data" in links
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)

@@ -16,7 +16,10 @@ description:
   - Supports check mode.
 options:
   name:
-    description: Tap device name (at most 15 characters).
+    description:
+      - Tap device name (at most 15 characters).
+      - With C(state=absent) it may be a shell-style pattern (C(kvtap-*)); every tap in the
+        namespace whose name matches is removed.
     type: str
     required: true
   netns:
@@ -45,6 +48,12 @@ EXAMPLES = r"""
     name: kvtap-1d
     netns: kvmnl-hv
     bridge: kvbr-data
+
+- name: Every guest tap, including those of guests no longer configured
+  kvmnetlab.lab.guest_tap:
+    name: kvtap-*
+    netns: kvmnl-hv
+    state: absent
 """
 
 RETURN = r"""
@@ -52,8 +61,14 @@ link:
   description: The link as C(ip -j link show) reports it after the change (empty when absent).
   returned: always
   type: dict
+removed:
+  description: Names of the taps removed (state=absent).
+  returned: always
+  type: list
+  elements: str
 """
 
+import fnmatch
 import json
 
 from ansible.module_utils.basic import AnsibleModule
@@ -95,17 +110,25 @@ def main():
     if rc != 0 or netns not in [line.split()[0] for line in out.splitlines() if line.strip()]:
         if p["state"] == "absent":
             # no namespace, no tap
-            module.exit_json(changed=False, link={})
+            module.exit_json(changed=False, link={}, removed=[])
         module.fail_json(msg=f"network namespace {netns!r} does not exist (ip netns list: {out!r})")
+
+    if p["state"] == "absent":
+        rc, out, err = module.run_command(["ip", "-n", netns, "-j", "-d", "link", "show"])
+        if rc != 0:
+            module.fail_json(msg=f"ip -n {netns} link show failed: {err.strip()}")
+        removed = [
+            link["ifname"] for link in json.loads(out or "[]")
+            if fnmatch.fnmatchcase(link["ifname"], name)
+            and link.get("linkinfo", {}).get("info_kind") == "tun"
+        ]
+        if not module.check_mode:
+            for ifname in removed:
+                _run(module, ["ip", "-n", netns, "link", "del", "dev", ifname])
+        module.exit_json(changed=bool(removed), link={}, removed=removed)
 
     link = _show(module, netns, name)
     changed = False
-    if p["state"] == "absent":
-        if link is not None:
-            changed = True
-            if not module.check_mode:
-                _run(module, ["ip", "-n", netns, "link", "del", "dev", name])
-        module.exit_json(changed=changed, link={})
 
     if link is not None:
         info = link.get("linkinfo", {})
@@ -135,7 +158,7 @@ def main():
         if not module.check_mode:
             _run(module, ["ip", "-n", netns, "link", "set", "dev", name, "up"])
     final = _show(module, netns, name) if not module.check_mode else link
-    module.exit_json(changed=changed, link=final or {})
+    module.exit_json(changed=changed, link=final or {}, removed=[])
 
 
 if __name__ == "__main__":
