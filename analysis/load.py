@@ -88,6 +88,8 @@ TABLES: dict[str, dict[str, tuple[Any, str]]] = {
         "unit": _STR,
     },
 }
+# Read when present: the host that reported a per-packet cost.
+OPTIONAL: dict[str, dict[str, tuple[Any, str]]] = {"costs": {"host": _STR}}
 _CATEGORICAL = ("scenario", "host", "backend", "metric", "unit")
 # Columns where a null (NaN) is legal: an unanswered probe; ping's loss when nothing was sent.
 NULLABLE = ("rtt_us", "loss_pct")
@@ -160,6 +162,8 @@ def load_campaign(path: str | Path, *, verify: bool = True) -> Campaign:
         if verify and rel in files:
             _verify_checksum(file, files[rel], manifest_path, rel)
         tables[name] = _read_table(file, name, known)
+        if name in ("rate", "costs") and tables[name].empty:
+            tables[name] = None  # ingest writes every table; no rows means not collected
 
     warnings = _consistency_warnings(scenarios, tables)
     return Campaign(
@@ -330,7 +334,12 @@ def _read_table(file: Path, name: str, known: set[str]) -> pd.DataFrame:
             raise InputError(
                 file, column, f"must be {what}, found Parquet type {schema.field(index).type}"
             )
-    columns = list(spec)
+    optional = {c: t for c, t in OPTIONAL.get(name, {}).items() if c in schema.names}
+    for column, (is_ok, what) in optional.items():
+        found = schema.field(column).type
+        if not is_ok(found):
+            raise InputError(file, column, f"must be {what}, found Parquet type {found}")
+    columns = [*spec, *optional]
     try:
         table = pq.read_table(
             file,

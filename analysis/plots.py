@@ -175,7 +175,7 @@ def plot_costs(
 ) -> Figure:
     """Per-packet costs: one panel per metric, a bar per scenario (mean), min-max as error bars.
 
-    ``costs`` is tables.costs_table (rows with no metric are skipped).
+    ``costs`` is tables.costs_table(by_host=False) (rows with no metric are skipped).
     """
     data = costs.dropna(subset=["metric"])
     metrics = list(dict.fromkeys(data["metric"]))
@@ -194,7 +194,7 @@ def plot_costs(
         ax.bar_label(bars, labels=[f"{v:.3g}" for v in m["mean"]], padding=2, fontsize=8)
         ax.set_xticks(x, m["scenario"], rotation=30, ha="right")
         units = ", ".join(dict.fromkeys(m["unit"]))
-        ax.set_ylabel(f"{units} per packet")
+        ax.set_ylabel(units)
         ax.margins(y=0.12)
         ax.set_title(metric, fontsize=10)
         ax.grid(axis="y", alpha=0.3)

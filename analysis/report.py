@@ -617,7 +617,9 @@ def _costs_section(ctx: _Context) -> Section:
         return Section(title, [Para("Per-packet costs (data/costs.parquet): not collected in "
                                     "this campaign.")])
     costs = tables.costs_table(c.scenarios, c.costs)
-    fig = plots.plot_costs(costs, colors=ctx.colors,
+    totals = tables.costs_table(c.scenarios, c.costs, by_host=False)
+    ctx.csv(totals, "costs_all_hosts")
+    fig = plots.plot_costs(totals, colors=ctx.colors,
                            title=f"Figure 3 — per-packet costs per scenario "
                                  f"(campaign {c.campaign_id})")
     return Section(
@@ -625,22 +627,26 @@ def _costs_section(ctx: _Context) -> Section:
         [
             Table(
                 costs,
-                [*_status_cols(), ("metric", "metric", text), ("unit", "unit", text),
+                [*_status_cols(), ("metric", "metric", text), ("host", "host", text),
+                 ("unit", "unit", text),
                  ("repetitions", "reps", integer), ("mean", "mean", num), ("min", "min", num),
                  ("max", "max", num), ("std", "std", num)],
-                "Per-packet costs per scenario (mean over repetitions; unit per row)",
+                "Per-packet costs per scenario and host (mean over repetitions; unit per row)",
                 ctx.csv(costs, "costs"),
             ),
             Definitions([
                 ("metric", "a counter divided by the packets it served, as the collector "
                  "derived it (e.g. cpu_us_per_packet: CPU time per packet in µs; "
                  "exits_per_packet: KVM exits per packet)."),
+                ("host", "the host whose counters gave the value (qemu: the QEMU process's "
+                 "threads; kvm: the VM's KVM exit counter)."),
                 ("mean, min, max, std", "over repetitions; std is the sample standard "
                  "deviation (n - 1)."),
             ]),
             ctx.figure(fig, "figure3_costs",
-                       "Figure 3: per-packet costs; bar: mean over repetitions, error bars: "
-                       "smallest and largest repetition."),
+                       "Figure 3: per-packet costs, summed over the hosts that report each "
+                       "metric (tables/costs_all_hosts.csv); bar: mean over repetitions, "
+                       "error bars: smallest and largest repetition."),
         ],
     )
 

@@ -170,22 +170,29 @@ def _probe_counts(rtt: pd.DataFrame | None, order: list[str]) -> tuple[np.ndarra
     return probes, seen.reshape(len(order), width).sum(axis=1)
 
 
-def costs_table(scenarios: pd.DataFrame, costs: pd.DataFrame | None) -> pd.DataFrame:
+def costs_table(
+    scenarios: pd.DataFrame, costs: pd.DataFrame | None, *, by_host: bool = True
+) -> pd.DataFrame:
     """Per-packet costs per scenario and metric: mean over repetitions, min, max, std (ddof = 1).
 
-    A repetition with several rows for one metric (several hosts) contributes their sum.
+    ``by_host``: one row per host that reported the metric (data/costs.parquet
+    has a ``host`` column; without it the host is empty). Otherwise each
+    repetition's values are summed over hosts first: the cost per packet to
+    the whole lab.
     """
     keys = _keys(scenarios)
-    cols = [*_KEYS, "metric", "unit", "repetitions", "mean", "min", "max", "std"]
-    if costs is None:
-        return pd.DataFrame(columns=cols)
+    by = ["metric", "host", "unit"] if by_host else ["metric", "unit"]
+    cols = [*_KEYS, *by, "repetitions", "mean", "min", "max", "std"]
+    if costs is None or costs.empty:
+        return keys.reindex(columns=cols).assign(repetitions=0)
     c = costs.assign(
         scenario=costs["scenario"].astype(str),
         metric=costs["metric"].astype(str),
         unit=costs["unit"].astype(str),
+        host=costs["host"].astype(str) if "host" in costs.columns else "",
     )
-    per = c.groupby(["scenario", "metric", "unit", "repetition"], sort=False)["value"].sum()
-    g = per.reset_index().groupby(["scenario", "metric", "unit"], sort=False)["value"]
+    per = c.groupby(["scenario", *by, "repetition"], sort=False)["value"].sum()
+    g = per.reset_index().groupby(["scenario", *by], sort=False)["value"]
     stats = pd.DataFrame(
         {
             "repetitions": g.count(),

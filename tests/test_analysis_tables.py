@@ -104,15 +104,44 @@ def test_table2_rtt_every_cell(campaign):
 
 def test_costs_table_every_cell(campaign):
     t = tables.costs_table(campaign.scenarios, campaign.costs)
+    # base, cpu: h1 2 and 4 (mean 3, std sqrt 2); h2 1 and 3 (mean 2, std sqrt 2)
+    _same(_cells(t, "scenario"), ["base", "base", "guest", "guest", "elvis", "pending", "broken"])
+    _same(_cells(t, "metric"), ["cpu_us_per_packet", "cpu_us_per_packet", "cpu_us_per_packet",
+                                "exits_per_packet", NAN, NAN, NAN])
+    _same(_cells(t, "host"), ["h1", "h2", "h1", "kvm", NAN, NAN, NAN])
+    _same(_cells(t, "unit"), [store.CPU, store.CPU, store.CPU, store.EXITS, NAN, NAN, NAN])
+    _same(_cells(t, "repetitions"), [2, 2, 1, 2, 0, 0, 0])
+    _same(_cells(t, "mean"), [3.0, 2.0, 10.0, 1.0, NAN, NAN, NAN])
+    _same(_cells(t, "min"), [2.0, 1.0, 10.0, 0.5, NAN, NAN, NAN])
+    _same(_cells(t, "max"), [4.0, 3.0, 10.0, 1.5, NAN, NAN, NAN])
+    _same(_cells(t, "std"), [math.sqrt(2.0), math.sqrt(2.0), NAN, math.sqrt(0.5), NAN, NAN, NAN])
+
+
+def test_costs_summed_over_hosts(campaign):
+    t = tables.costs_table(campaign.scenarios, campaign.costs, by_host=False)
+    # base, cpu: repetition 1 = 2 + 1 = 3, repetition 2 = 4 + 3 = 7: mean 5, std sqrt(8)
+    assert "host" not in t.columns
     _same(_cells(t, "scenario"), ["base", "guest", "guest", "elvis", "pending", "broken"])
-    _same(_cells(t, "metric"), ["cpu_us_per_packet", "cpu_us_per_packet", "exits_per_packet",
-                                NAN, NAN, NAN])
-    _same(_cells(t, "unit"), ["us", "us", "exits", NAN, NAN, NAN])
-    _same(_cells(t, "repetitions"), [2, 1, 2, 0, 0, 0])
-    _same(_cells(t, "mean"), [3.0, 10.0, 1.0, NAN, NAN, NAN])
-    _same(_cells(t, "min"), [2.0, 10.0, 0.5, NAN, NAN, NAN])
-    _same(_cells(t, "max"), [4.0, 10.0, 1.5, NAN, NAN, NAN])
-    _same(_cells(t, "std"), [math.sqrt(2.0), NAN, math.sqrt(0.5), NAN, NAN, NAN])
+    _same(_cells(t, "mean"), [5.0, 10.0, 1.0, NAN, NAN, NAN])
+    _same(_cells(t, "min"), [3.0, 10.0, 0.5, NAN, NAN, NAN])
+    _same(_cells(t, "max"), [7.0, 10.0, 1.5, NAN, NAN, NAN])
+    _same(_cells(t, "std"), [math.sqrt(8.0), NAN, math.sqrt(0.5), NAN, NAN, NAN])
+
+
+def test_costs_without_a_host_column(tmp_path):
+    tabs = {"rtt": store.rtt_frame(), "ping_summary": store.ping_frame(),
+            "costs": store.cost_frame().drop(columns="host")}
+    c = load_campaign(store.write_campaign(tmp_path / "c", tables=tabs))
+    t = tables.costs_table(c.scenarios, c.costs)
+    _same(_cells(t, "host")[:3], ["", "", ""])
+    _same(_cells(t, "mean")[:3], [5.0, 10.0, 1.0])
+
+
+def test_empty_rate_and_costs_tables_count_as_not_collected(tmp_path):
+    tabs = {"rtt": store.rtt_frame(), "ping_summary": store.ping_frame(),
+            "rate": store.rate_frame().iloc[:0], "costs": store.cost_frame().iloc[:0]}
+    c = load_campaign(store.write_campaign(tmp_path / "c", tables=tabs))
+    assert c.rate is None and c.costs is None
 
 
 def test_loss_totals_prefer_rate(campaign):
