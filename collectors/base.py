@@ -14,7 +14,8 @@ Lifecycle of one (scenario, repetition)::
     stop     -> background captures are stopped (SIGINT) and their output kept
     after    -> snapshots again; before..after is the counter window
     probe    -> measurements kept out of the counter window (ping's per-packet RTT)
-    fetch    -> every raw file is pulled back to the controller, verbatim
+    fetch    -> every raw file is pulled back to the controller, verbatim (one tar per
+                host, each member's sha256 checked against the host's)
     parse    -> controller only: raw files -> tidy rows (tables under data/)
 """
 
@@ -183,11 +184,11 @@ def plan(ctx: RunContext, enabled: dict[str, list[str]], remote_dir: str) -> dic
             names += list(step.get("inputs", {}))
     # snapshot steps of one host and phase run in one module call
     grouped = {phase: _group(steps[phase], remote_dir) for phase in ("before", "after")}
-    fetch = [{"host": host, "src": f"{remote_dir}/{host}/{name}", "name": name}
-             for host, names in files.items() for name in sorted(set(names))]
+    bundles = [{"host": host, "dir": f"{remote_dir}/{host}", "files": sorted(set(names)),
+                "tar": f"{remote_dir}/{host}.tar"} for host, names in files.items()]
     return {"before": grouped["before"], "start": steps["start"], "traffic": steps["traffic"],
             "stop": steps["start"], "after": grouped["after"], "probe": steps["probe"],
-            "fetch": fetch, "hosts": sorted(files), "unavailable": unavailable}
+            "bundles": bundles, "hosts": sorted(files), "unavailable": unavailable}
 
 
 def _group(steps: list[dict[str, Any]], remote_dir: str) -> list[dict[str, Any]]:

@@ -16,6 +16,14 @@ options:
   scenario: {description: Scenario name., type: str, required: true}
   repetition: {description: Repetition number (1-based)., type: int, required: true}
   staging: {description: Folder the raw files were fetched into., type: path}
+  bundles:
+    description:
+      - Tars fetched from the hosts, each C({host, tar, members}) with C(members) the
+        sha256 of every file as computed on the host; unpacked into I(staging)/<host>/ and
+        checked before anything is stored.
+    type: list
+    elements: dict
+    default: []
   status: {description: done or failed., type: str, required: true}
   reason: {description: Why the run failed., type: str}
   started_at: {description: ISO time the run started., type: str}
@@ -23,6 +31,8 @@ options:
 author: kvmnetlab developers
 """
 
+import contextlib
+import os
 import shutil
 
 from ansible.errors import AnsibleActionFail
@@ -32,7 +42,7 @@ from ansible_collections.kvmnetlab.lab.plugins.plugin_utils.controller import Co
 class ActionModule(ControllerAction):
     def act(self, args, task_vars):
         from collectors.errors import StoreError
-        from collectors.store import Store, run_dir, utcnow
+        from collectors.store import Store, run_dir, unpack_bundle, utcnow
 
         campaign_dir, scenario, repetition, status = self.need(
             args, "campaign_dir", "scenario", "repetition", "status")
@@ -46,6 +56,8 @@ class ActionModule(ControllerAction):
         staging = args.get("staging")
         committed = []
         try:
+            for bundle in args.get("bundles") or []:
+                unpack_bundle(bundle["tar"], f"{staging}/{bundle['host']}", bundle["members"])
             if staging:
                 committed = store.commit_raw(manifest, staging, run_dir(scenario, repetition))
         except StoreError as exc:
@@ -60,4 +72,7 @@ class ActionModule(ControllerAction):
         store.save(manifest)
         if staging:
             shutil.rmtree(staging, ignore_errors=True)
+            for bundle in args.get("bundles") or []:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(bundle["tar"])
         return {"changed": True, "committed": committed}
