@@ -80,6 +80,9 @@ def main():
         with open(meta_path, encoding="utf-8") as handle:
             meta = json.load(handle)
         pid = int(meta["pid"])
+    except FileNotFoundError:
+        # never started (its start failed): nothing to stop; the start's failure stands
+        module.exit_json(changed=False, exit_code=None, started=False)
     except (OSError, ValueError, KeyError) as exc:
         module.fail_json(msg=f"{meta_path}: no background capture recorded ({exc})")
     if module.check_mode:
