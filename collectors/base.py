@@ -182,19 +182,34 @@ def plan(ctx: RunContext, enabled: dict[str, list[str]], remote_dir: str) -> dic
             if phase in ("start", "traffic", "probe"):
                 names.append(step["file"] + ".meta.json")
             names += list(step.get("inputs", {}))
-    # snapshot steps of one host and phase run in one module call
-    grouped = {phase: _group(steps[phase], remote_dir) for phase in ("before", "after")}
-    bundles = [{"host": host, "dir": f"{remote_dir}/{host}", "files": sorted(set(names)),
-                "tar": f"{remote_dir}/{host}.tar"} for host, names in files.items()]
-    return {"before": grouped["before"], "start": steps["start"], "traffic": steps["traffic"],
-            "stop": steps["start"], "after": grouped["after"], "probe": steps["probe"],
-            "bundles": bundles, "hosts": sorted(files), "unavailable": unavailable}
+    # One module call per host and phase (kvmnetlab.lab.collect): snapshots and the
+    # start of background captures before the load; their stop, the snapshots after
+    # it and, for hosts with no RTT probe to wait for, the packing of raw files after.
+    probing = {step["host"] for step in steps["probe"]}
+    pre, post, pack_steps = [], [], []
+    for host in sorted(files):
+        folder = f"{remote_dir}/{host}"
+        bundle = {"do": "pack", "dir": folder, "files": sorted(set(files[host])),
+                  "dest": f"{remote_dir}/{host}.tar"}
+        before = _items(steps["before"], host)
+        after = _items(steps["after"], host)
+        started = [s for s in steps["start"] if s["host"] == host]
+        first = ([{"do": "snapshot", "dir": folder, "items": before}] if before else []) + [
+            {"do": "start", "argv": s["argv"], "dest": s["dest"]} for s in started]
+        last = [{"do": "stop", "dest": s["dest"], "signal": s["stop_signal"]} for s in started]
+        last += [{"do": "snapshot", "dir": folder, "items": after}] if after else []
+        if first:
+            pre.append({"host": host, "steps": first})
+        if host in probing:
+            if last:
+                post.append({"host": host, "steps": last})
+            pack_steps.append({"host": host, "steps": [bundle]})
+        else:
+            post.append({"host": host, "steps": [*last, bundle]})
+    return {"pre": pre, "traffic": steps["traffic"], "post": post, "probe": steps["probe"],
+            "pack": pack_steps, "hosts": sorted(files), "unavailable": unavailable}
 
 
-def _group(steps: list[dict[str, Any]], remote_dir: str) -> list[dict[str, Any]]:
-    by_host: dict[str, list[dict[str, Any]]] = {}
-    for step in steps:
-        item = {k: step[k] for k in ("file", "argv", "read", "read_format", "ok_rc") if k in step}
-        by_host.setdefault(step["host"], []).append(item)
-    return [{"host": host, "dir": f"{remote_dir}/{host}", "items": items}
-            for host, items in by_host.items()]
+def _items(steps: list[dict[str, Any]], host: str) -> list[dict[str, Any]]:
+    keys = ("file", "argv", "read", "read_format", "ok_rc")
+    return [{k: step[k] for k in keys if k in step} for step in steps if step["host"] == host]

@@ -27,41 +27,54 @@ def ctx(virtualization="tcg", capture="af_packet", **endpoint):
                            {**ENDPOINT, **endpoint})
 
 
+def by_host(groups):
+    return {g["host"]: g["steps"] for g in groups}
+
+
+def files_of(steps, do="snapshot"):
+    return [i["file"] for s in steps if s["do"] == do for i in s["items"]]
+
+
 def test_plan_orders_phases_and_keeps_rtt_out_of_the_counter_window():
     plan = base.plan(ctx(), ALL, "/var/tmp/x/c/virtio/1")
-    assert [s["argv"][0] for s in plan["start"]] == ["tcpdump"]
-    assert plan["stop"] == plan["start"]
+    pre, post, pack = by_host(plan["pre"]), by_host(plan["post"]), by_host(plan["pack"])
+    # receiver: counters before, then its packet counter started; stopped before the
+    # counters after; packed at once (it sends no RTT probes)
+    assert [s["do"] for s in pre["g1"]] == ["snapshot", "start"]
+    assert pre["g1"][1]["argv"][0] == "tcpdump"
+    assert [s["do"] for s in post["g1"]] == ["stop", "snapshot", "pack"]
+    assert post["g1"][0]["dest"] == pre["g1"][1]["dest"]
+    assert "cpu_before.proc_stat.txt" in files_of(pre["g1"])  # a guest has its own kernel
+    assert "qemu_threads_before.txt" in files_of(pre["lab"])
     assert [s["argv"][0] for s in plan["traffic"]] == ["trafgen"]
-    assert [s["argv"][0] for s in plan["probe"]] == ["ping"]
-    assert plan["probe"][0]["host"] == "h1"
     assert plan["traffic"][0]["inputs"]["trafgen.cfg"].startswith("{ eth(da=52:54:00:00:00:11)")
-    before = {g["host"]: [i["file"] for i in g["items"]] for g in plan["before"]}
-    assert "cpu_before.proc_stat.txt" in before["g1"]  # a guest has its own kernel
-    assert "qemu_threads_before.txt" in before["lab"]
+    # the sender probes RTT after the window, so it is packed after the probe
+    assert [s["argv"][0] for s in plan["probe"]] == ["ping"]
+    assert [s["do"] for s in post["h1"]] == ["snapshot"]
+    assert list(pack) == ["h1"]
+    packed = set(pack["h1"][0]["files"])
+    assert {"trafgen.cfg", "ping.txt", "ping.txt.meta.json", "trafgen.txt.stderr"} <= packed
+    assert pack["h1"][0]["dest"] == "/var/tmp/x/c/virtio/1/h1.tar"
+    assert {"tcpdump.txt.stderr", "tcpdump.txt.meta.json"} <= set(post["g1"][-1]["files"])
     assert plan["unavailable"] == {"kvm": "guests run under QEMU's TCG (software emulation): "
                                           "KVM has no VM and no exit counters to read"}
-    fetched = {(f["host"], f["name"]) for f in plan["fetch"]}
-    assert ("h1", "trafgen.cfg") in fetched
-    assert ("h1", "ping.txt.meta.json") in fetched
-    assert ("g1", "tcpdump.txt.stderr") in fetched
-    assert all(f["src"] == f"/var/tmp/x/c/virtio/1/{f['host']}/{f['name']}"
-               for f in plan["fetch"])
 
 
 def test_pf_ring_backend_and_kvm_where_they_exist():
     plan = base.plan(ctx(virtualization="kvm", capture="pf_ring"), ALL, "/r")
-    assert [s["argv"][0] for s in plan["start"]] == ["pfcount"]
+    assert by_host(plan["pre"])["g1"][1]["argv"][0] == "pfcount"
     assert [s["argv"][0] for s in plan["traffic"]] == ["pfsend"]
     assert "kvm" not in plan["unavailable"]
-    kvm_items = [i for g in plan["before"] for i in g["items"] if i["file"] == "kvm_before.txt"]
-    assert kvm_items[0]["read"] == ["/sys/kernel/debug/kvm/4242-*/*"]
+    kvm = [i for s in by_host(plan["pre"])["lab"] if s["do"] == "snapshot"
+           for i in s["items"] if i["file"] == "kvm_before.txt"]
+    assert kvm[0]["read"] == ["/sys/kernel/debug/kvm/4242-*/*"]
 
 
 def test_roles_limit_collectors_and_shared_kernels_are_read_once():
     plan = base.plan(ctx(receiver_shares_kernel=True), {"cpu": ["hypervisor", "receiver"]}, "/r")
-    assert [g["host"] for g in plan["before"]] == ["lab"]
+    assert [g["host"] for g in plan["pre"]] == ["lab"]
     only_sender = base.plan(ctx(), {"netdev": ["sender"]}, "/r")
-    assert [g["host"] for g in only_sender["before"]] == ["h1"]
+    assert [g["host"] for g in only_sender["pre"]] == ["h1"]
 
 
 def test_unknown_collector():

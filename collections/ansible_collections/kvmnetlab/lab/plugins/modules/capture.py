@@ -41,8 +41,7 @@ options:
   background:
     description:
       - Start the tool in its own session and return at once with its PID (written to
-        I(dest).pid); stop it later with M(kvmnetlab.lab.capture_stop), which records its
-        exit code.
+        I(dest).pid); stop it later with a C(stop) step of M(kvmnetlab.lab.collect).
     type: bool
     default: false
 author: kvmnetlab developers
@@ -80,13 +79,16 @@ finished_at:
   type: float
 """
 
-import json
 import os
-import socket
-import subprocess
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.kvmnetlab.lab.plugins.module_utils.raw_capture import (
+    CaptureError,
+    run_tool,
+    start_tool,
+    write_inputs,
+)
 
 
 def main():
@@ -107,60 +109,18 @@ def main():
     files = [dest, dest + ".stderr", dest + ".meta.json"]
     files += [os.path.join(run_dir, name) for name in module.params["inputs"]]
     if module.check_mode:
-        module.exit_json(changed=True, rc=0, files=files, started_at=0.0, finished_at=0.0)
-    os.makedirs(run_dir, exist_ok=True)
-    for name, content in module.params["inputs"].items():
-        if "/" in name:
-            module.fail_json(msg=f"inputs: {name!r}: a plain file name is expected")
-        with open(os.path.join(run_dir, name), "w", encoding="utf-8") as handle:
-            handle.write(content)
-    started = time.time()
-    meta = {"argv": argv, "started_at": started, "host": socket.gethostname()}
-    if module.params["background"]:
-        with open(dest, "wb") as out, open(dest + ".stderr", "wb") as err:
-            try:
-                proc = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-                                        start_new_session=True)
-            except OSError as exc:
-                module.fail_json(msg=f"cannot run {argv[0]}: {exc}", rc=127, files=files)
-        meta["pid"] = proc.pid
-        with open(dest + ".meta.json", "w", encoding="utf-8") as handle:
-            json.dump(meta, handle, indent=1)
-            handle.write("\n")
-        time.sleep(0.5)  # a capture tool needs a moment to open its socket
-        if proc.poll() is not None:
-            with open(dest + ".stderr", "rb") as handle:
-                tail = handle.read()[-400:].decode(errors="replace").strip()
-            module.fail_json(msg=f"{argv[0]} exited at once ({proc.returncode}): {tail}",
-                             files=files, rc=proc.returncode)
-        module.exit_json(changed=True, pid=proc.pid, files=files, started_at=started)
-    timed_out = False
-    with open(dest, "wb") as out, open(dest + ".stderr", "wb") as err:
-        try:
-            proc = subprocess.run(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-                                  timeout=module.params["timeout_s"], check=False)
-            rc = proc.returncode
-        except subprocess.TimeoutExpired:
-            rc, timed_out = -9, True
-        except OSError as exc:
-            module.fail_json(msg=f"cannot run {argv[0]}: {exc}", rc=127, files=files)
-        out.flush()
-        os.fsync(out.fileno())
-    finished = time.time()
-    meta.update(rc=rc, timed_out=timed_out, finished_at=finished)
-    with open(dest + ".meta.json", "w", encoding="utf-8") as handle:
-        json.dump(meta, handle, indent=1)
-        handle.write("\n")
-    result = {"changed": True, "rc": rc, "files": files, "started_at": started,
-              "finished_at": finished}
-    if timed_out:
-        module.fail_json(msg=f"{argv[0]} did not finish within {module.params['timeout_s']} s; "
-                         f"partial output kept in {dest}", **result)
-    if rc not in module.params["ok_rc"]:
-        with open(dest + ".stderr", "rb") as handle:
-            tail = handle.read()[-400:].decode(errors="replace").strip()
-        module.fail_json(msg=f"{argv[0]} exited {rc}: {tail}; output kept in {dest}", **result)
-    module.exit_json(**result)
+        module.exit_json(changed=True, files=files)
+    try:
+        os.makedirs(run_dir, exist_ok=True)
+        write_inputs(run_dir, module.params["inputs"])
+        if module.params["background"]:
+            pid = start_tool(argv, dest)
+            module.exit_json(changed=True, pid=pid, files=files, started_at=time.time())
+        meta = run_tool(argv, dest, module.params["timeout_s"], module.params["ok_rc"])
+    except CaptureError as exc:
+        module.fail_json(msg=str(exc), files=files)
+    module.exit_json(changed=True, rc=meta["rc"], files=files, started_at=meta["started_at"],
+                     finished_at=meta["finished_at"])
 
 
 if __name__ == "__main__":

@@ -1,0 +1,209 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Capturing on a measured host: run tools and read counters into raw files, verbatim.
+
+Shared by the kvmnetlab.lab.capture and kvmnetlab.lab.collect modules. Nothing
+here parses what it captures: that happens on the controller.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import tarfile
+import time
+
+
+class CaptureError(Exception):
+    """A capture step failed; the message says which file or tool."""
+
+
+def write_inputs(run_dir, inputs):
+    """Write input files (name -> content) into ``run_dir``; return their paths."""
+    paths = []
+    for name, content in (inputs or {}).items():
+        if "/" in name or name in (".", ".."):
+            raise CaptureError(f"inputs: {name!r}: a plain file name is expected")
+        path = os.path.join(run_dir, name)
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(content)
+        paths.append(path)
+    return paths
+
+
+def _write_meta(dest, meta):
+    with open(dest + ".meta.json", "w", encoding="utf-8") as handle:
+        json.dump(meta, handle, indent=1)
+        handle.write("\n")
+
+
+def _tail(path):
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()[-400:].decode(errors="replace").strip()
+    except OSError:
+        return ""
+
+
+def run_tool(argv, dest, timeout_s, ok_rc):
+    """Run ``argv`` with stdout in ``dest`` and stderr in ``dest``.stderr; record .meta.json."""
+    os.makedirs(os.path.dirname(dest) or ".", exist_ok=True)
+    started = time.time()
+    meta = {"argv": argv, "started_at": started, "host": socket.gethostname()}
+    timed_out = False
+    with open(dest, "wb") as out, open(dest + ".stderr", "wb") as err:
+        try:
+            rc = subprocess.run(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                                timeout=timeout_s, check=False).returncode
+        except subprocess.TimeoutExpired:
+            rc, timed_out = -9, True
+        except OSError as exc:
+            raise CaptureError(f"cannot run {argv[0]}: {exc}") from None
+        out.flush()
+        os.fsync(out.fileno())
+    meta.update(rc=rc, timed_out=timed_out, finished_at=time.time())
+    _write_meta(dest, meta)
+    if timed_out:
+        raise CaptureError(f"{argv[0]} did not finish within {timeout_s} s; partial output "
+                           f"kept in {dest}")
+    if rc not in ok_rc:
+        raise CaptureError(f"{argv[0]} exited {rc}: {_tail(dest + '.stderr')}; output kept "
+                           f"in {dest}")
+    return meta
+
+
+def start_tool(argv, dest, settle_s=0.5):
+    """Start ``argv`` in its own session, output to files; return its PID."""
+    os.makedirs(os.path.dirname(dest) or ".", exist_ok=True)
+    meta = {"argv": argv, "started_at": time.time(), "host": socket.gethostname()}
+    with open(dest, "wb") as out, open(dest + ".stderr", "wb") as err:
+        try:
+            proc = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                                    start_new_session=True)
+        except OSError as exc:
+            raise CaptureError(f"cannot run {argv[0]}: {exc}") from None
+    meta["pid"] = proc.pid
+    _write_meta(dest, meta)
+    time.sleep(settle_s)  # a capture tool needs a moment to open its socket
+    if proc.poll() is not None:
+        raise CaptureError(f"{argv[0]} exited at once ({proc.returncode}): "
+                           f"{_tail(dest + '.stderr')}")
+    return proc.pid
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def stop_tool(dest, signame="INT", timeout_s=10.0):
+    """Stop the tool started for ``dest`` by its recorded PID; record its end.
+
+    Returns False when nothing was started for ``dest`` (its start failed).
+    """
+    try:
+        with open(dest + ".meta.json", encoding="utf-8") as handle:
+            meta = json.load(handle)
+        pid = int(meta["pid"])
+    except FileNotFoundError:
+        return False
+    except (OSError, ValueError, KeyError) as exc:
+        raise CaptureError(f"{dest}.meta.json: no background capture recorded ({exc})") \
+            from None
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            same = handle.read().split(b"\0")[0].decode(errors="replace") == meta["argv"][0]
+    except OSError:
+        same = False
+    killed = False
+    if same and _alive(pid):
+        os.kill(pid, getattr(signal, "SIG" + signame))
+        deadline = time.monotonic() + timeout_s
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+            killed = True
+    meta.update(finished_at=time.time(), stopped_by=signame, killed=killed)
+    _write_meta(dest, meta)
+    if killed:
+        raise CaptureError(f"{meta['argv'][0]} (pid {pid}) ignored SIG{signame} for "
+                           f"{timeout_s} s and was killed")
+    return True
+
+
+def _read(patterns, read_format):
+    chunks, matched = [], False
+    for pattern in patterns:
+        for path in sorted(glob.glob(pattern)):
+            if os.path.isdir(path):
+                continue
+            try:
+                with open(path, "rb") as handle:
+                    data = handle.read()
+            except OSError:
+                continue  # e.g. write-only debugfs entries
+            matched = True
+            if read_format == "grep":
+                chunks += [f"{path}:{line}\n".encode()
+                           for line in data.decode(errors="replace").splitlines()]
+            else:
+                chunks.append(data)
+    return b"".join(chunks), matched
+
+
+def snapshot(folder, items):
+    """Read files or run short commands into raw files; return (files, missing)."""
+    os.makedirs(folder, exist_ok=True)
+    files, missing = [], []
+    for item in items:
+        name = item.get("file")
+        if not name or "/" in name:
+            raise CaptureError(f"items: file must be a plain file name, got {name!r}")
+        path = os.path.join(folder, name)
+        if item.get("read"):
+            data, matched = _read(item["read"], item.get("read_format", "concat"))
+            if not matched:
+                missing.append(name)
+            with open(path, "wb") as handle:
+                handle.write(data)
+            files.append(path)
+        elif item.get("argv"):
+            with open(path, "wb") as out, open(path + ".stderr", "wb") as err:
+                try:
+                    rc = subprocess.run(item["argv"], stdout=out, stderr=err, timeout=60,
+                                        stdin=subprocess.DEVNULL, check=False).returncode
+                except (OSError, subprocess.TimeoutExpired) as exc:
+                    raise CaptureError(f"{name}: {item['argv'][0]}: {exc}") from None
+            if rc not in item.get("ok_rc", [0]):
+                raise CaptureError(f"{name}: {' '.join(item['argv'])} exited {rc}")
+            files += [path, path + ".stderr"]
+        else:
+            raise CaptureError(f"items: {name}: needs read or argv")
+    return files, missing
+
+
+def pack(folder, names, dest):
+    """Pack the named files of ``folder`` into an uncompressed tar; return (sha256s, missing)."""
+    members, missing = {}, []
+    tmp = dest + ".part"
+    with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
+        for name in names:
+            if "/" in name or name in (".", ".."):
+                raise CaptureError(f"files: {name!r}: plain file names only")
+            path = os.path.join(folder, name)
+            if not os.path.isfile(path):
+                missing.append(name)
+                continue
+            with open(path, "rb") as handle:
+                members[name] = hashlib.sha256(handle.read()).hexdigest()
+            tar.add(path, arcname=name, recursive=False)
+    os.replace(tmp, dest)
+    return members, missing

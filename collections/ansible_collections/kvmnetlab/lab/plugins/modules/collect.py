@@ -1,0 +1,122 @@
+#!/usr/bin/python
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Run one host's share of a repetition's capture phase in a single round trip."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: collect
+short_description: One host's capture steps of a phase, in order, in one round trip
+description:
+  - Runs an ordered list of capture steps on the host and keeps everything verbatim in
+    raw files; nothing is parsed here. Steps are
+    C(snapshot) (read counter files or run short commands into files),
+    C(start) (start a capture tool in the background, PID in I(dest).meta.json),
+    C(stop) (signal it by that PID, wait for its closing statistics) and
+    C(pack) (one uncompressed tar of the named files with each member's sha256).
+  - Grouping the steps keeps Ansible round trips out of the measurement and makes a slow
+    management path (a guest under software emulation) cost one connection per phase.
+  - Every C(stop) step is attempted even when an earlier step failed.
+options:
+  steps:
+    description:
+      - "Each step has C(do): C(snapshot) with C(dir) and C(items) (each C({file, read,
+        read_format}) or C({file, argv, ok_rc})); C(start) with C(argv) and C(dest);
+        C(stop) with C(dest) and optional C(signal) (INT or TERM); C(pack) with C(dir),
+        C(files) and C(dest)."
+    type: list
+    elements: dict
+    required: true
+author: kvmnetlab developers
+"""
+
+EXAMPLES = r"""
+- name: Counters after the load, then pack everything for the controller
+  kvmnetlab.lab.collect:
+    steps:
+      - {do: stop, dest: /var/tmp/kvmnetlab/c1/virtio/1/kvmnl-g1/tcpdump.txt}
+      - do: snapshot
+        dir: /var/tmp/kvmnetlab/c1/virtio/1/kvmnl-g1
+        items: [{file: cpu_after.proc_stat.txt, read: [/proc/stat]}]
+      - do: pack
+        dir: /var/tmp/kvmnetlab/c1/virtio/1/kvmnl-g1
+        files: [tcpdump.txt, tcpdump.txt.stderr, cpu_after.proc_stat.txt]
+        dest: /var/tmp/kvmnetlab/c1/virtio/1/kvmnl-g1.tar
+"""
+
+RETURN = r"""
+files:
+  description: Raw files written by snapshot steps.
+  returned: always
+  type: list
+  elements: str
+missing:
+  description: Snapshot items whose files did not exist on this host.
+  returned: always
+  type: list
+  elements: str
+pids:
+  description: dest -> PID of every tool started.
+  returned: always
+  type: dict
+members:
+  description: For the pack step, packed file name -> sha256.
+  returned: always
+  type: dict
+tar:
+  description: Path of the tar written by the pack step.
+  returned: when a pack step ran
+  type: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.kvmnetlab.lab.plugins.module_utils.raw_capture import (
+    CaptureError,
+    pack,
+    snapshot,
+    start_tool,
+    stop_tool,
+)
+
+ACTIONS = ("snapshot", "start", "stop", "pack")
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={"steps": {"type": "list", "elements": "dict", "required": True}},
+        supports_check_mode=True,
+    )
+    steps = module.params["steps"]
+    for index, step in enumerate(steps):
+        if step.get("do") not in ACTIONS:
+            module.fail_json(msg=f"steps[{index}].do: must be one of {ACTIONS}, "
+                             f"got {step.get('do')!r}")
+    result = {"changed": True, "files": [], "missing": [], "pids": {}, "members": {}}
+    if module.check_mode:
+        module.exit_json(**result)
+    error = None
+    for index, step in enumerate(steps):
+        if error is not None and step["do"] != "stop":
+            continue
+        try:
+            if step["do"] == "snapshot":
+                files, missing = snapshot(step["dir"], step["items"])
+                result["files"] += files
+                result["missing"] += missing
+            elif step["do"] == "start":
+                result["pids"][step["dest"]] = start_tool(step["argv"], step["dest"])
+            elif step["do"] == "stop":
+                stop_tool(step["dest"], step.get("signal", "INT"))
+            else:
+                result["members"], missing = pack(step["dir"], step["files"], step["dest"])
+                result["tar"] = step["dest"]
+                result["missing"] += missing
+        except (CaptureError, OSError) as exc:
+            error = error or f"steps[{index}] ({step['do']}): {exc}"
+    if error:
+        module.fail_json(msg=error, **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
