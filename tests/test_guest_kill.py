@@ -71,9 +71,12 @@ def test_killed_guest_fails_its_repetitions_and_resume_completes(tmp_path):
     after = json.loads((root / "manifest.json").read_text())
     assert {(r["scenario"], r["repetition"], r["status"]) for r in after["runs"]} == {
         (s, k, "done") for s in ("baseline", "virtio") for k in (1, 2, 3)}
+    done_dirs = {f"raw/{r['scenario']}/{r['repetition']}/" for r in manifest["runs"]
+                 if r["status"] == "done"}
     for rel, digest in kept.items():
-        moved = rel if rel in after["files"] else None
-        if moved is None:  # a failed run's partial files move to superseded/, unchanged
-            moved = next(k for k in after["files"] if k.startswith("superseded/")
-                         and k.endswith(rel[len("raw/"):]))
-        assert after["files"][moved]["sha256"] == digest, rel
+        if any(rel.startswith(d) for d in done_dirs):
+            assert after["files"][rel]["sha256"] == digest, rel  # kept in place, unchanged
+        else:  # a failed repetition's partial files move to superseded/<n>/, unchanged
+            moved = "superseded/1/" + rel[len("raw/"):]
+            assert after["files"][moved]["sha256"] == digest, rel
+            assert (root / moved).exists()
