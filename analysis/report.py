@@ -635,9 +635,16 @@ def _costs_section(ctx: _Context) -> Section:
                 ctx.csv(costs, "costs"),
             ),
             Definitions([
-                ("metric", "a counter divided by the packets it served, as the collector "
-                 "derived it (e.g. cpu_us_per_packet: CPU time per packet in µs; "
-                 "exits_per_packet: KVM exits per packet)."),
+                ("metric", "a counter's change over the counter window (the load at rate) "
+                 "divided by the frames sent at rate, as the collector derived it: "
+                 "cpu_us_per_packet: busy CPU time of the host, all cores (/proc/stat, "
+                 "non-idle non-iowait ticks / CLK_TCK), in µs per frame; "
+                 "interrupts_per_packet: the host's interrupts per frame; "
+                 "qemu_cpu_us_per_packet: user+system CPU time of all QEMU threads in µs "
+                 "per frame; exits_per_packet: KVM exits of the VM per frame. Host-wide "
+                 "counters include everything the host ran in the window: on the embedded "
+                 "lab the namespace hosts and the controller share one kernel, so "
+                 "Ansible's own work is in them."),
                 ("host", "the host whose counters gave the value (qemu: the QEMU process's "
                  "threads; kvm: the VM's KVM exit counter)."),
                 ("mean, min, max, std", "over repetitions; std is the sample standard "
