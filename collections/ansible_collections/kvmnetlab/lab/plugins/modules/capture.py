@@ -10,7 +10,7 @@ short_description: Run a measurement tool and keep its raw output in files
 description:
   - Runs I(argv) without a shell, writing its standard output to I(dest), its standard
     error to I(dest).stderr and a small JSON record (argv, exit code, wall-clock start and
-    end, host) to I(dest).meta.json. Nothing is parsed here: parsing happens on the
+    end, host) to I(dest).meta.json. Nothing is parsed here; parsing happens on the
     controller.
   - Always reports changed (it writes new raw files); in check mode it runs nothing.
 options:
