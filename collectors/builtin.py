@@ -8,14 +8,13 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from collectors.base import Availability, Capture, Collector, RunContext, RunFiles, register
+from collectors.base import Availability, Capture, Collector, RunContext, register
 from collectors.errors import ParseError
 from collectors.parsers import pfcount as pfcount_parser
 from collectors.parsers import pfsend as pfsend_parser
 from collectors.parsers import (
     ping,
     proc_interrupts,
-    proc_net_dev,
     proc_stat,
     proc_task_stat,
     sys_net_statistics,
@@ -174,7 +173,11 @@ def _delta_rows(ctx, role, source, item, before: dict, after: dict, unit: str) -
 
 @register
 class NetCountersCollector(Collector):
-    """NIC and kernel counters of the data interfaces: sysfs statistics and /proc/net/dev."""
+    """NIC and kernel counters of the data interfaces.
+
+    The sysfs statistics are parsed into counter rows; /proc/net/dev, which holds the
+    same counters for every interface of the host, is kept raw beside them.
+    """
 
     name = "netdev"
     tables: ClassVar[dict[str, dict[str, str]]] = {"counters": COUNTER_COLUMNS}
@@ -434,4 +437,3 @@ def derive_costs(counters: list[dict], rate: list[dict]) -> list[dict]:
 
 COSTS_COLUMNS = {"scenario": "string", "repetition": "int64", "host": "string",
                  "metric": "string", "value": "float64", "unit": "string"}
-__all__ = ["COSTS_COLUMNS", "RunFiles", "derive_costs", "proc_net_dev"]
