@@ -101,49 +101,69 @@ class RateCollector(Collector):
         "receiver_drops": "int64"}}
 
     @staticmethod
-    def backend(ctx: RunContext) -> str:
-        return "pf_ring" if ctx.resolved.get("capture") in ("pf_ring", "vpf_ring") \
-            else "trafgen_tcpdump"
+    def tools(ctx: RunContext) -> tuple[str, str]:
+        """(sending tool, counting tool): PF_RING's where the capture path resolved to
+        PF_RING and that end has pf_ring.ko loaded (``sender_pf_ring`` and
+        ``receiver_pf_ring`` in the endpoint; absent means loaded), else trafgen and
+        tcpdump. A guest with PF_RING fed by a host without it counts with pfcount
+        and is sent to by trafgen."""
+        pf_ring = ctx.resolved.get("capture") in ("pf_ring", "vpf_ring")
+        e = ctx.endpoint
+        sender = "pfsend" if pf_ring and e.get("sender_pf_ring", True) else "trafgen"
+        receiver = "pfcount" if pf_ring and e.get("receiver_pf_ring", True) else "tcpdump"
+        return sender, receiver
+
+    @classmethod
+    def backend(cls, ctx: RunContext) -> str:
+        """``pf_ring`` (pfsend -> pfcount), ``trafgen_tcpdump``, or the mixed pair
+        (``trafgen_pfcount``, ``pfsend_tcpdump``)."""
+        sender, receiver = cls.tools(ctx)
+        return "pf_ring" if (sender, receiver) == ("pfsend", "pfcount") \
+            else f"{sender}_{receiver}"
 
     def captures(self, ctx):
         p, e = ctx.parameters, ctx.endpoint
         frames, pps, size = p["rate_frames"], p["rate_pps"], p["rate_frame_bytes"]
         duration = frames / pps
         stats = (f"/sys/class/net/{e['receiver_if']}/statistics/*",)
+        sender, receiver = self.tools(ctx)
         caps = [Capture(self.name, "receiver", "before", "rate_rx_before.txt", read=stats,
                         read_format="grep"),
                 Capture(self.name, "receiver", "after", "rate_rx_after.txt", read=stats,
                         read_format="grep")]
-        if self.backend(ctx) == "pf_ring":
-            caps += [
-                Capture(self.name, "receiver", "start", "pfcount.txt",
-                        argv=("pfcount", "-i", e["receiver_if"], "-f", FLOW_FILTER, "-q"),
-                        timeout_s=duration + 120),
-                Capture(self.name, "sender", "traffic", "pfsend.txt",
-                        argv=("pfsend", "-i", e["sender_if"], "-n", str(frames), "-p", str(pps),
-                              "-l", str(size), "-S", e["source_address"],
-                              "-D", e["target_address"], "-M", e["receiver_mac"]),
-                        timeout_s=duration + 60)]
+        if receiver == "pfcount":
+            caps.append(Capture(self.name, "receiver", "start", "pfcount.txt",
+                                argv=("pfcount", "-i", e["receiver_if"], "-f", FLOW_FILTER),
+                                timeout_s=duration + 120))
         else:
-            caps += [
-                Capture(self.name, "receiver", "start", "tcpdump.txt",
-                        argv=("tcpdump", "-i", e["receiver_if"], "-n", "-q", "-w", "/dev/null",
-                              FLOW_FILTER), timeout_s=duration + 120),
-                Capture(self.name, "sender", "traffic", "trafgen.txt",
-                        argv=("trafgen", "-o", e["sender_if"], "-n", str(frames),
-                              "-b", f"{pps}pps", "-c", "{run_dir}/trafgen.cfg"),
-                        inputs=(("trafgen.cfg", trafgen_config(ctx)),),
-                        timeout_s=duration + 60)]
+            caps.append(Capture(self.name, "receiver", "start", "tcpdump.txt",
+                                argv=("tcpdump", "-i", e["receiver_if"], "-n", "-q", "-w",
+                                      "/dev/null", FLOW_FILTER), timeout_s=duration + 120))
+        if sender == "pfsend":
+            caps.append(Capture(self.name, "sender", "traffic", "pfsend.txt",
+                                argv=("pfsend", "-i", e["sender_if"], "-n", str(frames),
+                                      "-p", str(pps), "-l", str(size), "-S", e["source_address"],
+                                      "-D", e["target_address"], "-m", e["receiver_mac"]),
+                                timeout_s=duration + 60))
+        else:
+            caps.append(Capture(self.name, "sender", "traffic", "trafgen.txt",
+                                argv=("trafgen", "-o", e["sender_if"], "-n", str(frames),
+                                      "-b", f"{pps}pps", "-c", "{run_dir}/trafgen.cfg"),
+                                inputs=(("trafgen.cfg", trafgen_config(ctx)),),
+                                timeout_s=duration + 60))
         return caps
 
     def parse(self, files, ctx):
         backend = self.backend(ctx)
-        if backend == "pf_ring":
+        sender, receiver = self.tools(ctx)
+        if sender == "pfsend":
             sent = pfsend_parser.parse(files.path("sender", "pfsend.txt")).sent_packets
+        else:
+            sent = trafgen.parse(files.path("sender", "trafgen.txt")).tx_packets
+        if receiver == "pfcount":
             final = pfcount_parser.parse(files.path("receiver", "pfcount.txt.stderr")).final
             received, drops = final["received_packets"], final.get("dropped_packets", 0)
         else:
-            sent = trafgen.parse(files.path("sender", "trafgen.txt")).tx_packets
             counts = tcpdump.parse(files.path("receiver", "tcpdump.txt.stderr"))
             received = counts["received_by_filter_packets"]
             drops = counts["dropped_by_kernel_packets"]

@@ -68,6 +68,36 @@ def test_pf_ring_backend_and_kvm_where_they_exist():
     kvm = [i for s in by_host(plan["pre"])["lab"] if s["do"] == "snapshot"
            for i in s["items"] if i["file"] == "kvm_before.txt"]
     assert kvm[0]["read"] == ["/sys/kernel/debug/kvm/4242-*/*"]
+    # pfsend addresses the receiver's MAC with -m (its -M rewrites the source MAC)
+    argv = plan["traffic"][0]["argv"]
+    assert argv[argv.index("-m") + 1] == "52:54:00:00:00:11"
+    assert "-M" not in argv
+
+
+@pytest.mark.parametrize(("sender_pf_ring", "receiver_pf_ring", "tools", "backend"), [
+    (True, True, ("pfsend", "pfcount"), "pf_ring"),
+    (False, True, ("trafgen", "pfcount"), "trafgen_pfcount"),
+    (True, False, ("pfsend", "tcpdump"), "pfsend_tcpdump"),
+    (False, False, ("trafgen", "tcpdump"), "trafgen_tcpdump"),
+])
+def test_each_end_uses_pf_ring_only_where_it_is_loaded(sender_pf_ring, receiver_pf_ring,
+                                                       tools, backend):
+    from collectors.builtin import RateCollector
+
+    run = ctx(capture="pf_ring", sender_pf_ring=sender_pf_ring,
+              receiver_pf_ring=receiver_pf_ring)
+    plan = base.plan(run, {"rate": ["sender", "receiver"]}, "/r")
+    counter = [s for s in by_host(plan["pre"])["g1"] if s["do"] == "start"]
+    assert (plan["traffic"][0]["argv"][0], counter[0]["argv"][0]) == tools
+    assert RateCollector.backend(run) == backend
+    if tools[0] == "trafgen":  # trafgen needs its packet description beside it
+        assert "trafgen.cfg" in plan["traffic"][0]["inputs"]
+
+
+def test_a_resolved_af_packet_path_never_uses_pf_ring_tools():
+    plan = base.plan(ctx(capture="af_packet", sender_pf_ring=True, receiver_pf_ring=True),
+                     {"rate": ["sender", "receiver"]}, "/r")
+    assert plan["traffic"][0]["argv"][0] == "trafgen"
 
 
 def test_roles_limit_collectors_and_shared_kernels_are_read_once():

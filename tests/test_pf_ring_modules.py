@@ -156,3 +156,21 @@ def test_archive_changes_with_content(tmp_path):
     (tree / ".git" / "HEAD").write_text("ref: refs/heads/other\n")
     again, _ = archive.build_archive(str(tree), "PF_RING-8.8.0", [])
     assert again == after
+
+
+def test_archive_keeps_symlinks_to_folders_as_links(tmp_path):
+    # PF_RING's userland/libpcap is a symlink to libpcap-1.10.1; without it the
+    # userland Makefile's `cd libpcap; make` recurses into itself.
+    tree = make_tree(tmp_path)
+    (tree / "userland" / "libpcap-1.10.1").mkdir(parents=True)
+    (tree / "userland" / "libpcap-1.10.1" / "pcap.c").write_text("/* stand-in */\n")
+    (tree / "userland" / "libpcap").symlink_to("libpcap-1.10.1")
+    (tree / "userland" / "README.link").symlink_to("libpcap-1.10.1/pcap.c")
+    packed, _ = archive.build_archive(str(tree), "P", [])
+    with tarfile.open(fileobj=io.BytesIO(packed)) as tar:
+        members = {m.name: m for m in tar.getmembers()}
+    link = members["P/userland/libpcap"]
+    assert link.issym() and link.linkname == "libpcap-1.10.1"
+    assert members["P/userland/README.link"].issym()
+    assert "P/userland/libpcap/pcap.c" not in members  # not duplicated through the link
+    assert members["P/userland/libpcap-1.10.1/pcap.c"].isfile()

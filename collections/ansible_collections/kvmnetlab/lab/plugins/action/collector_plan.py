@@ -29,6 +29,7 @@ author: kvmnetlab developers
 """
 
 from ansible.errors import AnsibleActionFail
+from ansible.module_utils.parsing.convert_bool import boolean
 from ansible_collections.kvmnetlab.lab.plugins.plugin_utils.controller import ControllerAction
 
 
@@ -48,6 +49,8 @@ class ActionModule(ControllerAction):
                 raise AnsibleActionFail(f"{end} ({hosts[end]}): {exc}") from None
             endpoint[f"{end}_if"] = link["ifname"]
             endpoint[f"{end}_mac"] = link["mac"]
+            if f"{end}_pf_ring" in endpoint:
+                endpoint[f"{end}_pf_ring"] = boolean(endpoint[f"{end}_pf_ring"], strict=True)
         store = Store(campaign_dir)
         manifest = store.load()
         ctx = base.RunContext(scenario=run["scenario"], repetition=int(run["repetition"]),

@@ -83,11 +83,14 @@ def walk_sorted(src, exclude):
     """Yield paths relative to ``src`` in a stable order, skipping excluded names."""
     skip = VCS_DIRS | set(exclude)
     for current, dirs, files in os.walk(src):
-        dirs[:] = sorted(d for d in dirs if d not in skip)
         rel_dir = os.path.relpath(current, src)
         if rel_dir != ".":
             yield rel_dir
-        for name in sorted(f for f in files if f not in skip):
+        # A symlink to a folder (PF_RING's userland/libpcap -> libpcap-1.10.1) is
+        # kept as a link; os.walk lists it among the folders but never enters it.
+        links = {d for d in dirs if os.path.islink(os.path.join(current, d))}
+        dirs[:] = sorted(d for d in dirs if d not in skip and d not in links)
+        for name in sorted(f for f in set(files) | links if f not in skip):
             yield name if rel_dir == "." else os.path.join(rel_dir, name)
 
 
