@@ -1,21 +1,23 @@
 """PF_RING for real in two embedded-lab guests (opt-in: marker pfring).
 
-Runs only when KVMNETLAB_PFRING_SRC names a local PF_RING source tree (tag 8.8.0,
-classic layout) and the machine is root. The test
-1. boots the lab's guests (playbooks/guests.yml; they join group `guests`),
-2. runs playbooks/build.yml on them (local method, pf_ring.ko loaded),
-3. checks with testinfra that pf_ring is loaded in both and pfcount/pfsend exist,
-4. sends with pfsend in the first guest and counts with pfcount in the second over
-   the data bridge (pfsend's own destination MAC; the bridge floods it and pfcount
-   listens promiscuously), counting only pfsend's flow (`udp and dst port 3000`), and
-5. keeps the tools' real output; with KVMNETLAB_PFRING_SAVE_FIXTURES=1 it copies it
-   to tests/fixtures/pfring_real/ for the pfsend/pfcount parsers (CAPTURE.md beside
-   them must then record the command, the date and the PF_RING version).
-The guests are torn down afterwards.
+Runs only when KVMNETLAB_PFRING_SRC names a local PF_RING source tree or tarball
+(tag 8.8.0, classic layout) and the machine is root. The test runs site.yml with
+two guests and -e kvmnetlab_guests_pf_ring=true, so that
+1. the hypervisor builds PF_RING against the guests' kernel headers
+   (pf_ring_build_host) and ships pf_ring.ko, pfsend and pfcount into both guests,
+   where the role loads and verifies it;
+2. the campaign runs scenario `virtio` with the second guest as the sender: the rate
+   collector sends with pfsend in kvmnl-g2 and counts with pfcount in kvmnl-g1,
+   counting only pfsend's flow (`udp and dst port 3000`).
+Then testinfra checks pf_ring.ko in both guests, the stored rate table is checked
+against the raw pfsend/pfcount output, and with KVMNETLAB_PFRING_SAVE_FIXTURES=1 that
+raw output is copied to tests/fixtures/pfring/ (see its CAPTURE.md). The guests are
+torn down afterwards. Takes about 6 minutes once PF_RING is built (+4 min the first time).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -27,156 +29,88 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 SRC = os.environ.get("KVMNETLAB_PFRING_SRC", "")
-COUNT = 20000  # frames
-RATE = 20000  # frames per second
+FRAMES = 20000
+SSH_CONFIG = "/var/lib/kvmnetlab/local/ssh/config"
 
 pytestmark = [
     pytest.mark.pfring,
     pytest.mark.skipif(not SRC, reason="set KVMNETLAB_PFRING_SRC to a PF_RING source tree"),
 ]
 
-PLAYBOOK = """\
-- name: Guests
-  ansible.builtin.import_playbook: {root}/playbooks/guests.yml
 
-- name: PF_RING
-  ansible.builtin.import_playbook: {root}/playbooks/build.yml
-  vars:
-    pf_ring_hosts: guests
+def _guest(name: str, index: int) -> dict:
+    return {"name": name, "index": index, "memory_mb": 768, "vcpus": 1,
+            "data_ip": f"198.18.1.{10 + index}", "mgmt_ip": f"198.19.0.{10 + index}",
+            "netdev": {"vhost": False, "queues": 1, "poll_us": None},
+            "pin": {"vcpus": None, "io_thread": None}}
 
-- name: Record how to reach the guests
-  hosts: guests
-  gather_facts: false
-  tasks:
-    - name: Write a testinfra inventory on the controller
-      ansible.builtin.copy:
-        content: |
-          all:
-            hosts:
-          {{% for name in groups['guests'] %}}
-              {{{{ name }}}}:
-                ansible_host: {{{{ hostvars[name].ansible_host }}}}
-                ansible_user: root
-                ansible_ssh_private_key_file: {{{{ hostvars[name].ansible_ssh_private_key_file }}}}
-                ansible_ssh_common_args: '{{{{ hostvars[name].ansible_ssh_common_args }}}}'
-          {{% endfor %}}
-        dest: "{out}/guests.yml"
-        mode: "0600"
-      delegate_to: localhost
-      run_once: true
 
-- name: pfsend in the first guest, pfcount in the second
-  hosts: guests
-  gather_facts: false
-  vars:
-    sender: "{{{{ groups['guests'][0] }}}}"
-    receiver: "{{{{ groups['guests'][1] }}}}"
-  tasks:
-    - name: Find the data interface
-      ansible.builtin.shell:
-        cmd: >-
-          set -o pipefail &&
-          ip -o -4 addr show to {{{{ kvmnetlab_guest_data_ip }}}} | awk '{{print $2}}'
-        executable: /bin/bash
-      register: data_if
-      changed_when: false
-
-    - name: Start pfcount on the receiver
-      ansible.builtin.shell:
-        cmd: >-
-          timeout 300 pfcount -i {{{{ data_if.stdout }}}} -N {count}
-          -f "udp and dst port 3000" > /root/pfcount.stdout 2> /root/pfcount.stderr
-      async: 330
-      poll: 0
-      register: pfcount_job
-      changed_when: true
-      when: inventory_hostname == receiver
-
-    - name: Let pfcount open its ring
-      ansible.builtin.pause:
-        seconds: 5
-
-    - name: Send with pfsend
-      ansible.builtin.shell:
-        cmd: >-
-          pfsend -i {{{{ data_if.stdout }}}} -n {count} -p {rate}
-          -S {{{{ kvmnetlab_guest_data_ip }}}}
-          -D {{{{ hostvars[receiver].kvmnetlab_guest_data_ip }}}}
-          > /root/pfsend.stdout 2> /root/pfsend.stderr
-      changed_when: true
-      when: inventory_hostname == sender
-
-    - name: Wait for pfcount
-      ansible.builtin.async_status:
-        jid: "{{{{ pfcount_job.ansible_job_id }}}}"
-      register: pfcount_done
-      until: pfcount_done.finished
-      retries: 60
-      delay: 5
-      when: inventory_hostname == receiver
-
-    - name: Fetch the raw output
-      ansible.builtin.fetch:
-        src: "/root/{{{{ item }}}}"
-        dest: "{out}/raw/{{{{ inventory_hostname }}}}/"
-        flat: true
-      loop: "{{{{ ['pfsend.stdout', 'pfsend.stderr'] if inventory_hostname == sender
-                 else ['pfcount.stdout', 'pfcount.stderr'] }}}}"
-"""
+def extra_vars(results: Path) -> dict:
+    return {
+        "guest_vm_guests": [_guest("kvmnl-g1", 1), _guest("kvmnl-g2", 2)],
+        "kvmnetlab_guests_pf_ring": True,
+        "pf_ring_install_method": "local",
+        "pf_ring_local_src": SRC,
+        "campaign_endpoints": {
+            "bare_metal": {"sender": "kvmnl-h1", "source_address": "198.18.0.1",
+                           "receiver": "kvmnl-h2", "target_address": "198.18.0.2"},
+            "guest": {"sender": "kvmnl-g2", "source_address": "198.18.1.12"}},
+        "kvmnetlab_scenarios": ["virtio"],
+        "kvmnetlab_repetitions": 1,
+        "kvmnetlab_rate_frames": FRAMES,
+        "kvmnetlab_results_dir": str(results),
+    }
 
 
 def ansible(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}"}
-    return subprocess.run(
-        [str(BIN / "ansible-playbook"), *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=7200,
-    )
+    return subprocess.run([str(BIN / "ansible-playbook"), *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=7200)
 
 
 @pytest.fixture
-def guests_torn_down():
-    yield
-    ansible("playbooks/guests.yml", "--tags", "guests_teardown")
+def two_guests(tmp_path):
+    extra = tmp_path / "extra.json"
+    extra.write_text(json.dumps(extra_vars(tmp_path / "results")))
+    yield extra
+    ansible("playbooks/guests.yml", "-e", f"@{extra}", "--tags", "guests_teardown")
 
 
-def test_pfsend_to_pfcount_between_two_guests(tmp_path, guests_torn_down):
+def test_pfsend_to_pfcount_between_two_guests(tmp_path, two_guests):
     if os.geteuid() != 0:
         pytest.skip("the embedded lab needs root")
     testinfra = pytest.importorskip("testinfra")
-    play = tmp_path / "pfring.yml"
-    play.write_text(PLAYBOOK.format(root=ROOT, out=tmp_path, count=COUNT, rate=RATE))
-    done = ansible(
-        str(play), "-e", "pf_ring_install_method=local", "-e", f"pf_ring_local_src={SRC}"
-    )
+    import pandas as pd
+
+    done = ansible("site.yml", "-e", f"@{two_guests}")
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
 
-    inventory = tmp_path / "guests.yml"
-    names = [
-        line.strip().rstrip(":")
-        for line in inventory.read_text().splitlines()
-        if line.startswith("    ") and not line.startswith("      ")
-    ]
-    assert len(names) >= 2, f"fewer than two guests came up: {names}"
-    for name in names[:2]:
-        host = testinfra.get_host(f"ansible://{name}", ansible_inventory=str(inventory))
+    for name in ("kvmnl-g1", "kvmnl-g2"):
+        host = testinfra.get_host(f"ssh://{name}", ssh_config=SSH_CONFIG)
         assert host.file("/proc/modules").contains("^pf_ring ")
         assert "PF_RING Version" in host.file("/proc/net/pf_ring/info").content_string
-        assert host.file("/usr/local/bin/pfsend").is_file
-        assert host.file("/usr/local/bin/pfcount").is_file
+        assert host.file("/sys/module/pf_ring/parameters/min_num_slots").content_string \
+            .strip() == "4096"
+        assert host.file("/usr/local/bin/pfsend").mode == 0o755
+        assert host.run("/usr/local/bin/pfcount -h").stdout.startswith("pfcount")
 
-    sender, receiver = names[:2]
-    sent = (tmp_path / "raw" / sender / "pfsend.stdout").read_text()
-    counted = (tmp_path / "raw" / receiver / "pfcount.stderr").read_text()
-    assert "Absolute Stats" in counted, counted[-2000:]
-    assert f"{COUNT:,}".replace(",", "'") in counted, "pfcount did not count every frame sent"
-    assert "TX rate" in sent or "Sent" in sent, sent[-2000:]
+    (campaign,) = [p for p in (tmp_path / "results").iterdir() if p.is_dir()]
+    rate = pd.read_parquet(campaign / "data" / "rate.parquet")
+    assert list(rate["backend"]) == ["pf_ring"]
+    row = rate.iloc[0]
+    assert row["host"] == "kvmnl-g2" and row["receiver_host"] == "kvmnl-g1"
+    raw = campaign / "raw" / "virtio" / "1"
+    sent = (raw / "kvmnl-g2" / "pfsend.txt").read_text()
+    counted = (raw / "kvmnl-g1" / "pfcount.txt.stderr").read_text()
+    assert f"Sent {FRAMES} packets" in sent
+    assert row["sent"] == FRAMES
+    final = counted.split("Absolute Stats: [")[-1].split(" pkts total")[0]
+    assert row["received"] + row["receiver_drops"] == int(final.replace("'", ""))
+    manifest = json.loads((campaign / "manifest.json").read_text())
+    subs = manifest["scenarios"]["virtio"]["substitutions"]
+    assert not [s for s in subs if s["knob"] == "capture"], subs  # PF_RING ran for real
 
     if os.environ.get("KVMNETLAB_PFRING_SAVE_FIXTURES") == "1":
-        target = ROOT / "tests" / "fixtures" / "pfring_real"
-        target.mkdir(parents=True, exist_ok=True)
-        shutil.copy(tmp_path / "raw" / sender / "pfsend.stdout", target / "pfsend_guest.txt")
-        shutil.copy(tmp_path / "raw" / receiver / "pfcount.stderr", target / "pfcount_guest.txt")
+        target = ROOT / "tests" / "fixtures" / "pfring"
+        shutil.copy(raw / "kvmnl-g2" / "pfsend.txt", target / "pfsend_guest.stdout")
+        shutil.copy(raw / "kvmnl-g1" / "pfcount.txt.stderr", target / "pfcount_guest.stderr")

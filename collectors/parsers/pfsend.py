@@ -1,12 +1,12 @@
 """Parse PF_RING pfsend's stdout (PF_RING 8.x ``userland/examples/pfsend.c``).
 
-NOTE: written from the format in PF_RING's source and the project's reference
-notes; the fixtures are SYNTHESISED FROM THE REFERENCE FORMAT, NOT REAL CAPTURE
-(tests/fixtures/pfring/CAPTURE.md) until a real PF_RING run replaces them.
+Checked against real output of PF_RING 8.8.0 in embedded-lab guests
+(tests/fixtures/pfring/CAPTURE.md).
 
 Lines understood:
 
-- ``Sending packets on <if>``, ``Using PF_RING v.<x.y.z>``,
+- ``Sending packets on <if>``, ``Using PF_RING v.<x.y.z> on <if>`` (8.8.0 names the
+  device; older releases did not),
   ``Estimated CPU freq: <n> Hz``, ``Rate set to <r> pps`` or
   ``Rate set to <g> Gbit/s, <n>-byte packets, <r> pps``
 - once a second (not with ``-v``), and once more at the end:
@@ -37,7 +37,7 @@ _TX = re.compile(
 )
 _SENT = re.compile(r"^Sent (?P<n>\d+) packets$")
 _DEVICE = re.compile(r"^Sending packets on (?P<dev>\S+)$")
-_VERSION = re.compile(r"^Using PF_RING v\.(?P<v>\d+\.\d+\.\d+)$")
+_VERSION = re.compile(r"^Using PF_RING v\.(?P<v>\d+\.\d+\.\d+)(?: on (?P<dev>\S+))?$")
 _FREQ = re.compile(r"^Estimated CPU freq: (?P<hz>\d+) Hz$")
 _RATE_PPS = re.compile(r"^Rate set to (?P<pps>\d+(?:\.\d+)?) pps$")
 _RATE_GBPS = re.compile(
@@ -95,6 +95,8 @@ def parse(path: str | Path) -> PfsendResult:
             info["interface"] = m["dev"]
         elif m := _VERSION.match(line):
             info["pfring_version"] = m["v"]
+            if m["dev"]:
+                info.setdefault("interface", m["dev"])
         elif m := _FREQ.match(line):
             info["cpu_freq_hz"] = int(m["hz"])
         elif m := _RATE_GBPS.match(line):

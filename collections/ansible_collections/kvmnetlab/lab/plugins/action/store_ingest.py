@@ -34,4 +34,5 @@ class ActionModule(ControllerAction):
             raise AnsibleActionFail(str(exc)) from None
         if outcome["failed"] and args.get("fail_on_parse_error"):
             raise AnsibleActionFail("raw files that did not parse: " + "; ".join(outcome["failed"]))
-        return {"changed": True, **outcome}
+        # Not "failed": Ansible would read a non-empty list there as a failed task.
+        return {"changed": True, "rows": outcome["rows"], "unparsed": outcome["failed"]}
