@@ -311,6 +311,23 @@ def test_load_for_another_kernel_is_rejected(tmp_path):
     assert "pf_ring_load" in message
 
 
+@pytest.mark.parametrize(("extra", "named"), [
+    ({"pf_ring_build_host": "localhost"}, "must be another inventory host"),
+    ({"pf_ring_build_host": "no-such-host"}, "no-such-host"),
+    ({"pf_ring_build_host": "builder", "pf_ring_dkms": True}, "pf_ring_dkms=True"),
+    ({"pf_ring_build_host": "builder", "pf_ring_install_method": "apt"},
+     "pf_ring_install_method=apt"),
+], ids=["itself", "unknown-host", "dkms", "apt"])
+def test_build_host_is_checked_before_anything_changes(tmp_path, extra, named):
+    done, report = run_role(tmp_path, {"pf_ring_install_method": "local",
+                                       "pf_ring_local_src": str(tmp_path),
+                                       "pf_ring_load": False, **extra})
+    assert done.returncode != 0
+    (message,) = failures(report)
+    assert "pf_ring_build_host" in message and named in message
+    assert changed(report) == 0
+
+
 def test_ansible_lint_production_profile():
     done = subprocess.run(
         [
