@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PLUGIN = ROOT / "roles" / "elvis_kernel" / "filter_plugins" / "elvis_kernel.py"
+PLUGIN = (ROOT / "collections" / "ansible_collections" / "kvmnetlab" / "lab" / "plugins" / "filter"
+          / "kernel.py")
 FIXTURES = ROOT / "tests" / "kernel_patches" / "fixtures"
 
 

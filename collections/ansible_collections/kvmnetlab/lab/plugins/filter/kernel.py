@@ -151,12 +151,13 @@ def grub_entry(grub_cfg: str, kernel_release: str, source: str = "grub.cfg") -> 
 
 
 class FilterModule:
-    """Filters used by the elvis_kernel role."""
+    """Kernel build and boot filters (used by the elvis_kernel role), called by their
+    FQCN, e.g. ``kvmnetlab.lab.grub_entry``."""
 
     def filters(self):
         return {
-            "elvis_kernel_mismatches": kconfig_mismatches,
-            "elvis_kernel_symbols": kconfig_symbols,
-            "elvis_kernel_config_report": kconfig_report,
-            "elvis_kernel_grub_entry": grub_entry,
+            "kconfig_mismatches": kconfig_mismatches,
+            "kconfig_symbols": kconfig_symbols,
+            "kconfig_report": kconfig_report,
+            "grub_entry": grub_entry,
         }
