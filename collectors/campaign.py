@@ -21,10 +21,15 @@ SCENARIO_FORMAT_VERSION = 1
 
 AXES: dict[str, tuple[str, ...]] = {
     "virtualization": ("none", "kvm"),
-    "io_path": ("none", "virtio", "virtio_user", "elvis_patched", "elvis_upstream"),
+    "io_path": ("none", "virtio", "virtio_user", "elvis", "elvis_patched", "elvis_upstream"),
     "capture": ("pf_ring", "vpf_ring", "passthrough", "af_packet"),
     "policy": ("substitute", "skip", "fail"),
 }
+# `io_path: elvis` names ELVIS's I/O path; `elvis_mode` says how a lab provides it:
+# patched (a kernel built with the lab's patch series) or upstream (vhost busy
+# polling, a dedicated I/O core, halt polling). Loading normalises the pair to
+# io_path elvis_patched / elvis_upstream, the spelling the resolver works with.
+ELVIS_MODES = ("patched", "upstream")
 SCENARIO_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 CAMPAIGN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
@@ -135,6 +140,26 @@ def validate_campaign_id(value: Any, source: str = "campaign parameters") -> str
     return value
 
 
+def _normalise_elvis(source: str, where: str, definition: dict[str, Any]) -> dict[str, Any]:
+    """``io_path: elvis`` + ``elvis_mode: M`` -> ``io_path: elvis_M`` (elvis_mode kept)."""
+    mode = definition.get("elvis_mode")
+    io_path = definition["io_path"]
+    if io_path == "elvis":
+        if mode not in ELVIS_MODES:
+            raise ConfigError(source, f"{where}.elvis_mode",
+                              f"must be one of {', '.join(ELVIS_MODES)} when io_path is elvis, "
+                              f"got {mode!r}")
+        return {**definition, "io_path": f"elvis_{mode}"}
+    if mode is not None:
+        if io_path.startswith("elvis_") and io_path == f"elvis_{mode}":
+            return definition
+        raise ConfigError(source, f"{where}.elvis_mode",
+                          f"only applies with io_path elvis, got io_path {io_path!r}")
+    if io_path.startswith("elvis_"):
+        return {**definition, "elvis_mode": io_path.removeprefix("elvis_")}
+    return definition
+
+
 def load_scenarios(path: str | Path) -> dict[str, dict[str, Any]]:
     """Read and validate a scenario file; return name -> definition, in file order."""
     source = str(path)
@@ -163,7 +188,8 @@ def load_scenarios(path: str | Path) -> dict[str, dict[str, Any]]:
             raise ConfigError(source, where, f"name must match {SCENARIO_NAME.pattern}")
         if not isinstance(definition, dict):
             raise ConfigError(source, where, "must be a mapping")
-        unknown = set(definition) - {"number", "title", "description", "collectors", *AXES}
+        unknown = set(definition) - {"number", "title", "description", "collectors",
+                                     "elvis_mode", *AXES}
         if unknown:
             raise ConfigError(source, f"{where}.{sorted(unknown)[0]}", "unknown field")
         number = _int(source, f"{where}.number", definition.get("number"), 1, 10_000)
@@ -181,6 +207,7 @@ def load_scenarios(path: str | Path) -> dict[str, dict[str, Any]]:
                 raise ConfigError(
                     source, f"{where}.{axis}", f"must be one of {', '.join(allowed)}, got {value!r}"
                 )
+        definition = _normalise_elvis(source, where, definition)
         if (definition["virtualization"] == "none") != (definition["io_path"] == "none"):
             raise ConfigError(
                 source,

@@ -81,6 +81,12 @@ def _write(tmp_path, document):
         (lambda d: d["scenarios"]["a"].update(io_path="none"), "scenarios.a.io_path"),
         (lambda d: d["scenarios"]["a"].update(collectors=["ping", "telepathy"]),
          "scenarios.a.collectors"),
+        (lambda d: d["scenarios"]["a"].update(io_path="elvis"), "scenarios.a.elvis_mode"),
+        (lambda d: d["scenarios"]["a"].update(io_path="elvis", elvis_mode="sidecore"),
+         "scenarios.a.elvis_mode"),
+        (lambda d: d["scenarios"]["a"].update(elvis_mode="patched"), "scenarios.a.elvis_mode"),
+        (lambda d: d["scenarios"]["a"].update(io_path="elvis_upstream", elvis_mode="patched"),
+         "scenarios.a.elvis_mode"),
     ],
 )
 def test_bad_scenario_file_names_file_and_field(tmp_path, mutate, field):
@@ -95,6 +101,26 @@ def test_bad_scenario_file_names_file_and_field(tmp_path, mutate, field):
         campaign.load_scenarios(path)
     assert err.value.source == str(path)
     assert err.value.field == field
+
+
+@pytest.mark.parametrize(("given", "io_path", "mode"), [
+    ({"io_path": "elvis", "elvis_mode": "patched"}, "elvis_patched", "patched"),
+    ({"io_path": "elvis", "elvis_mode": "upstream"}, "elvis_upstream", "upstream"),
+    ({"io_path": "elvis_patched"}, "elvis_patched", "patched"),
+    ({"io_path": "elvis_upstream", "elvis_mode": "upstream"}, "elvis_upstream", "upstream"),
+])
+def test_elvis_mode_is_normalised(tmp_path, given, io_path, mode):
+    document = {"format_version": 1, "scenarios": {
+        "e": {"number": 1, "title": "E", "virtualization": "kvm", "capture": "pf_ring",
+              "policy": "substitute", **given}}}
+    loaded = campaign.load_scenarios(_write(tmp_path, document))["e"]
+    assert (loaded["io_path"], loaded["elvis_mode"]) == (io_path, mode)
+
+
+def test_seed_elvis_scenarios_use_elvis_mode():
+    seed = campaign.load_scenarios(Path(__file__).resolve().parents[1] / "scenarios" / "seed.yml")
+    assert {n: s["io_path"] for n, s in seed.items() if "elvis_mode" in s} == {
+        "virtio_elvis": "elvis_upstream", "virtio_elvis_vpfring": "elvis_upstream"}
 
 
 def test_unparseable_scenario_file(tmp_path):
