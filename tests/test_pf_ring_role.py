@@ -260,6 +260,29 @@ def test_local_source_that_does_not_exist_stops_early(tmp_path):
     assert changed(report) == 0
 
 
+def _closed_local_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.parametrize("mode", [[], ["--check"]], ids=["run", "check-mode"])
+def test_unreachable_release_url_stops_early_with_its_message(tmp_path, mode):
+    # a closed port on the loopback address: nothing leaves the machine
+    url = f"http://127.0.0.1:{_closed_local_port()}/PF_RING-8.8.0.tar.gz"
+    done, report = run_role(tmp_path, {"pf_ring_install_method": "release",
+                                       "pf_ring_release_url": url,
+                                       "pf_ring_release_sha256": "a" * 64,
+                                       "pf_ring_load": False, "pf_ring_probe_timeout": 5}, *mode)
+    assert done.returncode != 0
+    (message,) = failures(report)
+    assert f"the PF_RING source {url} cannot be reached from localhost" in message
+    assert changed(report) == 0
+    assert not Path("/var/cache/kvmnetlab/pf_ring/PF_RING-8.8.0-aaaaaaaaaaaa.tar.gz").exists()
+
+
 @pytest.mark.skipif(HAS_MODULES, reason="this kernel can load modules")
 def test_no_module_support_fails_with_the_reason(tmp_path):
     source = tmp_path / "src"
