@@ -17,6 +17,7 @@ PFSEND = FIX / "pfsend_guest.stdout"
 PFSEND_MAX = FIX / "pfsend_guest_maxrate.stdout"
 PFCOUNT = FIX / "pfcount_guest.stderr"
 PFCOUNT_STALLED = FIX / "pfcount_guest_stalled.stderr"
+PFCOUNT_DROPS = FIX / "pfcount_guest_drops.stderr"
 
 
 def _bracketed(line: str) -> list[str]:
@@ -97,7 +98,7 @@ def test_pfsend_garbage(tmp_path):
     assert err.value.line == 5
 
 
-@pytest.mark.parametrize("path", [PFCOUNT, PFCOUNT_STALLED], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", [PFCOUNT, PFCOUNT_STALLED, PFCOUNT_DROPS], ids=lambda p: p.name)
 def test_pfcount_last_block_is_final(path):
     result = pfcount.parse(path)
     lines = path.read_text().splitlines()
@@ -123,6 +124,30 @@ def test_pfcount_counted_every_frame_pfsend_sent():
     assert final["dropped_packets"] == 0
 
 
+def test_pfcount_ring_drops():
+    # 256 ring slots and pfcount stopped for 8 s while 5 kpps arrived: the ring overflowed
+    result = pfcount.parse(PFCOUNT_DROPS)
+    final = result.final
+    assert final["dropped_packets"] == 37045 and final["received_packets"] == 62955
+    assert final["total_packets"] == final["received_packets"] + final["dropped_packets"]
+    assert final["dropped_pct"] == pytest.approx(
+        100 * final["dropped_packets"] / final["total_packets"], abs=0.05)
+    drops = [b["dropped_packets"] for b in result.blocks]
+    assert drops[0] == 0 and drops == sorted(drops)  # cumulative: never goes back
+
+
+def test_pfcount_inconsistent_drop_counts(tmp_path):
+    text = PFCOUNT_DROPS.read_text()
+    lines = text.splitlines()
+    last_abs = max(i for i, x in enumerate(lines) if x.startswith("Absolute Stats:"))
+    lines[last_abs] = lines[last_abs].replace("[37'045 pkts dropped]", "[37'046 pkts dropped]")
+    bad = tmp_path / "pfcount.stderr"
+    bad.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ParseError, match="pkts total") as err:
+        pfcount.parse(bad)
+    assert err.value.line == last_abs + 2
+
+
 def test_pfcount_first_block_has_no_rates():
     first = pfcount.parse(PFCOUNT).blocks[0]
     assert first["average_pps"] is None
@@ -130,7 +155,7 @@ def test_pfcount_first_block_has_no_rates():
 
 
 def test_pfcount_line_bytes_include_24_per_frame():
-    for path in (PFCOUNT, PFCOUNT_STALLED):  # 60-byte frames
+    for path in (PFCOUNT, PFCOUNT_STALLED, PFCOUNT_DROPS):  # 60-byte frames
         final = pfcount.parse(path).final
         assert final["received_line_bytes"] == final["received_packets"] * (60 + 24)
 

@@ -1,8 +1,7 @@
 """Parse PF_RING pfcount's stderr (PF_RING 8.x ``userland/examples/pfcount.c``).
 
 Checked against real output of PF_RING 8.8.0 in embedded-lab guests
-(tests/fixtures/pfring/CAPTURE.md). The ring-drop fixture is still synthesised
-(no real run has dropped in the ring yet).
+(tests/fixtures/pfring/CAPTURE.md), including a run that dropped in the ring.
 
 pfcount prints a block once a second, on SIGINT/SIGTERM and when ``-N`` is reached::
 
