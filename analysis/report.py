@@ -349,6 +349,10 @@ def _loss_section(ctx: _Context) -> Section:
                  "can make it negative."),
                 ("loss mean", "arithmetic mean of the repetitions' losses (each repetition "
                  "weighs the same)."),
+                ("backend", "the sending and counting tools: pf_ring = pfsend -> pfcount; "
+                 "trafgen_tcpdump = netsniff-ng's trafgen -> tcpdump; trafgen_pfcount and "
+                 "pfsend_tcpdump where only one end has pf_ring.ko loaded. Every counter "
+                 "counts only the generated flow (BPF 'udp and dst port 3000')."),
                 ("min, max", "smallest and largest repetition loss."),
                 ("std", "sample standard deviation of the repetition losses (n - 1 in the "
                  "denominator); empty with a single repetition."),
