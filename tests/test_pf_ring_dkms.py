@@ -15,13 +15,12 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
+from tests.conftest import playbook, recap
+
 SRC = os.environ.get("KVMNETLAB_PFRING_SRC", "")
 # The Debian cloud kernel the embedded-lab guests run (any release with headers works).
 KVER = os.environ.get("KVMNETLAB_PFRING_DKMS_KVER", "6.1.0-50-cloud-amd64")
@@ -33,18 +32,15 @@ pytestmark = [
 ]
 
 
-def build(*extra: str) -> tuple[subprocess.CompletedProcess, int]:
-    env = {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}"}
-    done = subprocess.run(
-        [str(BIN / "ansible-playbook"), "playbooks/build.yml", "-e", "pf_ring_hosts=localhost",
-         "-e", "pf_ring_install_method=local", "-e", f"pf_ring_local_src={SRC}",
-         "-e", "pf_ring_dkms=true", "-e", "pf_ring_load=false",
-         "-e", f"pf_ring_kernel_version={KVER}", *extra],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=3600)
-    recap = re.search(r"localhost\s+: ok=\d+\s+changed=(\d+)\s+unreachable=0\s+failed=(\d+)",
-                      done.stdout)
-    assert recap and recap[2] == "0", done.stdout[-4000:] + done.stderr[-2000:]
-    return done, int(recap[1])
+def build(*extra: str) -> int:
+    """Run the role through DKMS; return localhost's changed count (failing on failure)."""
+    done = playbook("playbooks/build.yml", *extra, timeout=3600, check=True, extra={
+        "pf_ring_hosts": "localhost", "pf_ring_install_method": "local",
+        "pf_ring_local_src": SRC, "pf_ring_dkms": "true", "pf_ring_load": "false",
+        "pf_ring_kernel_version": KVER})
+    counters = recap(done.stdout)["localhost"]
+    assert counters["failed"] == 0 and counters["unreachable"] == 0, done.stdout[-4000:]
+    return counters["changed"]
 
 
 @pytest.fixture
@@ -61,8 +57,7 @@ def dkms_cleanup():
 
 
 def test_dkms_builds_registers_and_is_idempotent(dkms_cleanup):
-    _, first = build()
-    assert first > 0
+    assert build() > 0
     status = subprocess.run(["dkms", "status", "pf_ring"], capture_output=True, text=True,
                             check=True).stdout
     assert re.search(rf"^pf_ring/8\.8\.0\.[0-9a-f]{{8}}, {re.escape(KVER)}, x86_64: installed",
@@ -71,5 +66,5 @@ def test_dkms_builds_registers_and_is_idempotent(dkms_cleanup):
     vermagic = subprocess.run(["modinfo", "-F", "vermagic", str(module)], capture_output=True,
                               text=True, check=True).stdout
     assert vermagic.split()[0] == KVER
-    assert build()[1] == 0
-    assert build("--check")[1] == 0
+    assert build() == 0
+    assert build("--check") == 0

@@ -20,14 +20,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
+from tests.conftest import REPO, playbook
+
 SRC = os.environ.get("KVMNETLAB_PFRING_SRC", "")
 FRAMES = 20000
 SSH_CONFIG = "/var/lib/kvmnetlab/local/ssh/config"
@@ -62,18 +60,12 @@ def extra_vars(results: Path) -> dict:
     }
 
 
-def ansible(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}"}
-    return subprocess.run([str(BIN / "ansible-playbook"), *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=7200)
-
-
 @pytest.fixture
 def two_guests(tmp_path):
     extra = tmp_path / "extra.json"
     extra.write_text(json.dumps(extra_vars(tmp_path / "results")))
     yield extra
-    ansible("playbooks/guests.yml", "-e", f"@{extra}", "--tags", "guests_teardown")
+    playbook("playbooks/guests.yml", "-e", f"@{extra}", "--tags", "guests_teardown")
 
 
 def test_pfsend_to_pfcount_between_two_guests(tmp_path, two_guests):
@@ -82,8 +74,7 @@ def test_pfsend_to_pfcount_between_two_guests(tmp_path, two_guests):
     testinfra = pytest.importorskip("testinfra")
     import pandas as pd
 
-    done = ansible("site.yml", "-e", f"@{two_guests}")
-    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
+    playbook("site.yml", "-e", f"@{two_guests}", timeout=7200, check=True)
 
     for name in ("kvmnl-g1", "kvmnl-g2"):
         host = testinfra.get_host(f"ssh://{name}", ssh_config=SSH_CONFIG)
@@ -111,6 +102,6 @@ def test_pfsend_to_pfcount_between_two_guests(tmp_path, two_guests):
     assert not [s for s in subs if s["knob"] == "capture"], subs  # PF_RING ran for real
 
     if os.environ.get("KVMNETLAB_PFRING_SAVE_FIXTURES") == "1":
-        target = ROOT / "tests" / "fixtures" / "pfring"
+        target = REPO / "tests" / "fixtures" / "pfring"
         shutil.copy(raw / "kvmnl-g2" / "pfsend.txt", target / "pfsend_guest.stdout")
         shutil.copy(raw / "kvmnl-g1" / "pfcount.txt.stderr", target / "pfcount_guest.stderr")
