@@ -129,10 +129,11 @@ def _write(path: Path, text: str) -> str:
     return str(path)
 
 
-def run_role(tmp_path: Path, variables: dict, *, check: bool = False, name: str = "run"):
-    """Run the role on localhost; return (returncode, output, recap counts, facts)."""
+def run_role(tmp_path: Path, variables: dict, *, check: bool = False, name: str = "run",
+             host: str = "localhost"):
+    """Run the role on ``host`` (a local connection); return (rc, output, recap counts, facts)."""
     play = tmp_path / "play.yml"
-    play.write_text(PLAYBOOK)
+    play.write_text(PLAYBOOK.replace("hosts: localhost", f"hosts: {host}"))
     facts = tmp_path / f"{name}-facts.json"
     extra = tmp_path / f"{name}-vars.json"
     extra.write_text(json.dumps({**variables, "facts_out": str(facts),
@@ -140,13 +141,13 @@ def run_role(tmp_path: Path, variables: dict, *, check: bool = False, name: str 
     env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
            "ANSIBLE_ROLES_PATH": str(ROOT / "roles"), "ANSIBLE_NOCOLOR": "1",
            "ANSIBLE_LOCAL_TEMP": str(tmp_path / ".ansible-tmp")}
-    cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,",
+    cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", f"{host},",
            "-c", "local", "-e", f"@{extra}", str(play)]
     if check:
         cmd.append("--check")
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     out = proc.stdout + proc.stderr
-    recap = re.search(r"localhost\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=\d+\s+failed=(\d+)",
+    recap = re.search(rf"{host}\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=\d+\s+failed=(\d+)",
                       out)
     counts = ({"ok": int(recap[1]), "changed": int(recap[2]), "failed": int(recap[3])}
               if recap else None)
@@ -300,6 +301,37 @@ def test_installing_on_the_controller_is_refused_before_anything_runs(tmp_path, 
     rc, out, counts, _ = run_role(tmp_path, variables)
     assert rc != 0
     assert "that is never done to the controller" in out, out
+    assert counts["changed"] == 0
+    assert not (tmp_path / "work").exists()
+
+
+def test_building_on_another_host_delegates_every_build_step(tmp_path, fake_tree):
+    # The target, kvtarget, is this machine under another inventory name; the build is
+    # delegated to localhost, and the facts still land on the target.
+    tree, commit = fake_tree
+    variables = base_vars(tmp_path, tree, commit, elvis_kernel_build_host="localhost")
+    rc, out, counts, facts = run_role(tmp_path, variables, host="kvtarget", name="delegated")
+    assert rc == 0, out
+    assert facts["build"]["kernel_release"] == "6.1.0-fake-kvmnetlab"
+    started = out.split("TASK [elvis_kernel : Start the build in the background]")[1]
+    assert started.split("\n")[1].startswith("changed: [kvtarget -> localhost]"), started[:300]
+    assert "ok: [kvtarget -> localhost]" in out.split("Compute the cache key")[1][:200]
+    rc, out, counts, again = run_role(tmp_path, variables, host="kvtarget", name="again")
+    assert rc == 0 and counts["changed"] == 0, out
+    assert again["build"]["key"] == facts["build"]["key"]
+
+
+@pytest.mark.parametrize("build_host, message", [
+    ("nosuchhost", "elvis_kernel_build_host (nosuchhost) must be another inventory host"),
+    ("kvtarget", "elvis_kernel_build_host (kvtarget) must be another inventory host"),
+])
+def test_a_bad_build_host_is_refused_before_anything_runs(tmp_path, fake_tree, build_host,
+                                                          message):
+    tree, commit = fake_tree
+    variables = base_vars(tmp_path, tree, commit, elvis_kernel_build_host=build_host)
+    rc, out, counts, _ = run_role(tmp_path, variables, host="kvtarget")
+    assert rc != 0
+    assert message in out, out
     assert counts["changed"] == 0
     assert not (tmp_path / "work").exists()
 
