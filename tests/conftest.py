@@ -58,3 +58,19 @@ def lab_namespaces() -> list[str]:
 def root_only():
     if os.geteuid() != 0:
         pytest.skip("the embedded lab needs root (network namespaces)")
+
+
+# --- the opt-in kernel tests (marker `slow`) share their inputs and their cache ---------
+KERNEL_PATCHES = REPO / "tests" / "kernel_patches"
+KERNEL_CACHE = Path(os.environ.get("KVMNETLAB_KERNEL_CACHE", REPO / ".cache" / "kernel"))
+KERNEL_MARKER = "kvmnetlab-elvis-marker 1"  # what 0001-proc-kvmnetlab-marker.patch shows
+
+
+def slow_kernel_marks(what: str) -> list:
+    """Marks of a test that builds a kernel: opt-in with KVMNETLAB_SLOW=1, root only."""
+    return [
+        pytest.mark.slow,
+        pytest.mark.skipif(os.environ.get("KVMNETLAB_SLOW") != "1",
+                           reason=f"slow: set KVMNETLAB_SLOW=1 ({what})"),
+        pytest.mark.skipif(os.geteuid() != 0, reason="needs root (apt, network namespaces)"),
+    ]

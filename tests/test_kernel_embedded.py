@@ -25,17 +25,14 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-PATCHES = ROOT / "tests" / "kernel_patches"
-CACHE = Path(os.environ.get("KVMNETLAB_KERNEL_CACHE", ROOT / ".cache" / "kernel"))
-MARKER = "kvmnetlab-elvis-marker 1"
+from tests.conftest import KERNEL_CACHE, KERNEL_MARKER, KERNEL_PATCHES, REPO, slow_kernel_marks
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(os.environ.get("KVMNETLAB_SLOW") != "1",
-                       reason="slow: set KVMNETLAB_SLOW=1 (builds a kernel)"),
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs root (apt, network namespaces)"),
-]
+ROOT = REPO
+PATCHES = KERNEL_PATCHES
+CACHE = KERNEL_CACHE
+MARKER = KERNEL_MARKER
+
+pytestmark = slow_kernel_marks("builds a kernel")
 
 PLAYBOOK = """\
 - name: Build the embedded test kernel

@@ -3,10 +3,15 @@
 Opt-in (KVMNETLAB_SLOW=1), root only. The hypervisor (localhost, elvis_kernel_build_host)
 builds Debian's linux-source-6.1 with the test's marker patch and
 tests/kernel_patches/guest-systemd.config as Debian packages (make bindeb-pkg; cached in
-.cache/kernel, about 25-40 min the first time on 2 cores). A guest, kvmnl-g3, boots
+.cache/kernel, about 10 min per kernel on 2 cores, two kernels). A guest, kvmnl-g3, boots
 through grub from an MBR disk (guest_image_grub_disk, guest boot: disk). Then, with the
 role as a user runs it:
 
+0. a kernel built without virtio-blk (the same fragment with CONFIG_VIRTIO_BLK off,
+   LOCALVERSION -kvmnetlab-noroot): installed and booted once, it finds no root, the
+   initramfs panics and `panic=10` reboots the guest into grub's saved default, the
+   pinned distribution kernel; the play fails with "came up as <previous kernel> (the
+   new kernel did not boot; grub fell back)";
 1. a wrong expected marker: the packages are shipped and installed, grub.cfg is
    regenerated, the running distribution kernel is pinned as grub's saved default, the
    new kernel is booted once (grub-reboot) and comes up, the marker check fails, the
@@ -24,28 +29,30 @@ testinfra checks the guest after each step. The guest is torn down at the end.
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, playbook, recap
+from tests.conftest import (
+    KERNEL_CACHE,
+    KERNEL_MARKER,
+    KERNEL_PATCHES,
+    REPO,
+    playbook,
+    recap,
+    slow_kernel_marks,
+)
 
-PATCHES = REPO / "tests" / "kernel_patches"
-CACHE = Path(os.environ.get("KVMNETLAB_KERNEL_CACHE", REPO / ".cache" / "kernel"))
+PATCHES = KERNEL_PATCHES
+CACHE = KERNEL_CACHE
+MARKER = KERNEL_MARKER
 SSH_CONFIG = "/var/lib/kvmnetlab/local/ssh/config"
 GUEST = "kvmnl-g3"
-MARKER = "kvmnetlab-elvis-marker 1"
 STATE = "/var/lib/kvmnetlab/elvis.json"
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(os.environ.get("KVMNETLAB_SLOW") != "1",
-                       reason="slow: set KVMNETLAB_SLOW=1 (builds a kernel, boots it via grub)"),
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs root (apt, network namespaces)"),
-]
+pytestmark = slow_kernel_marks("builds two kernels, boots them through grub")
 
 PLAYBOOK = f"""\
 - name: The lab
@@ -62,7 +69,7 @@ PLAYBOOK = f"""\
 """
 
 
-def guest_vars(ship: Path, marker: str) -> dict:
+def guest_vars(ship: Path, marker: str, **over) -> dict:
     return {
         "guest_image_grub_disk": True,
         "guest_vm_guests": [{
@@ -85,7 +92,17 @@ def guest_vars(ship: Path, marker: str) -> dict:
         "elvis_kernel_marker_content": marker,
         "elvis_kernel_reboot_timeout": 600,
         "elvis_kernel_progress_interval": 120,
+        **over,
     }
+
+
+def noroot_fragment(tmp_path: Path) -> Path:
+    """The same configuration without virtio-blk: the kernel boots, finds no root, panics."""
+    text = (PATCHES / "guest-systemd.config").read_text()
+    assert "CONFIG_VIRTIO_BLK=y\n" in text
+    fragment = tmp_path / "guest-noroot.config"
+    fragment.write_text(text.replace("CONFIG_VIRTIO_BLK=y\n", "# CONFIG_VIRTIO_BLK is not set\n"))
+    return fragment
 
 
 @pytest.fixture
@@ -98,12 +115,17 @@ def grub_guest(tmp_path):
     playbook(f"{REPO}/playbooks/guests.yml", "-e", f"@{teardown}", "--tags", "guests_teardown")
 
 
-def run(tmp_path: Path, play: Path, marker: str):
+def run(tmp_path: Path, play: Path, marker: str, **over):
     extra = tmp_path / "extra.json"
-    extra.write_text(json.dumps(guest_vars(tmp_path / "ship", marker)))
+    extra.write_text(json.dumps(guest_vars(tmp_path / "ship", marker, **over)))
     started = time.monotonic()
     done = playbook(str(play), "-e", f"@{extra}", timeout=7200)
     return done, done.stdout + done.stderr, time.monotonic() - started
+
+
+def flat(out: str) -> str:
+    """Ansible folds long messages over several lines: compare with single spaces."""
+    return " ".join(out.split())
 
 
 def guest():
@@ -122,14 +144,35 @@ def state(host) -> dict:
 
 
 def test_install_boot_once_verify_then_default(tmp_path, grub_guest):
-    # 1. wrong marker: boots once, fails the check, returns to the previous kernel
-    done, out, first_s = run(tmp_path, grub_guest, "kvmnetlab-elvis-marker 2")
+    # 0. a kernel that cannot mount its root: it panics, panic=10 reboots, grub's saved
+    #    default (the pinned running kernel) comes back; the role says so
+    console = Path("/var/lib/kvmnetlab/local/guests") / GUEST / "console.log"
+    done, out, zeroth_s = run(tmp_path, grub_guest, MARKER,
+                              elvis_kernel_config_fragment=str(noroot_fragment(tmp_path)),
+                              elvis_kernel_localversion="-kvmnetlab-noroot",
+                              elvis_kernel_panic_timeout=10)
     assert done.returncode != 0, out[-6000:]
-    assert re.search(r"booted, but /proc/kvmnetlab_marker holds kvmnetlab-elvis-marker 1\s+"
-                     r"instead of kvmnetlab-elvis-marker 2", out), out[-6000:]
     host = guest()
     previous = host.check_output("uname -r")
     assert previous.endswith("-cloud-amd64"), previous
+    assert re.search(r"the one-shot boot of 6\.1\.\d+-kvmnetlab-noroot came up as "
+                     + re.escape(previous) + r" \(the new kernel did not boot; grub fell back\)",
+                     flat(out)), out[-6000:]
+    log = console.read_text(errors="replace")
+    assert re.search(r"Linux version 6\.1\.\d+-kvmnetlab-noroot", log)
+    assert "Rebooting automatically due to panic= boot argument" in log, log[-3000:]
+    record = state(host)
+    assert record["result"] == "failed" and record["running"] == previous
+    assert record["kernel_release"].endswith("-kvmnetlab-noroot")
+    assert f"gnulinux-{previous}-advanced" in saved_entry(host)
+
+    # 1. wrong marker: boots once, fails the check, returns to the previous kernel
+    done, out, first_s = run(tmp_path, grub_guest, "kvmnetlab-elvis-marker 2")
+    assert done.returncode != 0, out[-6000:]
+    assert ("booted, but /proc/kvmnetlab_marker holds kvmnetlab-elvis-marker 1 instead of "
+            "kvmnetlab-elvis-marker 2") in flat(out), out[-6000:]
+    host = guest()
+    assert host.check_output("uname -r") == previous
     record = state(host)
     assert record["result"] == "failed" and record["previous"] == previous
     release = record["kernel_release"]
@@ -176,5 +219,5 @@ def test_install_boot_once_verify_then_default(tmp_path, grub_guest):
         assert time.monotonic() < deadline, "the guest did not come back within 600 s"
     assert host.check_output("uname -r") == release
     assert host.file("/proc/kvmnetlab_marker").content_string.strip() == MARKER
-    print(f"\nkernel {release}: failed-marker run {first_s:.0f} s, verified run {second_s:.0f} s, "
-          f"rerun {third_s:.0f} s")
+    print(f"\nkernel {release}: no-root run {zeroth_s:.0f} s, failed-marker run "
+          f"{first_s:.0f} s, verified run {second_s:.0f} s, rerun {third_s:.0f} s")
