@@ -20,7 +20,7 @@ role as a user runs it:
 2. the right marker: one-shot boot, `uname -r` and /proc/kvmnetlab_marker verified,
    state `verified`, then grub-set-default;
 3. the same run again: changed=0 for the guest and the build host, no reboot (same
-   boot id);
+   boot id); then the same in check mode: changed=0;
 4. a reboot from inside the guest comes back on the new kernel (it is the default now).
 
 testinfra checks the guest after each step. The guest is torn down at the end.
@@ -115,11 +115,11 @@ def grub_guest(tmp_path):
     playbook(f"{REPO}/playbooks/guests.yml", "-e", f"@{teardown}", "--tags", "guests_teardown")
 
 
-def run(tmp_path: Path, play: Path, marker: str, **over):
+def run(tmp_path: Path, play: Path, marker: str, *args: str, **over):
     extra = tmp_path / "extra.json"
     extra.write_text(json.dumps(guest_vars(tmp_path / "ship", marker, **over)))
     started = time.monotonic()
-    done = playbook(str(play), "-e", f"@{extra}", timeout=7200)
+    done = playbook(str(play), "-e", f"@{extra}", *args, timeout=7200)
     return done, done.stdout + done.stderr, time.monotonic() - started
 
 
@@ -203,6 +203,10 @@ def test_install_boot_once_verify_then_default(tmp_path, grub_guest):
     assert counts["localhost"]["changed"] == 0, out[-4000:]
     assert "Start the build in the background" not in out
     assert guest().file("/proc/sys/kernel/random/boot_id").content_string == boot_id
+    done, out, check_s = run(tmp_path, grub_guest, MARKER, "--check")
+    assert done.returncode == 0, out[-6000:]
+    counts = recap(out)
+    assert counts[GUEST]["changed"] == 0 and counts["localhost"]["changed"] == 0, out[-4000:]
 
     # 4. the new kernel is the default: a plain reboot comes back on it
     host.run("systemctl reboot")
@@ -220,4 +224,5 @@ def test_install_boot_once_verify_then_default(tmp_path, grub_guest):
     assert host.check_output("uname -r") == release
     assert host.file("/proc/kvmnetlab_marker").content_string.strip() == MARKER
     print(f"\nkernel {release}: no-root run {zeroth_s:.0f} s, failed-marker run "
-          f"{first_s:.0f} s, verified run {second_s:.0f} s, rerun {third_s:.0f} s")
+          f"{first_s:.0f} s, verified run {second_s:.0f} s, rerun {third_s:.0f} s, "
+          f"check mode {check_s:.0f} s")
