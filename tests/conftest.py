@@ -49,6 +49,14 @@ def recap(output: str) -> dict[str, dict[str, int]]:
     return hosts
 
 
+def lab_guest(name: str, index: int, **over) -> dict:
+    """One entry of guest_vm_guests on the embedded lab's addresses (198.18.1.<10+index>)."""
+    return {"name": name, "index": index, "memory_mb": 768, "vcpus": 1,
+            "data_ip": f"198.18.1.{10 + index}", "mgmt_ip": f"198.19.0.{10 + index}",
+            "netdev": {"vhost": False, "queues": 1, "poll_us": None},
+            "pin": {"vcpus": None, "io_thread": None}, **over}
+
+
 def lab_namespaces() -> list[str]:
     out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     return sorted(line.split()[0] for line in out.splitlines() if line.startswith("kvm"))

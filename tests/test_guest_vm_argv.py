@@ -11,7 +11,7 @@ import hashlib
 import json
 import sys
 
-from tests.conftest import REPO, playbook
+from tests.conftest import REPO, lab_guest, playbook
 
 PLAY = """\
 - name: Render the guest_vm command line
@@ -30,10 +30,7 @@ PLAY = """\
         mode: "0644"
 """
 
-GUEST = {"name": "kvmnl-g7", "index": 7, "memory_mb": 512, "vcpus": 1,
-         "data_ip": "198.18.1.17", "mgmt_ip": "198.19.0.17",
-         "netdev": {"vhost": False, "queues": 1, "poll_us": None},
-         "pin": {"vcpus": None, "io_thread": None}}
+GUEST = lab_guest("kvmnl-g7", 7)
 
 
 def render(tmp_path, guest: dict) -> list[str]:
@@ -42,7 +39,8 @@ def render(tmp_path, guest: dict) -> list[str]:
     out = tmp_path / "argv.json"
     extra = tmp_path / "extra.json"
     extra.write_text(json.dumps({
-        "guest_vm_guest": guest, "out": str(out), "guest_vm_accel": "tcg",
+        "guest_vm_guest": guest, "guest_vm_guests": [guest], "out": str(out),
+        "guest_vm_accel": "tcg",
         "ansible_python_interpreter": sys.executable,
         "guest_vm_state_dir": "/srv/lab", "guest_vm_seed_sha1": "ab" * 20,
         "guest_vm_image": "/srv/img/rootfs.ext4", "guest_vm_kernel": "/srv/img/vmlinuz",

@@ -25,12 +25,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import KERNEL_CACHE, KERNEL_MARKER, KERNEL_PATCHES, REPO, slow_kernel_marks
-
-ROOT = REPO
-PATCHES = KERNEL_PATCHES
-CACHE = KERNEL_CACHE
-MARKER = KERNEL_MARKER
+from tests.conftest import KERNEL_CACHE as CACHE
+from tests.conftest import KERNEL_MARKER as MARKER
+from tests.conftest import KERNEL_PATCHES as PATCHES
+from tests.conftest import REPO as ROOT
+from tests.conftest import slow_kernel_marks
 
 pytestmark = slow_kernel_marks("builds a kernel")
 

@@ -35,19 +35,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import (
-    KERNEL_CACHE,
-    KERNEL_MARKER,
-    KERNEL_PATCHES,
-    REPO,
-    playbook,
-    recap,
-    slow_kernel_marks,
-)
+from tests.conftest import KERNEL_CACHE as CACHE
+from tests.conftest import KERNEL_MARKER as MARKER
+from tests.conftest import KERNEL_PATCHES as PATCHES
+from tests.conftest import REPO, lab_guest, playbook, recap, slow_kernel_marks
 
-PATCHES = KERNEL_PATCHES
-CACHE = KERNEL_CACHE
-MARKER = KERNEL_MARKER
 SSH_CONFIG = "/var/lib/kvmnetlab/local/ssh/config"
 GUEST = "kvmnl-g3"
 STATE = "/var/lib/kvmnetlab/elvis.json"
@@ -72,11 +64,7 @@ PLAYBOOK = f"""\
 def guest_vars(ship: Path, marker: str, **over) -> dict:
     return {
         "guest_image_grub_disk": True,
-        "guest_vm_guests": [{
-            "name": GUEST, "index": 3, "memory_mb": 768, "vcpus": 1, "boot": "disk",
-            "data_ip": "198.18.1.13", "mgmt_ip": "198.19.0.13",
-            "netdev": {"vhost": False, "queues": 1, "poll_us": None},
-            "pin": {"vcpus": None, "io_thread": None}}],
+        "guest_vm_guests": [lab_guest(GUEST, 3, boot="disk")],
         "elvis_kernel_mode": "patched",
         "elvis_kernel_build_host": "localhost",
         "elvis_kernel_source_type": "debian",

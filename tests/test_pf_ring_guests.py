@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, playbook
+from tests.conftest import REPO, lab_guest, playbook
 
 SRC = os.environ.get("KVMNETLAB_PFRING_SRC", "")
 FRAMES = 20000
@@ -36,16 +36,9 @@ pytestmark = [
 ]
 
 
-def _guest(name: str, index: int) -> dict:
-    return {"name": name, "index": index, "memory_mb": 768, "vcpus": 1,
-            "data_ip": f"198.18.1.{10 + index}", "mgmt_ip": f"198.19.0.{10 + index}",
-            "netdev": {"vhost": False, "queues": 1, "poll_us": None},
-            "pin": {"vcpus": None, "io_thread": None}}
-
-
 def extra_vars(results: Path) -> dict:
     return {
-        "guest_vm_guests": [_guest("kvmnl-g1", 1), _guest("kvmnl-g2", 2)],
+        "guest_vm_guests": [lab_guest("kvmnl-g1", 1), lab_guest("kvmnl-g2", 2)],
         "kvmnetlab_guests_pf_ring": True,
         "pf_ring_install_method": "local",
         "pf_ring_local_src": SRC,
