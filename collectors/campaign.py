@@ -30,6 +30,20 @@ AXES: dict[str, tuple[str, ...]] = {
 # polling, a dedicated I/O core, halt polling). Loading normalises the pair to
 # io_path elvis_patched / elvis_upstream, the spelling the resolver works with.
 ELVIS_MODES = ("patched", "upstream")
+# The netdev knobs a scenario can set (in `knobs:`, or for every scenario in the
+# file's `knob_defaults:`), with their unit and range. Their values are data: the
+# scenario file holds the defaults, in one place, and the resolver reads them.
+KNOBS: dict[str, dict[str, Any]] = {
+    "poll_us": {"unit": "µs", "low": 0, "high": 1_000_000, "null": False,
+                "meaning": "vhost busy-poll budget (QEMU tap netdev poll-us)"},
+    "halt_poll_ns": {"unit": "ns", "low": 0, "high": 1_000_000_000, "null": False,
+                     "meaning": "KVM halt polling (/sys/module/kvm/parameters/halt_poll_ns)"},
+    "io_thread_core": {"unit": "core", "low": 0, "high": 4095, "null": True,
+                       "words": ("dedicated",),
+                       "meaning": "core of the I/O thread: a core number, or dedicated"},
+    "queues": {"unit": "queue pairs", "low": 1, "high": 256, "null": True,
+               "meaning": "virtio-net queue pairs the serving guest must have (null: any)"},
+}
 SCENARIO_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 CAMPAIGN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
@@ -160,6 +174,32 @@ def _normalise_elvis(source: str, where: str, definition: dict[str, Any]) -> dic
     return definition
 
 
+def _knobs(source: str, where: str, raw: Any, complete: bool) -> dict[str, Any]:
+    """Validate a knobs mapping; ``complete`` requires every knob (the file's defaults)."""
+    if not isinstance(raw, dict):
+        raise ConfigError(source, where, f"must be a mapping of knob -> value, got {raw!r}")
+    unknown = sorted(set(raw) - set(KNOBS))
+    if unknown:
+        raise ConfigError(source, f"{where}.{unknown[0]}",
+                          f"unknown knob; known: {', '.join(KNOBS)}")
+    out: dict[str, Any] = {}
+    for knob, spec in KNOBS.items():
+        field = f"{where}.{knob}"
+        if knob not in raw:
+            if complete:
+                raise ConfigError(source, field, f"is required ({spec['meaning']}, "
+                                                 f"{spec['unit']})")
+            continue
+        value = raw[knob]
+        if value is None:
+            if not spec["null"]:
+                raise ConfigError(source, field, "must not be null")
+        elif value not in spec.get("words", ()):
+            value = _int(source, field, value, spec["low"], spec["high"])
+        out[knob] = value
+    return out
+
+
 def load_scenarios(path: str | Path) -> dict[str, dict[str, Any]]:
     """Read and validate a scenario file; return name -> definition, in file order."""
     source = str(path)
@@ -180,6 +220,7 @@ def load_scenarios(path: str | Path) -> dict[str, dict[str, Any]]:
     scenarios = document.get("scenarios")
     if not isinstance(scenarios, dict) or not scenarios:
         raise ConfigError(source, "scenarios", "must be a non-empty mapping of name -> definition")
+    defaults = _knobs(source, "knob_defaults", document.get("knob_defaults"), complete=True)
     numbers: dict[int, str] = {}
     result: dict[str, dict[str, Any]] = {}
     for name, definition in scenarios.items():
@@ -189,7 +230,7 @@ def load_scenarios(path: str | Path) -> dict[str, dict[str, Any]]:
         if not isinstance(definition, dict):
             raise ConfigError(source, where, "must be a mapping")
         unknown = set(definition) - {"number", "title", "description", "collectors",
-                                     "elvis_mode", *AXES}
+                                     "elvis_mode", "knobs", *AXES}
         if unknown:
             raise ConfigError(source, f"{where}.{sorted(unknown)[0]}", "unknown field")
         number = _int(source, f"{where}.number", definition.get("number"), 1, 10_000)
@@ -226,6 +267,9 @@ def load_scenarios(path: str | Path) -> dict[str, dict[str, Any]]:
                     raise ConfigError(source, f"{where}.collectors",
                                       f"unknown collector {collector!r}; known: "
                                       f"{', '.join(base.known())}")
+        definition = {**definition, "knobs": {
+            **defaults, **_knobs(source, f"{where}.knobs", definition.get("knobs") or {},
+                                 complete=False)}}
         result[name] = {"name": name, **definition}
     return result
 

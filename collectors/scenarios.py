@@ -1,9 +1,11 @@
 """The scenario resolver: requested knobs -> what this lab can honour.
 
-Pure functions. ``capabilities`` is what the lab declared and what the probes
-found at run time (see ``probe_fields`` below). Every difference between the
-requested and the effective knob is returned as a substitution, and the
-scenario's policy decides whether it still runs.
+Pure functions. :func:`resolve` reads one scenario's flat capabilities (see
+``probe_fields`` below), which :mod:`collectors.capabilities` derives from the
+capability documents of the hosts that scenario runs on; :func:`resolve_lab`
+does that for every scenario. Every difference between the requested and the
+effective knob is returned as a substitution, and the scenario's policy decides
+whether it still runs. Knob values come from the scenario data, never from here.
 """
 
 from __future__ import annotations
@@ -13,17 +15,25 @@ from typing import Any
 
 # What the resolver reads from the capabilities mapping, with its meaning.
 probe_fields = {
-    "guests": "bool: this lab can boot QEMU guests (QEMU installed, image built)",
-    "guests_reason": "str: why guests are unavailable, when they are",
-    "accel": "'kvm' | 'tcg' | None: acceleration a probe guest really booted with",
+    "hosts": "dict: the hosts the scenario resolved against (sender, receiver, hypervisor)",
+    "hypervisor": "str: the hypervisor whose profile answered (virtualized scenarios)",
+    "guests": "bool: a guest is running to serve the scenario",
+    "guests_reason": "str: why no guest is running, naming the hypervisor",
+    "accel": "'kvm' | 'tcg' | None: acceleration a probe guest really booted with there",
     "accel_reason": "str: evidence for the acceleration choice",
-    "vhost_net": "bool: /dev/vhost-net exists where QEMU runs",
-    "pf_ring_bare_metal": "bool: pf_ring.ko is loaded on the bare-metal hosts",
-    "pf_ring_guest": "bool: pf_ring.ko is loaded in the guests",
-    "pf_ring_reason": "str: why PF_RING is unavailable, when it is",
-    "elvis_patched_kernel": "bool: the host runs a kernel with the ELVIS patch series",
-    "halt_poll_ns": "bool: /sys/module/kvm/parameters/halt_poll_ns is writable",
-    "dedicated_io_core": "bool: the lab has a core to dedicate to the I/O thread",
+    "vhost_net": "bool: /dev/vhost-net exists on the hypervisor",
+    "vhost_reason": "str: why vhost-net is unavailable, naming the hypervisor",
+    "qemu_poll_us": "bool | None: the hypervisor's QEMU accepts poll-us on a tap netdev",
+    "qemu_poll_us_reason": "str: evidence for qemu_poll_us",
+    "pf_ring_bare_metal": "bool: pf_ring.ko is loaded on both bare-metal hosts",
+    "pf_ring_guest": "bool: pf_ring.ko is loaded in the guest serving the scenario",
+    "pf_ring_reason": "str: why PF_RING is unavailable, naming each host",
+    "elvis_patched_kernel": "bool: the hypervisor runs a verified ELVIS-patched kernel",
+    "elvis_reason": "str: why it does not",
+    "halt_poll_ns": "bool: the hypervisor's /sys/module/kvm/parameters/halt_poll_ns is writable",
+    "halt_poll_ns_value": "int | None: its current value (ns)",
+    "halt_poll_ns_reason": "str: why halt polling is unavailable",
+    "dedicated_io_core": "bool: declared, or the hypervisor has isolated cores",
     "legacy_vpf_ring": "bool: the lab declares a legacy vPF_RING stack",
     "passthrough": "bool: the lab declares NIC/VF passthrough for its guests",
 }
@@ -63,43 +73,76 @@ def _resolve_virtualization(scenario: dict, caps: dict, subs: list) -> tuple[str
 
 
 def _resolve_io_path(scenario: dict, caps: dict, subs: list) -> tuple[str, dict[str, Any]]:
-    """Return (effective io_path, effective netdev knobs)."""
+    """Return (effective io_path, effective netdev knobs).
+
+    The values of the knobs (poll_us, halt_poll_ns, io_thread_core, queues) come from
+    the scenario's ``knobs`` (scenario data, defaults in the scenario file's
+    ``knob_defaults``); this function only decides which of them the lab honours.
+    """
     requested = scenario["io_path"]
+    want = scenario.get("knobs")
+    if requested != "none" and not isinstance(want, dict):
+        raise ScenarioFailed(f"scenario {scenario.get('name')!r} has no knob values (`knobs`, "
+                             "filled from the scenario file's knob_defaults when it is loaded)")
     knobs: dict[str, Any] = {"vhost": False, "poll_us": None, "halt_poll_ns": None,
                              "io_thread_core": None}
     if requested == "none":
         return "none", knobs
+    if want.get("queues") is not None:
+        knobs["queues"] = want["queues"]
     vhost = bool(caps.get("vhost_net"))
+    vhost_reason = caps.get("vhost_reason") or "/dev/vhost-net is absent where QEMU runs"
     effective = requested
     if requested == "elvis_patched" and not caps.get("elvis_patched_kernel"):
         subs.append(_sub("io_path", "elvis_patched", "elvis_upstream",
-                         "no host kernel with the ELVIS patch series is running; "
-                         "using ELVIS's upstream descendants instead"))
+                         "no host kernel with the ELVIS patch series is running ("
+                         + (caps.get("elvis_reason") or "not probed")
+                         + "); using ELVIS's upstream descendants instead"))
         effective = "elvis_upstream"
     if effective in ("virtio", "elvis_upstream", "elvis_patched"):
         if vhost:
             knobs["vhost"] = True
         else:
             subs.append(_sub("vhost", True, False,
-                             "/dev/vhost-net is absent where QEMU runs; QEMU's userspace "
-                             "virtio-net backend moves the packets"))
+                             f"{vhost_reason}; QEMU's userspace virtio-net backend moves "
+                             "the packets"))
     if effective == "elvis_upstream":
-        if vhost:
-            knobs["poll_us"] = 50
+        poll_us = want["poll_us"]
+        if vhost and caps.get("qemu_poll_us") is not False:
+            knobs["poll_us"] = poll_us
+        elif vhost:
+            subs.append(_sub("poll_us", poll_us, None,
+                             "QEMU's tap netdev does not accept poll-us ("
+                             + (caps.get("qemu_poll_us_reason") or "probe") + ")"))
         else:
-            subs.append(_sub("poll_us", 50, None,
-                             "vhost busy polling (poll-us) needs vhost-net, which is absent"))
+            subs.append(_sub("poll_us", poll_us, None,
+                             f"vhost busy polling (poll-us) needs vhost-net: {vhost_reason}"))
+        halt = want["halt_poll_ns"]
         if caps.get("accel") == "kvm" and caps.get("halt_poll_ns"):
-            knobs["halt_poll_ns"] = 200000
+            knobs["halt_poll_ns"] = halt
+            current = caps.get("halt_poll_ns_value")
+            if current is not None and current != halt:
+                subs.append(_sub("halt_poll_ns", halt, current,
+                                 f"{caps.get('hypervisor') or 'the hypervisor'} has "
+                                 f"halt_poll_ns={current} ns; set it with roles/elvis_kernel "
+                                 "(upstream mode) or roles/kvm_host"))
+                knobs["halt_poll_ns"] = current
         else:
-            subs.append(_sub("halt_poll_ns", 200000, None,
-                             "KVM halt polling needs KVM acceleration and a writable "
-                             "/sys/module/kvm/parameters/halt_poll_ns"))
-        if caps.get("dedicated_io_core"):
-            knobs["io_thread_core"] = "dedicated"
+            why = (caps.get("halt_poll_ns_reason") if caps.get("accel") == "kvm"
+                   else f"guests run under {caps.get('accel') or 'no accelerator'}, not KVM")
+            subs.append(_sub("halt_poll_ns", halt, None,
+                             f"KVM halt polling needs KVM acceleration and a writable "
+                             f"halt_poll_ns: {why or 'not probed'}"))
+        core = want["io_thread_core"]
+        if core is None:
+            pass
+        elif caps.get("dedicated_io_core"):
+            knobs["io_thread_core"] = core
         else:
-            subs.append(_sub("io_thread_core", "dedicated", None,
-                             "the lab declares no spare core to dedicate to the I/O thread"))
+            subs.append(_sub("io_thread_core", core, None,
+                             "the lab declares no spare core for the I/O thread and "
+                             f"{caps.get('hypervisor') or 'the hypervisor'} has no isolated "
+                             "cores"))
     if not knobs["vhost"] and knobs["poll_us"] is None:
         if effective != USERSPACE_VIRTIO:
             subs.append(_sub("io_path", effective, USERSPACE_VIRTIO,
@@ -169,33 +212,60 @@ def resolve(scenario: dict[str, Any], caps: dict[str, Any]) -> dict[str, Any]:
 
 def _matches(netdev: dict[str, Any], guest: dict[str, Any]) -> bool:
     declared = guest.get("netdev") or {}
-    return (bool(declared.get("vhost")) == bool(netdev.get("vhost"))
+    same = (bool(declared.get("vhost")) == bool(netdev.get("vhost"))
             and declared.get("poll_us") == netdev.get("poll_us"))
+    if netdev.get("queues") is not None:
+        same = same and int(declared.get("queues") or 1) == int(netdev["queues"])
+    return same
 
 
-def resolve_all(scenarios: dict[str, dict], caps: dict[str, Any],
-                guests: list[dict[str, Any]] | None = None) -> dict[str, dict]:
-    """Resolve every scenario and choose the guest that serves each virtualized one.
+def resolve_lab(scenarios: dict[str, dict], hosts: dict[str, dict[str, Any]],
+                lab: dict[str, Any]) -> dict[str, dict]:
+    """Resolve every scenario against the profiles of the hosts it runs on.
 
-    ``guests`` are the lab's running guests, ``{name, netdev: {vhost, poll_us, ...}}``.
-    A scenario gets the first guest whose netdev matches its resolved knobs; when none
-    matches it gets the first guest, recorded as a substitution.
+    ``hosts``: host name -> profile (:func:`collectors.capabilities.host_profile`).
+    ``lab``: ``{endpoints, hypervisor, declared, guests}``; ``guests`` are the running
+    guests ``{name, netdev: {vhost, poll_us, queues, ...}, hypervisor}``.
+
+    A bare-metal scenario resolves against its sender and receiver. A virtualized one
+    is tried against each running guest in turn, with the profile of the hypervisor
+    that runs that guest: it gets the first guest whose netdev matches the knobs
+    resolved there; when none matches, the first guest, recorded as a substitution.
+    ``resolved.hosts`` names the hosts each outcome was resolved against.
     """
+    from collectors.capabilities import scenario_capabilities
+
+    guests = list(lab.get("guests") or [])
     out: dict[str, dict] = {}
     for name, scenario in scenarios.items():
-        result = resolve(scenario, caps)
-        resolved = result["resolved"]
-        if resolved["virtualization"] != "none" and result["status"] == "run":
-            if not guests:
-                result.update(status="not_run", reason="no guest is running in this lab")
-            else:
-                match = next((g for g in guests if _matches(resolved["netdev"], g)), None)
-                if match is None:
-                    match = guests[0]
-                    result["substitutions"].append(_sub(
-                        "guest", guest_profile(resolved), match["name"],
-                        "no running guest has the requested netdev; using "
-                        f"{match['name']} with {json.dumps(match.get('netdev'), sort_keys=True)}"))
-                resolved["guest"] = match["name"]
+        if scenario["virtualization"] == "none":
+            caps = scenario_capabilities(False, hosts, lab)
+            result = resolve(scenario, caps)
+            result["resolved"]["hosts"] = caps["hosts"]
+            out[name] = result
+            continue
+        if not guests:
+            caps = scenario_capabilities(True, hosts, lab)
+            result = resolve(scenario, caps)
+            result["resolved"]["hosts"] = caps["hosts"]
+            out[name] = result
+            continue
+        tried = []
+        for guest in guests:
+            caps = scenario_capabilities(True, hosts, lab, guest)
+            result = resolve(scenario, caps)
+            tried.append((guest, caps, result))
+            if result["status"] == "run" and _matches(result["resolved"]["netdev"], guest):
+                break
+        else:
+            guest, caps, result = tried[0]
+            if result["status"] == "run":
+                result["substitutions"].append(_sub(
+                    "guest", guest_profile(result["resolved"]), guest["name"],
+                    "no running guest has the requested netdev; using "
+                    f"{guest['name']} with {json.dumps(guest.get('netdev'), sort_keys=True)}"))
+        if result["status"] == "run":
+            result["resolved"]["guest"] = guest["name"]
+        result["resolved"]["hosts"] = caps["hosts"]
         out[name] = result
     return out

@@ -63,6 +63,10 @@ def test_bad_campaign_id():
     assert campaign.validate_campaign_id("night-2026.11.26") == "night-2026.11.26"
 
 
+KNOB_DEFAULTS = {"poll_us": 50, "halt_poll_ns": 200000, "io_thread_core": "dedicated",
+                 "queues": None}
+
+
 def _write(tmp_path, document):
     path = tmp_path / "scenarios.yml"
     path.write_text(yaml.safe_dump(document, sort_keys=False))
@@ -87,10 +91,20 @@ def _write(tmp_path, document):
         (lambda d: d["scenarios"]["a"].update(elvis_mode="patched"), "scenarios.a.elvis_mode"),
         (lambda d: d["scenarios"]["a"].update(io_path="elvis_upstream", elvis_mode="patched"),
          "scenarios.a.elvis_mode"),
+        (lambda d: d.pop("knob_defaults"), "knob_defaults"),
+        (lambda d: d["knob_defaults"].pop("halt_poll_ns"), "knob_defaults.halt_poll_ns"),
+        (lambda d: d["knob_defaults"].update(poll_us=-1), "knob_defaults.poll_us"),
+        (lambda d: d["knob_defaults"].update(poll_us=None), "knob_defaults.poll_us"),
+        (lambda d: d["scenarios"]["a"].update(knobs={"poll_us": "fast"}),
+         "scenarios.a.knobs.poll_us"),
+        (lambda d: d["scenarios"]["a"].update(knobs={"turbo": 1}), "scenarios.a.knobs.turbo"),
+        (lambda d: d["scenarios"]["a"].update(knobs={"io_thread_core": "spare"}),
+         "scenarios.a.knobs.io_thread_core"),
+        (lambda d: d["scenarios"]["a"].update(knobs=[1]), "scenarios.a.knobs"),
     ],
 )
 def test_bad_scenario_file_names_file_and_field(tmp_path, mutate, field):
-    document = {"format_version": 1, "scenarios": {
+    document = {"format_version": 1, "knob_defaults": dict(KNOB_DEFAULTS), "scenarios": {
         "b": {"number": 2, "title": "B", "virtualization": "none", "io_path": "none",
               "capture": "af_packet", "policy": "substitute"},
         "a": {"number": 1, "title": "A", "virtualization": "kvm", "io_path": "virtio",
@@ -110,7 +124,7 @@ def test_bad_scenario_file_names_file_and_field(tmp_path, mutate, field):
     ({"io_path": "elvis_upstream", "elvis_mode": "upstream"}, "elvis_upstream", "upstream"),
 ])
 def test_elvis_mode_is_normalised(tmp_path, given, io_path, mode):
-    document = {"format_version": 1, "scenarios": {
+    document = {"format_version": 1, "knob_defaults": KNOB_DEFAULTS, "scenarios": {
         "e": {"number": 1, "title": "E", "virtualization": "kvm", "capture": "pf_ring",
               "policy": "substitute", **given}}}
     loaded = campaign.load_scenarios(_write(tmp_path, document))["e"]
@@ -121,6 +135,20 @@ def test_seed_elvis_scenarios_use_elvis_mode():
     seed = campaign.load_scenarios(Path(__file__).resolve().parents[1] / "scenarios" / "seed.yml")
     assert {n: s["io_path"] for n, s in seed.items() if "elvis_mode" in s} == {
         "virtio_elvis": "elvis_upstream", "virtio_elvis_vpfring": "elvis_upstream"}
+
+
+def test_knob_values_come_from_the_file_with_per_scenario_overrides(tmp_path):
+    document = {"format_version": 1, "knob_defaults": {**KNOB_DEFAULTS, "poll_us": 30},
+                "scenarios": {
+                    "e": {"number": 1, "title": "E", "virtualization": "kvm",
+                          "io_path": "elvis_upstream", "capture": "pf_ring",
+                          "policy": "substitute", "knobs": {"halt_poll_ns": 100000, "queues": 4}},
+                    "v": {"number": 2, "title": "V", "virtualization": "kvm", "io_path": "virtio",
+                          "capture": "pf_ring", "policy": "substitute"}}}
+    loaded = campaign.load_scenarios(_write(tmp_path, document))
+    assert loaded["e"]["knobs"] == {"poll_us": 30, "halt_poll_ns": 100000,
+                                    "io_thread_core": "dedicated", "queues": 4}
+    assert loaded["v"]["knobs"] == {**KNOB_DEFAULTS, "poll_us": 30}
 
 
 def test_unparseable_scenario_file(tmp_path):

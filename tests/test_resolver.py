@@ -5,14 +5,15 @@ from pathlib import Path
 import pytest
 
 from collectors import campaign
-from collectors.scenarios import ScenarioFailed, resolve, resolve_all
+from collectors.scenarios import ScenarioFailed, resolve, resolve_lab
 
 SEED = campaign.load_scenarios(Path(__file__).resolve().parents[1] / "scenarios" / "seed.yml")
 EMBEDDED = {"guests": True, "accel": "tcg", "accel_reason": "KVM probe timed out",
             "vhost_net": False, "pf_ring_guest": False, "pf_ring_bare_metal": False,
             "pf_ring_reason": "host kernel cannot load modules"}
 REAL = {"guests": True, "accel": "kvm", "vhost_net": True, "pf_ring_guest": True,
-        "pf_ring_bare_metal": True, "halt_poll_ns": True, "dedicated_io_core": True}
+        "pf_ring_bare_metal": True, "halt_poll_ns": True, "halt_poll_ns_value": 200000,
+        "dedicated_io_core": True}
 
 
 def knobs(outcome):
@@ -71,33 +72,16 @@ def test_policy_skip_and_fail():
         resolve(fail, EMBEDDED)
 
 
-def test_each_scenario_gets_the_guest_with_its_netdev():
-    guests = [{"name": "g-virtio", "netdev": {"vhost": True, "poll_us": None}},
-              {"name": "g-elvis", "netdev": {"vhost": True, "poll_us": 50}}]
-    real = resolve_all(SEED, REAL, guests)
-    assert real["virtio"]["resolved"]["guest"] == "g-virtio"
-    assert real["virtio_vpfring"]["resolved"]["guest"] == "g-virtio"
-    assert real["virtio_elvis"]["resolved"]["guest"] == "g-elvis"
-    assert "guest" not in real["baseline"]["resolved"]
-    assert all(s["knob"] != "guest" for o in real.values() for s in o["substitutions"])
+def test_knob_values_come_from_the_scenario_data():
+    faster = {**SEED["virtio_elvis"], "knobs": {**SEED["virtio_elvis"]["knobs"], "poll_us": 120}}
+    out = resolve(faster, REAL)
+    assert out["resolved"]["netdev"]["poll_us"] == 120
+    assert SEED["virtio_elvis"]["knobs"]["poll_us"] == 50  # scenarios/seed.yml knob_defaults
 
 
-def test_embedded_lab_serves_every_virtio_scenario_from_its_one_guest():
-    guests = [{"name": "kvmnl-g1", "netdev": {"vhost": False, "poll_us": None}}]
-    embedded = resolve_all(SEED, EMBEDDED, guests)
-    assert {o["resolved"].get("guest") for o in embedded.values()} == {None, "kvmnl-g1"}
-    assert all(s["knob"] != "guest" for o in embedded.values() for s in o["substitutions"])
-
-
-def test_missing_guest_profile_is_a_recorded_substitution():
-    guests = [{"name": "g-virtio", "netdev": {"vhost": True, "poll_us": None}}]
-    real = resolve_all(SEED, REAL, guests)
-    subs = {s["knob"]: s for s in real["virtio_elvis"]["substitutions"]}
-    assert subs["guest"]["effective"] == "g-virtio"
-    assert real["virtio_elvis"]["resolved"]["guest"] == "g-virtio"
-
-
-def test_no_running_guest_means_not_run():
-    out = resolve_all(SEED, EMBEDDED, [])
-    assert out["virtio"]["status"] == "not_run"
-    assert out["baseline"]["status"] == "run"
+def test_halt_poll_ns_the_host_does_not_hold_is_a_substitution():
+    out = resolve(SEED["virtio_elvis"], {**REAL, "halt_poll_ns_value": 0, "hypervisor": "kvm-a"})
+    sub = {s["knob"]: s for s in out["substitutions"]}["halt_poll_ns"]
+    assert (sub["requested"], sub["effective"]) == (200000, 0)
+    assert "kvm-a" in sub["reason"]
+    assert out["resolved"]["netdev"]["halt_poll_ns"] == 0
