@@ -31,18 +31,7 @@ _SECTIONS: dict[str, type] = {
     "kernel": dict, "kvm": dict, "vhost_net": dict, "pf_ring": dict, "elvis": dict,
     "qemu": dict, "halt_poll_ns": dict, "cpus": dict, "nics": dict, "tools": dict,
 }
-_KEY_VALUE = re.compile(r"^\s*([^:]+?)\s*:\s*(.*?)\s*$")
-_FEATURE = re.compile(r"^([a-z0-9][a-z0-9-]*):\s+(on|off)\b")
-
-
-def parse_pf_ring_info(text: str) -> dict[str, str]:
-    """``/proc/net/pf_ring/info`` -> ``{key: value}`` for its ``Key : value`` lines."""
-    out: dict[str, str] = {}
-    for line in (text or "").splitlines():
-        match = _KEY_VALUE.match(line)
-        if match and match.group(1):
-            out.setdefault(match.group(1), match.group(2))
-    return out
+_FEATURE = re.compile(r"^([a-z0-9][a-z0-9_-]*):\s+(on|off)\b")
 
 
 def parse_ethtool_features(text: str | None) -> dict[str, bool]:
@@ -123,7 +112,6 @@ def host_profile(host: str, doc: dict[str, Any] | None, facts: dict[str, Any] | 
                 "probe_error": error or "the host did not answer the capability probe"}
     doc = check_document(host, doc)
     kernel, pf = doc["kernel"], doc["pf_ring"]
-    info = parse_pf_ring_info(pf.get("info") or "")
     pf_loaded = bool(pf.get("loaded"))
     if pf_loaded:
         pf_reason = ""
@@ -137,7 +125,7 @@ def host_profile(host: str, doc: dict[str, Any] | None, facts: dict[str, Any] | 
     elvis, elvis_reason = _elvis(doc)
     halt = doc["halt_poll_ns"]
     accel = facts.get("guest_vm_accel")
-    kvm_host = doc.get("kvm_host") or {}
+    kvm_host = (doc.get("kvm_host") or {}).get("state") or {}
     return {
         "host": host,
         "reachable": True,
@@ -153,7 +141,7 @@ def host_profile(host: str, doc: dict[str, Any] | None, facts: dict[str, Any] | 
         "guests_reason": facts.get("guest_vm_unavailable_reason"),
         "vhost_net": bool(doc["vhost_net"].get("device")),
         "pf_ring": pf_loaded,
-        "pf_ring_version": (info.get("PF_RING Version") or "").split(" ")[0] or None,
+        "pf_ring_version": pf.get("version"),
         "pf_ring_min_num_slots": pf.get("min_num_slots"),
         "pf_ring_reason": pf_reason,
         "elvis_patched_kernel": elvis,

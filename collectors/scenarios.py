@@ -228,9 +228,10 @@ def resolve_lab(scenarios: dict[str, dict], hosts: dict[str, dict[str, Any]],
     guests ``{name, netdev: {vhost, poll_us, queues, ...}, hypervisor}``.
 
     A bare-metal scenario resolves against its sender and receiver. A virtualized one
-    is tried against each running guest in turn, with the profile of the hypervisor
-    that runs that guest: it gets the first guest whose netdev matches the knobs
-    resolved there; when none matches, the first guest, recorded as a substitution.
+    is resolved against each running guest, with the profile of the hypervisor that
+    runs that guest, and gets the guest with the fewest substitutions (a guest whose
+    netdev does not match the knobs resolved there counts one more, and is recorded
+    as a substitution); ties go to the earlier guest.
     ``resolved.hosts`` names the hosts each outcome was resolved against.
     """
     from collectors.capabilities import scenario_capabilities
@@ -254,16 +255,15 @@ def resolve_lab(scenarios: dict[str, dict], hosts: dict[str, dict[str, Any]],
         for guest in guests:
             caps = scenario_capabilities(True, hosts, lab, guest)
             result = resolve(scenario, caps)
-            tried.append((guest, caps, result))
-            if result["status"] == "run" and _matches(result["resolved"]["netdev"], guest):
-                break
-        else:
-            guest, caps, result = tried[0]
-            if result["status"] == "run":
-                result["substitutions"].append(_sub(
-                    "guest", guest_profile(result["resolved"]), guest["name"],
-                    "no running guest has the requested netdev; using "
-                    f"{guest['name']} with {json.dumps(guest.get('netdev'), sort_keys=True)}"))
+            matched = _matches(result["resolved"]["netdev"], guest)
+            cost = (result["status"] != "run", len(result["substitutions"]) + (not matched))
+            tried.append((cost, len(tried), guest, caps, result, matched))
+        _cost, _order, guest, caps, result, matched = min(tried, key=lambda t: t[:2])
+        if result["status"] == "run" and not matched:
+            result["substitutions"].append(_sub(
+                "guest", guest_profile(result["resolved"]), guest["name"],
+                "no running guest has the requested netdev; using "
+                f"{guest['name']} with {json.dumps(guest.get('netdev'), sort_keys=True)}"))
         if result["status"] == "run":
             result["resolved"]["guest"] = guest["name"]
         result["resolved"]["hosts"] = caps["hosts"]
