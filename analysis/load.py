@@ -277,6 +277,7 @@ def _scenario_frame(path: Path, manifest: dict[str, Any]) -> pd.DataFrame:
                 "status": status,
                 "reason": spec.get("reason") or "",
                 "substitutions": [dict(s) for s in subs],
+                "resolved_on": _resolved_on(spec.get("resolved")),
             }
         )
     runs = manifest.get("runs") or []
@@ -296,7 +297,7 @@ def _scenario_frame(path: Path, manifest: dict[str, Any]) -> pd.DataFrame:
         rows,
         columns=[
             "scenario", "number", "title", "virtualization", "io_path", "capture",
-            "policy", "status", "reason", "substitutions",
+            "policy", "status", "reason", "substitutions", "resolved_on",
         ],
     )
     for status in RUN_STATUSES:
@@ -419,3 +420,11 @@ def _consistency_warnings(
             "(the counter saw frames outside the generated flow); their loss is negative"
         )
     return notes
+
+
+def _resolved_on(resolved: Any) -> str:
+    """The hosts a scenario was resolved against, as text (empty in older manifests)."""
+    hosts = (resolved or {}).get("hosts") if isinstance(resolved, dict) else None
+    if not isinstance(hosts, dict):
+        return ""
+    return ", ".join(f"{role} {host}" for role, host in hosts.items() if host)

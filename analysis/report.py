@@ -244,11 +244,25 @@ def _header(ctx: _Context) -> Section:
     ]
     profile = lab.get("profile") or {}
     if profile:
-        blocks.append(Table(_kv(profile, "capability"), [("capability", "capability", text),
-                      ("value", "probed value", text)], "Lab profile (probed capabilities)"))
+        frame = tables.lab_profile(profile)
+        host_cols = [(h, h, text) for h in frame.columns if h not in ("capability", "meaning")]
+        blocks.append(Table(frame, [("capability", "capability", text),
+                                    ("meaning", "meaning", text), *host_cols],
+                            "Lab profile: capabilities probed on each host "
+                            "(kvmnetlab.lab.lab_capabilities_info, read on the host that has them)",
+                            ctx.csv(frame, "lab_profile")))
+        roles = profile.get("roles") or {}
+        if roles:
+            blocks.append(Para(
+                "Scenarios resolve against these hosts: bare metal "
+                f"{_plain((roles.get('endpoints') or {}).get('bare_metal'))}; guests "
+                f"{_plain(roles.get('guests'))} on hypervisor {roles.get('hypervisor')}; "
+                f"declared (not probed): {_plain(profile.get('declared'))}."))
     if m.get("tool_versions"):
-        blocks.append(Table(_kv(m["tool_versions"], "tool"), [("tool", "tool", text),
-                      ("value", "version", text)], "Tool versions"))
+        versions = tables.tool_versions_table(m["tool_versions"])
+        blocks.append(Table(versions, [("tool", "tool", text), ("version", "version", text),
+                                       ("hosts", "hosts", text)],
+                            "Tool versions, read on each host", ctx.csv(versions, "tool_versions")))
     blocks += _hosts_blocks(c)
     overview = tables.scenario_overview(c.scenarios)
     blocks.append(
@@ -259,6 +273,7 @@ def _header(ctx: _Context) -> Section:
                 ("virtualization", "virtualization", text), ("io_path", "I/O path", text),
                 ("capture", "capture", text), ("policy", "policy", text),
                 ("status", "status", text), ("reason", "reason", text),
+                ("resolved_on", "resolved against (hosts)", text),
                 ("runs", "repetitions", text),
                 ("substitutions", "substitutions (knob: requested → effective)", text),
             ],

@@ -250,3 +250,90 @@ def _knob(value: object) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     return str(value)
+
+
+# What each row of the per-host lab profile means (collectors/capabilities.py builds
+# the profiles from each host's own capability document).
+PROFILE_ROWS: tuple[tuple[str, str], ...] = (
+    ("reachable", "answered the capability probe"),
+    ("probe_error", "why it did not"),
+    ("kernel_release", "kernel release (uname -r)"),
+    ("modules", "kernel can load modules"),
+    ("kvm_device", "/dev/kvm present"),
+    ("accel", "accelerator a probe guest booted with (hypervisors; the proof KVM works)"),
+    ("accel_reason", "evidence for that accelerator"),
+    ("guests_reason", "why no guest runs here (hypervisors; empty: guests run)"),
+    ("vhost_net", "/dev/vhost-net present"),
+    ("qemu_version", "QEMU version"),
+    ("qemu_poll_us", "QEMU's tap netdev accepts poll-us (vhost busy polling)"),
+    ("halt_poll_ns_writable", "/sys/module/kvm/parameters/halt_poll_ns writable"),
+    ("halt_poll_ns_value", "halt_poll_ns now (ns)"),
+    ("pf_ring", "pf_ring.ko loaded"),
+    ("pf_ring_version", "PF_RING version"),
+    ("pf_ring_min_num_slots", "PF_RING min_num_slots (ring slots)"),
+    ("pf_ring_reason", "why PF_RING is not loaded"),
+    ("elvis_patched_kernel", "a verified ELVIS-patched kernel is running"),
+    ("elvis_reason", "why not"),
+    ("cpus_online", "online CPUs (count)"),
+    ("isolated_cores", "isolated cores (isolcpus)"),
+    ("nohz_full", "nohz_full cores"),
+    ("governors", "CPU frequency governors (none: no cpufreq)"),
+    ("nics", "data NICs: driver, queues (rx/tx), offloads on"),
+    ("kvm_host", "kvm_host settings: status (applied, already, unavailable, ...)"),
+)
+
+
+def _profile_cell(key: str, value: object) -> str:
+    if key == "nics" and isinstance(value, dict):
+        return "; ".join(
+            f"{name} ({nic.get('address') or 'named'}): {nic.get('driver') or '?'}, "
+            f"{nic.get('rx_queues')}/{nic.get('tx_queues')} queues, "
+            f"offloads on: {', '.join(nic.get('offloads_on') or []) or 'none'}"
+            for name, nic in value.items()) or "none described"
+    if key == "kvm_host" and isinstance(value, dict):
+        return "; ".join(f"{name}: {(s or {}).get('status')}"
+                         + (f" ({s['reason']})" if (s or {}).get("reason") else "")
+                         for name, s in sorted(value.items())) or "not applied"
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value) or "none"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if value is None or value == "":
+        return "—"
+    return str(value)
+
+
+def lab_profile(profile: dict) -> pd.DataFrame:
+    """The lab profile as one row per capability and one column per host.
+
+    A profile written before capabilities were probed per host (a flat mapping) comes
+    back as a single ``lab`` column.
+    """
+    hosts = profile.get("hosts") if isinstance(profile, dict) else None
+    if not isinstance(hosts, dict):
+        flat = profile or {}
+        return pd.DataFrame({"capability": list(flat), "meaning": [""] * len(flat),
+                             "lab": [_profile_cell(k, v) for k, v in flat.items()]})
+    names = sorted(hosts)
+    rows = []
+    for key, meaning in PROFILE_ROWS:
+        if not any(key in (hosts[h] or {}) for h in names):
+            continue
+        rows.append({"capability": key, "meaning": meaning,
+                     **{h: _profile_cell(key, (hosts[h] or {}).get(key)) for h in names}})
+    return pd.DataFrame(rows, columns=["capability", "meaning", *names])
+
+
+def tool_versions_table(versions: dict) -> pd.DataFrame:
+    """``{tool: {host: version}}`` (or the older ``{tool: version}``) as tool, version, hosts."""
+    rows = []
+    for tool, found in sorted((versions or {}).items()):
+        if not isinstance(found, dict):
+            rows.append({"tool": tool, "version": str(found), "hosts": ""})
+            continue
+        by_version: dict[str, list[str]] = {}
+        for host, version in sorted(found.items()):
+            by_version.setdefault(version or "not installed", []).append(host)
+        rows += [{"tool": tool, "version": v, "hosts": ", ".join(hs)}
+                 for v, hs in by_version.items()]
+    return pd.DataFrame(rows, columns=["tool", "version", "hosts"])

@@ -235,3 +235,74 @@ def scenario_capabilities(virtualized: bool, hosts: dict[str, dict[str, Any]], l
         if guest else "no guest to capture in",
     )
     return caps
+
+
+def probed_host(result: dict[str, Any]) -> Any:
+    """The host a registered probe result is about (its loop item, or the item's host)."""
+    item = result.get("item")
+    return item.get("host") if isinstance(item, dict) else item
+
+
+def profiles_from_probes(results: list[dict[str, Any]],
+                         facts: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Host profiles from the registered loop results of the capability probe.
+
+    Each result is ``{item: host or {host, ...}, capabilities: {...}}``, or an
+    unreachable or failed result with its ``msg``; ``facts`` maps host -> the facts
+    other roles set there.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for result in results:
+        host = probed_host(result)
+        if not isinstance(host, str):
+            raise ConfigError("capability probe", "results.item", f"no host name in {result!r}")
+        doc = result.get("capabilities")
+        if result.get("unreachable") or result.get("failed") or doc is None:
+            what = "unreachable" if result.get("unreachable") else "probe failed"
+            out[host] = host_profile(host, None, facts.get(host),
+                                     error=f"{what}: {str(result.get('msg') or '').strip()}")
+        else:
+            out[host] = host_profile(host, doc, facts.get(host))
+    return out
+
+
+def tool_versions(profiles: dict[str, dict[str, Any]]) -> dict[str, dict[str, str | None]]:
+    """``{tool: {host: first line of its version output, or None when absent}}``."""
+    out: dict[str, dict[str, str | None]] = {}
+    for host, profile in sorted(profiles.items()):
+        for tool, version in (profile.get("tools") or {}).items():
+            out.setdefault(tool, {})[host] = version
+        if profile.get("reachable"):
+            out.setdefault("kernel", {})[host] = profile.get("kernel_release")
+    return dict(sorted(out.items()))
+
+
+def probe_plan(endpoints: dict[str, Any], hypervisor: str,
+               guests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Which hosts answer the capability probe, and with which data addresses.
+
+    ``guests``: the running guests' ``{inventory_hostname, kvmnetlab_guest_hypervisor,
+    kvmnetlab_guest_data_ip}`` (their hostvars). Every measuring host and every
+    hypervisor is probed once; only hypervisors probe QEMU.
+    """
+    bm, gs = endpoints["bare_metal"], endpoints["guest"]
+    addresses: dict[str, list[str]] = {}
+
+    def add(host: str, *found: str | None) -> None:
+        entry = addresses.setdefault(host, [])
+        entry.extend(a for a in found if a and a not in entry)
+
+    add(bm["sender"], bm.get("source_address"))
+    add(bm["receiver"], bm.get("target_address"))
+    add(gs["sender"], gs.get("source_address"))
+    hypervisors = [hypervisor]
+    for guest in guests:
+        own = guest.get("kvmnetlab_guest_hypervisor") or hypervisor
+        if own not in hypervisors:
+            hypervisors.append(own)
+    for hv in hypervisors:
+        add(hv)
+    for guest in guests:
+        add(guest["inventory_hostname"], guest.get("kvmnetlab_guest_data_ip"))
+    return [{"host": host, "data_addresses": found, "hypervisor": host in hypervisors}
+            for host, found in addresses.items()]
