@@ -278,18 +278,22 @@ PROFILE_ROWS: tuple[tuple[str, str], ...] = (
     ("isolated_cores", "isolated cores (isolcpus)"),
     ("nohz_full", "nohz_full cores"),
     ("governors", "CPU frequency governors (none: no cpufreq)"),
-    ("nics", "data NICs: driver, queues (rx/tx), offloads on"),
+    ("nics", "data NICs: driver, queues (rx/tx), offloads (ethtool -K names; ? = not reported)"),
     ("kvm_host", "kvm_host settings: status (applied, already, unavailable, ...)"),
 )
 
 
+def _nic_cell(name: str, nic: dict) -> str:
+    offloads = nic.get("key_offloads") or {}
+    shown = " ".join(f"{k} {'?' if on is None else ('on' if on else 'off')}"
+                     for k, on in offloads.items()) or "offloads not reported"
+    return (f"{name} ({nic.get('address') or 'named'}): {nic.get('driver') or '?'}, "
+            f"{nic.get('rx_queues')}/{nic.get('tx_queues')} queues, {shown}")
+
+
 def _profile_cell(key: str, value: object) -> str:
     if key == "nics" and isinstance(value, dict):
-        return "; ".join(
-            f"{name} ({nic.get('address') or 'named'}): {nic.get('driver') or '?'}, "
-            f"{nic.get('rx_queues')}/{nic.get('tx_queues')} queues, "
-            f"offloads on: {', '.join(nic.get('offloads_on') or []) or 'none'}"
-            for name, nic in value.items()) or "none described"
+        return "; ".join(_nic_cell(name, nic) for name, nic in value.items()) or "none described"
     if key == "kvm_host" and isinstance(value, dict):
         return "; ".join(f"{name}: {(s or {}).get('status')}"
                          + (f" ({s['reason']})" if (s or {}).get("reason") else "")

@@ -86,6 +86,12 @@ def _elvis(doc: dict[str, Any]) -> tuple[bool, str]:
     return True, ""
 
 
+# The offloads that change what a packet costs, with the short names ethtool -K takes.
+KEY_OFFLOADS = {"tcp-segmentation-offload": "tso", "generic-segmentation-offload": "gso",
+                "generic-receive-offload": "gro", "large-receive-offload": "lro",
+                "rx-checksumming": "rx", "tx-checksumming": "tx", "scatter-gather": "sg"}
+
+
 def _nic(name: str, entry: dict[str, Any]) -> dict[str, Any]:
     features = parse_ethtool_features(entry.get("ethtool_k"))
     return {
@@ -94,6 +100,7 @@ def _nic(name: str, entry: dict[str, Any]) -> dict[str, Any]:
         "rx_queues": entry.get("rx_queues"),
         "tx_queues": entry.get("tx_queues"),
         "offloads_on": sorted(k for k, on in features.items() if on),
+        "key_offloads": {short: features.get(long) for long, short in KEY_OFFLOADS.items()},
     }
 
 

@@ -7,6 +7,7 @@ Needs root (network namespaces). The whole module shares one campaign.
 from __future__ import annotations
 
 import json
+import os
 import re
 import statistics
 import subprocess
@@ -79,6 +80,41 @@ def test_campaign_completes_with_every_run_accounted_for(campaign):
         assert scenario["resolved"] is not None
     for rel, entry in manifest["files"].items():
         assert sha256_file(root / rel) == entry["sha256"], rel
+
+
+def test_capabilities_are_read_on_each_host_and_agree_with_the_scenarios(campaign):
+    root, _ = campaign
+    manifest = json.loads((root / "manifest.json").read_text())
+    profile = manifest["lab"]["profile"]
+    hosts = profile["hosts"]
+    assert {"kvmnl-h1", "kvmnl-h2", "localhost"} <= set(hosts)
+    assert all(p["reachable"] for p in hosts.values()), hosts
+    # the namespace hosts share this machine's kernel; each read its own data NIC
+    for name in ("kvmnl-h1", "kvmnl-h2", "localhost"):
+        assert hosts[name]["kernel_release"] == os.uname().release
+    assert hosts["kvmnl-h2"]["nics"]["data0"]["address"] == "198.18.0.2"
+    assert hosts["kvmnl-h2"]["nics"]["data0"]["driver"] == "veth"
+    hypervisor = hosts["localhost"]
+    assert hypervisor["vhost_net"] == Path("/dev/vhost-net").is_char_device()
+    assert hypervisor["accel"] in ("kvm", "tcg")
+    guests = [h for h in hosts if h.startswith("kvmnl-g")]
+    assert guests, "the campaign booted a guest, so it must have been probed"
+    guest = hosts[guests[0]]
+    assert guest["kernel_release"] != os.uname().release  # read in the guest, not here
+    assert next(iter(guest["nics"].values()))["driver"] == "virtio_net"
+    # guests run, so no scenario may say they do not, and the hypervisor gives no reason
+    assert hypervisor["guests_reason"] == ""
+    for name, scenario in manifest["scenarios"].items():
+        if scenario["virtualization"] == "kvm":
+            assert scenario["status"] == "run", (name, scenario["reason"])
+            assert not scenario["reason"], name
+            assert scenario["resolved"]["hosts"]["hypervisor"] == "localhost"
+            assert scenario["resolved"]["hosts"]["receiver"] == scenario["resolved"]["guest"]
+    report = (root / "report" / "report.md").read_text()
+    assert "Lab profile: capabilities probed on each host" in report
+    assert "no virtio guests were booted" not in report
+    versions = manifest["tool_versions"]
+    assert set(versions["ping"]) >= {"kvmnl-h1", guests[0]}
 
 
 def test_report_tables_match_a_hand_computation_from_raw(campaign):
