@@ -239,6 +239,17 @@ SBIN_DIRS = ("/usr/local/sbin", "/usr/sbin", "/sbin")
 # Members that identify QAPI's NetdevTapOptions in query-qmp-schema (type names are masked).
 TAP_MEMBERS = frozenset({"vhostforce", "downscript", "vnet_hdr"})
 
+ARGUMENT_SPEC = {
+    "data_addresses": {"type": "list", "elements": "str", "default": []},
+    "data_interfaces": {"type": "list", "elements": "str", "default": []},
+    "qemu_binary": {"type": "str", "default": "qemu-system-x86_64"},
+    "probe_qemu": {"type": "bool", "default": True},
+    "elvis_marker_path": {"type": "str", "default": ""},
+    "elvis_state_file": {"type": "path", "default": "/var/lib/kvmnetlab/elvis.json"},
+    "kvm_host_state_file": {"type": "path", "default": "/var/lib/kvmnetlab/kvm_host.json"},
+    "timeout": {"type": "int", "default": 20},
+}
+
 QMP_INPUT = (
     '{"execute": "qmp_capabilities", "id": "caps"}\n'
     '{"execute": "query-qmp-schema", "id": "schema"}\n'
@@ -631,20 +642,7 @@ def probe(params, root="/"):
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec={
-            "data_addresses": {"type": "list", "elements": "str", "default": []},
-            "data_interfaces": {"type": "list", "elements": "str", "default": []},
-            "qemu_binary": {"type": "str", "default": "qemu-system-x86_64"},
-            "probe_qemu": {"type": "bool", "default": True},
-            "elvis_marker_path": {"type": "str", "default": ""},
-            "elvis_state_file": {"type": "path", "default": "/var/lib/kvmnetlab/elvis.json"},
-            "kvm_host_state_file": {"type": "path",
-                                    "default": "/var/lib/kvmnetlab/kvm_host.json"},
-            "timeout": {"type": "int", "default": 20},
-        },
-        supports_check_mode=True,
-    )
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     errors = validate(module.params)
     if errors:
         module.fail_json(msg="; ".join(errors))
