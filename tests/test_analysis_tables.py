@@ -168,3 +168,35 @@ def test_overview_lists_every_substitution(campaign):
         {"number": 3, "scenario": "elvis", "knob": "io_path", "requested": "elvis_patched",
          "effective": "elvis_upstream", "reason": "no ELVIS patch series supplied"},
     ]
+
+
+def test_lab_profile_is_one_column_per_host_from_real_documents():
+    import json
+    from pathlib import Path
+
+    from collectors.capabilities import host_profile
+
+    fixtures = Path(__file__).resolve().parent / "fixtures" / "capabilities"
+    docs = {p.stem: json.loads(p.read_text()) for p in sorted(fixtures.glob("*.json"))}
+    assert len(docs) >= 2
+    profiles = {name: host_profile(name, doc) for name, doc in docs.items()}
+    profiles["gone"] = host_profile("gone", None, error="unreachable: timed out")
+    frame = tables.lab_profile({"format_version": 1, "hosts": profiles})
+    assert list(frame.columns) == ["capability", "meaning", *sorted(profiles)]
+    rows = frame.set_index("capability")
+    for name, doc in docs.items():
+        assert rows.loc["kernel_release", name] == doc["kernel"]["release"]
+        assert rows.loc["vhost_net", name] == ("yes" if doc["vhost_net"]["device"] else "no")
+    assert rows.loc["reachable", "gone"] == "no"
+    assert rows.loc["probe_error", "gone"] == "unreachable: timed out"
+    assert all(rows["meaning"].str.len() > 0)
+
+
+def test_tool_versions_group_hosts_by_version():
+    frame = tables.tool_versions_table({"ping": {"a": "20221126", "b": "20221126", "c": None},
+                                        "ansible-core": {"controller": "2.19.14"}})
+    got = {(r.tool, r.version): r.hosts for r in frame.itertuples()}
+    assert got == {("ping", "20221126"): "a, b", ("ping", "not installed"): "c",
+                   ("ansible-core", "2.19.14"): "controller"}
+    old = tables.tool_versions_table({"ping": "iputils 20221126"})
+    assert old.iloc[0].to_dict() == {"tool": "ping", "version": "iputils 20221126", "hosts": ""}
