@@ -250,18 +250,14 @@ def test_describe_qemu_when_absent_or_not_probed(tmp_path):
                     reason="qemu-system-x86_64 is not installed (the guests playbook installs it)")
 def test_qemu_probe_reads_poll_us_from_the_real_schema():
     qemu = which("qemu-system-x86_64")
-    started = time.monotonic()
     poll_us, evidence = cap.probe_poll_us(qemu, 20)
     assert poll_us is True, evidence  # tap poll-us exists since QEMU 2.9; Debian 12 has 7.2
     assert "member poll-us" in evidence
-    assert time.monotonic() - started < 20
 
 
-def test_probe_without_qemu_is_fast():
-    started = time.monotonic()
+def test_probe_without_qemu_finds_the_loopback_address():
     document, _ = cap.probe(defaults(probe_qemu=False, data_addresses=["127.0.0.1"]))
-    elapsed = time.monotonic() - started
-    assert elapsed < 2, f"the probe took {elapsed:.2f} s without QEMU"
+    assert document["qemu"]["poll_us"] is None
     assert document["nics"]["lo"]["address"] == "127.0.0.1"
 
 
@@ -463,13 +459,11 @@ def test_namespace_host_describes_its_veth_pair(captest_netns, tmp_path):
     outside = sorted({p.name for p in Path("/sys/class/net").iterdir()} - set(seen))[:1]
     assert ip_addresses(name) >= {"198.18.250.1", "198.18.250.2"}
 
-    started = time.monotonic()
     rc, res, _ = run_module("captest", {
         "data_addresses": ["198.18.250.1", "198.18.250.2/24", "198.18.251.1"],
         "data_interfaces": ["lo", *outside],
         "probe_qemu": False,
     }, "-i", str(inventory))
-    elapsed = time.monotonic() - started
     assert rc == 0, res
     assert res["changed"] is False
     doc = res["capabilities"]
@@ -490,4 +484,3 @@ def test_namespace_host_describes_its_veth_pair(captest_netns, tmp_path):
     # The kernel is the machine's.
     assert doc["kernel"]["release"] == os.uname().release
     assert doc["kernel"]["cmdline"] == read_stripped("/proc/cmdline")
-    assert elapsed < 30

@@ -141,9 +141,10 @@ capabilities:
     pf_ring:
       description:
         - C(loaded), C(/proc/net/pf_ring/info) exists; C(info), its raw content (empty when
-          absent); C(min_num_slots), C(/sys/module/pf_ring/parameters/min_num_slots) or null.
+          absent); C(min_num_slots), C(/sys/module/pf_ring/parameters/min_num_slots) or null;
+          C(version), C(/sys/module/pf_ring/version) (the module's MODULE_VERSION) or null.
       type: dict
-      sample: {"loaded": false, "info": "", "min_num_slots": null}
+      sample: {"loaded": false, "info": "", "min_num_slots": null, "version": null}
     elvis:
       description:
         - C(marker), the stripped content of I(elvis_marker_path), null when unset or unreadable.
@@ -613,6 +614,8 @@ def probe(params, root="/"):
             "info": pf_ring_info or "",
             "min_num_slots": read_int(
                 os.path.join(root, "sys/module/pf_ring/parameters/min_num_slots")),
+            "version": (read_text(os.path.join(root, "sys/module/pf_ring/version")) or "").strip()
+            or None,
         },
         "elvis": {
             "marker": marker,
