@@ -367,10 +367,32 @@ class KvmStatsCollector(Collector):
 
 @register
 class HostStateCollector(Collector):
-    """Host state snapshot: kernel, command line, modules, sysctls, NIC driver and offloads."""
+    """Host state snapshot: kernel, command line, modules, sysctls, NIC driver and offloads,
+    and the measurement hygiene of roles/kvm_host (its record and the knobs it sets).
+
+    Every file is read with ``read=``: a path or glob a host lacks (no cpuidle in a VM, no
+    kvm_host record where the role never ran) leaves that raw file empty and is listed as
+    missing by the capture, never an error.
+    """
 
     name = "state"
     tables: ClassVar[dict[str, dict[str, str]]] = {}
+    #: roles/kvm_host writes its record here (kvm_host_state_file's default)
+    KVM_HOST_RECORD = "/var/lib/kvmnetlab/kvm_host.json"
+    #: the knobs roles/kvm_host sets, read back as they are during the repetition
+    TUNING = ("/sys/kernel/mm/transparent_hugepage/enabled",
+              "/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages",
+              "/sys/devices/system/cpu/isolated",
+              "/sys/devices/system/cpu/nohz_full",
+              "/sys/devices/system/cpu/cpu0/cpuidle/state*/name",
+              "/sys/devices/system/cpu/cpu0/cpuidle/state*/latency",
+              "/sys/devices/system/cpu/cpu*/cpuidle/state*/disable",
+              "/proc/irq/*/smp_affinity_list")
+    #: irqbalance's state; `true` keeps a host without systemctl or pidof from failing
+    IRQBALANCE = ("sh", "-c",
+                  "echo \"pid: $(pidof irqbalance)\";"
+                  " echo \"active: $(systemctl is-active irqbalance.service 2>&1)\";"
+                  " echo \"enabled: $(systemctl is-enabled irqbalance.service 2>&1)\"; true")
 
     def captures(self, ctx):
         caps = []
@@ -388,7 +410,13 @@ class HostStateCollector(Collector):
                              read=("/proc/sys/net/core/*", "/proc/sys/net/ipv4/tcp_*mem",
                                    "/sys/module/kvm/parameters/*",
                                    "/sys/devices/system/cpu/cpu*/cpufreq/scaling_governor"),
-                             read_format="grep")]
+                             read_format="grep"),
+                     Capture(self.name, role, "before", "state.kvm_host.json",
+                             read=(self.KVM_HOST_RECORD,)),
+                     Capture(self.name, role, "before", "state.tuning.txt", read=self.TUNING,
+                             read_format="grep"),
+                     Capture(self.name, role, "before", "state.irqbalance.txt",
+                             argv=self.IRQBALANCE)]
             if iface:
                 caps += [Capture(self.name, role, "before", "state.ethtool_i.txt",
                                  argv=("ethtool", "-i", iface), ok_rc=(0, 71, 94)),
