@@ -61,6 +61,7 @@ class Parameters:
     rate_frame_bytes: int
     seed: int
     scenarios: tuple[str, ...]
+    control: str | None = None  # the scenario an A/A control copies (see with_control)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -73,6 +74,7 @@ class Parameters:
             "rate_frame_bytes": self.rate_frame_bytes,
             "seed": self.seed,
             "scenarios": list(self.scenarios),
+            "control": self.control,
         }
 
 
@@ -138,8 +140,17 @@ def validate_parameters(
                 f"unknown scenario {name!r}; known: {', '.join(known_scenarios)}",
             )
     chosen = tuple(wanted) if wanted else tuple(known_scenarios)
+    control = raw.get("control")
+    if control in (None, ""):
+        control = None
+    elif not isinstance(control, str) or control not in chosen:
+        raise ConfigError(
+            source,
+            "kvmnetlab_control",
+            f"must name one of the campaign's scenarios ({', '.join(chosen)}), got {control!r}",
+        )
     return Parameters(repetitions, count, interval, payload, rate_pps, rate_frames, frame, seed,
-                      chosen)
+                      chosen, control)
 
 
 def validate_campaign_id(value: Any, source: str = "campaign parameters") -> str | None:
@@ -274,12 +285,68 @@ def load_scenarios(path: str | Path) -> dict[str, dict[str, Any]]:
     return result
 
 
+CONTROL_SUFFIX = "_aa"
+
+
+def control_name(scenario: str) -> str:
+    """The name of the A/A control that copies ``scenario``."""
+    return f"{scenario}{CONTROL_SUFFIX}"
+
+
+def with_control(
+    scenarios: dict[str, dict[str, Any]], control: str | None, source: str = "campaign parameters"
+) -> dict[str, dict[str, Any]]:
+    """The campaign's scenarios plus, when ``control`` names one, its A/A control.
+
+    The control is a copy of that scenario's whole definition (axes, knobs, policy,
+    collectors) under the name ``<scenario>_aa``, with ``control_of: <scenario>``
+    so the analysis knows it, the next free number, and a title that says what it
+    is. It is resolved, run and stored like any other scenario, in the same blocks.
+    A correct analysis must not find the two different.
+    """
+    if control is None:
+        return dict(scenarios)
+    if control not in scenarios:
+        raise ConfigError(source, "kvmnetlab_control", f"unknown scenario {control!r}")
+    name = control_name(control)
+    if name in scenarios:
+        raise ConfigError(source, "kvmnetlab_control",
+                          f"the control's name {name!r} is already a scenario")
+    if not SCENARIO_NAME.match(name):
+        raise ConfigError(source, "kvmnetlab_control",
+                          f"the control's name {name!r} must match {SCENARIO_NAME.pattern}")
+    original = scenarios[control]
+    number = max(int(d.get("number") or 0) for d in scenarios.values()) + 1
+    copy = {**original, "name": name, "number": number, "control_of": control,
+            "title": f"{original.get('title') or control} (A/A control, a copy of {control})",
+            "knobs": dict(original.get("knobs") or {})}
+    return {**scenarios, name: copy}
+
+
+def campaign_scenarios(
+    scenarios: dict[str, dict[str, Any]], parameters: Parameters
+) -> dict[str, dict[str, Any]]:
+    """The definitions a campaign runs: the chosen scenarios, in file order, then the control."""
+    everything = with_control(scenarios, parameters.control)
+    names = list(parameters.scenarios)
+    if parameters.control is not None:
+        names.append(control_name(parameters.control))
+    return {name: everything[name] for name in names}
+
+
 def plan_runs(scenarios: list[str], repetitions: int, seed: int) -> list[dict[str, Any]]:
-    """Every (scenario, repetition) once, shuffled with ``seed`` (reproducible)."""
-    runs = [
-        {"scenario": name, "repetition": rep}
-        for name in scenarios
-        for rep in range(1, repetitions + 1)
-    ]
-    random.Random(seed).shuffle(runs)
+    """Every (scenario, repetition) once, in blocks, reproducibly from ``seed``.
+
+    Block k holds repetition k of every scenario, in an order drawn from ``seed``
+    afresh for each block: a randomised complete block design. Drift over the
+    campaign (a warming host, a neighbour's load) then shifts every scenario of a
+    block alike and cancels in within-block comparisons; the analysis pairs
+    scenarios by block. Each run records its ``block``.
+    """
+    rng = random.Random(seed)
+    runs = []
+    for block in range(1, repetitions + 1):
+        names = list(scenarios)
+        rng.shuffle(names)
+        runs += [{"scenario": name, "repetition": block, "block": block} for name in names]
     return runs

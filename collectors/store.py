@@ -170,8 +170,9 @@ class Store:
                              + "; ".join(problems))
         old = {k: v for k, v in manifest["parameters"].items() if k != "seed"}
         new = {k: v for k, v in parameters.items() if k != "seed"}
-        if old != new:
-            changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        # a parameter added after the campaign was created (e.g. control) is absent, i.e. null
+        changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        if changed:
             raise StoreError(f"{self.manifest_path}: parameters: campaign "
                              f"{manifest['campaign_id']} ran with different values for "
                              f"{', '.join('kvmnetlab_' + k for k in changed)}; resume with the "

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from collectors import campaign
-from collectors.errors import ConfigError
+from collectors.errors import ConfigError, StoreError
 
 REPO = Path(__file__).resolve().parents[1]
 SEED = REPO / "scenarios" / "seed.yml"
@@ -167,3 +167,88 @@ def test_plan_is_complete_shuffled_and_reproducible():
     assert plan != campaign.plan_runs(names, 4, seed=43)
     unshuffled = [{"scenario": n, "repetition": k} for n in names for k in range(1, 5)]
     assert plan != unshuffled
+
+
+def test_plan_is_blocked_every_block_runs_each_scenario_once():
+    names = ["a", "b", "c", "d"]
+    plan = campaign.plan_runs(names, 5, seed=3)
+    blocks = [plan[i:i + len(names)] for i in range(0, len(plan), len(names))]
+    assert len(blocks) == 5
+    for k, block in enumerate(blocks, start=1):
+        # block k holds repetition k of every scenario, and says so
+        assert sorted(r["scenario"] for r in block) == names
+        assert {(r["repetition"], r["block"]) for r in block} == {(k, k)}
+    # the order within blocks is drawn afresh: not the same permutation every time
+    assert len({tuple(r["scenario"] for r in b) for b in blocks}) > 1
+
+
+def test_control_copies_a_scenario_under_a_new_name():
+    scenarios = campaign.load_scenarios(SEED)
+    params = campaign.validate_parameters({**GOOD, "control": "virtio"}, list(scenarios))
+    assert params.control == "virtio" and params.as_dict()["control"] == "virtio"
+    chosen = campaign.campaign_scenarios(scenarios, params)
+    assert list(chosen) == [*scenarios, "virtio_aa"]
+    control, original = chosen["virtio_aa"], scenarios["virtio"]
+    assert control["control_of"] == "virtio" and control["name"] == "virtio_aa"
+    assert control["number"] == 6  # the next free number
+    for key in ("virtualization", "io_path", "capture", "policy", "knobs"):
+        assert control[key] == original[key]
+    assert "control" in control["title"] and "control_of" not in original
+    plan = campaign.plan_runs(list(chosen), 2, seed=1)
+    assert sorted(r["scenario"] for r in plan if r["block"] == 1) == sorted(chosen)
+
+
+def test_no_control_by_default():
+    scenarios = campaign.load_scenarios(SEED)
+    params = campaign.validate_parameters({**GOOD, "control": ""}, list(scenarios))
+    assert params.control is None and params.as_dict()["control"] is None
+    assert list(campaign.campaign_scenarios(scenarios, params)) == list(scenarios)
+
+
+@pytest.mark.parametrize("control", ["warp_drive", "virtio_elvis", 3])
+def test_bad_control_names_its_field(control):
+    # virtio_elvis is a known scenario but not one this campaign runs
+    with pytest.raises(ConfigError) as err:
+        campaign.validate_parameters({**GOOD, "scenarios": "baseline,virtio", "control": control},
+                                     ["baseline", "virtio", "virtio_elvis"])
+    assert err.value.field == "kvmnetlab_control"
+
+
+def test_control_name_must_be_free():
+    scenarios = {"a": {"name": "a", "number": 1, "title": "A"},
+                 "a_aa": {"name": "a_aa", "number": 2, "title": "A again"}}
+    with pytest.raises(ConfigError, match="already a scenario"):
+        campaign.with_control(scenarios, "a")
+
+
+def test_blocks_are_recorded_and_survive_a_resume(tmp_path):
+    from collectors.store import Store
+
+    scenarios = campaign.load_scenarios(SEED)
+    params = campaign.validate_parameters({**GOOD, "control": "virtio"}, list(scenarios))
+    chosen = campaign.campaign_scenarios(scenarios, params)
+    order = campaign.plan_runs(list(chosen), params.repetitions, params.seed)
+    store = Store(tmp_path / "c")
+    manifest = store.create("c", params.as_dict(), chosen, order, {"name": "t"}, {})
+    assert [(r["scenario"], r["repetition"], r["block"]) for r in manifest["runs"]] == [
+        (r["scenario"], r["repetition"], r["block"]) for r in order]
+    manifest["runs"][0]["status"] = "done"
+    store.save(manifest)
+    resumed = store.resume(params.as_dict())
+    assert [r["block"] for r in resumed["runs"]] == [r["block"] for r in order]
+    assert [r["status"] for r in resumed["runs"]][:2] == ["done", "pending"]
+    assert resumed["scenarios"]["virtio_aa"]["control_of"] == "virtio"
+    # the control cannot change on resume: the set of scenarios would change
+    with pytest.raises(StoreError, match="kvmnetlab_control"):
+        store.resume({**params.as_dict(), "control": None})
+
+
+def test_a_campaign_from_before_the_control_parameter_resumes(tmp_path):
+    from collectors.store import Store
+
+    params = campaign.validate_parameters(GOOD, ["baseline"])
+    old = {k: v for k, v in params.as_dict().items() if k != "control"}
+    store = Store(tmp_path / "c")
+    store.create("c", old, {"baseline": {"number": 1}},
+                 [{"scenario": "baseline", "repetition": 1}], {"name": "t"}, {})
+    assert store.resume(params.as_dict())["runs"][0]["status"] == "pending"

@@ -14,6 +14,10 @@ description:
     is refused while the first runs.
   - Creates results/<campaign-id>/ with its manifest, or, when the id names an existing
     campaign, verifies every collected file and resumes it.
+  - The run plan is blocked (collectors.campaign.plan_runs) - block k runs repetition k of
+    every scenario in an order drawn from the seed - and every run records its block.
+  - With parameters.control naming a scenario, an A/A control (a copy of it named
+    <scenario>_aa, flagged control_of) is added and run in the same blocks.
   - In check mode it validates and plans, and writes nothing.
 options:
   scenario_file: {description: Scenario definitions (YAML)., type: path, required: true}
@@ -44,13 +48,13 @@ class ActionModule(ControllerAction):
             scenarios = campaign.load_scenarios(scenario_file)
             parameters = campaign.validate_parameters(params, list(scenarios))
             campaign_id = campaign.validate_campaign_id(args.get("campaign_id"))
+            chosen = campaign.campaign_scenarios(scenarios, parameters)
         except ConfigError as exc:
             raise AnsibleActionFail(f"invalid campaign: {exc}") from None
         resuming = bool(campaign_id) and store.Store(
             os.path.join(results_dir, campaign_id)).exists()
         campaign_id = campaign_id or store.new_campaign_id()
         root = os.path.abspath(os.path.join(results_dir, campaign_id))
-        chosen = {name: scenarios[name] for name in parameters.scenarios}
         if self._task.check_mode or args.get("validate_only"):
             order = campaign.plan_runs(list(chosen), parameters.repetitions, parameters.seed)
             return {"changed": False, "campaign": {
