@@ -1,4 +1,5 @@
-"""The QEMU command line guest_vm renders, for a guest booted directly and one booted by grub.
+"""The QEMU command line guest_vm renders, for a guest booted directly and one booted by grub;
+how guest_vm's SSH reaches the guests (its filter plugin), as plain Python.
 
 Fast: the role's own template (roles/guest_vm/templates/qemu-argv.yml.j2) is rendered by
 ansible-playbook with the role's defaults and internal vars; no QEMU runs. The grub path is
@@ -8,8 +9,12 @@ booted for real by the opt-in test tests/test_kernel_install_embedded.py.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
+import re
 import sys
+
+import pytest
 
 from tests.conftest import REPO, lab_guest, playbook
 
@@ -77,3 +82,109 @@ def test_a_disk_guest_boots_its_own_disk_through_the_firmware(tmp_path):
     assert "virtio-blk-pci,drive=root,addr=0x4,bootindex=0" in after(argv, "-device")
     assert after(argv, "-fw_cfg") == ["name=opt/kvmnetlab/seed,string=abababababab"]
     assert "-no-reboot" not in argv  # the guest must be able to reboot into another kernel
+
+
+# --- how SSH reaches the guests (filter plugin kvmnetlab.lab.guest_*) ---------------------------
+FILTERS = REPO / "collections/ansible_collections/kvmnetlab/lab/plugins/filter/guest_vm.py"
+_spec = importlib.util.spec_from_file_location("guest_vm_filters", FILTERS)
+gvf = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(gvf)
+
+EMBEDDED_ARGS = (
+    "-o 'ProxyCommand=ip netns exec kvmnl-hv socat - TCP:%h:%p,connect-timeout=15' "
+    "-o UserKnownHostsFile=/var/lib/kvmnetlab/local/ssh/known_hosts "
+    "-o StrictHostKeyChecking=yes -o IdentitiesOnly=yes -o ConnectTimeout=20 "
+    "-o ServerAliveInterval=5 -o ServerAliveCountMax=3"
+)
+JUMP = {"host": "192.0.2.10", "user": "root", "port": ""}
+
+
+def controller_args(access, **kw) -> str:
+    known = kw.pop("known_hosts", "/var/lib/kvmnetlab/local/ssh/known_hosts")
+    proxy = gvf.guest_proxy(access, side="controller", **kw)
+    return gvf.ssh_option_args(gvf.guest_ssh_options(proxy, known))
+
+
+def test_the_embedded_lab_keeps_its_netns_proxy_exactly():
+    assert controller_args("netns", netns="kvmnl-hv", on_controller=True) == EMBEDDED_ARGS
+    # the hypervisor itself (the guest wait) also enters the namespace
+    assert gvf.guest_proxy("netns", side="hypervisor", netns="kvmnl-hv") == {
+        "ProxyCommand": "ip netns exec kvmnl-hv socat - TCP:%h:%p,connect-timeout=15"}
+
+
+def test_a_real_lab_jumps_through_the_hypervisor_and_never_enters_a_namespace():
+    args = controller_args("jump", jump=JUMP, on_controller=False,
+                           known_hosts="/var/lib/kvmnetlab/lab/ssh/kvm-host/known_hosts")
+    assert args.startswith("-o ProxyJump=root@192.0.2.10 "
+                           "-o UserKnownHostsFile=/var/lib/kvmnetlab/lab/ssh/kvm-host/known_hosts ")
+    assert "netns" not in args and "ProxyCommand" not in args
+    # the hypervisor reaches its guests directly (it has an address on the management bridge)
+    assert gvf.guest_proxy("jump", side="hypervisor") == {}
+
+
+def test_proxy_jump_carries_the_user_and_port_of_the_hypervisor_inventory_entry():
+    def jump(**over):
+        return gvf.guest_proxy("jump", jump={**JUMP, **over}, on_controller=False)["ProxyJump"]
+
+    assert jump() == "root@192.0.2.10"
+    assert jump(port=2222) == "root@192.0.2.10:2222"
+    assert jump(port="22") == "root@192.0.2.10"
+    assert jump(user="") == "192.0.2.10"
+    assert jump(host="2001:db8::10", port=2222) == "root@[2001:db8::10]:2222"
+
+
+def test_jump_from_the_controller_itself_is_direct():
+    assert gvf.guest_proxy("jump", jump=JUMP, on_controller=True) == {}
+
+
+def test_a_proxy_command_override_wins_on_the_controller_only():
+    over = "ssh -W %h:%p admin@bastion"
+    assert gvf.guest_proxy("jump", jump=JUMP, on_controller=False, proxy_command=over) == {
+        "ProxyCommand": over}
+    assert gvf.guest_proxy("jump", side="hypervisor", proxy_command=over) == {}
+
+
+@pytest.mark.parametrize(("access", "kw", "message"), [
+    ("netns", {"netns": ""}, "guest_vm_netns is empty"),
+    ("netns", {"netns": "kvmnl-hv", "on_controller": False},
+     "the hypervisor is not the controller"),
+    ("jump", {"netns": "kvmnl-hv"}, "guest_vm_netns is 'kvmnl-hv'"),
+    ("jump", {"jump": {"host": ""}, "on_controller": False}, "hypervisor's address"),
+    ("socat", {}, "guest_vm_mgmt_access must be one of netns, jump"),
+])
+def test_impossible_access_settings_are_refused(access, kw, message):
+    with pytest.raises(Exception, match=re.escape(message)):
+        gvf.guest_proxy(access, **kw)
+
+
+def test_guest_hostvars_record_the_hypervisor_and_the_netdev_of_each_guest_that_is_up():
+    g1, g2 = lab_guest("kvmnl-g1", 1), lab_guest("kvmnl-g2", 2, netdev={"vhost": True, "queues": 4})
+    status = {"kvmnl-g1": {"ok": False, "reason": "no SSH"}, "kvmnl-g2": {"ok": True, "pid": 42}}
+    (entry,) = gvf.guest_hostvars([g1, g2], status, hypervisor="kvm-host",
+                                  identity_file="/c/ssh/kvm-host/id_ed25519",
+                                  ssh_common_args="-o ProxyJump=root@192.0.2.10")
+    assert entry["name"] == "kvmnl-g2"
+    assert entry["vars"] == {
+        "ansible_host": "198.19.0.12", "ansible_user": "root",
+        "ansible_ssh_private_key_file": "/c/ssh/kvm-host/id_ed25519",
+        "ansible_ssh_common_args": "-o ProxyJump=root@192.0.2.10",
+        "ansible_python_interpreter": "/usr/bin/python3",
+        "kvmnetlab_guest_data_ip": "198.18.1.12", "kvmnetlab_guest_qemu_pid": 42,
+        "kvmnetlab_guest_hypervisor": "kvm-host",
+        "kvmnetlab_guest_netdev": {"vhost": True, "queues": 4}}
+
+
+@pytest.mark.parametrize(("status", "kw", "expected"), [
+    ({"g1": {"ok": True}, "g2": {"ok": False, "reason": "x"}}, {}, ""),
+    ({}, {"configured": 0}, "no guests are configured on kvm-host (guest_vm_guests is empty)"),
+    ({"g1": {"ok": False, "reason": "check mode: not started"}},
+     {"image_ready": False, "check_mode": True},
+     "check mode: the guest image on kvm-host is not built yet (/img/rootfs.ext4), "
+     "so no guest was started"),
+    ({"g2": {"ok": False, "reason": "no SSH login"}, "g1": {"ok": False, "reason": "QEMU died"}},
+     {}, "every guest on kvm-host is down (g1: QEMU died; g2: no SSH login)"),
+])
+def test_the_unavailable_reason_says_why_no_guest_is_usable(status, kw, expected):
+    args = {"configured": 2, "image_ready": True, "check_mode": False, "host": "kvm-host",
+            "image": "/img/rootfs.ext4", **kw}
+    assert gvf.guest_unavailable_reason(status, **args) == expected

@@ -3,8 +3,10 @@
 Runs as root only. Builds (or reuses) the guest image, boots the lab's guests under the
 acceleration the probe picks, then checks inside a running guest over its real SSH (host key
 checked against the lab's known_hosts) and from the bare-metal host kvmnl-h1, and finally
-tears the guests down. The topology comes from playbooks/lab.yml (netns_lab role) when it is
-not there yet, and is removed again (playbooks/teardown.yml) only if this module made it.
+tears the guests down. The guest's inventory entry records its hypervisor and netdev, and the
+hypervisor says no guest is unavailable. The topology comes from playbooks/lab.yml (netns_lab
+role) when it is not there yet, and is removed again (playbooks/teardown.yml) only if this
+module made it.
 
 KVMNETLAB_GUESTS_NETNS_PREFIX=<p> runs the whole module on a private copy of the topology
 (<p>-hv, <p>-h1, made and removed by the test itself) instead of the lab's kvmnl-hv/kvmnl-h1.
@@ -19,13 +21,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import playbook, recap
+from tests.conftest import REPO, playbook, recap
 
 pytestmark = pytest.mark.guests
 
 STATE_DIR = Path("/var/lib/kvmnetlab/local")
 GUEST = "kvmnl-g1"
 DATA_IP = "198.18.1.11"
+NETDEV = {"vhost": False, "queues": 1, "poll_us": None}  # inventory/local's kvmnl-g1
 PREFIX = os.environ.get("KVMNETLAB_GUESTS_NETNS_PREFIX", "")
 HV = f"{PREFIX}-hv" if PREFIX else "kvmnl-hv"
 H1 = f"{PREFIX}-h1" if PREFIX else "kvmnl-h1"
@@ -143,10 +146,41 @@ def test_h1_pings_the_guest_over_the_data_bridge(first_run):
     assert " 3 received" in done.stdout
 
 
-def test_second_run_reuses_the_image_and_changes_nothing(first_run):
+# After the guests play: what the campaign reads about each guest and about the hypervisor.
+RECORDED = """\
+- name: The guests
+  ansible.builtin.import_playbook: {repo}/playbooks/guests.yml
+
+- name: What the inventory recorded
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: The guest's hypervisor and netdev, the hypervisor's facts
+      ansible.builtin.assert:
+        that: {that}
+"""
+
+
+def recorded_play() -> str:
+    guest = f"hostvars[{GUEST!r}]"
+    that = [
+        f"{guest}.kvmnetlab_guest_hypervisor == 'localhost'",
+        f"{guest}.kvmnetlab_guest_netdev == {NETDEV!r}",  # Jinja reads Python's literals
+        f"{guest}.kvmnetlab_guest_data_ip == {DATA_IP!r}",
+        f"'ProxyCommand=ip netns exec {HV} socat' in {guest}.ansible_ssh_common_args",
+        f"{guest}.ansible_ssh_private_key_file == '{STATE_DIR}/ssh/id_ed25519'",
+        "hostvars['localhost'].guest_vm_unavailable_reason == ''",
+        "hostvars['localhost'].guest_vm_accel in ['kvm', 'tcg']",
+    ]
+    return RECORDED.format(repo=REPO, that=json.dumps(that))
+
+
+def test_second_run_reuses_the_image_and_changes_nothing(first_run, tmp_path):
     image = next((STATE_DIR / "images").glob("*/rootfs.ext4"))
     before = image.stat()
-    done = playbook("playbooks/guests.yml", extra=EXTRA, check=True)
+    play = tmp_path / "recorded.yml"
+    play.write_text(recorded_play())
+    done = playbook(str(play), extra=EXTRA, check=True)
     assert recap(done.stdout)["localhost"]["changed"] == 0, done.stdout[-4000:]
     assert "guest_image : Build |" not in done.stdout
     after = image.stat()

@@ -3,20 +3,33 @@
 Fast: no guest boots here. The mirror reader works on apt configurations written to a temporary
 folder (both formats). The SSH wait and the QEMU lifecycle module are given a pidfile naming a
 process that is not QEMU, so they must report a guest that is down (with its console log) and
-never signal that process.
+never signal that process. Taps are made in throwaway namespaces only; with an empty netns (a
+real KVM host) the role's taps join a bridge of a namespace the test makes and reaches through
+the kvmnetlab.lab.netns connection, so the machine's own network namespace never changes.
 """
 
 from __future__ import annotations
 
 import ast
+import importlib.util
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import BIN, REPO, ansible_env
+from tests.conftest import BIN, REPO, ansible_env, lab_guest, playbook, recap
+
+MODULES = REPO / "collections/ansible_collections/kvmnetlab/lab/plugins/modules"
+
+
+def load(name: str):
+    spec = importlib.util.spec_from_file_location(f"kvmnl_{name}", MODULES / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 
 def module(name: str, args: dict, *extra: str) -> tuple[int, dict]:
@@ -184,5 +197,91 @@ def test_tap_lifecycle_in_a_throwaway_namespace():
         links = subprocess.run(["ip", "-n", ns, "-br", "link"], capture_output=True,
                                text=True, check=True).stdout
         assert "kvtap" not in links and "kvbr-data" in links
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+def test_an_empty_netns_means_the_hosts_own_namespace():
+    tap, qemu = load("guest_tap"), load("guest_qemu")
+    assert tap.ip_argv("", "link", "show") == ["ip", "link", "show"]
+    assert tap.ip_argv("kvmnl-hv", "link", "show") == ["ip", "-n", "kvmnl-hv", "link", "show"]
+    assert tap.is_multi_queue({"type": "tap", "multi_queue": True})  # iproute2 6.x
+    assert tap.is_multi_queue({"type": "tap", "flags": ["MULTI_QUEUE"]})
+    assert not tap.is_multi_queue({"type": "tap", "multi_queue": False})
+    assert qemu.command_prefix("", []) == []
+    assert qemu.command_prefix("", [2, 3]) == ["taskset", "-c", "2,3"]
+    assert qemu.command_prefix("kvmnl-hv", [4]) == ["ip", "netns", "exec", "kvmnl-hv",
+                                                     "taskset", "-c", "4"]
+
+
+def test_tap_on_a_missing_bridge_names_the_bridge_and_the_host_and_makes_nothing():
+    # read-only in the machine's own namespace: the bridge is looked up before anything is made
+    rc, res = module("guest_tap", {"name": "kvtap-98d", "bridge": "kvnl-nobr", "host": "kvm-test"})
+    assert rc != 0
+    assert "bridge 'kvnl-nobr' does not exist on host kvm-test (its own network namespace)" \
+        in res["msg"], res
+    done = subprocess.run(["ip", "link", "show", "dev", "kvtap-98d"], capture_output=True)
+    assert done.returncode != 0
+
+
+TAPS_PLAY = """\
+- name: guest_vm's {what} on a KVM host that has no namespace knob
+  hosts: kvm-test
+  gather_facts: false
+  tasks:
+    - name: The role's {what}
+      ansible.builtin.include_role:
+        name: guest_vm
+        tasks_from: {what}
+"""
+
+
+@pytest.mark.lab
+def test_role_taps_join_named_bridges_in_the_hosts_own_namespace(root_only, tmp_path):
+    """guest_vm_netns "" on a "KVM host" that is a namespace holding the lab's bridges."""
+    ns = "kvmnl-gtest-br"
+    subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        for bridge in ("br-test-data", "br-test-mgmt"):
+            subprocess.run(["ip", "-n", ns, "link", "add", bridge, "type", "bridge"], check=True)
+        guests = [lab_guest("kvmnl-g7", 7), lab_guest("kvmnl-g8", 8, netdev={"queues": 2})]
+        inventory = tmp_path / "hosts.json"
+        inventory.write_text(json.dumps({"all": {"hosts": {"kvm-test": {
+            "ansible_connection": "kvmnetlab.lab.netns", "kvmnetlab_netns": ns,
+            "ansible_python_interpreter": sys.executable,
+            "guest_vm_data_bridge": "br-test-data", "guest_vm_mgmt_bridge": "br-test-mgmt",
+            "guest_vm_state_dir": str(tmp_path / "state"), "guest_vm_guests": guests}}}}))
+        plays = {}
+        for what in ("taps", "teardown"):
+            plays[what] = tmp_path / f"{what}.yml"
+            plays[what].write_text(TAPS_PLAY.format(what=what))
+
+        def links() -> dict[str, dict]:
+            out = subprocess.run(["ip", "-n", ns, "-j", "-d", "link", "show"], capture_output=True,
+                                 text=True, check=True).stdout
+            return {link["ifname"]: link for link in json.loads(out)}
+
+        done = playbook("-i", str(inventory), str(plays["taps"]), check=True)
+        assert recap(done.stdout)["kvm-test"]["changed"] == 1, done.stdout[-3000:]
+        found = links()
+        assert {name: found[name].get("master") for name in found if name.startswith("kvtap-")} \
+            == {"kvtap-7d": "br-test-data", "kvtap-7m": "br-test-mgmt",
+                "kvtap-8d": "br-test-data", "kvtap-8m": "br-test-mgmt"}
+        assert found["kvtap-8d"]["linkinfo"]["info_data"]["multi_queue"] is True
+        assert all("UP" in found[f"kvtap-{i}"]["flags"] for i in ("7d", "7m", "8d", "8m"))
+
+        for args in ((), ("--check",)):
+            again = playbook("-i", str(inventory), str(plays["taps"]), *args, check=True)
+            assert recap(again.stdout)["kvm-test"]["changed"] == 0, again.stdout[-3000:]
+
+        missing = playbook("-i", str(inventory), str(plays["taps"]),
+                           "-e", "guest_vm_data_bridge=br-nowhere")
+        assert missing.returncode != 0
+        assert "bridge 'br-nowhere' does not exist on host kvm-test (its own network namespace)" \
+            in missing.stdout, missing.stdout[-3000:]
+
+        done = playbook("-i", str(inventory), str(plays["teardown"]), check=True)
+        assert sorted(links()) == ["br-test-data", "br-test-mgmt", "lo"], done.stdout[-3000:]
     finally:
         subprocess.run(["ip", "netns", "del", ns], capture_output=True)

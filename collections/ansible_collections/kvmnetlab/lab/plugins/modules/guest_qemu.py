@@ -11,8 +11,9 @@ module: guest_qemu
 short_description: Start, stop and pin a daemonized QEMU guest, tracked by its pidfile
 description:
   - C(state=started) runs the QEMU command line I(argv) (which must contain C(-daemonize) and
-    C(-pidfile PIDFILE)) inside the network namespace I(netns), unless the process named by the
-    pidfile is alive and runs exactly I(argv). A running guest whose command line differs is
+    C(-pidfile PIDFILE)) inside the network namespace I(netns) (C(ip netns exec), the embedded
+    lab) or, with I(netns) empty, in the host's own network namespace (a real KVM host), unless
+    the process named by the pidfile is alive and runs exactly I(argv). A running guest whose command line differs is
     restarted when I(restart_on_change) is true, and otherwise left alone with a warning.
   - After a start it pins the vCPU threads and the I/O thread, found through QMP, with
     C(sched_setaffinity).
@@ -29,7 +30,7 @@ options:
     type: list
     elements: str
   netns:
-    description: Network namespace QEMU runs in (C(ip netns exec)); empty for the current one.
+    description: Network namespace QEMU runs in (C(ip netns exec)); empty for the host's own.
     type: str
     default: ''
   pidfile:
@@ -76,7 +77,7 @@ author:
 """
 
 EXAMPLES = r"""
-- name: Start guest 1
+- name: Start guest 1 (in the embedded lab's hypervisor namespace; omit netns on a real KVM host)
   kvmnetlab.lab.guest_qemu:
     name: kvmnl-g1
     netns: kvmnl-hv
@@ -256,14 +257,20 @@ def pin(module, pid):
     return pinned
 
 
+def command_prefix(netns, cpus):
+    """What runs QEMU: ``ip netns exec NETNS`` only when a namespace is named, then taskset."""
+    prefix = []
+    if netns:
+        prefix += ["ip", "netns", "exec", netns]
+    if cpus:
+        prefix += ["taskset", "-c", ",".join(str(c) for c in cpus)]
+    return prefix
+
+
 def start(module):
     p = module.params
     argv = p["argv"]
-    prefix = []
-    if p["netns"]:
-        prefix += ["ip", "netns", "exec", p["netns"]]
-    if p["cpus"]:
-        prefix += ["taskset", "-c", ",".join(str(c) for c in p["cpus"])]
+    prefix = command_prefix(p["netns"], p["cpus"])
     cleanup_files(module)
     rc, out, err = module.run_command(prefix + argv)
     pid = read_pid(p["pidfile"]) if rc == 0 else 0

@@ -42,7 +42,10 @@ options:
     type: path
     required: true
   proxy_command:
-    description: SSH ProxyCommand (C(%h) and C(%p) expanded by ssh); empty for none.
+    description:
+      - SSH ProxyCommand (C(%h) and C(%p) expanded by ssh); empty to connect directly, as a real
+        KVM host does (it has an address on the guests' management bridge). The embedded lab
+        enters its hypervisor namespace with C(ip netns exec NS socat - TCP:%h:%p).
     type: str
     default: ''
   timeout:
@@ -67,6 +70,15 @@ EXAMPLES = r"""
     identity_file: /var/lib/kvmnetlab/local/ssh/id_ed25519
     known_hosts: /var/lib/kvmnetlab/local/ssh/known_hosts
     proxy_command: ip netns exec kvmnl-hv socat - TCP:%h:%p
+
+- name: Wait for the guests' SSH on a real KVM host (direct, no proxy)
+  kvmnetlab.lab.guest_ssh_wait:
+    guests:
+      - name: kvmnl-g1
+        host: 198.19.0.11
+    guests_dir: /var/lib/kvmnetlab/lab-example/guests
+    identity_file: /var/lib/kvmnetlab/lab-example/ssh/id_ed25519
+    known_hosts: /var/lib/kvmnetlab/lab-example/ssh/known_hosts
 """
 
 RETURN = r"""
