@@ -12,7 +12,7 @@ description:
   - Writes each knob's I(value) to every file its I(path) names (a path or a glob, e.g.
     one file per CPU) unless the file already holds it, then reads the file back. All
     knobs are handled in one round trip.
-  - Values are compared the way the kernel shows them (I(compare)): C(exact) text,
+  - Values are compared the way the kernel shows them (I(compare)), as C(exact) text,
     C(selected) (the bracketed choice of files such as
     C(/sys/kernel/mm/transparent_hugepage/enabled)), C(int), or C(cpulist) (C(0-1) equals
     C(0,1)).

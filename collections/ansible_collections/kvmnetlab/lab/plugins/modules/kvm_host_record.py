@@ -9,10 +9,10 @@ DOCUMENTATION = r"""
 module: kvm_host_record
 short_description: Record, atomically and idempotently, what the kvm_host role did on a host
 description:
-  - Builds C({"format_version": 1, "settings": {<name>: {requested, status, observed,
+  - "Builds C({\"format_version\": 1, \"settings\": {<name>: {requested, status, observed,
     reason}}}) from the requested values and the outcome of each setting, and writes it
     as JSON with sorted keys and no timestamp to I(path) (a temporary file, then a rename),
-    only when its content changes.
+    only when its content changes."
   - A setting requested as null (or without an outcome) is C(left). A setting that an
     earlier run C(applied) and that still holds the same value is recorded as C(applied)
     again rather than C(already), so an unchanged rerun leaves the file as it is.
@@ -57,12 +57,12 @@ record:
   returned: always
   type: dict
 unavailable:
-  description: C("<setting>: <reason>") for each setting the host cannot honour.
+  description: One C(<setting>, <reason>) line, joined by a colon, for each setting the host cannot honour.
   returned: always
   type: list
   elements: str
 summary:
-  description: One line per setting, C("<setting>: <status>[ (<reason>)]").
+  description: One line per setting, its name, status and reason.
   returned: always
   type: list
   elements: str
