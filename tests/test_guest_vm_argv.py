@@ -16,7 +16,7 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO, lab_guest, playbook
+from tests.conftest import REPO, lab_guest, playbook, recap
 
 PLAY = """\
 - name: Render the guest_vm command line
@@ -188,3 +188,66 @@ def test_the_unavailable_reason_says_why_no_guest_is_usable(status, kw, expected
     args = {"configured": 2, "image_ready": True, "check_mode": False, "host": "kvm-host",
             "image": "/img/rootfs.ext4", **kw}
     assert gvf.guest_unavailable_reason(status, **args) == expected
+
+
+# --- a hypervisor that is another machine: the controller gets its own copies -------------------
+SSH_FILES_PLAY = """\
+- name: guest_vm's SSH files for a hypervisor that is not the controller
+  hosts: kvm-host
+  gather_facts: false
+  tasks:
+    - name: How SSH reaches the guests
+      ansible.builtin.include_role:
+        name: guest_vm
+        tasks_from: access
+    - name: State folders (the role's layout phase makes them)
+      ansible.builtin.file:
+        path: "{{ item }}"
+        state: directory
+        mode: "0700"
+      loop: ["{{ guest_vm_state_dir }}/ssh", "{{ guest_vm_state_dir }}/guests"]
+    - name: Keys
+      ansible.builtin.include_role:
+        name: guest_vm
+        tasks_from: keys
+    - name: known_hosts, ssh config and the controller's copies
+      ansible.builtin.include_role:
+        name: guest_vm
+        tasks_from: network
+"""
+
+
+def test_the_controller_gets_the_lab_key_and_known_hosts_of_another_hypervisor(tmp_path):
+    """The hypervisor runs locally here, but is treated as another machine (ProxyJump)."""
+    state, ctl = tmp_path / "hv-state", tmp_path / "controller" / "ssh" / "kvm-host"
+    inventory = tmp_path / "hosts.json"
+    inventory.write_text(json.dumps({"all": {"hosts": {"kvm-host": {
+        "ansible_host": "192.0.2.10", "ansible_port": 2222, "ansible_user": "root",
+        "ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+        "guest_vm_state_dir": str(state), "guest_vm_controller_ssh_dir": str(ctl),
+        "guest_vm_guests": [GUEST]}}}}))
+    play = tmp_path / "ssh-files.yml"
+    play.write_text(SSH_FILES_PLAY)
+    # the local connection would make it the controller: say it is another machine
+    args = ("-i", str(inventory), str(play), "-e", '{"guest_vm_on_controller": false}')
+    done = playbook(*args, check=True)
+    assert "ProxyJump'': ''root@192.0.2.10:2222" in done.stdout, done.stdout[-3000:]
+
+    key = ctl / "id_ed25519"
+    assert key.read_bytes() == (state / "ssh" / "id_ed25519").read_bytes()
+    assert key.stat().st_mode & 0o777 == 0o600
+    assert ctl.stat().st_mode & 0o777 == 0o700
+    host_key = (state / "guests" / "kvmnl-g7" / "seed" / "ssh_host_ed25519_key.pub").read_text()
+    known = (ctl / "known_hosts").read_text()
+    assert f"198.19.0.17 {' '.join(host_key.split()[:2])}" in known.splitlines()
+    assert known == (state / "ssh" / "known_hosts").read_text()
+    config = (ctl / "config").read_text()
+    for line in (f"IdentityFile {ctl}/id_ed25519", f"UserKnownHostsFile {ctl}/known_hosts",
+                 "ProxyJump root@192.0.2.10:2222", "StrictHostKeyChecking yes"):
+        assert f"    {line}\n" in config, config
+    # the hypervisor itself reaches its guests directly
+    assert "Proxy" not in (state / "ssh" / "config").read_text()
+
+    for extra in ((), ("--check",)):
+        again = playbook(*args, *extra, check=True)
+        assert recap(again.stdout)["kvm-host"]["changed"] == 0, again.stdout[-3000:]
