@@ -129,6 +129,21 @@ class Campaign:
     def scenario_order(self) -> list[str]:
         return list(self.scenarios["scenario"])
 
+    @property
+    def blocks(self) -> dict[tuple[str, int], int]:
+        """(scenario, repetition) -> block, from the manifest's runs (empty before blocks)."""
+        out = {}
+        for run in self.manifest.get("runs") or []:
+            if run.get("block") is not None:
+                out[(str(run["scenario"]), int(run["repetition"]))] = int(run["block"])
+        return out
+
+    @property
+    def controls(self) -> dict[str, str]:
+        """A/A control scenario -> the scenario it copies."""
+        frame = self.scenarios.loc[self.scenarios["control_of"] != ""]
+        return dict(zip(frame["scenario"], frame["control_of"], strict=True))
+
 
 def load_campaign(path: str | Path, *, verify: bool = True) -> Campaign:
     """Read and validate the campaign folder ``path``.
@@ -278,6 +293,8 @@ def _scenario_frame(path: Path, manifest: dict[str, Any]) -> pd.DataFrame:
                 "reason": spec.get("reason") or "",
                 "substitutions": [dict(s) for s in subs],
                 "resolved_on": _resolved_on(spec.get("resolved")),
+                "control_of": spec.get("control_of") or "",
+                "effective": _effective(spec.get("resolved")),
             }
         )
     runs = manifest.get("runs") or []
@@ -291,13 +308,18 @@ def _scenario_frame(path: Path, manifest: dict[str, Any]) -> pd.DataFrame:
             raise InputError(
                 path, f"runs[{i}].scenario", f"{run.get('scenario')!r} is not in scenarios"
             )
+        block = run.get("block")
+        if block is not None and (isinstance(block, bool) or not isinstance(block, int)
+                                  or block < 1):
+            raise InputError(path, f"runs[{i}].block", f"must be an integer >= 1, got {block!r}")
         per = counts.setdefault(run["scenario"], dict.fromkeys(RUN_STATUSES, 0))
         per[run["status"]] += 1
     frame = pd.DataFrame(
         rows,
         columns=[
             "scenario", "number", "title", "virtualization", "io_path", "capture",
-            "policy", "status", "reason", "substitutions", "resolved_on",
+            "policy", "status", "reason", "substitutions", "resolved_on", "control_of",
+            "effective",
         ],
     )
     for status in RUN_STATUSES:
@@ -428,3 +450,16 @@ def _resolved_on(resolved: Any) -> str:
     if not isinstance(hosts, dict):
         return ""
     return ", ".join(f"{role} {host}" for role, host in hosts.items() if host)
+
+
+def _effective(resolved: Any) -> str:
+    """What a scenario ran as on this lab, as text: its effective knobs and serving guest.
+
+    Two scenarios with the same text ran the same configuration on the same guest,
+    whatever they requested (empty when the manifest has no resolution). The
+    hosts are left out: they follow from the guest.
+    """
+    if not isinstance(resolved, dict):
+        return ""
+    knobs = {k: v for k, v in resolved.items() if k != "hosts"}
+    return json.dumps(knobs, sort_keys=True, default=str) if knobs else ""

@@ -72,3 +72,41 @@ def samples_by_scenario(samples: pd.DataFrame) -> dict[str, np.ndarray]:
     return {
         str(names[c]): np.sort(values[codes == c]) for c in np.unique(codes) if c >= 0
     }
+
+
+def rtt_by_repetition(
+    rtt: pd.DataFrame | None, order: list[str]
+) -> dict[str, dict[int, np.ndarray]]:
+    """Answered RTTs (µs) of each repetition, sorted: scenario -> repetition -> values.
+
+    The two levels of the data: probes within repetitions. Scenarios in ``order``
+    (those without answered probes left out), repetitions ascending; a
+    repetition's probes are pooled over its sending hosts.
+    """
+    if rtt is None or rtt.empty:
+        return {}
+    answered = rtt["answered"].to_numpy(dtype=bool)
+    scen = rtt["scenario"]
+    if not isinstance(scen.dtype, pd.CategoricalDtype):
+        scen = scen.astype("category")
+    codes = scen.cat.set_categories(order).cat.codes.to_numpy()
+    values = rtt["rtt_us"].to_numpy(dtype=float)
+    reps = rtt["repetition"].to_numpy()
+    out: dict[str, dict[int, np.ndarray]] = {}
+    for code, name in enumerate(order):
+        mask = (codes == code) & answered
+        if not mask.any():
+            continue
+        chunk, chunk_reps = values[mask], reps[mask]
+        del mask
+        if chunk_reps.size and np.all(chunk_reps == chunk_reps[0]):
+            out[name] = {int(chunk_reps[0]): np.sort(chunk)}
+            continue
+        by_rep = np.argsort(chunk_reps, kind="stable")
+        chunk, chunk_reps = chunk[by_rep], chunk_reps[by_rep]
+        del by_rep
+        starts = np.flatnonzero(np.concatenate(([True], chunk_reps[1:] != chunk_reps[:-1])))
+        ends = np.concatenate((starts[1:], [chunk.size]))
+        out[name] = {int(chunk_reps[s]): np.sort(chunk[s:e])
+                     for s, e in zip(starts, ends, strict=True)}
+    return out

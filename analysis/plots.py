@@ -170,6 +170,72 @@ def plot_cdf(
     return fig
 
 
+_BLOCK_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
+
+
+def plot_repetitions(
+    reps: pd.DataFrame,
+    typical: pd.DataFrame,
+    *,
+    order: Sequence[str],
+    colors: dict[str, tuple[float, float, float]],
+    title: str,
+    log_y: bool = False,
+) -> Figure:
+    """Figure 5: every repetition's median RTT, by scenario, marked by block.
+
+    ``reps`` has columns scenario, repetition, block (nullable) and median_us;
+    ``typical`` has scenario, estimate_us, t_low_us, t_high_us (the typical
+    median and its interval over repetitions), drawn as a bar with error bars
+    beside the points. Points of one block share a marker, so drift common to
+    a block shows as markers moving together.
+    """
+    fig = _figure(max(6.4, 1.4 * len(order) + 3.5), 4.8)
+    ax = fig.add_subplot()
+    blocks = sorted({int(b) for b in reps["block"].dropna()}) if "block" in reps else []
+    for i, name in enumerate(order, start=1):
+        r = reps.loc[reps["scenario"] == name]
+        t = typical.loc[typical["scenario"] == name]
+        if r.empty:
+            ax.text(i, 0.5, "no data", ha="center", va="center", color="grey", rotation=90,
+                    transform=ax.get_xaxis_transform())
+            continue
+        if not t.empty and np.isfinite(t["estimate_us"].iloc[0]):
+            est = float(t["estimate_us"].iloc[0])
+            low, high = float(t["t_low_us"].iloc[0]), float(t["t_high_us"].iloc[0])
+            if np.isfinite(low) and np.isfinite(high):
+                ax.errorbar([i + 0.22], [est], yerr=[[est - low], [high - est]], color="black",
+                            capsize=4, marker="_", markersize=14, linewidth=1.2)
+            else:
+                ax.plot([i + 0.22], [est], color="black", marker="_", markersize=14)
+        n = len(r)
+        offsets = np.linspace(-0.18, 0.05, n) if n > 1 else np.zeros(1)
+        for off, row in zip(offsets, r.itertuples(), strict=True):
+            b = row.block
+            marker = _BLOCK_MARKERS[(int(b) - 1) % len(_BLOCK_MARKERS)] if pd.notna(b) else "o"
+            ax.plot([i + off], [row.median_us], marker=marker, linestyle="",
+                    color=colors[name], markeredgecolor="black", markersize=7)
+    ax.set_xticks(range(1, len(order) + 1), list(order), rotation=20, ha="right")
+    ax.set_xlim(0.4, len(order) + 0.7)
+    if log_y:
+        ax.set_yscale("log")
+        _plain_log(ax.yaxis)
+    ax.set_ylabel("repetition median " + RTT_LABEL + (" — log scale" if log_y else ""))
+    ax.set_xlabel("scenario")
+    ax.set_title(title)
+    ax.grid(axis="y", which="both", alpha=0.3)
+    handles = [Line2D([], [], marker=_BLOCK_MARKERS[(b - 1) % len(_BLOCK_MARKERS)],
+                      linestyle="", color="grey", markeredgecolor="black", label=f"block {b}")
+               for b in blocks]
+    if not blocks:
+        handles.append(Line2D([], [], marker="o", linestyle="", color="grey",
+                              markeredgecolor="black", label="a repetition (no blocks)"))
+    handles.append(Line2D([], [], color="black", marker="_", markersize=14,
+                          label="typical median, t CI over repetitions"))
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    return fig
+
+
 def plot_costs(
     costs: pd.DataFrame, *, colors: dict[str, tuple[float, float, float]], title: str
 ) -> Figure:

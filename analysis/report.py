@@ -20,7 +20,8 @@ from typing import Any
 
 import pandas as pd
 
-from analysis import plots, stats, tables
+from analysis import plots, replication, stats, tables
+from analysis import report_verdicts as verdicts
 from analysis.document import (
     Bullets,
     Definitions,
@@ -36,10 +37,9 @@ from analysis.document import (
     to_html,
     to_markdown,
     whole,
-    yes_no,
 )
 from analysis.load import Campaign, InputError, load_campaign
-from analysis.model import rtt_samples, samples_by_scenario
+from analysis.model import rtt_by_repetition, rtt_samples, samples_by_scenario
 
 MARKER = ".kvmnetlab-report"
 BOX_PERCENTILES = (1.0, 25.0, 50.0, 75.0, 99.0)
@@ -117,21 +117,27 @@ def build_report(options: Options) -> Outcome:
     try:
         (work / "tables").mkdir()
         (work / "figures").mkdir()
-        ctx = _Context(campaign, options, samples, baseline, colors, seed, work)
+        ctx = _Context(campaign, options, samples, baseline, colors, seed, work,
+                       analyse(campaign, options, baseline, seed))
+        # The answers first (summary, claims, control), the evidence next, the metadata last.
         sections = [
-            _header(ctx),
+            verdicts.summary_section(ctx),
+            verdicts.claims_section(ctx),
+            *verdicts.control_sections(ctx),
             _loss_section(ctx),
             _rtt_section(ctx),
+            verdicts.repetitions_section(ctx),
             _figures_section(ctx),
             _distribution_section(ctx),
             _closeness_section(ctx),
-            _tests_section(ctx),
+            verdicts.pairwise_section(ctx),
             _costs_section(ctx),
         ]
-        comparison = pd.DataFrame(columns=stats.COMPARISON_COLUMNS)
+        comparison = pd.DataFrame(columns=replication.COMPARISON_COLUMNS)
         if options.compare:
             section, comparison = _comparison_section(ctx)
             sections.append(section)
+        sections.append(_metadata_section(ctx))
         title = f"kvmnetlab report — campaign {campaign.campaign_id}"
         (work / "report.md").write_text(to_markdown(title, sections), encoding="utf-8")
         (work / "index.html").write_text(to_html(title, sections, work), encoding="utf-8")
@@ -141,6 +147,37 @@ def build_report(options: Options) -> Outcome:
         shutil.rmtree(work, ignore_errors=True)
         raise
     return Outcome(out, comparison)
+
+
+@dataclass
+class Analysis:
+    """Everything the sections share, computed once: the repetition-level statistics."""
+
+    by_rep: dict[str, dict[int, Any]]
+    reps: pd.DataFrame  # replication.repetition_summary
+    intervals: pd.DataFrame  # replication.scenario_intervals
+    pairs: pd.DataFrame  # replication.pairwise_verdicts
+    threshold_us: float  # the baseline's pP
+    shares: pd.DataFrame  # replication.closeness_by_repetition
+    closeness: pd.DataFrame  # replication.closeness_summary + 1 - D
+    claims: pd.DataFrame  # replication.judge_claims
+
+
+def analyse(campaign: Campaign, o: Options, baseline: str, seed: int) -> Analysis:
+    order = campaign.scenario_order
+    by_rep = rtt_by_repetition(campaign.rtt, order)
+    blocks = campaign.blocks
+    reps = replication.repetition_summary(by_rep, blocks)
+    intervals = replication.scenario_intervals(by_rep, confidence=o.confidence,
+                                               n_resamples=o.resamples, seed=seed)
+    pairs = replication.pairwise_verdicts(reps, margin=o.margin, confidence=o.confidence,
+                                          order=order)
+    threshold, shares = replication.closeness_by_repetition(by_rep, baseline, o.percentile,
+                                                            blocks)
+    close = replication.closeness_summary(shares, o.confidence)
+    claims = replication.judge_claims(replication.SEED_CLAIMS, pairs, shares, margin=o.margin,
+                                      confidence=o.confidence)
+    return Analysis(by_rep, reps, intervals, pairs, threshold, shares, close, claims)
 
 
 def _check_target(out: Path) -> None:
@@ -168,6 +205,7 @@ class _Context:
     colors: dict[str, Any]
     seed: int
     work: Path
+    result: Analysis
 
     def csv(self, frame: pd.DataFrame, name: str) -> str:
         frame.to_csv(self.work / "tables" / f"{name}.csv", index=False)
@@ -209,7 +247,7 @@ def _kv(items: dict[str, Any], key_header: str = "key") -> pd.DataFrame:
     )
 
 
-def _header(ctx: _Context) -> Section:
+def _metadata_section(ctx: _Context) -> Section:
     c, o = ctx.campaign, ctx.options
     m = c.manifest
     git = m.get("git") or {}
@@ -229,6 +267,7 @@ def _header(ctx: _Context) -> Section:
         "TOST equivalence margin": o.margin.describe(),
         "closeness percentile": f"p{o.percentile:g} of the baseline",
         "bootstrap": f"{o.resamples} resamples, seed {ctx.seed}",
+        "plan": _plan_text(c),
     }
     params = pd.DataFrame(
         {
@@ -238,6 +277,8 @@ def _header(ctx: _Context) -> Section:
         }
     )
     blocks: list[Any] = [
+        Para("Where, when and how the campaign ran, and with which analysis settings. The "
+             "answers are at the top of the report (Summary)."),
         Table(_kv(about, "item"), [("item", "", text), ("value", "", text)], "Campaign"),
         Table(params, [("parameter", "parameter", text), ("value", "value", text),
                        ("unit", "unit", text)], "Parameters", ctx.csv(params, "parameters")),
@@ -274,6 +315,7 @@ def _header(ctx: _Context) -> Section:
                 ("capture", "capture", text), ("policy", "policy", text),
                 ("status", "status", text), ("reason", "reason", text),
                 ("resolved_on", "resolved against (hosts)", text),
+                ("control_of", "A/A control of", text),
                 ("runs", "repetitions", text),
                 ("substitutions", "substitutions (knob: requested → effective)", text),
             ],
@@ -297,7 +339,17 @@ def _header(ctx: _Context) -> Section:
         )
     if c.warnings:
         blocks += [Para("Notes on the data:"), Bullets(c.warnings)]
-    return Section("Campaign", blocks)
+    return Section("Campaign metadata", blocks)
+
+
+def _plan_text(c: Campaign) -> str:
+    blocks = c.blocks
+    if not blocks:
+        return ("shuffled order without blocks (a campaign planned before blocks): scenarios "
+                "are compared unpaired")
+    n = len(set(blocks.values()))
+    return (f"{n} blocks; each block runs every scenario once, in an order drawn from the seed "
+            f"{c.parameters.get('seed')}; scenarios are compared paired by block")
 
 
 def _hosts_blocks(c: Campaign) -> list[Any]:
@@ -469,26 +521,21 @@ def _figures_section(ctx: _Context) -> Section:
 def _distribution_section(ctx: _Context) -> Section:
     o = ctx.options
     pct = stats.percentiles(ctx.samples, o.percentiles)
-    boot = stats.bootstrap_ci(
-        ctx.samples, confidence=o.confidence, n_resamples=o.resamples, seed=ctx.seed
-    )
+    iv = ctx.result.intervals
     pct_cols = [("scenario", "scenario", text), ("n", "n", integer),
                 ("min_us", "min (µs)", num)]
     pct_cols += [(stats.percentile_column(p), f"p{p:g} (µs)", num) for p in o.percentiles]
     pct_cols += [("max_us", "max (µs)", num)]
-    wide = boot.pivot(index="scenario", columns="statistic",
-                      values=["estimate_us", "ci_low_us", "ci_high_us"])
-    ci = pd.DataFrame({"scenario": list(pct["scenario"])})
-    for stat in ("mean", "median"):
-        for col in ("estimate_us", "ci_low_us", "ci_high_us"):
-            ci[f"{stat}_{col}"] = ci["scenario"].map(wide[(col, stat)]) if not wide.empty else []
-    methods = boot.loc[boot["statistic"] == "mean"].set_index("scenario")["method"]
-    ci["mean_method"] = ci["scenario"].map(methods)
     level = f"{100 * o.confidence:g} %"
     return Section(
         "Percentiles and confidence intervals",
         [
-            Table(pct, pct_cols, "RTT percentiles per scenario (µs)", ctx.csv(pct, "percentiles")),
+            Para("Percentiles describe one scenario's distribution of single probes, pooled "
+                 "over its repetitions: a per-probe statistic, and the right one for that. The "
+                 "intervals below are about the scenario, so they treat the repetition as the "
+                 "unit."),
+            Table(pct, pct_cols, "RTT percentiles per scenario (µs), all answered probes",
+                  ctx.csv(pct, "percentiles")),
             Definitions([
                 ("pX", "the X-th percentile of the answered probes' RTT, by linear "
                  "interpolation between order statistics (Hyndman-Fan type 7, numpy's default): "
@@ -496,34 +543,38 @@ def _distribution_section(ctx: _Context) -> Section:
                  "x[⌊h⌋] + (h - ⌊h⌋)·(x[⌊h⌋+1] - x[⌊h⌋])."),
             ]),
             Table(
-                ci,
-                [("scenario", "scenario", text),
-                 ("mean_estimate_us", "mean (µs)", num),
-                 ("mean_ci_low_us", f"mean {level} CI low", num),
-                 ("mean_ci_high_us", f"mean {level} CI high", num),
-                 ("median_estimate_us", "median (µs)", num),
-                 ("median_ci_low_us", f"median {level} CI low", num),
-                 ("median_ci_high_us", f"median {level} CI high", num),
-                 ("mean_method", "mean resampling", text)],
-                f"Bootstrap {level} confidence intervals (µs)",
-                ctx.csv(boot, "bootstrap_ci"),
+                iv,
+                [("scenario", "scenario", text), ("statistic", "statistic", text),
+                 ("repetitions", "reps", integer), ("estimate_us", "estimate (µs)", num),
+                 ("t_low_us", f"t {level} CI low", num), ("t_high_us", f"t {level} CI high", num),
+                 ("boot_low_us", f"two-level bootstrap {level} low", num),
+                 ("boot_high_us", f"two-level bootstrap {level} high", num),
+                 ("between_rep_sd", "between-repetition sd", num)],
+                f"{level} confidence intervals over repetitions (µs)",
+                ctx.csv(iv, "intervals"),
             ),
             Definitions([
-                ("percentile bootstrap CI",
-                 f"B = {o.resamples} bootstrap replicates of the statistic, each computed on "
-                 "n probes drawn with replacement from the scenario's n probes; the interval "
-                 f"runs from the {50 * (1 - o.confidence):g}th to the "
-                 f"{100 - 50 * (1 - o.confidence):g}th percentile of the replicates. Seeded "
-                 f"(seed {ctx.seed}, stream per scenario name), so it is reproducible."),
-                ("median replicates",
-                 "drawn exactly, without materialising resamples: the k-th smallest value of a "
-                 "resample is x[⌈n·U⌉] with U ~ Beta(k, n + 1 - k)."),
-                ("mean replicates",
-                 f"'resampling' (n ≤ {stats.BOOT_FULL_MAX_N}): the textbook resampling; "
-                 "'exact multinomial': a resample is a multinomial draw of counts over the "
-                 f"distinct values (≤ {stats.BOOT_MAX_DISTINCT} of them; ping reports RTT at "
-                 "1 µs resolution), identical in distribution; 'm-out-of-n': resamples of size "
-                 "m, rescaled by √(m/n) around the mean (same variance, slightly more skew)."),
+                ("median (typical repetition median)",
+                 "the geometric mean of the repetitions' median RTTs: exp of the mean of their "
+                 "logs. Its between-repetition sd is the sd of those logs (about the "
+                 "coefficient of variation from one repetition to the next)."),
+                ("mean", "the mean of the repetitions' mean RTTs (each repetition weighs the "
+                 "same); between-repetition sd in µs."),
+                ("t CI", f"mean ± t(df = R - 1) · sd / √R over the R repetitions (on the log "
+                 f"scale for the median, then back-transformed): the {level} interval that "
+                 "holds when repetitions vary at random around the scenario's value. It is "
+                 "wide with few repetitions (t = 4.30 for R = 3), because that is what three "
+                 "repetitions can tell."),
+                ("two-level bootstrap CI",
+                 f"B = {o.resamples} replicates, seed {ctx.seed} (a stream per scenario name); "
+                 "each draws R repetitions with replacement and, within each drawn repetition, "
+                 "a resample of its probes with replacement (median: exactly, from order "
+                 "statistics; mean: as the per-probe bootstrap), and recomputes the statistic. "
+                 f"The interval runs from the {50 * (1 - o.confidence):g}th to the "
+                 f"{100 - 50 * (1 - o.confidence):g}th percentile of the replicates. With "
+                 "few repetitions it is too narrow: it only sees the R repetitions at hand "
+                 "(R = 3 gives 10 distinct sets) and does not widen as t does. The verdicts "
+                 "use the t interval."),
             ]),
         ],
     )
@@ -531,102 +582,47 @@ def _distribution_section(ctx: _Context) -> Section:
 
 def _closeness_section(ctx: _Context) -> Section:
     o = ctx.options
-    close = stats.closeness(ctx.samples, ctx.baseline, o.percentile)
+    r = ctx.result
     p = f"p{o.percentile:g}"
-    if close.empty:
+    if r.closeness.empty:
         return Section("Closeness to the baseline", [Para("No baseline with RTT data.")])
-    threshold = close["threshold_us"].iloc[0]
+    pooled = stats.closeness(ctx.samples, ctx.baseline, o.percentile)
+    close = r.closeness.merge(pooled[["scenario", "ks_distance", "ks_similarity"]],
+                              on="scenario", how="left")
+    level = f"{100 * o.confidence:g} %"
     return Section(
         "Closeness to the baseline",
         [
-            Para(f"Baseline: {ctx.baseline}; its {p} is {num(threshold)} µs."),
+            Para(f"Baseline: {ctx.baseline}; its {p} over all its probes is "
+                 f"{num(r.threshold_us)} µs."),
             Table(
                 close,
-                [("scenario", "scenario", text), ("n", "n", integer),
-                 ("share_at_or_below", f"share of probes ≤ baseline {p}", share),
-                 ("ks_distance", "KS distance D", num),
-                 ("ks_similarity", "1 - D", num)],
-                "Closeness of each scenario's RTT distribution to the baseline's",
+                [("scenario", "scenario", text), ("repetitions", "reps", integer),
+                 ("share", f"share ≤ baseline {p}, mean over reps", share),
+                 ("share_ci_low", f"{level} CI low", share),
+                 ("share_ci_high", f"{level} CI high", share),
+                 ("share_min", "lowest rep", share), ("share_max", "highest rep", share),
+                 ("ks_similarity", "1 - D (all probes)", num)],
+                "Closeness of each scenario to the baseline",
                 ctx.csv(close, "closeness"),
             ),
             Definitions([
-                (f"share of probes ≤ baseline {p}",
-                 f"the fraction of the scenario's answered probes whose RTT is at or below the "
-                 f"baseline's {p} ({num(threshold)} µs). The baseline scores about "
-                 f"{o.percentile:g} % by construction; a scenario as fast as the baseline "
-                 "scores the same, a slower one less. This is the reading of the seed study's "
-                 "'close to the baseline X % of the time'."),
-                ("KS distance D",
-                 "the largest vertical gap between the scenario's and the baseline's empirical "
-                 "CDFs, max over x of |F_s(x) - F_b(x)| (Figure 2)."),
-                ("1 - D", "similarity of the whole distributions: 1 means identical empirical "
-                 "distributions, 0 means every probe of one is slower than every probe of "
-                 "the other."),
+                (f"share ≤ baseline {p}",
+                 f"for each repetition, the fraction of its answered probes whose RTT is at or "
+                 f"below the baseline's {p} ({num(r.threshold_us)} µs, over all the baseline's "
+                 "probes); the scenario's value is the mean over its repetitions, with a t "
+                 "interval over repetitions (df = R - 1, clipped to 0-100 %). The baseline "
+                 f"scores about {o.percentile:g} % by construction; a scenario as fast as the "
+                 "baseline scores the same, a slower one less. This is the reading of the seed "
+                 "study's 'close to the baseline X % of the time'."),
+                ("lowest rep, highest rep", "the smallest and largest repetition's share."),
+                ("1 - D", "1 minus the Kolmogorov-Smirnov distance max over x of "
+                 "|F_s(x) - F_b(x)| between the scenario's and the baseline's empirical CDFs "
+                 "over all probes (Figure 2): a description of the shapes (1: identical, 0: "
+                 "no overlap), not a test."),
             ]),
         ],
     )
-
-
-def _tests_section(ctx: _Context) -> Section:
-    o = ctx.options
-    pairs = stats.pairwise_tests(ctx.samples, margin=o.margin, confidence=o.confidence)
-    with_data = [s for s in ctx.campaign.scenario_order
-                 if (ctx.samples["scenario"] == s).sum() >= 2]
-    groups = stats.equivalence_groups(pairs, with_data)
-    a = f"{ctx.alpha:g}"
-    blocks: list[Any] = [
-        Para(
-            "Every pair of scenarios with RTT data. With thousands of probes per scenario the "
-            "difference tests flag differences far too small to matter; the equivalence test "
-            "(TOST) asks the practical question, whether the means differ by less than the "
-            "margin. Probes are treated as independent, which they are not quite (consecutive "
-            "probes share the host's state), so p-values are optimistic."
-        ),
-        Table(
-            pairs,
-            [("scenario_a", "a", text), ("scenario_b", "b", text),
-             ("diff_us", "mean a - b (µs)", num), ("prob_superiority", "P(a > b)", num),
-             ("mw_p_holm", "MW p (Holm)", pvalue), ("ks_d", "KS D", num),
-             ("ks_p_holm", "KS p (Holm)", pvalue), ("margin_us", "margin ± (µs)", num),
-             ("tost_p_holm", "TOST p (Holm)", pvalue), ("different_mw", "differ (MW)", yes_no),
-             ("different_ks", "differ (KS)", yes_no), ("equivalent", "equivalent", yes_no)],
-            f"Pairwise tests (alpha = {a}, Holm-corrected within each test)",
-            ctx.csv(pairs, "pairwise_tests"),
-        ),
-        Definitions([
-            ("P(a > b)", "the Mann-Whitney U of a divided by n_a·n_b: the probability that a "
-             "random probe of a is slower than one of b, ties counting half; 0.5 = no shift."),
-            ("MW p", "two-sided Mann-Whitney U test (asymptotic normal with tie and continuity "
-             "corrections; exact when a sample has ≤ 8 probes), H0: neither scenario tends to "
-             "be slower."),
-            ("KS D, KS p", "two-sample Kolmogorov-Smirnov distance max |F_a - F_b| and its "
-             "two-sided p-value (exact up to 10 000 probes per sample, else the asymptotic "
-             "Kolmogorov distribution), H0: same distribution."),
-            ("margin", o.margin.describe() + "."),
-            ("TOST p", "Schuirmann's two one-sided Welch t-tests of H0: |mean a - mean b| ≥ "
-             "margin (unequal variances, Welch-Satterthwaite degrees of freedom); the larger "
-             "of the two one-sided p-values."),
-            ("Holm", "Holm's step-down correction over the family of all pairs, separately for "
-             "MW, KS and TOST: sorted p-values p(1) ≤ … ≤ p(m) become max over j ≤ i of "
-             "(m - j + 1)·p(j), capped at 1; this bounds the chance of any false claim in the "
-             f"family by alpha = {a}."),
-            ("differ / equivalent", f"Holm-adjusted p < {a}. A pair can be neither (not enough "
-             "evidence either way) or both (a real difference smaller than the margin)."),
-        ]),
-        Table(
-            groups,
-            [("group", "group", text), ("members", "scenarios", text), ("size", "size", integer),
-             ("all_pairs_equivalent", "every pair equivalent", yes_no)],
-            "Equivalence groups",
-            ctx.csv(groups, "equivalence_groups"),
-        ),
-        Definitions([
-            ("equivalence group", "scenarios linked by a chain of pairs found equivalent by "
-             "the Holm-corrected TOST (connected components of the 'equivalent' graph). "
-             "'every pair equivalent: no' flags a chain (a ≈ b, b ≈ c, but a ≉ c)."),
-        ]),
-    ]
-    return Section("Equivalence and difference tests", blocks)
 
 
 def _costs_section(ctx: _Context) -> Section:
@@ -682,26 +678,27 @@ def _costs_section(ctx: _Context) -> Section:
 
 def _comparison_section(ctx: _Context) -> tuple[Section, pd.DataFrame]:
     c, o = ctx.campaign, ctx.options
-    new_loss = tables.loss_totals(c.ping_summary, c.rate)
-    trend = [_trend_rows(c, ctx.samples, new_loss, o, ctx.seed)]
+    new_loss = tables.loss_per_repetition(c.ping_summary, c.rate)
+    trend = [_trend_rows(c, ctx.result.by_rep, new_loss, o)]
     frames, notes = [], []
     for path in o.compare:
         older = load_campaign(path)
-        old_samples = rtt_samples(older.rtt, older.scenario_order)
-        old_loss = tables.loss_totals(older.ping_summary, older.rate)
+        old_by_rep = rtt_by_repetition(older.rtt, older.scenario_order)
+        old_summary = replication.repetition_summary(old_by_rep)
+        old_loss = tables.loss_per_repetition(older.ping_summary, older.rate)
         frames.append(
-            stats.compare_campaigns(
-                ctx.samples, old_samples, new_loss, old_loss, older=older.campaign_id,
+            replication.compare_campaigns(
+                ctx.result.reps, old_summary, new_loss, old_loss, older=older.campaign_id,
                 threshold_pct=o.regression_threshold_pct, loss_threshold_pp=o.loss_threshold_pp,
                 confidence=o.confidence,
             )
         )
-        trend.append(_trend_rows(older, old_samples, old_loss, o, ctx.seed))
+        trend.append(_trend_rows(older, old_by_rep, old_loss, o))
         notes += _parameter_differences(c, older)
         if (older.rate is None) != (c.rate is None):
             notes.append(f"{older.campaign_id}: loss sources differ (ping vs rate); loss "
                          "comparison mixes them")
-        del older, old_samples
+        del older, old_by_rep
     comparison = pd.concat(frames, ignore_index=True)
     # the current campaign's points are flagged when they regressed against any older one
     flags = comparison.groupby("scenario")[["median_regressed", "loss_regressed"]].any()
@@ -712,13 +709,16 @@ def _comparison_section(ctx: _Context) -> tuple[Section, pd.DataFrame]:
         trend_frame[column] = trend_frame[column].fillna(False).astype(bool)
     trend_frame = trend_frame.sort_values(["started_at", "campaign"], kind="stable")
     fig = plots.plot_trend(trend_frame, colors=ctx.colors,
-                           title=f"Figure 4 — median RTT and loss per campaign\n(regression: "
-                                 f"median +{o.regression_threshold_pct:g} % or loss "
-                                 f"+{o.loss_threshold_pp:g} points, significant)")
+                           title=f"Figure 4 — typical median RTT and loss per campaign\n"
+                                 f"(regression: median +{o.regression_threshold_pct:g} % or "
+                                 f"loss +{o.loss_threshold_pp:g} points, significant)")
     ctx.csv(trend_frame, "trend")
+    level = f"{100 * o.confidence:g} %"
     blocks: list[Any] = [
         Para(f"Campaign {c.campaign_id} compared with "
-             + ", ".join(f.iloc[0]["older"] for f in frames if not f.empty) + "."),
+             + ", ".join(f.iloc[0]["older"] for f in frames if not f.empty)
+             + ", repetition by repetition: each campaign's repetitions are its sample, as "
+               "in every other comparison of this report."),
     ]
     if notes:
         blocks += [Para("Not like for like:"), Bullets(notes)]
@@ -726,30 +726,40 @@ def _comparison_section(ctx: _Context) -> tuple[Section, pd.DataFrame]:
         Table(
             comparison,
             [("scenario", "scenario", text), ("older", "older campaign", text),
+             ("repetitions_old", "reps then", integer), ("repetitions_new", "reps now", integer),
              ("median_old_us", "median then (µs)", num), ("median_new_us", "median now (µs)", num),
-             ("median_change_pct", "change (%)", num), ("median_p_holm", "p (Holm)", pvalue),
+             ("median_change_pct", "change (%)", num),
+             ("median_ci_low_pct", f"{level} CI low (%)", num),
+             ("median_ci_high_pct", f"{level} CI high (%)", num),
+             ("median_p_holm", "p (Holm)", pvalue),
              ("loss_old_pct", "loss then (%)", num), ("loss_new_pct", "loss now (%)", num),
              ("loss_change_pp", "change (points)", num), ("loss_p_holm", "p (Holm)", pvalue),
-             ("verdict", "verdict", text)],
+             ("verdict", "verdict", text), ("note", "note", text)],
             "Change against earlier campaigns",
             ctx.csv(comparison, "comparison"),
         ),
         Definitions([
-            ("change (%)", "100 · (median now - median then) / median then, median RTT of all "
-             "answered probes."),
-            ("median p", "Mood's median test (chi-square with Yates' correction on the counts "
-             "above and not above the pooled median), Holm-corrected over the scenarios of "
-             "each older campaign."),
-            ("loss", "pooled over repetitions: 100 · lost / sent (sender → counter when "
-             "data/rate.parquet exists, else ping); p from Fisher's exact test on "
-             "(lost, delivered) by (then, now), Holm-corrected likewise."),
+            ("median then, now", "each campaign's typical median: the geometric mean of the "
+             "scenario's repetition medians (µs)."),
+            ("change (%)", "100 · (exp(d) - 1), d = mean log repetition median now - then; "
+             f"with its {level} Welch t interval."),
+            ("median p", "Welch's t test (unequal variances, Welch-Satterthwaite df) on the log "
+             "repetition medians of the two campaigns: the repetition is the unit, so a "
+             "campaign's thousands of probes do not make noise between repetitions look "
+             "significant. Holm-corrected over the scenarios of each older campaign."),
+            ("loss", "mean over repetitions of each repetition's loss, 100 · lost / sent "
+             "(sender → counter when data/rate.parquet exists, else ping); p from Welch's t "
+             "test on the repetition losses (p = 1 when every repetition of both is equal), "
+             "Holm-corrected likewise."),
             ("verdict", f"regressed: median up by more than {o.regression_threshold_pct:g} % or "
              f"loss up by more than {o.loss_threshold_pp:g} points, with Holm p < "
              f"{ctx.alpha:g}; improved: the same downwards; not comparable: the scenario has "
-             "data in only one of the two campaigns."),
+             "data in only one of the two campaigns. A scenario with one repetition on a side "
+             "is not tested (note)."),
         ]),
         ctx.figure(fig, "figure4_trend",
-                   "Figure 4: median RTT (with its bootstrap CI) and loss per campaign, oldest "
+                   "Figure 4: typical median RTT (geometric mean of repetition medians, with "
+                   f"its {level} t interval over repetitions) and mean loss per campaign, oldest "
                    f"to newest by start time; a red ring marks a scenario of {c.campaign_id} "
                    "that regressed against at least one earlier campaign."),
     ]
@@ -757,16 +767,16 @@ def _comparison_section(ctx: _Context) -> tuple[Section, pd.DataFrame]:
 
 
 def _trend_rows(
-    campaign: Campaign, samples: pd.DataFrame, loss: pd.DataFrame, o: Options, seed: int
+    campaign: Campaign, by_rep: dict, loss: pd.DataFrame, o: Options
 ) -> pd.DataFrame:
-    med = stats.bootstrap_ci(samples, confidence=o.confidence, n_resamples=o.resamples,
-                             seed=seed, statistics=("median",))
-    loss_pct = loss.set_index("scenario")
-    pct = 100.0 * loss_pct["lost"] / loss_pct["sent"].where(loss_pct["sent"] > 0)
+    med = replication.scenario_intervals(by_rep, confidence=o.confidence, bootstrap=False)
+    med = med.loc[med["statistic"] == "median"]
+    loss_pct = loss.groupby("scenario", sort=False)["loss_pct"].mean()
     out = pd.DataFrame({"scenario": campaign.scenario_order})
-    out = out.merge(med[["scenario", "estimate_us", "ci_low_us", "ci_high_us"]], how="left")
-    out = out.rename(columns={"estimate_us": "median_us"})
-    out["loss_pct"] = out["scenario"].map(pct).astype(float)
+    out = out.merge(med[["scenario", "estimate_us", "t_low_us", "t_high_us"]], how="left")
+    out = out.rename(columns={"estimate_us": "median_us", "t_low_us": "ci_low_us",
+                              "t_high_us": "ci_high_us"})
+    out["loss_pct"] = out["scenario"].map(loss_pct).astype(float)
     out.insert(0, "started_at", campaign.started_at)
     out.insert(0, "campaign", campaign.campaign_id)
     return out

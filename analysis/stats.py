@@ -1,11 +1,18 @@
-"""Statistics: pure functions, DataFrames in and DataFrames out.
+"""Per-probe statistics: pure functions, DataFrames in and DataFrames out.
 
 Every RTT function takes a *samples* frame (``scenario``, ``rtt_us``; see
 :func:`analysis.model.rtt_samples`) and returns a tidy frame. Definitions, in
 the words the report uses, are in docs/analysis.md; the short form is in each
-docstring. Probes are treated as independent draws from each scenario's RTT
-distribution; consecutive probes are in fact correlated, so p-values are
-optimistic and the equivalence test (with a margin) is the verdict to read.
+docstring.
+
+These describe one scenario's distribution of single probes (percentiles, the
+ECDF, closeness's KS distance) and provide the building blocks the
+repetition-level statistics use (quantiles, within-repetition bootstrap, Holm).
+Comparisons between scenarios treat the repetition as the unit and live in
+:mod:`analysis.replication`. :func:`pairwise_tests`, which pools probes as if
+they were independent, is kept only for the calibration suite
+(tests/test_calibration.py, bench/bench_calibration.py), which measures its
+false-positive rate to document why it was replaced.
 """
 
 from __future__ import annotations
@@ -279,16 +286,35 @@ def tost_welch(
 
 @dataclass(frozen=True)
 class Margin:
-    """The TOST equivalence margin for a pair of scenarios, in µs.
+    """The equivalence margin.
 
-    ``absolute_us`` when given, else ``relative`` times the average of the two
-    scenarios' mean RTTs (symmetric in the pair, and on the scale of the pair:
-    a margin tied to the baseline's mean would call every pair of guests
-    different when guests are 100 times slower than bare metal).
+    Relative (the default, ``relative`` = F): two scenarios are equivalent when
+    the ratio of their typical repetition medians lies within 1/(1 + F) and
+    1 + F; the comparisons are then made on the log scale, where that is
+    |log ratio| < log(1 + F), symmetric in the pair. A margin tied to the
+    baseline would call every pair of guests different when guests are 100
+    times slower than bare metal; a ratio is on the pair's own scale.
+    Absolute (``absolute_us`` = X): equivalent when the typical repetition
+    medians differ by less than X µs; comparisons on the µs scale.
+
+    ``for_pair`` is the margin of the per-probe TOST (pooled probes, kept for the
+    calibration suite that documents why it was replaced): ``absolute_us``, or
+    ``relative`` times the average of the two scenarios' mean RTTs.
     """
 
     relative: float = 0.10
     absolute_us: float | None = None
+
+    @property
+    def scale(self) -> str:
+        return "linear" if self.absolute_us is not None else "log"
+
+    @property
+    def bound(self) -> float:
+        """The margin on the comparison's scale: log(1 + F), or X µs."""
+        if self.absolute_us is not None:
+            return float(self.absolute_us)
+        return math.log1p(self.relative)
 
     def for_pair(self, mean_a: float, mean_b: float) -> float:
         if self.absolute_us is not None:
@@ -297,8 +323,11 @@ class Margin:
 
     def describe(self) -> str:
         if self.absolute_us is not None:
-            return f"±{self.absolute_us:g} µs (absolute)"
-        return f"±{100 * self.relative:g} % of the average of the two scenarios' mean RTTs"
+            return (f"±{self.absolute_us:g} µs (absolute) on the difference of the typical "
+                    "repetition medians")
+        f = 1.0 + self.relative
+        return (f"±{100 * self.relative:g} % (relative): the ratio of the typical repetition "
+                f"medians within 1/{f:g} = {1 / f:.4g} and {f:g}")
 
 
 @dataclass(frozen=True)
@@ -386,7 +415,11 @@ PAIRWISE_COLUMNS = [
 def pairwise_tests(
     samples: pd.DataFrame, *, margin: Margin = Margin(), confidence: float = 0.95
 ) -> pd.DataFrame:
-    """Every pair of scenarios (with at least 2 samples each), in report order.
+    """Pooled per-probe tests of every pair (with at least 2 samples each): the replaced method.
+
+    Treats every probe as an independent sample, which they are not (probes of a
+    repetition share its state): its false-positive rate is far above alpha on
+    real campaigns (tests/test_calibration.py). Not used by the report.
 
     Mann-Whitney U (two-sided; prob_superiority = U_a / (n_a n_b), the chance
     that a probe of a is slower than one of b, ties counting half),
@@ -423,46 +456,6 @@ def pairwise_tests(
     out["different_ks"] = out["ks_p_holm"] < alpha
     out["equivalent"] = out["tost_p_holm"] < alpha
     return out[PAIRWISE_COLUMNS]
-
-
-def equivalence_groups(pairs: pd.DataFrame, scenarios: Sequence[str]) -> pd.DataFrame:
-    """Group scenarios joined by equivalent pairs (connected components).
-
-    An edge joins two scenarios whose Holm-corrected TOST found them
-    equivalent. A group is the set of scenarios reachable from each other;
-    ``all_pairs_equivalent`` says whether every pair inside it was found
-    equivalent (a clique) or the group is only held together by a chain.
-    """
-    parent = {s: s for s in scenarios}
-
-    def root(s: str) -> str:
-        while parent[s] != s:
-            parent[s] = parent[parent[s]]
-            s = parent[s]
-        return s
-
-    equivalent = set()
-    for row in pairs.loc[pairs["equivalent"]].itertuples():
-        if row.scenario_a in parent and row.scenario_b in parent:
-            equivalent.add(frozenset((row.scenario_a, row.scenario_b)))
-            parent[root(row.scenario_a)] = root(row.scenario_b)
-    members: dict[str, list[str]] = {}
-    for s in scenarios:
-        members.setdefault(root(s), []).append(s)
-    rows = []
-    for i, group in enumerate(members.values(), start=1):
-        clique = all(
-            frozenset((a, b)) in equivalent for j, a in enumerate(group) for b in group[j + 1 :]
-        )
-        rows.append(
-            {
-                "group": f"G{i}",
-                "members": ", ".join(group),
-                "size": len(group),
-                "all_pairs_equivalent": clique,
-            }
-        )
-    return pd.DataFrame(rows, columns=["group", "members", "size", "all_pairs_equivalent"])
 
 
 # --------------------------------------------------------------------------- baseline
@@ -506,102 +499,3 @@ def closeness(samples: pd.DataFrame, baseline: str, percentile: float = 90.0) ->
             }
         )
     return pd.DataFrame(rows, columns=columns)
-
-
-# --------------------------------------------------------------------------- campaigns
-
-
-COMPARISON_COLUMNS = [
-    "scenario", "older", "median_old_us", "median_new_us", "median_change_pct",
-    "median_p", "median_p_holm", "loss_old_pct", "loss_new_pct", "loss_change_pp",
-    "loss_p", "loss_p_holm", "median_regressed", "loss_regressed", "verdict",
-]
-
-
-def compare_campaigns(
-    new_samples: pd.DataFrame,
-    old_samples: pd.DataFrame,
-    new_loss: pd.DataFrame,
-    old_loss: pd.DataFrame,
-    *,
-    older: str,
-    threshold_pct: float = 10.0,
-    loss_threshold_pp: float = 1.0,
-    confidence: float = 0.95,
-) -> pd.DataFrame:
-    """Per scenario: did the newer campaign get worse than the older one?
-
-    Median RTT: change in % of the older median; Mood's median test (scipy
-    ``median_test``: a chi-square test, with Yates' correction, on the counts
-    above and not above the pooled median). Loss: pooled lost / sent, change in
-    percentage points; Fisher's exact test on the 2x2 table (lost, delivered) x
-    (older, newer). Holm over scenarios within each of the two families.
-    ``regressed`` when the median rose by more than ``threshold_pct`` % or the
-    loss by more than ``loss_threshold_pp`` points, and that change is
-    significant at alpha = 1 - confidence; ``improved`` symmetrically.
-    ``loss_*`` columns take ``new_loss``/``old_loss`` frames with columns
-    scenario, sent, lost.
-    """
-    alpha = 1.0 - confidence
-    new = samples_by_scenario(new_samples)
-    old = samples_by_scenario(old_samples)
-    nl = new_loss.set_index("scenario")
-    ol = old_loss.set_index("scenario")
-    names = list(dict.fromkeys([*new, *old, *nl.index, *ol.index]))
-    rows = []
-    for name in names:
-        row: dict[str, object] = {"scenario": name, "older": older}
-        if name in new and name in old:
-            m_new = float(quantile_sorted(new[name], 0.5))
-            m_old = float(quantile_sorted(old[name], 0.5))
-            row.update(
-                median_old_us=m_old,
-                median_new_us=m_new,
-                median_change_pct=100.0 * (m_new - m_old) / m_old if m_old else math.nan,
-                median_p=_mood_p(new[name], old[name]),
-            )
-        if name in nl.index and name in ol.index:
-            sent_o, lost_o = int(ol.at[name, "sent"]), int(ol.at[name, "lost"])
-            sent_n, lost_n = int(nl.at[name, "sent"]), int(nl.at[name, "lost"])
-            if sent_o > 0 and sent_n > 0:
-                lo, ln = 100.0 * lost_o / sent_o, 100.0 * lost_n / sent_n
-                table = [
-                    [max(lost_o, 0), max(sent_o - lost_o, 0)],
-                    [max(lost_n, 0), max(sent_n - lost_n, 0)],
-                ]
-                row.update(
-                    loss_old_pct=lo,
-                    loss_new_pct=ln,
-                    loss_change_pp=ln - lo,
-                    loss_p=float(sps.fisher_exact(table).pvalue),
-                )
-        rows.append(row)
-    out = pd.DataFrame(rows).reindex(columns=COMPARISON_COLUMNS)
-    out["median_p_holm"] = holm(out["median_p"].to_numpy(dtype=float))
-    out["loss_p_holm"] = holm(out["loss_p"].to_numpy(dtype=float))
-    sig_m = out["median_p_holm"] < alpha
-    sig_l = out["loss_p_holm"] < alpha
-    out["median_regressed"] = sig_m & (out["median_change_pct"] > threshold_pct)
-    out["loss_regressed"] = sig_l & (out["loss_change_pp"] > loss_threshold_pp)
-    better = (sig_m & (out["median_change_pct"] < -threshold_pct)) | (
-        sig_l & (out["loss_change_pp"] < -loss_threshold_pp)
-    )
-    out["verdict"] = np.select(
-        [
-            out["median_p"].isna() & out["loss_p"].isna(),
-            out["median_regressed"] | out["loss_regressed"],
-            better,
-        ],
-        ["not comparable", "regressed", "improved"],
-        default="unchanged",
-    )
-    return out
-
-
-def _mood_p(x: np.ndarray, y: np.ndarray) -> float:
-    if np.all(x == x[0]) and np.all(y == x[0]):
-        return 1.0
-    try:
-        return float(sps.median_test(x, y).pvalue)
-    except ValueError:  # every value on one side of the pooled median
-        return 1.0

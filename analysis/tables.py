@@ -128,6 +128,23 @@ def loss_totals(ping_summary: pd.DataFrame | None, rate: pd.DataFrame | None) ->
     return out
 
 
+def loss_per_repetition(
+    ping_summary: pd.DataFrame | None, rate: pd.DataFrame | None
+) -> pd.DataFrame:
+    """Loss of each (scenario, repetition) in %: sender -> counter (summed over the rates and
+    frame sizes measured) when the campaign has rate data, else ping's.
+
+    Columns scenario, repetition, sent, lost, loss_pct.
+    """
+    if rate is not None:
+        per = rate_loss_per_repetition(rate)
+        per = per.groupby(["scenario", "repetition"], sort=False)[["sent", "lost"]].sum()
+        per = per.reset_index()
+        per["loss_pct"] = 100.0 * per["lost"] / per["sent"].where(per["sent"] > 0)
+        return per[["scenario", "repetition", "sent", "lost", "loss_pct"]]
+    return ping_loss_per_repetition(ping_summary)
+
+
 def table2_rtt(
     scenarios: pd.DataFrame, samples: pd.DataFrame, rtt: pd.DataFrame | None
 ) -> pd.DataFrame:

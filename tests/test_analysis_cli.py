@@ -98,7 +98,8 @@ def test_full_report(tmp_path, capsys):
     assert main([str(root), "--margin-us", "5", "--log-x"]) == 0
     out = root / "report"
     for rel in ("report.md", "index.html", "tables/table1_loss.csv", "tables/table2_rtt.csv",
-                "tables/pairwise_tests.csv", "tables/closeness.csv", "tables/bootstrap_ci.csv",
+                "tables/pairwise_verdicts.csv", "tables/closeness.csv", "tables/intervals.csv",
+                "tables/summary.csv", "tables/repetitions.csv", "figures/figure5_repetitions.png",
                 "tables/costs.csv", "tables/substitutions.csv",
                 "figures/figure1_rtt_distributions.png", "figures/figure1_rtt_distributions.svg",
                 "figures/figure2_rtt_cdf.png", "figures/figure2_rtt_cdf.svg",
@@ -112,8 +113,15 @@ def test_full_report(tmp_path, capsys):
                   "ping loss mean (%)", "cpu_us_per_packet"):
         assert words in md, words
     html = (out / "index.html").read_text()
-    assert html.count("data:image/png;base64,") == 3
+    assert html.count("data:image/png;base64,") == 4
     assert 'src="figures/' not in html
+    # the answers come first: the summary opens the page, the metadata closes it
+    h2 = [part.split("</h2>")[0] for part in html.split("<h2>")[1:]]
+    assert h2[0] == "Summary" and h2[-1] == "Campaign metadata"
+    first_table = html.index("<table>")
+    assert html.index("<h2>Summary</h2>") < first_table < html.index("<h2>Campaign metadata")
+    for caption in ("Parameters", "Campaign", "Scenarios as requested", "Substitutions"):
+        assert html.index(f"<caption>{caption}") > html.index("<h2>Campaign metadata"), caption
     t2 = pd.read_csv(out / "tables" / "table2_rtt.csv")
     assert t2["rtt_mean_us"].tolist()[:3] == pytest.approx([11.5, 30.0, 15.0])
 

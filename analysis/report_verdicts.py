@@ -1,0 +1,567 @@
+"""The report's answers: the summary, the seed's claims, the A/A control, the pairwise verdicts.
+
+Sections built from :class:`analysis.report.Analysis` (the repetition-level
+statistics of :mod:`analysis.replication`, computed once). Each returns a
+:class:`~analysis.document.Section`; every statistic shown is defined beside
+it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+
+from analysis import plots, replication, stats, tables
+from analysis.document import (
+    Bullets,
+    Definitions,
+    Para,
+    Section,
+    Table,
+    integer,
+    num,
+    pvalue,
+    share,
+    text,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from analysis.report import _Context
+
+
+TIMES = "\u00d7"  # the multiplication sign of a ratio, x1.05
+
+
+def _level(ctx: _Context) -> str:
+    return f"{100 * ctx.options.confidence:g} %"
+
+
+def _interval(est: float, low: float, high: float) -> str:
+    if est is None or (isinstance(est, float) and math.isnan(est)):
+        return "—"
+    if low is None or math.isnan(low) or math.isnan(high):
+        return f"{num(est)} (one repetition: no interval)"
+    return f"{num(est)} [{num(low)}, {num(high)}]"
+
+
+def _ratio_text(ratio: float, low: float, high: float) -> str:
+    if ratio is None or math.isnan(ratio):
+        return "—"
+    if math.isnan(low):
+        return f"{TIMES}{ratio:.3g}"
+    return f"{TIMES}{ratio:.3g} [{low:.3g}, {high:.3g}]"
+
+
+def _pair_row(pairs: pd.DataFrame, a: str, b: str) -> tuple[Any, bool] | None:
+    """The pairwise row of (a, b) and whether it is stored as (b, a)."""
+    hit = pairs.loc[(pairs["scenario_a"] == a) & (pairs["scenario_b"] == b)]
+    if not hit.empty:
+        return hit.iloc[0], False
+    hit = pairs.loc[(pairs["scenario_a"] == b) & (pairs["scenario_b"] == a)]
+    if not hit.empty:
+        return hit.iloc[0], True
+    return None
+
+
+def _effect(ctx: _Context, row: Any, flipped: bool) -> tuple[float, float, float]:
+    """(estimate, low, high) of a relative to b: a ratio (log scale) or a difference in µs."""
+    if ctx.options.margin.scale == "log":
+        r, lo, hi = row["ratio"], row["ratio_ci_low"], row["ratio_ci_high"]
+        return (1 / r, 1 / hi, 1 / lo) if flipped else (r, lo, hi)
+    d, lo, hi = row["diff_us"], row["diff_ci_low_us"], row["diff_ci_high_us"]
+    return (-d, -hi, -lo) if flipped else (d, lo, hi)
+
+
+def _effect_text(ctx: _Context, row: Any, flipped: bool) -> str:
+    est, lo, hi = _effect(ctx, row, flipped)
+    if ctx.options.margin.scale == "log":
+        return _ratio_text(est, lo, hi)
+    return _interval(est, lo, hi) + " µs"
+
+
+def _verdict_text(ctx: _Context, row: Any, flipped: bool) -> str:
+    outcome = row["outcome"]
+    words = f"{outcome}: {_effect_text(ctx, row, flipped)}"
+    if outcome == "equivalent" and row["different"]:
+        words += " (a difference smaller than the margin is also detected)"
+    if outcome == "inconclusive":
+        words += f"; {_settle_text(row)}"
+    return words
+
+
+def _settle_text(row: Any) -> str:
+    n = row["repetitions_to_settle"]
+    if n is None or pd.isna(n):
+        why = row["settles_towards"] or "unknown"
+        return f"repetitions to settle: {why}"
+    return f"about {int(n)} repetitions would likely settle it ({row['settles_towards']})"
+
+
+def _effect_header(ctx: _Context) -> str:
+    if ctx.options.margin.scale == "log":
+        return f"ratio a/b [{_level(ctx)} CI]"
+    return f"a - b (µs) [{_level(ctx)} CI]"
+
+
+def _outcome_definitions(ctx: _Context) -> list[tuple[str, str]]:
+    a = f"{ctx.alpha:g}"
+    o = ctx.options
+    scale = ("the log of each repetition's median RTT, so differences are ratios"
+             if o.margin.scale == "log" else "each repetition's median RTT in µs")
+    return [
+        ("the unit", "the repetition: a scenario is compared through one number per repetition, "
+         f"on {scale}. Probes of one repetition share its circumstances and are not "
+         "independent samples of the scenario; the spread between repetitions is what a "
+         "verdict has to beat."),
+        ("paired by block", "when the campaign ran in blocks (each block runs every scenario "
+         "once, in a random order), the difference of two scenarios is taken within each "
+         "block, then averaged over blocks: drift over the campaign cancels. t test with "
+         "df = blocks - 1. Without blocks: Welch's unpaired t test."),
+        ("different", f"the two-sided t test of no difference has a Holm-adjusted p < {a} "
+         "(Holm over all pairs)."),
+        ("equivalent", f"the TOST (two one-sided t tests, Schuirmann) shows the difference "
+         f"lies within the margin, {o.margin.describe()}, with Holm-adjusted p < {a}; "
+         "equivalently, the (1 - 2·alpha) interval lies inside the margin. A pair can be "
+         "both when a real difference is smaller than the margin: it is reported "
+         "equivalent, with that note."),
+        ("inconclusive", "neither: the repetitions do not vary little enough, or are too "
+         "few, to tell. Not evidence of sameness."),
+    ]
+
+
+def _settle_definition(ctx: _Context) -> tuple[str, str]:
+    return ("repetitions to settle",
+            "for an inconclusive pair: the smallest number of repetitions (blocks) at which "
+            f"the TOST or the difference test would reach {replication.POWER_TARGET:.0%} "
+            "power, whichever comes first, assuming the true difference is the one observed "
+            "and the between-repetition sd is the one observed (noncentral t; alpha / m, "
+            "the strictest step of Holm over the m pairs). An sd from a few repetitions is "
+            "itself uncertain, so read it as an order of magnitude.")
+
+
+# --------------------------------------------------------------------------- summary
+
+
+def summary_section(ctx: _Context) -> Section:
+    c, o, r = ctx.campaign, ctx.options, ctx.result
+    level = _level(ctx)
+    frame = _headline(ctx)
+    ctx.csv(frame.drop(columns=[k for k in frame.columns if k.endswith("_text")]), "summary")
+    with_data = sorted(set(r.reps["scenario"]), key=c.scenario_order.index)
+    counts = r.reps.groupby("scenario", sort=False).size()
+    reps_text = (f"{counts.min()}" if counts.min() == counts.max()
+                 else f"{counts.min()} to {counts.max()}") if not counts.empty else "0"
+    blocks = c.blocks
+    plan = (f", run in {len(set(blocks.values()))} blocks (each block runs every scenario once, "
+            "in an order drawn from the seed)" if blocks else
+            ", run in a shuffled order without blocks (compared unpaired)")
+    p = f"p{o.percentile:g}"
+    blocks_out: list[Any] = [
+        Para(f"Campaign {c.campaign_id}: {len(with_data)} scenario(s) with RTT data, "
+             f"{reps_text} repetition(s) each{plan}. Every verdict treats the repetition as "
+             f"the unit, at alpha = {ctx.alpha:g} with Holm's correction over all pairs; "
+             f"equivalence margin {o.margin.describe()}. Baseline: "
+             f"{ctx.baseline or 'none'}. The evidence follows; where and how the campaign "
+             "ran is at the end."),
+        Table(
+            frame,
+            [("number", "#", integer), ("scenario", "scenario", text),
+             ("status", "status", text), ("repetitions", "reps", integer),
+             ("median_text", f"typical median RTT (µs) [{level} CI]", text),
+             ("mean_text", f"mean RTT (µs) [{level} CI]", text),
+             ("p99_us", "p99 (µs)", num), ("loss_mean_pct", "loss (%)", num),
+             ("share_text", f"share ≤ baseline {p} [{level} CI]", text),
+             ("baseline_text", f"against {ctx.baseline or 'the baseline'}", text)],
+            "Each scenario's headline numbers, and its verdict against the baseline",
+            "summary",
+        ),
+    ]
+    pairs_frame = _seed_pairs(ctx)
+    if not pairs_frame.empty:
+        blocks_out.append(Table(
+            pairs_frame,
+            [("pair", "pair", text), ("why", "the seed study says", text),
+             ("verdict", "verdict", text)],
+            "Verdicts between the seed study's pairs (claims tested in the next section)",
+        ))
+    for control, original in c.controls.items():
+        found = _pair_row(r.pairs, original, control)
+        if found is not None:
+            row, flipped = found
+            fine = row["outcome"] != "different"
+            blocks_out.append(Para(
+                f"A/A control: {control} is a copy of {original}, run in the same blocks; a "
+                f"correct method must not find them different. Verdict: "
+                f"{_verdict_text(ctx, row, flipped)}. "
+                + ("As it must be." if fine else
+                   "It was found different: the method or the lab lets noise through, and "
+                   "every 'different' in this report is in doubt.")))
+    weak = weaknesses(ctx)
+    blocks_out += [Para("What weakens these verdicts:"),
+                   Bullets(weak or ["nothing found: every scenario ran as requested, every "
+                                    "repetition finished and every pair was settled."])]
+    blocks_out.append(Definitions([
+        ("typical median RTT", "the geometric mean of the scenario's repetition medians (the "
+         "median RTT of each repetition's answered probes), with the t interval over "
+         f"repetitions (df = R - 1, on the log scale): the {level} confidence interval."),
+        ("mean RTT", "the mean of the repetitions' mean RTTs, with its t interval over "
+         "repetitions."),
+        ("p99", "the 99th percentile of all the scenario's answered probes (type 7): a "
+         "per-probe description of its tail."),
+        ("loss", "the mean over repetitions of each repetition's loss, 100 · (sent - "
+         "received) / sent (sender → counter when the campaign measured it, else ping)."),
+        (f"share ≤ baseline {p}", "per repetition, the fraction of probes at or below the "
+         f"baseline's {p}; mean over repetitions with its t interval (Closeness section)."),
+        (f"against {ctx.baseline or 'the baseline'}", "the pair's outcome (below) and the "
+         "ratio of the scenario's typical median to the baseline's, with its "
+         f"{level} interval" if o.margin.scale == "log" else
+         "the pair's outcome (below) and the difference of the typical medians in µs"),
+        *_outcome_definitions(ctx),
+        _settle_definition(ctx),
+    ]))
+    return Section("Summary", blocks_out)
+
+
+def _headline(ctx: _Context) -> pd.DataFrame:
+    c, r = ctx.campaign, ctx.result
+    out = c.scenarios[["number", "scenario", "status"]].copy()
+    counts = r.reps.groupby("scenario", sort=False).size()
+    out["repetitions"] = out["scenario"].map(counts).fillna(0).astype(int)
+    iv = r.intervals.set_index(["scenario", "statistic"])
+    for stat in ("median", "mean"):
+        for col in ("estimate_us", "t_low_us", "t_high_us"):
+            out[f"{stat}_{col}"] = [iv[col].get((s, stat), np.nan) for s in out["scenario"]]
+        out[f"{stat}_text"] = [
+            _interval(e, lo, hi) if not math.isnan(e) else "—"
+            for e, lo, hi in zip(out[f"{stat}_estimate_us"], out[f"{stat}_t_low_us"],
+                                 out[f"{stat}_t_high_us"], strict=True)]
+    p99 = stats.percentiles(ctx.samples, (99.0,)).set_index("scenario")["p99_us"]
+    out["p99_us"] = out["scenario"].map(p99).astype(float)
+    loss = tables.loss_per_repetition(c.ping_summary, c.rate)
+    out["loss_mean_pct"] = out["scenario"].map(
+        loss.groupby("scenario", sort=False)["loss_pct"].mean()).astype(float)
+    close = r.closeness.set_index("scenario")
+    for col in ("share", "share_ci_low", "share_ci_high"):
+        out[col] = out["scenario"].map(close[col]).astype(float) if not close.empty else np.nan
+    out["share_text"] = [
+        "—" if math.isnan(s) else share(s) if math.isnan(lo) else
+        f"{share(s)} [{share(lo)}, {share(hi)}]"
+        for s, lo, hi in zip(out["share"], out["share_ci_low"], out["share_ci_high"],
+                             strict=True)]
+    texts, outcomes, ratios = [], [], []
+    for name in out["scenario"]:
+        if name == ctx.baseline:
+            texts.append("(the baseline)")
+            outcomes.append("")
+            ratios.append(np.nan)
+            continue
+        found = _pair_row(r.pairs, name, ctx.baseline) if ctx.baseline else None
+        if found is None:
+            texts.append("—")
+            outcomes.append("")
+            ratios.append(np.nan)
+            continue
+        row, flipped = found
+        texts.append(_verdict_text(ctx, row, flipped))
+        outcomes.append(row["outcome"])
+        ratios.append(_effect(ctx, row, flipped)[0])
+    out["baseline_outcome"] = outcomes
+    out["baseline_effect"] = ratios
+    out["baseline_text"] = texts
+    return out
+
+
+def _seed_pairs(ctx: _Context) -> pd.DataFrame:
+    rows, seen = [], set()
+    for claim in replication.SEED_CLAIMS:
+        key = frozenset((claim.a, claim.b))
+        if key in seen:
+            continue
+        seen.add(key)
+        found = _pair_row(ctx.result.pairs, claim.a, claim.b)
+        if found is None:
+            continue
+        row, flipped = found
+        rows.append({"pair": f"{claim.a} vs {claim.b}", "why": f"{claim.key}: "
+                     + claim.statement, "verdict": _verdict_text(ctx, row, flipped)})
+    return pd.DataFrame(rows, columns=["pair", "why", "verdict"])
+
+
+def _subs_text(subs: list[dict]) -> str:
+    return ", ".join(f"{s['knob']} → {tables._knob(s['effective'])}" for s in subs)
+
+
+def weaknesses(ctx: _Context) -> list[str]:
+    """What weakens the verdicts, in words: substitutions, identical configurations,
+    inconclusive pairs, failed or missing repetitions, no blocks, few repetitions."""
+    c, r = ctx.campaign, ctx.result
+    out = []
+    subs = [(row.scenario, row.substitutions) for row in c.scenarios.itertuples()
+            if row.substitutions]
+    if subs:
+        out.append(f"{len(subs)} of {len(c.scenarios)} scenarios ran with substitutions (this "
+                   "lab could not honour what they asked for; the table is in the metadata at "
+                   "the end): " + "; ".join(
+                       f"{name} ({_subs_text(ss)})" for name, ss in subs) + ".")
+    same = c.scenarios.loc[(c.scenarios["effective"] != "") & (c.scenarios["status"] == "run")]
+    for _, group in same.groupby("effective", sort=False):
+        if len(group) < 2:
+            continue
+        names = list(group["scenario"])
+        inside = r.pairs.loc[r.pairs["scenario_a"].isin(names)
+                             & r.pairs["scenario_b"].isin(names)]
+        tally = ", ".join(f"{k} {v}" for k, v in inside["outcome"].value_counts().items())
+        out.append(f"{', '.join(names)} ran the same effective configuration on this lab "
+                   "(the same knobs after substitution, on the same guest): any difference "
+                   "between them is chance, order or drift, and a correct method must not "
+                   f"call them different. Among their {len(inside)} pairs: {tally or 'none'}.")
+    inconclusive = r.pairs.loc[r.pairs["outcome"] == "inconclusive"]
+    if not inconclusive.empty:
+        needed = inconclusive["repetitions_to_settle"].dropna()
+        most = (f"; settling them would likely take up to {int(needed.max())} repetitions"
+                if not needed.empty else "")
+        out.append(f"{len(inconclusive)} of {len(r.pairs)} pairs are inconclusive{most} "
+                   "(Pairwise verdicts).")
+    for row in c.scenarios.itertuples():
+        if row.status != "run":
+            out.append(f"{row.scenario}: {row.status}"
+                       + (f" ({row.reason})" if row.reason else "") + "; no verdict.")
+        if row.runs_failed:
+            out.append(f"{row.scenario}: {row.runs_failed} repetition(s) failed; its "
+                       "verdicts rest on the others.")
+        if row.runs_pending:
+            out.append(f"{row.scenario}: {row.runs_pending} repetition(s) not run yet.")
+    if not c.blocks:
+        out.append("The campaign ran without blocks: scenarios are compared unpaired, so drift "
+                   "over the campaign adds to the noise.")
+    counts = r.reps.groupby("scenario", sort=False).size()
+    if not counts.empty and counts.min() < 5:
+        k = int(counts.min())
+        t = sps.t.ppf(1 - ctx.alpha / 2, max(k - 1, 1))
+        out.append(f"Few repetitions ({k}): an interval over them is ±{t:.2f} standard errors "
+                   f"wide (t with df = {max(k - 1, 1)}), so only large differences can be "
+                   "shown, and equivalence only when repetitions agree closely.")
+    out += [f"Data: {w}" for w in c.warnings]
+    return out
+
+
+# --------------------------------------------------------------------------- claims
+
+
+def claims_section(ctx: _Context) -> Section:
+    claims = ctx.result.claims
+    title = "The seed study's claims, tested"
+    if claims.empty:
+        return Section(title, [Para("This campaign does not hold the seed study's scenarios "
+                                    "(scenarios/seed.yml), so its claims are not tested.")])
+    frame = claims.copy()
+    frame["power_text"] = [
+        "—" if pd.isna(p) else f"{p:.0%} ({why})"
+        for p, why in zip(frame["power_now"], frame["power_assumes"], strict=True)]
+    ctx.csv(claims, "claims")
+    return Section(title, [
+        Para("Each claim of the study (Portuguese original in the design document), the test "
+             "that decides it with the repetition as the unit, the verdict, and the power "
+             "behind it: a claim that is 'not settled' with low power says nothing either "
+             "way."),
+        Table(frame,
+              [("claim", "claim", text), ("statement", "statement", text),
+               ("verdict", "verdict", text), ("estimate", "estimate", text),
+               ("test", "test", text), ("p_holm", "p", pvalue),
+               ("power_text", "power now (if …)", text),
+               ("repetitions_to_settle", "reps to settle", integer)],
+              "The seed study's claims", "claims"),
+        Definitions([
+            ("verdict", "supported: the test shows the claim; contradicted: it shows the "
+             "opposite (a claimed equivalence found different; a claimed speed-up found "
+             "equivalent within the margin, or slower; a claimed closeness reversed); not "
+             "settled: neither."),
+            ("p", "for ≈ claims the pair's Holm-adjusted TOST p, for < claims its "
+             "Holm-adjusted difference p (Pairwise verdicts); for the closeness claim the t "
+             "test's p on the difference of the repetitions' shares (paired by block), a "
+             "family of one."),
+            ("power now", "the chance, with this campaign's repetitions and the observed "
+             "between-repetition sd, that the test would decide the claim if the stated "
+             "truth held: for ≈, that equivalence is shown when the true difference is 0; "
+             "for <, that a difference as large as the margin is found; for the closeness "
+             "claim, that the study's own 28-point difference is found. At alpha / m for the "
+             "pairwise claims (m pairs), alpha for the closeness claim."),
+            _settle_definition(ctx),
+        ]),
+    ])
+
+
+# --------------------------------------------------------------------------- control
+
+
+def control_sections(ctx: _Context) -> list[Section]:
+    out = []
+    for control, original in ctx.campaign.controls.items():
+        found = _pair_row(ctx.result.pairs, original, control)
+        blocks: list[Any] = [Para(
+            f"{control} is a copy of {original}'s definition under another name, run in the "
+            "same blocks, resolved and stored like any scenario. Nothing distinguishes the "
+            "two but chance, so a correct method must not find them different (at alpha = "
+            f"{ctx.alpha:g} it may do so in at most {ctx.alpha:.0%} of campaigns).")]
+        if found is None:
+            blocks.append(Para("Not compared: one of the two has fewer than two repetitions."))
+            out.append(Section(f"A/A control: {control}", blocks))
+            continue
+        row, flipped = found
+        frame = pd.DataFrame([row])
+        blocks += [
+            Table(frame, _pair_columns(ctx), "The control pair", None),
+            Para(f"Verdict: {_verdict_text(ctx, row, flipped)}. "
+                 + ("Not different, as it must be." if row["outcome"] != "different" else
+                    "Found different: distrust every 'different' in this report.")),
+        ]
+        groups = ctx.result.by_rep
+        if original in groups and control in groups:
+            a = np.sort(np.concatenate(list(groups[original].values())))
+            b = np.sort(np.concatenate(list(groups[control].values())))
+            if a.size > 1 and b.size > 1:
+                _, p_mw, _, p_ks = stats._mwu_ks(stats._Sorted.of(a), stats._Sorted.of(b))
+                blocks.append(Para(
+                    "For contrast, the pooled per-probe tests this report no longer uses, "
+                    f"which treat all {a.size + b.size:,} probes as independent: Mann-Whitney "
+                    f"p = {pvalue(p_mw)}, Kolmogorov-Smirnov p = {pvalue(p_ks)} (no "
+                    "correction). Below alpha, they would call an A/A pair different."))
+        blocks.append(Definitions([*_outcome_definitions(ctx), _settle_definition(ctx)]))
+        out.append(Section(f"A/A control: {control} (a copy of {original})", blocks))
+    return out
+
+
+# --------------------------------------------------------------------------- repetitions
+
+
+def repetitions_section(ctx: _Context) -> Section:
+    c, o, r = ctx.campaign, ctx.options, ctx.result
+    reps = r.reps.merge(r.shares[["scenario", "repetition", "share"]],
+                        on=["scenario", "repetition"], how="left")
+    typical = r.intervals.loc[r.intervals["statistic"] == "median"]
+    log_y = plots.wants_log_scale(reps["median_us"].dropna(), reps["median_us"].dropna(),
+                                  ratio=5.0)
+    fig = plots.plot_repetitions(
+        reps, typical, order=c.scenario_order, colors=ctx.colors, log_y=log_y,
+        title=f"Figure 5 — the median RTT of every repetition\ncampaign {c.campaign_id}")
+    p = f"p{o.percentile:g}"
+    return Section("Repetitions and blocks", [
+        Para("The unit of every comparison: one row per repetition. A block runs every "
+             "scenario once, in a random order; blocks run one after the other."),
+        Table(reps,
+              [("scenario", "scenario", text), ("repetition", "rep", integer),
+               ("block", "block", integer), ("n", "n (answered)", integer),
+               ("median_us", "median (µs)", num), ("mean_us", "mean (µs)", num),
+               ("p90_us", "p90 (µs)", num), ("p99_us", "p99 (µs)", num),
+               ("share", f"share ≤ baseline {p}", share)],
+              "Every repetition's summary", ctx.csv(reps, "repetitions")),
+        Definitions([
+            ("median, mean, p90, p99", "of the repetition's answered probes, pooled over its "
+             "sending hosts, in µs (percentiles of type 7)."),
+            ("block", "the block the repetition ran in (empty for campaigns planned before "
+             "blocks)."),
+            (f"share ≤ baseline {p}", "the fraction of the repetition's probes at or below "
+             "the baseline's " + p + " (Closeness section)."),
+        ]),
+        ctx.figure(fig, "figure5_repetitions",
+                   "Figure 5: each marker is one repetition's median RTT, its shape the block "
+                   "it ran in; the black bar beside them is the typical median (geometric "
+                   f"mean of the repetition medians) with its {_level(ctx)} t interval over "
+                   "repetitions. Spread between markers of one scenario is what a verdict "
+                   "must beat. "
+                   + ("Logarithmic y axis: the scenarios differ by more than a factor of 5."
+                      if log_y else "")),
+    ])
+
+
+# --------------------------------------------------------------------------- pairs
+
+
+def _pair_columns(ctx: _Context) -> list[tuple[str, str, Any]]:
+    o = ctx.options
+    if o.margin.scale == "log":
+        effect = [("ratio", "ratio a/b", num), ("ratio_ci_low", f"{_level(ctx)} CI low", num),
+                  ("ratio_ci_high", f"{_level(ctx)} CI high", num)]
+        sd = "between-rep sd (log)"
+    else:
+        effect = [("diff_us", "a - b (µs)", num),
+                  ("diff_ci_low_us", f"{_level(ctx)} CI low (µs)", num),
+                  ("diff_ci_high_us", f"{_level(ctx)} CI high (µs)", num)]
+        sd = "between-rep sd (µs)"
+    return [
+        ("scenario_a", "a", text), ("scenario_b", "b", text), ("design", "design", text),
+        ("pairs", "blocks", integer), ("typical_a_us", "typical a (µs)", num),
+        ("typical_b_us", "typical b (µs)", num), *effect,
+        ("between_rep_sd", sd, num),
+        ("p_difference_holm", "difference p (Holm)", pvalue),
+        ("p_tost_holm", "TOST p (Holm)", pvalue), ("outcome", "outcome", text),
+        ("repetitions_to_settle", "reps to settle", integer),
+        ("settles_towards", "likely towards", text),
+        ("power_equivalence_now", "power now: equivalence", share),
+        ("power_difference_now", "power now: difference of the margin", share),
+    ]
+
+
+def pairwise_section(ctx: _Context) -> Section:
+    r, o = ctx.result, ctx.options
+    if r.pairs.empty:
+        return Section("Pairwise verdicts", [Para("Fewer than two scenarios with RTT data.")])
+    ctx.csv(r.pairs, "pairwise_verdicts")
+    with_data = [s for s in ctx.campaign.scenario_order if s in r.by_rep]
+    groups = replication.equivalence_groups(r.pairs, with_data)
+    counts = r.pairs["outcome"].value_counts()
+    tally = ", ".join(f"{counts.get(k, 0)} {k}" for k in replication.OUTCOMES)
+    return Section("Pairwise verdicts: different, equivalent or inconclusive", [
+        Para(f"Every pair of scenarios with RTT data ({len(r.pairs)} pairs: {tally}), compared "
+             "repetition by repetition."),
+        Table(r.pairs, _pair_columns(ctx),
+              f"Pairwise verdicts (alpha = {ctx.alpha:g}, Holm over all pairs)",
+              "pairwise_verdicts"),
+        Definitions([
+            *_outcome_definitions(ctx),
+            ("design, blocks", "paired: by block, over the blocks both ran in (their "
+             "number); unpaired: Welch; untestable: fewer than two repetitions on a side."),
+            ("typical a, b", "each scenario's typical median: the geometric mean of its "
+             "repetition medians (µs)."),
+            ("ratio a/b" if o.margin.scale == "log" else "a - b",
+             "the mean over blocks of the difference of the log repetition medians, "
+             "exponentiated (unpaired: the difference of the mean logs), with its "
+             f"{_level(ctx)} t interval" if o.margin.scale == "log" else
+             "the mean difference of the repetition medians in µs, with its t interval"),
+            ("between-rep sd", "the sd of the per-block differences (paired), or the root "
+             "mean square of the two scenarios' sds (unpaired), on the comparison's scale."),
+            ("difference p", "two-sided t test of no difference: t = estimate / se, df = "
+             "blocks - 1 (paired) or Welch-Satterthwaite (unpaired)."),
+            ("TOST p", "the larger of the two one-sided t tests' p-values, H0: the difference "
+             "is at least the margin, in either direction."),
+            ("Holm", "Holm's step-down correction within each family (difference, TOST) over "
+             "all testable pairs: sorted p-values p(1) ≤ … ≤ p(m) become max over j ≤ i of "
+             "(m - j + 1)·p(j), capped at 1; it bounds the chance of any false claim in the "
+             f"family by alpha = {ctx.alpha:g}."),
+            ("power now", "with the repetitions at hand and the observed between-repetition "
+             f"sd, at alpha / m = {r.pairs['alpha_planning'].iloc[0]:.3g}: the chance the "
+             "TOST shows equivalence when the true difference is 0, and the chance the t "
+             "test finds a true difference as large as the margin."),
+            _settle_definition(ctx),
+        ]),
+        Table(groups,
+              [("group", "group", text), ("members", "scenarios", text),
+               ("size", "size", integer),
+               ("all_pairs_equivalent", "every pair equivalent",
+                lambda x: "yes" if x else "no")],
+              "Equivalence groups", ctx.csv(groups, "equivalence_groups")),
+        Definitions([
+            ("equivalence group", "scenarios linked by a chain of pairs found equivalent "
+             "(connected components of the 'equivalent' graph); 'every pair equivalent: no' "
+             "flags a chain (a ≈ b, b ≈ c, but a ≉ c)."),
+        ]),
+        Para("Why not the probes: earlier reports tested pooled probes (Mann-Whitney, "
+             "Kolmogorov-Smirnov, Welch TOST over every probe). With thousands of probes and "
+             "real differences between repetitions, those tests call identically configured "
+             "scenarios different; the calibration suite (tests/test_calibration.py, "
+             "bench/bench_calibration.py) measures how often, on captured campaigns."),
+    ])
