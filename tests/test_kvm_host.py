@@ -46,10 +46,10 @@ RECORD = "/var/lib/kvmnetlab/kvm_host.json"
 GUEST, INDEX, MGMT_IP = "kvmnl-g6", 6, "198.19.0.16"
 GUESTS_DIR = Path("/var/lib/kvmnetlab/local/guests")
 STATUSES = {"applied", "already", "unavailable", "pending_reboot", "partial", "left"}
+# kvm_host_data_interfaces is left to its default, the inventory's kvmnetlab_data_interface.
 SETTINGS = {
     "kvm_host_cpufreq_governor": "performance",
     "kvm_host_irqbalance": "stopped",
-    "kvm_host_data_interfaces": ["data0"],
     "kvm_host_irq_cores": "1",
     "kvm_host_isolated_cores": "1",
     "kvm_host_thp": "never",
@@ -206,7 +206,9 @@ def tuned_guest(lab_topology, tmp_path_factory):
         inventory.write_text(yaml.safe_dump({"all": {"children": {"kvm_host": {"hosts": {
             GUEST: {"ansible_host": MGMT_IP, "ansible_user": "root",
                     "ansible_ssh_common_args": f"-F {SSH_CONFIG}",
-                    "ansible_python_interpreter": "/usr/bin/python3"}}}}}}))
+                    "ansible_python_interpreter": "/usr/bin/python3",
+                    # the data NIC, named once as in inventory/lab.example; kvm_host pins its IRQs
+                    "kvmnetlab_data_interface": "data0"}}}}}}))
         import testinfra
 
         host = testinfra.get_host(f"ssh://{GUEST}", ssh_config=SSH_CONFIG)
