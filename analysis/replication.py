@@ -247,10 +247,10 @@ def contrast(a: pd.DataFrame, b: pd.DataFrame) -> Contrast:
     if blocked:
         joined = a.merge(b, on="block", suffixes=("_a", "_b"))
         if len(joined) >= 2:
-            d = (joined["value_a"] - joined["value_b"]).to_numpy(dtype=float)
-            sd = float(d.std(ddof=1))
-            return Contrast("paired", na, nb, d.size, float(d.mean()), sd / math.sqrt(d.size),
-                            float(d.size - 1), sd_a, sd_b, sd)
+            c = paired_contrast(joined["value_a"].to_numpy(dtype=float),
+                                joined["value_b"].to_numpy(dtype=float))
+            return Contrast("paired", na, nb, c.pairs, c.estimate, c.se, c.df, sd_a, sd_b,
+                            c.sd_diff)
     if na < 2 or nb < 2:
         est = float(ya.mean() - yb.mean()) if na and nb else math.nan
         return Contrast("untestable", na, nb, 0, est, math.nan, math.nan, sd_a, sd_b, math.nan)
@@ -259,6 +259,16 @@ def contrast(a: pd.DataFrame, b: pd.DataFrame) -> Contrast:
     df = (va + vb) ** 2 / (va**2 / (na - 1) + vb**2 / (nb - 1)) if se > 0 else float(na + nb - 2)
     return Contrast("unpaired", na, nb, 0, float(ya.mean() - yb.mean()), se, df, sd_a, sd_b,
                     math.nan)
+
+
+def paired_contrast(ya: np.ndarray, yb: np.ndarray) -> Contrast:
+    """The paired contrast of two aligned arrays (element k of each from block k)."""
+    d = ya - yb
+    n = d.size
+    sd = float(d.std(ddof=1))
+    sd_a, sd_b = float(ya.std(ddof=1)), float(yb.std(ddof=1))
+    return Contrast("paired", n, n, n, float(d.mean()), sd / math.sqrt(n), float(n - 1),
+                    sd_a, sd_b, sd)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,8 @@
 Each size gets a results folder in a temporary directory (manifest.json,
 data/rtt.parquet, data/ping_summary.parquet) with five scenarios shaped like
 the seed study's: a bare-metal baseline, two slow virtio guests that are
-equivalent, and two faster ELVIS-like guests that are equivalent. Building the
+equivalent, and two faster ELVIS-like guests that are equivalent, in blocks,
+each repetition's median moved by a random drift. Building the
 folder is not timed. The report is then built by ``python -m analysis`` in a
 child process, timed by the wall clock (the target) and by its CPU time (user +
 system, which a busy machine does not inflate); its peak resident set size is
@@ -46,6 +47,7 @@ SCENARIOS = {
 }
 REPETITIONS = 3
 LOSS = 0.001
+DRIFT_SIGMA = 0.05  # between-repetition variation of the median (log scale), as real labs show
 
 
 def build_campaign(root: Path, total: int, *, continuous: bool, seed: int = 1) -> None:
@@ -58,7 +60,8 @@ def build_campaign(root: Path, total: int, *, continuous: bool, seed: int = 1) -
     summary = []
     for code, (name, (_, _, median, sigma)) in enumerate(SCENARIOS.items()):
         for rep in range(1, REPETITIONS + 1):
-            rtt = rng.lognormal(np.log(median), sigma, per_rep)
+            drift = rng.normal(0.0, DRIFT_SIGMA)
+            rtt = rng.lognormal(np.log(median) + drift, sigma, per_rep)
             if not continuous:
                 rtt = np.maximum(np.round(rtt), 1.0)  # ping prints 0.045 ms: 1 µs resolution
             answered = rng.random(per_rep) >= LOSS
@@ -107,8 +110,9 @@ def build_campaign(root: Path, total: int, *, continuous: bool, seed: int = 1) -
         },
         "order": [],
         "runs": [
-            {"scenario": name, "repetition": rep, "status": "done", "reason": None}
-            for name in SCENARIOS for rep in range(1, REPETITIONS + 1)
+            {"scenario": name, "repetition": rep, "block": rep, "status": "done",
+             "reason": None}
+            for rep in range(1, REPETITIONS + 1) for name in SCENARIOS
         ],
         "files": {},
     }
