@@ -24,9 +24,10 @@ exit status:
   0  report written
   2  bad input: unreadable or malformed results folder, or a bad option
      (the message names the file and the field)
-  3  report written, and with --compare a scenario regressed: its median RTT rose
-     by more than --regression-threshold %, or its loss by more than
-     --loss-threshold points, significantly (Holm-corrected, alpha = 1 - confidence)
+  3  report written, and with --compare a scenario regressed: its typical median
+     RTT rose by more than --regression-threshold %, or its loss by more than
+     --loss-threshold points, significantly (Welch's t test on the two campaigns'
+     repetitions, Holm-corrected, alpha = 1 - confidence)
 
 examples:
   python -m analysis results/2025-11-26T0930-nightly
@@ -34,8 +35,11 @@ examples:
       --regression-threshold 5
   python -m analysis results/new --margin-us 2 --percentile 95 --log-x --out /tmp/report
 
-Every statistic is defined in the report beside the table that shows it, and in
-docs/analysis.md.
+Every comparison treats the repetition as the unit (paired by block when the
+campaign ran in blocks) and ends in one of three outcomes: different, equivalent
+(within the margin) or inconclusive, with the repetitions that would likely
+settle it. Every statistic is defined in the report beside the table that shows
+it, and in docs/analysis.md.
 """
 
 
@@ -73,17 +77,18 @@ def parser() -> argparse.ArgumentParser:
                         "atomically, and only if it is empty or an earlier report")
     margin = p.add_mutually_exclusive_group()
     margin.add_argument("--margin-us", type=_positive("--margin-us"), metavar="X",
-                        help="TOST equivalence margin: ±X µs on the difference of mean RTTs")
+                        help="equivalence margin: the typical repetition medians of a pair "
+                             "within ±X µs")
     margin.add_argument("--margin-rel", type=_positive("--margin-rel"), metavar="F",
-                        help="TOST equivalence margin: ±F times the average of the pair's two mean "
-                             "RTTs (default 0.10, i.e. ±10 %%)")
+                        help="equivalence margin: the ratio of a pair's typical repetition "
+                             "medians within 1/(1+F) and 1+F (default 0.10, i.e. ±10 %%)")
     p.add_argument("--percentile", type=_fraction("--percentile", 0, 100), default=90.0,
                    metavar="P",
                    help="closeness to baseline: share of a scenario's probes at or below the "
                         "baseline's P-th percentile (default 90)")
     p.add_argument("--confidence", type=_fraction("--confidence", 0, 1), default=0.95,
                    metavar="C",
-                   help="confidence level of the bootstrap intervals; tests use alpha = 1 - C "
+                   help="confidence level of every interval; tests use alpha = 1 - C "
                         "(default 0.95)")
     p.add_argument("--baseline", metavar="SCENARIO",
                    help="baseline scenario (default: the lowest-numbered scenario with "
@@ -103,7 +108,8 @@ def parser() -> argparse.ArgumentParser:
                    help="logarithmic RTT axis in Figure 2 (CDF); chosen anyway when the "
                         "scenarios' RTTs span more than a factor of 20")
     p.add_argument("--resamples", type=int, default=stats.DEFAULT_RESAMPLES, metavar="B",
-                   help=f"bootstrap replicates (default {stats.DEFAULT_RESAMPLES})")
+                   help="replicates of the two-level bootstrap "
+                        f"(default {stats.DEFAULT_RESAMPLES})")
     p.add_argument("--seed", type=int, metavar="N",
                    help="bootstrap seed (default: the campaign's parameters.seed, else 0)")
     return p

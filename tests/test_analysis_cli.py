@@ -183,3 +183,54 @@ def test_campaign_where_nothing_ran_still_reports_every_scenario(tmp_path):
     for name in store.SCENARIOS:
         assert f"| {name} | not_run |" in md
     assert "No baseline with RTT data." in md
+
+
+def _blocked_campaign(root, medians, *, started="2025-11-26T01:00:00Z", control=None,
+                      probes=300):
+    """Scenarios with the given repetition medians (µs), one block per repetition."""
+    rng = np.random.default_rng(zlib.crc32(root.name.encode()))
+    rows, ping, runs = [], [], []
+    for name, meds in medians.items():
+        for rep, med in enumerate(meds, start=1):
+            values = np.round(rng.lognormal(np.log(med), 0.2, probes))
+            rows += [(name, rep, "h1", v) for v in values]
+            ping.append((name, rep, "h1", probes, probes))
+            runs.append({"scenario": name, "repetition": rep, "block": rep, "status": "done",
+                         "reason": ""})
+    m = store.manifest(root.name, started_at=started, runs=runs)
+    m["scenarios"] = {n: {**store.SCENARIOS["guest" if n != "base" else "base"], "number": i}
+                      for i, n in enumerate(medians, start=1)}
+    if control:
+        m["scenarios"][control[0]]["control_of"] = control[1]
+    return store.write_campaign(root, manifest_data=m,
+                                tables={"rtt": store.rtt_frame(rows=rows),
+                                        "ping_summary": store.ping_frame(rows=ping)})
+
+
+def test_a_control_is_reported_with_its_verdict(tmp_path):
+    drift = [1.0, 1.2, 0.9, 1.1]
+    root = _blocked_campaign(tmp_path / "aa", {
+        "base": [40 * d for d in drift], "guest": [500 * d for d in drift],
+        "guest_aa": [500 * d * e for d, e in zip(drift, [1.01, 0.99, 1.0, 1.02], strict=True)],
+    }, control=("guest_aa", "guest"))
+    assert main([str(root)]) == 0
+    md = (root / "report" / "report.md").read_text()
+    assert "## A/A control: guest_aa (a copy of guest)" in md
+    assert "A/A control: guest_aa is a copy of guest, run in the same blocks" in md
+    assert "a correct method must not find them different" in md
+    pairs = pd.read_csv(root / "report" / "tables" / "pairwise_verdicts.csv")
+    control = pairs.loc[(pairs["scenario_a"] == "guest") & (pairs["scenario_b"] == "guest_aa")]
+    assert control["design"].iloc[0] == "paired"
+    assert control["outcome"].iloc[0] == "equivalent"  # the blocks' drift cancels
+    base = pairs.loc[(pairs["scenario_a"] == "base") & (pairs["scenario_b"] == "guest")]
+    assert base["outcome"].iloc[0] == "different"
+
+
+def test_a_rise_within_the_noise_between_repetitions_is_no_regression(tmp_path, capsys):
+    old = _blocked_campaign(tmp_path / "old", {"guest": [100.0, 130.0, 80.0]},
+                            started="2025-11-25T01:00:00Z", probes=2000)
+    new = _blocked_campaign(tmp_path / "new", {"guest": [115.0, 150.0, 92.0]}, probes=2000)
+    assert main([str(new), "--compare", str(old)]) == 0
+    row = pd.read_csv(new / "report" / "tables" / "comparison.csv").iloc[0]
+    assert row["median_change_pct"] == pytest.approx(15.0, abs=3.0)
+    assert row["median_p_holm"] > 0.05 and row["verdict"] == "unchanged"

@@ -24,6 +24,26 @@ def test_loads_a_good_folder(tmp_path):
     assert "scenario broken: 1 repetition(s) failed" in c.warnings
 
 
+def test_blocks_controls_and_effective_configurations(tmp_path):
+    m = store.manifest("c")
+    for k, run in enumerate(m["runs"], start=1):
+        run["block"] = k
+    m["scenarios"]["elvis"]["control_of"] = "guest"
+    same = {"virtualization": "tcg", "io_path": "virtio_user", "guest": "g1",
+            "hosts": {"sender": "h1"}}
+    m["scenarios"]["guest"]["resolved"] = same
+    m["scenarios"]["elvis"]["resolved"] = {**same, "hosts": {"sender": "h2"}}
+    c = load_campaign(store.write_campaign(tmp_path / "c", manifest_data=m))
+    assert c.blocks == {("base", 1): 1, ("base", 2): 2, ("broken", 1): 3, ("pending", 1): 4}
+    assert c.controls == {"elvis": "guest"}
+    effective = c.scenarios.set_index("scenario")["effective"]
+    # the same knobs on the same guest: the same effective configuration, hosts aside
+    assert effective["guest"] == effective["elvis"] != ""
+    assert effective["base"] == ""
+    # a campaign planned before blocks has none
+    assert load_campaign(store.write_campaign(tmp_path / "old")).blocks == {}
+
+
 def test_scenarios_without_number_come_last_by_name(tmp_path):
     m = store.manifest("c")
     m["scenarios"]["zz"] = {"status": "skipped", "reason": "policy skip"}
@@ -69,6 +89,8 @@ def test_manifest_not_json_names_the_line(tmp_path):
          "scenarios.guest.substitutions[0].reason", "missing"),
         (lambda m: m["runs"][0].update(status="finished"), "runs[0].status", "one of"),
         (lambda m: m["runs"][0].update(scenario="ghost"), "runs[0].scenario", "ghost"),
+        (lambda m: m["runs"][1].update(block=0), "runs[1].block", ">= 1"),
+        (lambda m: m["runs"][1].update(block="2"), "runs[1].block", "integer"),
     ],
 )
 def test_malformed_manifest_names_the_field(tmp_path, change, field, words):
