@@ -622,9 +622,9 @@ def judge_claims(
     ``equivalent`` and ``faster`` read the pair's outcome (Holm over all pairs);
     power now at alpha / m as there, of showing equivalence if the true
     difference were 0, or of finding a difference as large as the margin.
-    ``closer`` is its own test: the paired (by block) or Welch t test of the
-    difference of the repetitions' shares; power now of finding the study's own
-    difference (0.78 - 0.50) at alpha.
+    ``closer`` is its own test (:func:`_closer_claim`): t tests, paired by
+    block or Welch, of the difference of the repetitions' shares; power now of
+    finding the study's own difference (0.78 - 0.50) at alpha.
     """
     alpha = 1.0 - confidence
     by_pair = {}
@@ -676,6 +676,13 @@ def judge_claims(
 
 
 def _closer_claim(claim: Claim, shares: pd.DataFrame, alpha: float) -> dict | None:
+    """The closeness claim: a's share above b's, by about the study's difference.
+
+    Supported: the t test (paired by block, else Welch) finds a's share above
+    b's. Contradicted: it finds it below, or the one-sided t test finds the
+    difference smaller than the study's (H0: difference >= claimed). Not
+    settled otherwise.
+    """
     def values(name: str) -> pd.DataFrame:
         g = shares.loc[shares["scenario"] == name]
         return pd.DataFrame({"block": g["block"].to_numpy(), "value": g["share"].to_numpy()})
@@ -684,22 +691,34 @@ def _closer_claim(claim: Claim, shares: pd.DataFrame, alpha: float) -> dict | No
     if a.empty or b.empty:
         return None
     c = contrast(a, b)
-    t = t_tests(c, math.inf, alpha)
     delta = claim.claimed[0] - claim.claimed[1] if claim.claimed else 0.0
-    if not c.testable:
-        verdict, p = "not settled", math.nan
+    verdict, p, outcome = "not settled", math.nan, "inconclusive"
+    if c.testable:
+        p_diff = t_tests(c, math.inf, alpha).p_difference
+        if c.se > 0:
+            p_less = float(sps.t.cdf((c.estimate - delta) / c.se, c.df))
+        else:
+            p_less = 0.0 if c.estimate < delta else 1.0
+        if p_diff < alpha and c.estimate < 0:
+            verdict, p, outcome = "contradicted", p_diff, "different"
+        elif p_less < alpha:
+            verdict, p = "contradicted", p_less
+            outcome = "different" if p_diff < alpha else "smaller than claimed"
+        elif p_diff < alpha:
+            verdict, p, outcome = "supported", p_diff, "different"
+        else:
+            p = p_diff
+    if _plannable(c):
+        power = 1.0 if c.se == 0 else float(power_difference(c, delta, alpha, c.n_now)[0])
     else:
-        p = t.p_difference
-        verdict = ("supported" if p < alpha and c.estimate > 0 else
-                   "contradicted" if p < alpha else "not settled")
-    power = float(power_difference(c, delta, alpha, c.n_now)[0]) if _plannable(c) else math.nan
+        power = math.nan
     needed = (repetitions_needed(lambda n: power_difference(c, delta, alpha, n))
-              if _plannable(c) and verdict == "not settled" else None)
-    return {"test": "t test of the shares' difference, repetition by repetition",
+              if _plannable(c) and c.se > 0 and verdict == "not settled" else None)
+    return {"test": "t tests of the shares' difference (none; less than the study's), "
+                    "repetition by repetition",
             "estimate": f"shares {a['value'].mean():.1%} vs {b['value'].mean():.1%} "
-                        f"(difference {c.estimate:+.1%})",
-            "p_holm": p, "outcome": "different" if p < alpha else "inconclusive",
-            "verdict": verdict, "power_now": power,
+                        f"(difference {c.estimate:+.1%}; the study: {delta:+.0%})",
+            "p_holm": p, "outcome": outcome, "verdict": verdict, "power_now": power,
             "power_assumes": f"true difference {delta:.0%} (the study's)",
             "repetitions_to_settle": needed}
 

@@ -381,9 +381,11 @@ def claims_section(ctx: _Context) -> Section:
              "equivalent within the margin, or slower; a claimed closeness reversed); not "
              "settled: neither."),
             ("p", "for ≈ claims the pair's Holm-adjusted TOST p, for < claims its "
-             "Holm-adjusted difference p (Pairwise verdicts); for the closeness claim the t "
-             "test's p on the difference of the repetitions' shares (paired by block), a "
-             "family of one."),
+             "Holm-adjusted difference p (Pairwise verdicts). For the closeness claim, on "
+             "the difference of the repetitions' shares (paired by block; a family of one): "
+             "the two-sided t test's p when it decides (above: supported; below: "
+             "contradicted), else the one-sided t test's p of H0 'the difference is at least "
+             "the study's 28 points' (rejected: contradicted, the difference is smaller)."),
             ("power now", "the chance, with this campaign's repetitions and the observed "
              "between-repetition sd, that the test would decide the claim if the stated "
              "truth held: for ≈, that equivalence is shown when the true difference is 0; "
@@ -447,7 +449,9 @@ def repetitions_section(ctx: _Context) -> Section:
                                   ratio=5.0)
     fig = plots.plot_repetitions(
         reps, typical, order=c.scenario_order, colors=ctx.colors, log_y=log_y,
-        title=f"Figure 5 — the median RTT of every repetition\ncampaign {c.campaign_id}")
+        title=f"Figure 5 — the median RTT of every repetition\ncampaign {c.campaign_id}"
+              + (f", ping every {c.parameters['ping_interval_s']:g} s"
+                 if "ping_interval_s" in c.parameters else ""))
     p = f"p{o.percentile:g}"
     return Section("Repetitions and blocks", [
         Para("The unit of every comparison: one row per repetition. A block runs every "

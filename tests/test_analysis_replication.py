@@ -262,6 +262,13 @@ def test_claims_read_the_pairs_and_the_shares():
     assert claims.loc["3 ≈ 5", "verdict"] == "not settled"
     assert claims.loc["3 closer than 5", "verdict"] == "supported"
     assert 0.0 <= claims.loc["3 ≈ 5", "power_now"] <= 1.0
+    # neither close to the baseline at all: the study's 28 points are contradicted
+    far = shares.assign(share=[0.01, 0.0, 0.02, 0.0, 0.01, 0.01])
+    claim = rp.judge_claims(rp.SEED_CLAIMS, pairs, far, margin=Margin()).set_index("claim")
+    assert claim.loc["3 closer than 5", "verdict"] == "contradicted"
+    d = np.array([0.01, -0.01, 0.01])
+    assert claim.loc["3 closer than 5", "p_holm"] == pytest.approx(
+        sps.ttest_1samp(d, 0.28, alternative="less").pvalue)
 
 
 # --------------------------------------------------------------------------- campaigns
