@@ -25,6 +25,7 @@ Regenerate the role README's option table with:
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 import time
@@ -108,6 +109,26 @@ def test_every_default_is_in_the_argument_spec_and_back():
 
 def test_every_setting_of_the_test_is_a_role_variable():
     assert set(SETTINGS) <= set(load_spec()["options"])
+
+
+NULLABLE = ("kvm_host_cpufreq_governor", "kvm_host_max_cstate_latency_us", "kvm_host_irq_cores",
+            "kvm_host_isolated_cores", "kvm_host_thp", "kvm_host_hugepages_2m",
+            "kvm_host_vhost_net", "kvm_host_halt_poll_ns")
+
+
+def test_argument_spec_takes_null_for_every_setting_and_refuses_bad_types(tmp_path):
+    play = tmp_path / "spec.yml"
+    play.write_text(yaml.safe_dump([{
+        "name": "The role's argument spec", "hosts": "localhost", "gather_facts": False,
+        "vars_files": [str(ROLE / "defaults" / "main.yml")],
+        "tasks": [{"name": "Validate", "ansible.builtin.validate_argument_spec": {
+            "argument_spec": load_spec()["options"]}}]}]))
+    nulls = tmp_path / "nulls.json"
+    nulls.write_text(json.dumps(dict.fromkeys(NULLABLE)))
+    done = playbook(str(play), "-e", f"@{nulls}")
+    assert done.returncode == 0, done.stdout[-3000:]
+    bad = playbook(str(play), "-e", "kvm_host_hugepages_2m=many")
+    assert bad.returncode != 0 and "kvm_host_hugepages_2m" in bad.stdout
 
 
 # --- the host-state snapshot carries every setting -------------------------------------------
@@ -398,6 +419,81 @@ def test_fail_on_unavailable_names_host_setting_and_reason(tuned_guest, guest):
     assert "isolated_cores: no /etc/default/grub" in text
     # the record was still written before the play failed
     assert record_of(guest)["settings"]["cpufreq_governor"]["status"] == "unavailable"
+
+
+# --- opt-in: the kernel command line of a guest that boots through grub ------------------------
+
+GRUB_GUEST, GRUB_INDEX, GRUB_MGMT_IP = "kvmnl-g7", 7, "198.19.0.17"
+GRUB_ONLY = {"kvm_host_cpufreq_governor": None, "kvm_host_irqbalance": "leave",
+             "kvm_host_vhost_net": None, "kvm_host_isolated_cores": "1"}
+
+
+@pytest.fixture
+def grub_guest(lab_topology, tmp_path):
+    guests = tmp_path / "guests.json"
+    guests.write_text(json.dumps({
+        "guest_image_grub_disk": True,
+        "guest_vm_guests": [lab_guest(GRUB_GUEST, GRUB_INDEX, vcpus=2, boot="disk")]}))
+    if (GUESTS_DIR / GRUB_GUEST).exists():
+        playbook("playbooks/guests.yml", "-e", f"@{guests}", "--tags", "guests_teardown",
+                 check=True)
+    try:
+        playbook("playbooks/guests.yml", "-e", f"@{guests}", check=True, timeout=3600)
+        inventory = tmp_path / "inventory.yml"
+        inventory.write_text(yaml.safe_dump({"all": {"children": {"kvm_host": {"hosts": {
+            GRUB_GUEST: {"ansible_host": GRUB_MGMT_IP, "ansible_user": "root",
+                         "ansible_ssh_common_args": f"-F {SSH_CONFIG}",
+                         "ansible_python_interpreter": "/usr/bin/python3"}}}}}}))
+        yield inventory
+    finally:
+        playbook("playbooks/guests.yml", "-e", f"@{guests}", "--tags", "guests_teardown")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("KVMNETLAB_SLOW") != "1",
+                    reason="slow: set KVMNETLAB_SLOW=1 (grub disk image, reboots a guest)")
+def test_isolated_cores_through_grub_pending_then_rebooted(grub_guest, root_only):
+    import testinfra
+
+    def host():
+        return testinfra.get_host(f"ssh://{GRUB_GUEST}", ssh_config=SSH_CONFIG)
+
+    def run(*args, **over):
+        done, out = tune(grub_guest, *args, **{**GRUB_ONLY, **over})
+        assert done.returncode == 0, out[-6000:]
+        return recap(out)[GRUB_GUEST], flat(out)
+
+    args = "isolcpus=1 nohz_full=1 rcu_nocbs=1"
+    boot_id = host().file("/proc/sys/kernel/random/boot_id").content_string
+    # 1. the drop-in and grub.cfg get the isolation; no reboot allowed: pending
+    counts, out = run()
+    assert counts["changed"] > 0, out[-4000:]
+    dropin = host().file("/etc/default/grub.d/kvmnetlab-kvm-host.cfg").content_string
+    assert f'GRUB_CMDLINE_LINUX="$GRUB_CMDLINE_LINUX {args}"' in dropin
+    assert args in host().file("/boot/grub/grub.cfg").content_string
+    entry = record_of(host())["settings"]["isolated_cores"]
+    assert entry["status"] == "pending_reboot", entry
+    assert entry["reason"] == ("pending reboot: the running kernel's /proc/cmdline lacks "
+                               f"{args} (kvm_host_reboot_allowed is false)")
+    assert host().file("/proc/sys/kernel/random/boot_id").content_string == boot_id
+    counts, out = run()
+    assert counts["changed"] == 0, out[-4000:]
+    # 2. reboot allowed: the host comes back isolated
+    counts, out = run(kvm_host_reboot_allowed=True)
+    assert counts["changed"] > 0, out[-4000:]
+    after = host()
+    assert after.file("/proc/sys/kernel/random/boot_id").content_string != boot_id
+    assert set(args.split()) <= set(after.file("/proc/cmdline").content_string.split())
+    assert after.file("/sys/devices/system/cpu/isolated").content_string.strip() == "1"
+    entry = record_of(after)["settings"]["isolated_cores"]
+    assert (entry["status"], entry["observed"]["isolated"]) == ("applied", "1"), entry
+    check_in_guest(after, "isolated_cores", entry)
+    # 3. nothing left to do: no second reboot, changed=0, in check mode too
+    boot_id = after.file("/proc/sys/kernel/random/boot_id").content_string
+    for extra in ((), ("--check",)):
+        counts, out = run(*extra, kvm_host_reboot_allowed=True)
+        assert counts["changed"] == 0, out[-4000:]
+    assert host().file("/proc/sys/kernel/random/boot_id").content_string == boot_id
 
 
 if __name__ == "__main__":
