@@ -11,8 +11,8 @@ Reads the campaigns captured on the embedded lab in tests/analysis_data/campaign
 - A/B datasets (one side's RTTs multiplied by 1 + shift): at the margin (10 %)
   the rate of "equivalent" is the equivalence verdict's false-positive rate;
   above it the rate of "different" is the power;
-- the campaign's own A/A control pair, resampled by whole blocks (paired as the
-  report pairs it);
+- the campaign's own A/A control pair, resampled by whole blocks with the two
+  labels swapped at random within each block (paired as the report pairs it);
 - the coverage of the 95 % intervals of a typical median (t over repetitions,
   and the two-level bootstrap), against the typical median of the whole pool.
 
@@ -38,6 +38,7 @@ sys.path.insert(0, str(REPO))
 from analysis import calibration as cal  # noqa: E402
 from analysis import replication, stats  # noqa: E402
 from analysis.load import load_campaign  # noqa: E402
+from analysis.model import rtt_by_repetition  # noqa: E402
 
 DATA = REPO / "tests" / "analysis_data" / "campaigns"
 ALPHA = 0.05
@@ -66,11 +67,8 @@ def control_pairs() -> list[tuple[str, list[np.ndarray], list[np.ndarray]]]:
     out = []
     for folder in sorted(p for p in DATA.iterdir() if (p / "manifest.json").exists()):
         campaign = load_campaign(folder)
-        by = cal.repetition_pools(campaign.rtt, campaign.scenario_order)
         for control, original in campaign.controls.items():
             blocks = campaign.blocks
-            from analysis.model import rtt_by_repetition
-
             reps = rtt_by_repetition(campaign.rtt, [original, control])
             common = sorted(
                 (blocks[(original, r)], r, q) for r in reps[original] for q in reps[control]
@@ -78,17 +76,22 @@ def control_pairs() -> list[tuple[str, list[np.ndarray], list[np.ndarray]]]:
             a = [reps[original][r] for _, r, _ in common]
             b = [reps[control][q] for _, _, q in common]
             out.append((f"{campaign.campaign_id}: {original} vs {control}", a, b))
-            del by
     return out
 
 
 def control_rates(a, b, r: int, datasets: int, seed: int) -> dict[str, float]:
+    """Rates of 'different' on R blocks drawn from the control pair's, the two labels swapped
+    at random within each block (under the A/A hypothesis the labels are exchangeable within a
+    block; without the swap every subsample would inherit this campaign's own chance
+    difference, and the rate would measure that, not the method)."""
     rng = np.random.default_rng(seed)
     counts = {m: 0 for m in cal.METHODS}
     margin = replication.DEFAULT_MARGIN
     for _ in range(datasets):
         idx = rng.choice(len(a), size=r, replace=False)
-        ra, rb = [a[i] for i in idx], [b[i] for i in idx]
+        swap = rng.random(r) < 0.5
+        ra = [b[i] if s else a[i] for i, s in zip(idx, swap, strict=True)]
+        rb = [a[i] if s else b[i] for i, s in zip(idx, swap, strict=True)]
         counts["repetition"] += cal.repetition_verdict(ra, rb, margin, ALPHA)[0]
         counts["pooled probes"] += cal.pooled_verdict(ra, rb, margin, ALPHA)[0]
     return {m: c / datasets for m, c in counts.items()}
@@ -177,7 +180,8 @@ def main() -> int:
             print(f"  {name}: {v['repetition']:.3f} | {v['pooled probes']:.3f}")
 
     for label, a, b in control_pairs():
-        print(f"\nA/A control, resampled by whole blocks ({label}, {len(a)} blocks):")
+        print(f"\nA/A control, resampled by whole blocks, labels swapped at random within each "
+              f"({label}, {len(a)} blocks):")
         for r in (x for x in args.repetitions if x <= len(a)):
             rates = control_rates(a, b, r, args.datasets, args.seed)
             print(f"  R = {r}: different, repetition {rates['repetition']:.3f} | pooled probes "
