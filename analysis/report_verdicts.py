@@ -128,7 +128,7 @@ def _outcome_definitions(ctx: _Context) -> list[tuple[str, str]]:
          "equivalently, the (1 - 2·alpha) interval lies inside the margin. A pair can be "
          "both when a real difference is smaller than the margin: it is reported "
          "equivalent, with that note."),
-        ("inconclusive", "neither: the repetitions do not vary little enough, or are too "
+        ("inconclusive", "neither: the repetitions vary too much, or are too "
          "few, to tell. Not evidence of sameness."),
     ]
 
