@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from collectors import campaign
-from collectors.scenarios import ScenarioFailed, resolve, resolve_lab
+from collectors.scenarios import ScenarioFailed, resolve
 
 SEED = campaign.load_scenarios(Path(__file__).resolve().parents[1] / "scenarios" / "seed.yml")
 EMBEDDED = {"guests": True, "accel": "tcg", "accel_reason": "KVM probe timed out",
