@@ -424,8 +424,9 @@ def test_fail_on_unavailable_names_host_setting_and_reason(tuned_guest, guest):
 # --- opt-in: the kernel command line of a guest that boots through grub ------------------------
 
 GRUB_GUEST, GRUB_INDEX, GRUB_MGMT_IP = "kvmnl-g7", 7, "198.19.0.17"
-GRUB_ONLY = {"kvm_host_cpufreq_governor": None, "kvm_host_irqbalance": "leave",
-             "kvm_host_vhost_net": None, "kvm_host_isolated_cores": "1"}
+# Only the isolation, and IRQ cores for a host whose inventory names no data NIC.
+GRUB_ONLY = {**dict.fromkeys(NULLABLE), "kvm_host_irqbalance": "leave",
+             "kvm_host_isolated_cores": "1", "kvm_host_irq_cores": "1"}
 
 
 @pytest.fixture
@@ -476,6 +477,8 @@ def test_isolated_cores_through_grub_pending_then_rebooted(grub_guest, root_only
     assert entry["reason"] == ("pending reboot: the running kernel's /proc/cmdline lacks "
                                f"{args} (kvm_host_reboot_allowed is false)")
     assert host().file("/proc/sys/kernel/random/boot_id").content_string == boot_id
+    irq = record_of(host())["settings"]["irq_affinity"]
+    assert irq["status"] == "unavailable" and "no data NIC named" in irq["reason"], irq
     counts, out = run()
     assert counts["changed"] == 0, out[-4000:]
     # 2. reboot allowed: the host comes back isolated
