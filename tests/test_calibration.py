@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from scipy import stats as sps
 
 from analysis import calibration as cal
 from analysis import stats
@@ -24,6 +25,7 @@ from analysis.model import rtt_samples
 DATA = Path(__file__).resolve().parent / "analysis_data" / "campaigns"
 QUICKSTART = DATA / "quickstart1"
 CALIBRATION = DATA / "calib10"
+SMALL = DATA / "small2"
 IDENTICAL = ["virtio", "virtio_elvis", "virtio_vpfring", "virtio_elvis_vpfring"]
 GUESTS = IDENTICAL
 ALPHA = 0.05
@@ -136,3 +138,19 @@ def test_the_control_pair_of_a_real_campaign_is_not_different(tmp_path):
     assert control["outcome"].iloc[0] != "different"
     md = (tmp_path / "report" / "report.md").read_text()
     assert "a correct method must not find them different" in md
+
+
+def test_two_campaigns_of_the_same_unchanged_lab_do_not_regress(tmp_path, capsys):
+    """quickstart1 and small2: the same lab, nothing changed, half an hour apart."""
+    assert main([str(SMALL), "--out", str(tmp_path / "a"), "--compare", str(QUICKSTART)]) == 0
+    assert main([str(QUICKSTART), "--out", str(tmp_path / "b"), "--compare", str(SMALL)]) == 0
+    assert "REGRESSION" not in capsys.readouterr().err
+    comparison = pd.read_csv(tmp_path / "a" / "tables" / "comparison.csv")
+    assert set(comparison["verdict"]) <= {"unchanged", "improved"}
+    # the replaced comparison, Mood's median test over pooled probes, calls +31 % significant
+    new, old = load_campaign(SMALL), load_campaign(QUICKSTART)
+    a, b = (c.rtt.loc[(c.rtt["scenario"] == "virtio_elvis") & c.rtt["answered"], "rtt_us"]
+            for c in (new, old))
+    assert sps.median_test(a, b).pvalue < 1e-6
+    row = comparison.set_index("scenario").loc["virtio_elvis"]
+    assert row["median_change_pct"] > 10 and row["median_p_holm"] > 0.05
