@@ -192,7 +192,7 @@ def tune(inventory: Path, *args: str, **over):
     done = playbook("-i", str(inventory), "playbooks/tune.yml", "-e", f"@{extra}", *args,
                     timeout=900)
     seconds = time.monotonic() - started
-    print(f"tune.yml {' '.join(args) or '(run)'} {over or ''}: {seconds:.0f} s")
+    print(f"tune.yml {' '.join(args) or '(run)'}: {seconds:.0f} s")
     return done, done.stdout + done.stderr
 
 
