@@ -11,6 +11,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+# Module files loaded by path import the collection's module_utils by FQCN, as Ansible does.
+if str(REPO / "collections") not in sys.path:
+    sys.path.insert(0, str(REPO / "collections"))
 
 
 def ansible_env() -> dict[str, str]:

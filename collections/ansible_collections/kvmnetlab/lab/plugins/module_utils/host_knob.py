@@ -24,6 +24,8 @@ import os
 import re
 import stat
 
+from ansible_collections.kvmnetlab.lab.plugins.module_utils.host_files import read_text
+
 STATUSES = ("applied", "already", "partial", "unavailable")
 COMPARES = ("exact", "selected", "int", "cpulist")
 
@@ -105,14 +107,6 @@ def shown(text, compare):
         return format_cpulist(value)
     return value
 
-
-def read_text(path):
-    """A file's content, or None when it cannot be read."""
-    try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            return handle.read()
-    except OSError:
-        return None
 
 
 def write_text(path, value):

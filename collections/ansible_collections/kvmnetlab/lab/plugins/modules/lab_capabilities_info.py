@@ -219,6 +219,7 @@ import stat
 import subprocess
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.kvmnetlab.lab.plugins.module_utils.host_files import read_int, read_text
 
 FORMAT_VERSION = 1
 
@@ -259,24 +260,6 @@ QMP_INPUT = (
 
 
 # ------------------------------------------------------------------ reading --
-def read_text(path):
-    """The text of ``path``, or None when it cannot be read."""
-    try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            return handle.read()
-    except OSError:
-        return None
-
-
-def read_int(path):
-    """The integer in ``path``, or None when it is absent or not an integer."""
-    text = read_text(path)
-    if text is None:
-        return None
-    try:
-        return int(text.strip())
-    except ValueError:
-        return None
 
 
 def is_char_device(path):

@@ -85,15 +85,7 @@ import gzip
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-
-
-def read_text(path):
-    """Return the text of ``path``, or None when it cannot be read."""
-    try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            return handle.read()
-    except OSError:
-        return None
+from ansible_collections.kvmnetlab.lab.plugins.module_utils.host_files import read_text
 
 
 def config_modules_value(text):
