@@ -12,6 +12,16 @@ import numpy as np
 import pandas as pd
 
 
+def _columns(rtt: pd.DataFrame, order: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(answered mask, scenario code in ``order`` or -1, RTT in µs) as NumPy arrays."""
+    answered = rtt["answered"].to_numpy(dtype=bool)
+    scen = rtt["scenario"]
+    if not isinstance(scen.dtype, pd.CategoricalDtype):
+        scen = scen.astype("category")
+    codes = scen.cat.set_categories(order).cat.codes.to_numpy()
+    return answered, codes, rtt["rtt_us"].to_numpy(dtype=float)
+
+
 def rtt_samples(rtt: pd.DataFrame | None, order: list[str]) -> pd.DataFrame:
     """Answered RTTs (µs) per scenario, scenarios in ``order``, values sorted within each."""
     dtype = pd.CategoricalDtype(order, ordered=True)
@@ -19,12 +29,7 @@ def rtt_samples(rtt: pd.DataFrame | None, order: list[str]) -> pd.DataFrame:
         return pd.DataFrame(
             {"scenario": pd.Categorical([], dtype=dtype), "rtt_us": np.array([], dtype=float)}
         )
-    answered = rtt["answered"].to_numpy(dtype=bool)
-    scen = rtt["scenario"]
-    if not isinstance(scen.dtype, pd.CategoricalDtype):
-        scen = scen.astype("category")
-    codes = scen.cat.set_categories(order).cat.codes.to_numpy()
-    values = rtt["rtt_us"].to_numpy(dtype=float)
+    answered, codes, values = _columns(rtt, order)
     pieces, labels = [], []
     for code in range(len(order)):
         chunk = values[(codes == code) & answered]
@@ -85,12 +90,7 @@ def rtt_by_repetition(
     """
     if rtt is None or rtt.empty:
         return {}
-    answered = rtt["answered"].to_numpy(dtype=bool)
-    scen = rtt["scenario"]
-    if not isinstance(scen.dtype, pd.CategoricalDtype):
-        scen = scen.astype("category")
-    codes = scen.cat.set_categories(order).cat.codes.to_numpy()
-    values = rtt["rtt_us"].to_numpy(dtype=float)
+    answered, codes, values = _columns(rtt, order)
     reps = rtt["repetition"].to_numpy()
     out: dict[str, dict[int, np.ndarray]] = {}
     for code, name in enumerate(order):
