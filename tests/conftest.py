@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -14,6 +15,18 @@ BIN = Path(sys.executable).parent
 # Module files loaded by path import the collection's module_utils by FQCN, as Ansible does.
 if str(REPO / "collections") not in sys.path:
     sys.path.insert(0, str(REPO / "collections"))
+
+
+MODULES = REPO / "collections/ansible_collections/kvmnetlab/lab/plugins/modules"
+
+
+def collection_module(name: str):
+    """Import one of the collection's module files by path, as its own Python module."""
+    path = MODULES / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"kvmnetlab_module_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def ansible_env() -> dict[str, str]:

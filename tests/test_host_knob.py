@@ -9,34 +9,20 @@ idempotent writes). No host is changed.
 from __future__ import annotations
 
 import errno
-import importlib.util
 import json
 import os
-import sys
 from pathlib import Path
 
 import pytest
+from ansible_collections.kvmnetlab.lab.plugins.module_utils import host_knob as hk
 
-COLLECTIONS = Path(__file__).resolve().parents[1] / "collections"
-MODULES = COLLECTIONS / "ansible_collections/kvmnetlab/lab/plugins/modules"
-if str(COLLECTIONS) not in sys.path:
-    sys.path.insert(0, str(COLLECTIONS))
+from tests.conftest import collection_module
 
-from ansible_collections.kvmnetlab.lab.plugins.module_utils import host_knob as hk  # noqa: E402
-
-
-def load(name: str):
-    spec = importlib.util.spec_from_file_location(f"kvhk_{name}", MODULES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-irq_mod = load("nic_irq_affinity")
-idle_mod = load("cpuidle_limit")
-kmod = load("kernel_module")
-cmdline_mod = load("kernel_cmdline_info")
-record_mod = load("kvm_host_record")
+irq_mod = collection_module("nic_irq_affinity")
+idle_mod = collection_module("cpuidle_limit")
+kmod = collection_module("kernel_module")
+cmdline_mod = collection_module("kernel_cmdline_info")
+record_mod = collection_module("kvm_host_record")
 
 
 def knob(path: Path, text: str, mode: int = 0o644) -> Path:

@@ -4,29 +4,17 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import importlib.util
 import io
 import tarfile
 from pathlib import Path
 
 import pytest
 
-MODULES = (
-    Path(__file__).resolve().parents[1]
-    / "collections/ansible_collections/kvmnetlab/lab/plugins/modules"
-)
+from tests.conftest import collection_module
 
-
-def load(name: str):
-    spec = importlib.util.spec_from_file_location(f"kvpf_{name}", MODULES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-probe_mod = load("pf_ring_probe")
-kmod = load("pf_ring_kmod")
-archive = load("pf_ring_src_archive")
+probe_mod = collection_module("pf_ring_probe")
+kmod = collection_module("pf_ring_kmod")
+archive = collection_module("pf_ring_src_archive")
 
 
 def fake_root(
