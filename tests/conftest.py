@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -49,6 +50,24 @@ def playbook(*args: str, extra: dict | None = None, timeout: int = 1800,
         raise AssertionError(f"{' '.join(cmd)} failed ({done.returncode}):\n"
                              f"{done.stdout[-6000:]}\n{done.stderr[-3000:]}")
     return done
+
+
+def adhoc(host: str, module: str, args: dict, *extra: str,
+          timeout: int = 180) -> tuple[int, dict, str]:
+    """Run one module ad hoc on ``host`` from the checkout (ansible.cfg applies).
+
+    Returns rc, the module's result, and stderr (where Ansible prints its warnings).
+    """
+    done = subprocess.run(
+        [str(BIN / "ansible"), host, "-m", module, "-a", json.dumps(args), *extra],
+        cwd=REPO, env={**ansible_env(), "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
+                       "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.minimal",
+                       "ANSIBLE_CALLBACK_RESULT_FORMAT": "json"},
+        capture_output=True, text=True, timeout=timeout,
+    )
+    out = done.stdout
+    assert "=> {" in out, f"no result from ansible ({done.returncode}):\n{out}\n{done.stderr}"
+    return done.returncode, json.loads(out[out.index("=> {") + 3:]), done.stderr
 
 
 def recap(output: str) -> dict[str, dict[str, int]]:

@@ -11,7 +11,6 @@ namespace's veth pair, found by address, and nothing of the machine's own interf
 from __future__ import annotations
 
 import glob
-import importlib.util
 import json
 import os
 import shutil
@@ -23,24 +22,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import BIN, REPO, ansible_env
+from tests.conftest import REPO, adhoc, collection_module
 
-MODULE_FILE = (REPO / "collections/ansible_collections/kvmnetlab/lab/plugins/modules"
-               / "lab_capabilities_info.py")
 FIXTURES = REPO / "tests/fixtures/capabilities"
 SBIN_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/local/sbin", "/usr/sbin", "/sbin"])
 # TEST-NET-3 (RFC 5737): checked below to be on no interface of this machine.
 ABSENT_ADDRESS = "203.0.113.254"
 
 
-def load_module():
-    spec = importlib.util.spec_from_file_location("kvcap_lab_capabilities_info", MODULE_FILE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-cap = load_module()
+cap = collection_module("lab_capabilities_info")
 
 
 def which(tool: str) -> str | None:
@@ -57,21 +47,8 @@ def defaults(**over) -> dict:
 
 
 def run_module(host: str, args: dict, *extra: str) -> tuple[int, dict, str]:
-    """Run the module on ``host`` from the checkout (ansible.cfg applies).
-
-    Returns rc, the result, and stderr (where Ansible prints the module's warnings).
-    """
-    done = subprocess.run(
-        [str(BIN / "ansible"), host, "-m", "kvmnetlab.lab.lab_capabilities_info",
-         "-a", json.dumps(args), *extra],
-        cwd=REPO, env={**ansible_env(), "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
-                       "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.minimal",
-                       "ANSIBLE_CALLBACK_RESULT_FORMAT": "json"},
-        capture_output=True, text=True, timeout=180,
-    )
-    out = done.stdout
-    assert "=> {" in out, f"no result from ansible ({done.returncode}):\n{out}\n{done.stderr}"
-    return done.returncode, json.loads(out[out.index("=> {") + 3:]), done.stderr
+    """Run the module on ``host``: rc, the result, and stderr (the module's warnings)."""
+    return adhoc(host, "kvmnetlab.lab.lab_capabilities_info", args, *extra)
 
 
 def ip_addresses(netns: str | None = None) -> set[str]:

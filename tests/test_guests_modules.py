@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BIN, REPO, ansible_env, lab_guest, playbook, recap
+from tests.conftest import REPO, adhoc, lab_guest, playbook, recap
 
 MODULES = REPO / "collections/ansible_collections/kvmnetlab/lab/plugins/modules"
 
@@ -34,16 +34,8 @@ def load(name: str):
 
 def module(name: str, args: dict, *extra: str) -> tuple[int, dict]:
     """Run kvmnetlab.lab.<name> on localhost; return rc and the module's result."""
-    done = subprocess.run(
-        [str(BIN / "ansible"), "localhost", "-m", f"kvmnetlab.lab.{name}",
-         "-a", json.dumps(args), *extra],
-        cwd=REPO, env={**ansible_env(), "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
-                       "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.minimal",
-                       "ANSIBLE_CALLBACK_RESULT_FORMAT": "json"},
-        capture_output=True, text=True, timeout=120,
-    )
-    out = done.stdout
-    return done.returncode, json.loads(out[out.index("=> {") + 3:])
+    rc, result, _ = adhoc("localhost", f"kvmnetlab.lab.{name}", args, *extra, timeout=120)
+    return rc, result
 
 
 def test_mirror_from_deb822_sources(tmp_path):
