@@ -245,16 +245,15 @@ def scenario_capabilities(virtualized: bool, hosts: dict[str, dict[str, Any]], l
 
 
 def probed_host(result: dict[str, Any]) -> Any:
-    """The host a registered probe result is about (its loop item, or the item's host)."""
-    item = result.get("item")
-    return item.get("host") if isinstance(item, dict) else item
+    """The host a registered probe result is about (the ``host`` of its loop item)."""
+    return (result.get("item") or {}).get("host")
 
 
 def profiles_from_probes(results: list[dict[str, Any]],
                          facts: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Host profiles from the registered loop results of the capability probe.
 
-    Each result is ``{item: host or {host, ...}, capabilities: {...}}``, or an
+    Each result is ``{item: {host, ...}, capabilities: {...}}``, or an
     unreachable or failed result with its ``msg``; ``facts`` maps host -> the facts
     other roles set there.
     """

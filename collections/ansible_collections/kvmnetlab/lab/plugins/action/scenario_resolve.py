@@ -18,7 +18,7 @@ description:
     kvmnetlab_guest_hypervisor and kvmnetlab_guest_netdev that roles/guest_vm sets.
 options:
   campaign_dir: {description: The campaign folder., type: path, required: true}
-  probes: {description: "Registered loop results of lab_capabilities_info (item: a host, or {host, ...}).", type: list, elements: dict, required: true}
+  probes: {description: "Registered loop results of lab_capabilities_info over capability_probe_plan (item: {host, ...}).", type: list, elements: dict, required: true}
   endpoints: {description: "The campaign's endpoints: {bare_metal: {sender, receiver, ...}, guest: {sender, ...}}.", type: dict, required: true}
   hypervisor: {description: The hypervisor guests run on unless a guest names its own., type: str, required: true}
   declared: {description: Capabilities the lab declares rather than probes., type: dict, default: {}}
