@@ -251,3 +251,35 @@ def test_the_controller_gets_the_lab_key_and_known_hosts_of_another_hypervisor(t
     for extra in ((), ("--check",)):
         again = playbook(*args, *extra, check=True)
         assert recap(again.stdout)["kvm-host"]["changed"] == 0, again.stdout[-3000:]
+
+
+def test_a_host_with_a_second_data_link_gets_a_third_nic_and_a_bare_data0(tmp_path):
+    """The rehearsal lab's KVM host: data0 without an address (enslaved to its guests' bridge
+    by its admin), a second data NIC on another bridge with an address."""
+    guest = lab_guest("kvmnl-g7", 7, data_ip=None,
+                      extra_nics=[{"bridge": "rhbr-d1", "ip": "198.18.1.1"}])
+    argv = render(tmp_path, guest)
+    netdevs = after(argv, "-netdev")
+    assert netdevs[-1] == "tap,id=data1,ifname=kvtap-7d1,script=no,downscript=no"
+    assert "virtio-net-pci,netdev=data1,mac=52:54:00:18:02:07,addr=0x12" in after(argv, "-device")
+    taps = gvf.guest_taps([guest], "kvbr-data", "kvbr-mgmt")
+    assert [(t["name"], t["bridge"]) for t in taps] == [
+        ("kvtap-7d", "kvbr-data"), ("kvtap-7m", "kvbr-mgmt"), ("kvtap-7d1", "rhbr-d1")]
+    files = gvf.guest_networks([guest], 24, 24)
+    assert [(f["file"], f["address"]) for f in files] == [
+        ("20-kvmnetlab-mgmt0.network", "198.19.0.17/24"),
+        ("30-kvmnetlab-data1.network", "198.18.1.1/24")]
+
+
+def test_a_plain_guest_keeps_its_two_nics_and_network_files():
+    guest = lab_guest("kvmnl-g1", 1)
+    assert [n["tap"] for n in gvf.guest_nics(guest, "d", "m")] == ["kvtap-1d", "kvtap-1m"]
+    assert [f["file"] for f in gvf.guest_networks([guest], 24, 24)] == [
+        "10-kvmnetlab-data0.network", "20-kvmnetlab-mgmt0.network"]
+
+
+def test_more_than_two_extra_nics_or_one_without_a_bridge_is_refused():
+    with pytest.raises(gvf.AnsibleFilterError, match=r"kvmnl-g1\]\.extra_nics: at most 2"):
+        gvf.guest_nics(lab_guest("kvmnl-g1", 1, extra_nics=[{"bridge": "b"}] * 3), "d", "m")
+    with pytest.raises(gvf.AnsibleFilterError, match=r"extra_nics\[0\]: needs a bridge"):
+        gvf.guest_nics(lab_guest("kvmnl-g1", 1, extra_nics=[{"ip": "198.18.2.1"}]), "d", "m")

@@ -126,7 +126,7 @@ def guest_hostvars(guests: list, status: dict, *, hypervisor: str, identity_file
             "ansible_ssh_private_key_file": identity_file,
             "ansible_ssh_common_args": ssh_common_args,
             "ansible_python_interpreter": interpreter,
-            "kvmnetlab_guest_data_ip": guest["data_ip"],
+            "kvmnetlab_guest_data_ip": guest.get("data_ip") or "",
             "kvmnetlab_guest_qemu_pid": state.get("pid", 0),
             "kvmnetlab_guest_hypervisor": hypervisor,
             "kvmnetlab_guest_netdev": dict(guest.get("netdev") or {}),
@@ -150,6 +150,74 @@ def guest_unavailable_reason(status: dict, *, configured: int, image_ready: bool
     return f"every guest{where} is down ({reasons or 'none was started'})"
 
 
+# A guest's NICs by PCI slot: the image names them (guest_image's customise.sh) data0 at
+# 00:10.0, mgmt0 at 00:11.0, and the extra data NICs data1 and data2 at 00:12.0 and 00:13.0.
+MAX_EXTRA_NICS = 2
+
+
+def guest_nics(guest: dict, data_bridge: str, mgmt_bridge: str) -> list[dict]:
+    """Every NIC of one guest, in PCI order: ``{ifname, tap, bridge, address, slot, mac, kind}``.
+
+    ``data0`` (tap ``kvtap-<index>d``) joins ``data_bridge`` and ``mgmt0`` (``kvtap-<index>m``)
+    ``mgmt_bridge``; each item of the guest's ``extra_nics`` (``{bridge, ip}``) adds
+    ``data<k>`` (``kvtap-<index>d<k>``) on its own bridge, for a host with a second data
+    link. An address may be null: the NIC is left without one (an admin enslaves it to a
+    bridge of their own, as on a KVM host whose data NIC joins its guests' bridge).
+    """
+    name = guest.get("name", "?")
+    index = int(guest["index"])
+    extra = guest.get("extra_nics") or []
+    if len(extra) > MAX_EXTRA_NICS:
+        raise AnsibleFilterError(
+            f"guest_vm_guests[{name}].extra_nics: at most {MAX_EXTRA_NICS} extra data NICs, "
+            f"got {len(extra)}")
+    nics = [
+        {"ifname": "data0", "tap": f"kvtap-{index}d", "bridge": data_bridge,
+         "address": guest.get("data_ip") or None, "slot": 0x10,
+         "mac": f"52:54:00:18:01:{index:02x}", "kind": "data"},
+        {"ifname": "mgmt0", "tap": f"kvtap-{index}m", "bridge": mgmt_bridge,
+         "address": guest.get("mgmt_ip") or None, "slot": 0x11,
+         "mac": f"52:54:00:19:00:{index:02x}", "kind": "mgmt"},
+    ]
+    for k, nic in enumerate(extra, start=1):
+        if not isinstance(nic, dict) or not nic.get("bridge"):
+            raise AnsibleFilterError(
+                f"guest_vm_guests[{name}].extra_nics[{k - 1}]: needs a bridge (and an ip, or null)")
+        nics.append({"ifname": f"data{k}", "tap": f"kvtap-{index}d{k}", "bridge": nic["bridge"],
+                     "address": nic.get("ip") or None, "slot": 0x11 + k,
+                     "mac": f"52:54:00:18:{k + 1:02x}:{index:02x}", "kind": "data"})
+    return nics
+
+
+def guest_taps(guests: list, data_bridge: str, mgmt_bridge: str) -> list[dict]:
+    """Every tap the guests need: ``{guest, name, bridge, multi_queue}``."""
+    taps = []
+    for guest in guests:
+        queues = int((guest.get("netdev") or {}).get("queues") or 1)
+        for nic in guest_nics(guest, data_bridge, mgmt_bridge):
+            taps.append({"guest": guest["name"], "name": nic["tap"], "bridge": nic["bridge"],
+                         "multi_queue": nic["ifname"] == "data0" and queues > 1})
+    return taps
+
+
+def guest_networks(guests: list, data_prefix: int, mgmt_prefix: int) -> list[dict]:
+    """The systemd-networkd files of each guest's seed: one per NIC with an address.
+
+    ``{guest, file, ifname, address}``, the address with its prefix length; a NIC without
+    an address gets no file (networkd then leaves it unconfigured).
+    """
+    files = []
+    for guest in guests:
+        for order, nic in enumerate(guest_nics(guest, "", ""), start=1):
+            if not nic["address"]:
+                continue
+            prefix = mgmt_prefix if nic["kind"] == "mgmt" else data_prefix
+            files.append({"guest": guest["name"], "ifname": nic["ifname"],
+                          "file": f"{order}0-kvmnetlab-{nic['ifname']}.network",
+                          "address": f"{nic['address']}/{int(prefix)}"})
+    return files
+
+
 class FilterModule:
     """kvmnetlab.lab filters of the guest_vm role."""
 
@@ -160,4 +228,7 @@ class FilterModule:
             "ssh_option_args": ssh_option_args,
             "guest_hostvars": guest_hostvars,
             "guest_unavailable_reason": guest_unavailable_reason,
+            "guest_nics": guest_nics,
+            "guest_taps": guest_taps,
+            "guest_networks": guest_networks,
         }
