@@ -256,7 +256,7 @@ def test_the_controller_gets_the_lab_key_and_known_hosts_of_another_hypervisor(t
 def test_a_host_with_a_second_data_link_gets_a_third_nic_and_a_bare_data0(tmp_path):
     """The rehearsal lab's KVM host: data0 without an address (enslaved to its guests' bridge
     by its admin), a second data NIC on another bridge with an address."""
-    guest = lab_guest("kvmnl-g7", 7, data_ip=None,
+    guest = lab_guest("kvmnl-g7", 7, data_ip=None, data_bridge="rhbr-kvm",
                       extra_nics=[{"bridge": "rhbr-d1", "ip": "198.18.1.1"}])
     argv = render(tmp_path, guest)
     netdevs = after(argv, "-netdev")
@@ -264,7 +264,7 @@ def test_a_host_with_a_second_data_link_gets_a_third_nic_and_a_bare_data0(tmp_pa
     assert "virtio-net-pci,netdev=data1,mac=52:54:00:18:02:07,addr=0x12" in after(argv, "-device")
     taps = gvf.guest_taps([guest], "kvbr-data", "kvbr-mgmt")
     assert [(t["name"], t["bridge"]) for t in taps] == [
-        ("kvtap-7d", "kvbr-data"), ("kvtap-7m", "kvbr-mgmt"), ("kvtap-7d1", "rhbr-d1")]
+        ("kvtap-7d", "rhbr-kvm"), ("kvtap-7m", "kvbr-mgmt"), ("kvtap-7d1", "rhbr-d1")]
     files = gvf.guest_networks([guest], 24, 24)
     assert [(f["file"], f["address"]) for f in files] == [
         ("20-kvmnetlab-mgmt0.network", "198.19.0.17/24"),

@@ -158,8 +158,8 @@ MAX_EXTRA_NICS = 2
 def guest_nics(guest: dict, data_bridge: str, mgmt_bridge: str) -> list[dict]:
     """Every NIC of one guest, in PCI order: ``{ifname, tap, bridge, address, slot, mac, kind}``.
 
-    ``data0`` (tap ``kvtap-<index>d``) joins ``data_bridge`` and ``mgmt0`` (``kvtap-<index>m``)
-    ``mgmt_bridge``; each item of the guest's ``extra_nics`` (``{bridge, ip}``) adds
+    ``data0`` (tap ``kvtap-<index>d``) joins the guest's own ``data_bridge``, else
+    ``data_bridge``, and ``mgmt0`` (``kvtap-<index>m``) ``mgmt_bridge``; each item of the guest's ``extra_nics`` (``{bridge, ip}``) adds
     ``data<k>`` (``kvtap-<index>d<k>``) on its own bridge, for a host with a second data
     link. An address may be null: the NIC is left without one (an admin enslaves it to a
     bridge of their own, as on a KVM host whose data NIC joins its guests' bridge).
@@ -172,7 +172,7 @@ def guest_nics(guest: dict, data_bridge: str, mgmt_bridge: str) -> list[dict]:
             f"guest_vm_guests[{name}].extra_nics: at most {MAX_EXTRA_NICS} extra data NICs, "
             f"got {len(extra)}")
     nics = [
-        {"ifname": "data0", "tap": f"kvtap-{index}d", "bridge": data_bridge,
+        {"ifname": "data0", "tap": f"kvtap-{index}d", "bridge": guest.get("data_bridge") or data_bridge,
          "address": guest.get("data_ip") or None, "slot": 0x10,
          "mac": f"52:54:00:18:01:{index:02x}", "kind": "data"},
         {"ifname": "mgmt0", "tap": f"kvtap-{index}m", "bridge": mgmt_bridge,
