@@ -38,7 +38,7 @@ PLAY = """\
 GUEST = lab_guest("kvmnl-g7", 7)
 
 
-def render(tmp_path, guest: dict) -> list[str]:
+def render(tmp_path, guest: dict, **more) -> list[str]:
     play = tmp_path / "render.yml"
     play.write_text(PLAY.format(repo=REPO))
     out = tmp_path / "argv.json"
@@ -49,7 +49,8 @@ def render(tmp_path, guest: dict) -> list[str]:
         "ansible_python_interpreter": sys.executable,
         "guest_vm_state_dir": "/srv/lab", "guest_vm_seed_sha1": "ab" * 20,
         "guest_vm_image": "/srv/img/rootfs.ext4", "guest_vm_kernel": "/srv/img/vmlinuz",
-        "guest_vm_initrd": "/srv/img/initrd.img", "guest_vm_disk_image": "/srv/img/disk.img"}))
+        "guest_vm_initrd": "/srv/img/initrd.img", "guest_vm_disk_image": "/srv/img/disk.img",
+        **more}))
     playbook("-i", "localhost,", "-c", "local", str(play), "-e", f"@{extra}", check=True)
     return json.loads(out.read_text())
 
@@ -283,3 +284,11 @@ def test_more_than_two_extra_nics_or_one_without_a_bridge_is_refused():
         gvf.guest_nics(lab_guest("kvmnl-g1", 1, extra_nics=[{"bridge": "b"}] * 3), "d", "m")
     with pytest.raises(gvf.AnsibleFilterError, match=r"extra_nics\[0\]: needs a bridge"):
         gvf.guest_nics(lab_guest("kvmnl-g1", 1, extra_nics=[{"ip": "198.18.2.1"}]), "d", "m")
+
+
+def test_the_root_disk_cache_mode_is_qemus_default_unless_set(tmp_path):
+    overlay = f"disk-{hashlib.sha1(b'/srv/img/rootfs.ext4').hexdigest()[:12]}.qcow2"
+    assert f"file=/srv/lab/guests/kvmnl-g7/{overlay},format=qcow2,if=none,id=root" \
+        in after(render(tmp_path, GUEST), "-drive")
+    assert f"file=/srv/lab/guests/kvmnl-g7/{overlay},format=qcow2,if=none,id=root,cache=unsafe" \
+        in after(render(tmp_path, GUEST, guest_vm_root_cache="unsafe"), "-drive")
