@@ -130,7 +130,18 @@ def test_the_rehearsal_lab_comes_up_answers_and_leaves_nothing_behind(lab):
     # building it again changes nothing
     again = must(rehearse("up"))
     assert {host: counts["changed"] for host, counts in recap(again.stdout).items()} == {
-        "localhost": 0, **dict.fromkeys(MACHINES, 0)}
+        "localhost": 0, **dict.fromkeys(MACHINES, 0)}, changed_tasks(again.stdout)
+
+
+def changed_tasks(output: str) -> list[str]:
+    """``TASK name -> host`` for every task that reported a change, in order."""
+    task, found = "", []
+    for line in output.splitlines():
+        if line.startswith("TASK ["):
+            task = line[6:line.rfind("]")]
+        elif line.startswith("changed: ["):
+            found.append(f"{task} -> {line[10:line.index(']')]}")
+    return found
 
 
 def newest_manifest(results: Path) -> dict:
@@ -176,4 +187,4 @@ def test_lab_example_runs_end_to_end_on_the_rehearsal_lab(lab, tmp_path):
     again = must(rehearse("campaign", "--tags", "lab,tune,pf_ring,guests",
                           "-e", f"kvmnetlab_results_dir={results}", timeout=3600))
     changed = {host: c["changed"] for host, c in recap(again.stdout).items() if host != "localhost"}
-    assert changed and not any(changed.values()), changed
+    assert changed and not any(changed.values()), (changed, changed_tasks(again.stdout))
