@@ -40,9 +40,14 @@ PROXY = "198.19.8.1:3142"
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="builds QEMU machines: root only")
 
 
-def rehearse(*args: str, timeout: int = 1800) -> subprocess.CompletedProcess:
+def rehearse(*args: str, timeout: int = 1800, log: Path | None = None
+             ) -> subprocess.CompletedProcess:
+    """bin/rehearse with ``args``; its output (phase times included) also goes to ``log``."""
     done = subprocess.run([str(REPO / "bin/rehearse"), *args], cwd=REPO, env=ansible_env(),
                           capture_output=True, text=True, timeout=timeout)
+    if log is not None:
+        with log.open("a") as out:
+            out.write(f"$ bin/rehearse {' '.join(args)}\n{done.stdout}\n{done.stderr}\n")
     return done
 
 
@@ -90,15 +95,17 @@ def assert_nothing_left(pids: dict[str, int]) -> None:
 
 
 @pytest.fixture
-def lab():
-    """Builds the rehearsal lab; always tears it down, then checks nothing is left."""
-    up = rehearse("up")
+def lab(tmp_path):
+    """Builds the rehearsal lab; always tears it down, then checks nothing is left.
+
+    Every bin/rehearse output of the test lands in <tmp_path>/rehearse.log."""
+    up = rehearse("up", log=tmp_path / "rehearse.log")
     pids = running_pids()
     try:
         yield must(up)
     finally:
         pids.update(running_pids())
-        down = rehearse("down", timeout=600)
+        down = rehearse("down", timeout=600, log=tmp_path / "rehearse.log")
         must(down)
         assert_nothing_left(pids)
 
@@ -155,7 +162,8 @@ def newest_manifest(results: Path) -> dict:
 def test_lab_example_runs_end_to_end_on_the_rehearsal_lab(lab, tmp_path):
     pf_ring = bool(os.environ.get("KVMNETLAB_PFRING_SRC"))
     results = tmp_path / "results"
-    run = rehearse("campaign", "-e", f"kvmnetlab_results_dir={results}", timeout=5400)
+    log = tmp_path / "rehearse.log"
+    run = rehearse("campaign", "-e", f"kvmnetlab_results_dir={results}", timeout=5400, log=log)
     must(run)
     manifest = newest_manifest(results)
     hosts = manifest["lab"]["profile"]["hosts"]
@@ -185,6 +193,6 @@ def test_lab_example_runs_end_to_end_on_the_rehearsal_lab(lab, tmp_path):
     assert "kvm-host" in report and "bm-sender" in report
     # the same inventory applied a second time changes nothing on any rehearsal host
     again = must(rehearse("campaign", "--tags", "lab,tune,pf_ring,guests",
-                          "-e", f"kvmnetlab_results_dir={results}", timeout=3600))
+                          "-e", f"kvmnetlab_results_dir={results}", timeout=3600, log=log))
     changed = {host: c["changed"] for host, c in recap(again.stdout).items() if host != "localhost"}
     assert changed and not any(changed.values()), (changed, changed_tasks(again.stdout))
