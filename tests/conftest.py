@@ -93,8 +93,11 @@ def lab_guest(name: str, index: int, **over) -> dict:
 
 
 def lab_namespaces() -> list[str]:
+    """The embedded lab's network namespaces (kvm*), not the rehearsal lab's (kvmnl-rh),
+    which may be up beside it (tests/test_rehearsal_lab.py checks that one)."""
     out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    return sorted(line.split()[0] for line in out.splitlines() if line.startswith("kvm"))
+    names = (line.split()[0] for line in out.splitlines() if line.startswith("kvm"))
+    return sorted(name for name in names if name != "kvmnl-rh")
 
 
 @pytest.fixture(scope="session")
