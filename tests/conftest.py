@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -76,8 +77,8 @@ def recap(output: str) -> dict[str, dict[str, int]]:
     lines = output.splitlines()
     start = max(i for i, line in enumerate(lines) if line.startswith("PLAY RECAP"))
     for line in lines[start + 1:]:
-        if ":" not in line:
-            continue
+        if not re.match(r"^\S+\s*:\s*ok=\d", line):
+            continue  # other callbacks' lines (e.g. kvmnetlab.lab.phase_times) may follow
         host, _, counters = line.partition(":")
         pairs = [item.split("=") for item in counters.split()]
         hosts[host.strip()] = {key: int(value) for key, value in pairs}

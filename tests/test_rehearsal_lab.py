@@ -24,6 +24,7 @@ import json
 import os
 import re
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -80,12 +81,20 @@ def running_pids() -> dict[str, int]:
 
 
 def alive(pid: int) -> bool:
-    return Path(f"/proc/{pid}").exists()
+    """Running, and not a zombie (PID 1 here may reap an orphan late)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
 
 
 def assert_nothing_left(pids: dict[str, int]) -> None:
     assert NETNS not in subprocess.run(["ip", "netns", "list"], capture_output=True,
                                        text=True).stdout.split()
+    deadline = time.monotonic() + 15
+    while any(alive(pid) for pid in pids.values()) and time.monotonic() < deadline:
+        time.sleep(0.5)
     left = {name: pid for name, pid in pids.items() if alive(pid)}
     assert not left, f"still running after teardown: {left}"
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
