@@ -85,6 +85,16 @@ def recap(output: str) -> dict[str, dict[str, int]]:
     return hosts
 
 
+def process_running(pid: int) -> bool:
+    """The process exists and is not a zombie waiting for its (new) parent to reap it
+    (PID 1 here may reap an orphan late)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
 def lab_guest(name: str, index: int, **over) -> dict:
     """One entry of guest_vm_guests on the embedded lab's addresses (198.18.1.<10+index>)."""
     return {"name": name, "index": index, "memory_mb": 768, "vcpus": 1,

@@ -37,7 +37,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO, playbook, recap
+from tests.conftest import REPO, playbook, process_running, recap
 
 ROLE = REPO / "roles" / "apt_proxy"
 NETNS = "kvmnl-aptt"
@@ -85,15 +85,6 @@ def sh(*argv: str, check: bool = True) -> subprocess.CompletedProcess:
     return done
 
 
-def running(pid: int) -> bool:
-    """The process exists and is not a zombie waiting for its (new) parent to reap it."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[0] != "Z"
-
-
 def pids(state_dir: Path) -> dict[str, int]:
     return {p.stem: int(p.read_text()) for p in (state_dir / "run").glob("*.pid")
             if p.read_text().strip().isdigit()}
@@ -109,7 +100,7 @@ def stop_leftovers(state_dir: Path) -> None:
         if str(state_dir).encode() in cmdline:
             os.kill(pid, signal.SIGTERM)
             for _ in range(50):
-                if not running(pid):
+                if not process_running(pid):
                     break
                 time.sleep(0.1)
 
@@ -243,7 +234,7 @@ def test_second_run_changes_nothing(started):
 def test_nothing_new_listens_in_the_host_namespace(started):
     _, state_dir, _ = started
     ours = pids(state_dir)
-    assert all(running(pid) for pid in ours.values()), ours
+    assert all(process_running(pid) for pid in ours.values()), ours
     mine = []
     for address, port, process in listeners():
         loopback = address.startswith("127.") or address == "::1"
@@ -262,7 +253,7 @@ def test_absent_stops_both_processes(started):
     before = pids(state_dir)
     done, out = run_role(play, "-e", "apt_proxy_state=absent")
     assert done.returncode == 0, out[-6000:]
-    assert not [name for name, pid in before.items() if running(pid)], before
+    assert not [name for name, pid in before.items() if process_running(pid)], before
     assert pids(state_dir) == {}
     assert not [(a, p) for a, p, _ in listeners(NETNS) if p == PORT]
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, playbook, recap
+from tests.conftest import REPO, playbook, process_running, recap
 
 pytestmark = pytest.mark.guests
 
@@ -62,15 +62,6 @@ def private_topology() -> None:
     sh("ip", "-n", H1, "addr", "add", "198.18.1.1/24", "dev", "data1")
     sh("ip", "-n", H1, "link", "set", "data1", "up")
     sh("ip", "-n", HV, "link", "set", "h1-data1", "master", "kvbr-data", "up")
-
-
-def running(pid: int) -> bool:
-    """The process exists and is not a zombie waiting for its (re)parent to reap it."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 def taps() -> list[str]:
@@ -198,7 +189,7 @@ def test_teardown_leaves_no_qemu_and_no_tap(first_run):
     done = playbook("playbooks/guests.yml", "--tags", "guests_teardown", extra=EXTRA, check=True)
     # the guest powered itself off on the ACPI request (acpid), no signal was needed
     assert f"{GUEST}: QEMU pid {pids[GUEST]} stopped by acpi" in done.stdout, done.stdout[-3000:]
-    alive = [pid for pid in pids.values() if running(pid)]
+    alive = [pid for pid in pids.values() if process_running(pid)]
     assert alive == [], f"QEMU still running: {alive}"
     assert taps() == []
     assert not (STATE_DIR / "guests" / GUEST).exists()

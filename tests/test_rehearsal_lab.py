@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, ansible_env, recap
+from tests.conftest import REPO, ansible_env, process_running, recap
 
 NETNS = "kvmnl-rh"
 STATE = Path("/var/lib/kvmnetlab/rehearsal")
@@ -80,22 +80,13 @@ def running_pids() -> dict[str, int]:
     return pids
 
 
-def alive(pid: int) -> bool:
-    """Running, and not a zombie (PID 1 here may reap an orphan late)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rindex(")") + 2] != "Z"
-
-
 def assert_nothing_left(pids: dict[str, int]) -> None:
     assert NETNS not in subprocess.run(["ip", "netns", "list"], capture_output=True,
                                        text=True).stdout.split()
     deadline = time.monotonic() + 15
-    while any(alive(pid) for pid in pids.values()) and time.monotonic() < deadline:
+    while any(process_running(pid) for pid in pids.values()) and time.monotonic() < deadline:
         time.sleep(0.5)
-    left = {name: pid for name, pid in pids.items() if alive(pid)}
+    left = {name: pid for name, pid in pids.items() if process_running(pid)}
     assert not left, f"still running after teardown: {left}"
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
     assert not re.search(r"\b(kvtap-4[123]|rhbr-)", links), links
