@@ -1,0 +1,1 @@
+"""Unattended nightly campaigns: run, record, detect changes, publish."""
