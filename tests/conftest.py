@@ -131,3 +131,16 @@ def slow_kernel_marks(what: str) -> list:
                            reason=f"slow: set KVMNETLAB_SLOW=1 ({what})"),
         pytest.mark.skipif(os.geteuid() != 0, reason="needs root (apt, network namespaces)"),
     ]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def leave_the_lab_as_found():
+    """Tests that run site.yml (which leaves the embedded lab up, as a user's campaign
+    does) must not leave it behind: if the session made the lab, the session tears it
+    down (site.yml --tags teardown), so a test run leaves no namespace, tap or QEMU."""
+    before = set(lab_namespaces())
+    yield
+    if before or os.geteuid() != 0:
+        return
+    if set(lab_namespaces()):
+        playbook("site.yml", "--tags", "teardown", timeout=900)
