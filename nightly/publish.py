@@ -1,0 +1,177 @@
+"""After a night: its report, the history catalog, change points, the dashboard.
+
+The analysis modules are imported here, lazily, and only here: this is the
+driver's boundary with analysis.history, analysis.changepoints and
+analysis.dashboard.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nightly.status import CHANGE_FIELDS
+
+REPORT_TIMEOUT_S = 3600
+
+
+class PublishError(RuntimeError):
+    """A step after the campaign failed; the message names the step."""
+
+
+def _module(name: str) -> Any:
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        raise PublishError(f"{name} is not available ({exc}); the history, change points "
+                           "and dashboard need it") from None
+
+
+# --------------------------------------------------------------------------- the report
+
+
+def report_is_fresh(campaign: Path) -> bool:
+    """report/index.html is newer than the manifest and every data table (the playbook's
+    report phase wrote it from this campaign's final data)."""
+    index = campaign / "report" / "index.html"
+    if not index.is_file():
+        return False
+    inputs = [campaign / "manifest.json", *(campaign / "data").glob("*.parquet")]
+    newest = max((p.stat().st_mtime for p in inputs if p.exists()), default=0.0)
+    return index.stat().st_mtime >= newest
+
+
+def build_report(campaign: Path, repo: Path) -> Path:
+    """The campaign's report (``python -m analysis CAMPAIGN``) unless it is already fresh."""
+    report = campaign / "report"
+    if report_is_fresh(campaign):
+        return report
+    cmd = [sys.executable, "-m", "analysis", str(campaign)]
+    try:
+        done = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, check=False,
+                              timeout=REPORT_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise PublishError(f"report: python -m analysis did not finish within "
+                           f"{REPORT_TIMEOUT_S} s") from None
+    if done.returncode != 0:  # 3 (a regression against --compare) is not asked for here
+        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise PublishError(f"report: python -m analysis exited {done.returncode}: {tail[0]}")
+    return report
+
+
+# --------------------------------------------------------------------------- the history
+
+
+@dataclass
+class Published:
+    catalog: Any
+    changes: Any
+    dashboard: Path | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+def record_night(history_dir: Path, campaign: Path | None, *, night: str, outcome: str,
+                 reason: str | None, started_at: str) -> Any:
+    """Add the night's rows to history/nights.parquet (its values when done, else one
+    outcome row); return the catalog."""
+    history = _module("analysis.history")
+    rows = history.night_rows(campaign, night=night, outcome=outcome, reason=reason,
+                              started_at=started_at)
+    return history.update_catalog(history_dir, rows)
+
+
+def analyse(history_dir: Path, catalog: Any, *, p_value: float | None,
+            min_segment: int | None) -> Published:
+    """Change points over the catalog, its segments, and history/dashboard.html."""
+    history = _module("analysis.history")
+    changepoints = _module("analysis.changepoints")
+    dashboard = _module("analysis.dashboard")
+    p = p_value if p_value is not None else changepoints.DEFAULT_P_VALUE
+    m = min_segment if min_segment is not None else changepoints.DEFAULT_MIN_SEGMENT
+    changes = changepoints.detect(catalog, p_value=p, min_segment=m)
+    segments = history.segments(catalog)
+    page = dashboard.render_dashboard(catalog, segments, changes, history_dir / "dashboard.html",
+                                      p_value=p, min_segment=m)
+    return Published(catalog=catalog, changes=changes, dashboard=Path(page))
+
+
+# --------------------------------------------------------------------------- new changes
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-able Python value (numpy scalars unwrapped, NaN -> None)."""
+    if hasattr(value, "item") and not isinstance(value, str | bytes):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is not None and not isinstance(value, bool | int | float | str):
+        try:
+            import pandas as pd
+
+            if pd.isna(value):
+                return None
+        except (TypeError, ValueError):
+            pass
+        return str(value)
+    return value
+
+
+def change_records(changes: Any) -> list[dict[str, Any]]:
+    """Change points (a DataFrame with analysis.changepoints' columns) as plain dicts."""
+    if changes is None or len(changes) == 0:
+        return []
+    records = changes.to_dict("records") if hasattr(changes, "to_dict") else list(changes)
+    return [{key: _plain(value) for key, value in record.items()} for record in records]
+
+
+def change_key(record: dict[str, Any]) -> tuple[str, str, str]:
+    return (str(record["scenario"]), str(record["metric"]), str(record["night"]))
+
+
+def load_reported(path: Path) -> list[dict[str, Any]]:
+    """history/reported.json: the change points a status.json already reported."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError) as exc:
+        raise PublishError(f"{path}: cannot be read ({exc}); fix or remove it") from None
+    entries = document.get("reported") if isinstance(document, dict) else None
+    if not isinstance(entries, list):
+        raise PublishError(f"{path}: reported: must be a list")
+    return entries
+
+
+def new_changes(changes: list[dict[str, Any]], reported: list[dict[str, Any]]
+                ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The regressions and progressions among ``changes`` not reported before, each as
+    status.json lists them (:data:`nightly.status.CHANGE_FIELDS`)."""
+    seen = {change_key(entry) for entry in reported}
+    regressions, progressions = [], []
+    for record in changes:
+        if change_key(record) in seen:
+            continue
+        item = {key: record.get(key) for key in CHANGE_FIELDS}
+        if record.get("direction") == "regression":
+            regressions.append(item)
+        elif record.get("direction") == "progression":
+            progressions.append(item)
+    return regressions, progressions
+
+
+def save_reported(path: Path, reported: list[dict[str, Any]], regressions: list[dict],
+                  progressions: list[dict], *, night: str) -> None:
+    from collectors.store import atomic_write_json
+
+    added = [{"scenario": c["scenario"], "metric": c["metric"], "night": c["night"],
+              "direction": direction, "reported_by": night}
+             for direction, items in (("regression", regressions), ("progression", progressions))
+             for c in items]
+    if added:
+        atomic_write_json(path, {"format_version": 1, "reported": [*reported, *added]})
