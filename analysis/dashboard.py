@@ -498,9 +498,10 @@ def _draw_series(
         reason = run.reason or "no reason recorded"
         tips[f"{gid}-s{j}"] = f"segment {run.segment} from {run.first_night}: {reason}"
         if first:
-            ax.annotate(_mpl(_short(f"segment {run.segment}: {reason}", 60)), (x, 0.97),
+            ax.annotate(_mpl(_short(f"segment {run.segment}: {reason}", 48)), (x, 0.97),
                         xycoords=bottom, xytext=(2, 0), textcoords="offset points",
-                        rotation=90, va="top", ha="left", fontsize=6, color=_C_SEGMENT)
+                        rotation=90, va="top", ha="left", fontsize=6, color=_C_SEGMENT,
+                        clip_on=True)
     if len(h.segment_runs) > 1:
         handles.append(Line2D([], [], color=_C_SEGMENT, linewidth=1.2,
                               label="segment boundary (reason on the line)"))
@@ -806,13 +807,15 @@ def _definitions(short_nights: int, long_nights: int, p_value: float, min_segmen
          "Values are never compared across segments: no trend, change point or short-term "
          "change spans a boundary."),
         ("Change point", "A night where the level of a metric changes, found within each "
-         "segment by E-divisive: the series is split recursively at the point that maximises "
-         "the energy distance between the two sides, and a split is kept only when a "
-         f"two-sample t-test of the values either side gives p < {p_value:g} and both sides "
-         f"hold at least {min_segment} nights (minimum segment length). Shown with the first "
-         "night after the change, the means before and after (in the unit), the change "
-         "(after - before) as % of before, with its 95 % confidence interval (also % of "
-         "before) and the t-test's p-value."),
+         "segment by E-divisive means (Matteson and James 2014) with a t-test: the nights are "
+         "split recursively at the point that maximises the energy distance between the two "
+         f"sides, each side holding at least {min_segment} nights (minimum segment length), "
+         "and a split is kept only when Welch's two-sample t-test of the values either side "
+         f"gives p < {p_value:g}; change points are then tested again between the final "
+         "segments beside them, and dropped while the weakest has p >= "
+         f"{p_value:g}. Shown with the first night after the change, the means before and "
+         "after (in the unit), the change (after - before) as % of before, the 95 % Welch "
+         "confidence interval of the change (also % of before) and the t-test's p-value."),
         ("Regression, progression", "A change point that makes the metric worse "
          "(regression) or better (progression). Higher is better for ndr_pps and pdr_pps "
          "(throughput, packets/s); lower is better for every other metric (RTT, loss, CPU "
@@ -852,8 +855,8 @@ def render_dashboard(
     title: str = "kvmnetlab nightly trends",
     short_nights: int = 7,
     long_nights: int = 90,
-    p_value: float = 0.05,
-    min_segment: int = 5,
+    p_value: float = 0.001,
+    min_segment: int = 3,
     lab: str | None = None,
 ) -> Path:
     """Write the trend dashboard to ``out_path`` (one self-contained HTML file); return it.
@@ -879,6 +882,9 @@ def render_dashboard(
     ]
     if n == 0:
         out.append("<p><strong>No nights recorded yet.</strong></p>")
+    elif not h.series and (h.outcomes["outcome"] == "done").any():
+        out.append("<p><strong>No values recorded yet</strong>: the nights that ran "
+                   "recorded no value of any metric.</p>")
     elif not h.series:
         out.append("<p><strong>No night has produced results yet</strong>: every recorded "
                    "night failed, was skipped or was refused (see below).</p>")
