@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import signal
 import sys
 import time
@@ -153,6 +155,42 @@ class _StopFlag:
         return self.stop
 
 
+RUN_MARKER = "KVMNETLAB_NIGHTLY_RUN"
+
+
+def _marked(marker: str) -> list[int]:
+    """PIDs of the processes whose environment carries ``RUN_MARKER=marker``: the ones
+    this run of site.yml started (Ansible's workers leave its process group)."""
+    needle = f"{RUN_MARKER}={marker}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if needle in environ.split(b"\0"):
+            found.append(int(entry.name))
+    return found
+
+
+def stop_leftovers(marker: str, grace_s: float = 5.0) -> list[int]:
+    """Stop what a stopped run of site.yml left running (SIGTERM, then SIGKILL)."""
+    pids = _marked(marker)
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline and _marked(marker):
+            time.sleep(0.1)
+        pids = _marked(marker)
+        if not pids:
+            break
+    return pids
+
+
 def run_site(*, repo: Path, private_dir: Path, ident: str, inventory: Path,
              extravars: dict[str, Any], tags: str | None = None, skip_tags: str | None = None,
              limit: str | None = None, out: TextIO | None = None,
@@ -162,6 +200,7 @@ def run_site(*, repo: Path, private_dir: Path, ident: str, inventory: Path,
 
     private_dir.mkdir(parents=True, exist_ok=True)
     progress = Progress(out)
+    marker = f"{private_dir}/{ident}"
     kwargs: dict[str, Any] = {
         "private_data_dir": str(private_dir),
         "project_dir": str(repo),
@@ -171,7 +210,7 @@ def run_site(*, repo: Path, private_dir: Path, ident: str, inventory: Path,
         "extravars": extravars,
         # PATH starts with the venv's bin: ansible-runner finds ansible-playbook there (its
         # `binary` option would turn the run into a raw command without the playbook)
-        "envvars": ansible_env(repo),
+        "envvars": {**ansible_env(repo), RUN_MARKER: marker},
         "event_handler": progress,
         "quiet": True,
     }
@@ -180,6 +219,10 @@ def run_site(*, repo: Path, private_dir: Path, ident: str, inventory: Path,
             kwargs[key] = value
     with _StopFlag() as flag:
         runner = (run or ansible_runner.run)(cancel_callback=flag, **kwargs)
+    if runner.status in ("canceled", "timeout"):
+        left = stop_leftovers(marker)
+        if left:
+            progress.say(f"could not stop pids {', '.join(map(str, left))} of site.yml")
     artifacts = private_dir / "artifacts" / ident
     return PlaybookResult(status=runner.status, rc=runner.rc, artifacts=artifacts,
                           failures=progress.failures, error_lines=_error_lines(artifacts))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -36,7 +37,7 @@ def status_of(results: Path, night: str) -> dict:
     return json.loads((results / night / "nightly" / "status.json").read_text())
 
 
-def make_inventory(tmp: Path) -> Path:
+def make_inventory(tmp: Path, **host_vars: str) -> Path:
     """An embedded-kind lab named nightly-test: lock in ``tmp``/lock, one lab host that
     refuses connections; the campaign parameters are the embedded lab's."""
     inventory = tmp / "inventory"
@@ -50,7 +51,7 @@ def make_inventory(tmp: Path) -> Path:
         "kvmnetlab_repo": "{{ ansible_config_file | dirname }}",
     }))
     unreachable = {"ansible_host": "127.0.0.1", "ansible_port": 1,
-                   "ansible_connection": "ssh", "ansible_user": "nobody"}
+                   "ansible_connection": "ssh", "ansible_user": "nobody", **host_vars}
     (inventory / "hosts.yml").write_text(yaml.safe_dump({"all": {"children": {
         "lab_hypervisor": {"hosts": {"nightly-unreachable": unreachable}},
         "bare_metal": {"hosts": {}}, "guests": {"hosts": {}}, "pf_ring": {"hosts": {}},
@@ -292,3 +293,41 @@ def test_a_pruned_night_cannot_be_run_again(tmp_path: Path):
     assert done.returncode == 2
     assert "command line: --night-id: night n1 had its raw files pruned" in done.stderr
     assert not (night / "nightly").exists()
+
+
+def test_sigterm_stops_site_yml_and_fails_the_night(tmp_path: Path):
+    """The lab host's connection hangs (its ssh ProxyCommand sleeps, nothing is contacted);
+    SIGTERM to the driver stops ansible-playbook through ansible-runner. (No ssh control
+    master here: ansible.cfg's ControlPersist would keep one, detached, on purpose.)"""
+    marker = "1237"  # a sleep of its own, to find what is left afterwards
+    inventory = make_inventory(tmp_path, ansible_ssh_args="-o ControlMaster=no",
+                               ansible_ssh_common_args=f"-o ProxyCommand='sleep {marker}'")
+    results = tmp_path / "results"
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    proc = subprocess.Popen([str(NIGHTLY), "-i", str(inventory), "--results-dir", str(results),
+                             "--night-id", "n1", "--min-free-gib", "0"], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if "TASK Install lab packages" in line:
+                break
+        assert lines and "TASK Install lab packages" in lines[-1], "".join(lines)
+        time.sleep(2)  # let the connection start
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 3, "".join(lines) + out + err
+    status = status_of(results, "n1")
+    assert status["outcome"] == "failed"
+    assert status["reason"] == "site.yml was stopped (the driver was asked to stop)"
+    assert Path(status["runner_artifacts"], "status").read_text() == "canceled"
+    assert lock.holder(lock_path(tmp_path)) is None, "the stopped run's lock must be stale"
+    left = subprocess.run(["pgrep", "-f", f"sleep {marker}"], capture_output=True, text=True)
+    for pid in left.stdout.split():  # stop what this test started, should any be left
+        os.kill(int(pid), signal.SIGKILL)
+    assert not left.stdout.split(), "site.yml's processes were left running"
