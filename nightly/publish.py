@@ -78,11 +78,15 @@ class Published:
 
 def record_night(history_dir: Path, campaign: Path | None, *, night: str, outcome: str,
                  reason: str | None, started_at: str) -> Any:
-    """Add the night's rows to history/nights.parquet (its values when done, else one
-    outcome row); return the catalog."""
+    """Put the night into history/nights.parquet, replacing its earlier rows: its values when
+    it is done (``analysis.history.night_rows``), else one outcome row; return the catalog."""
     history = _module("analysis.history")
-    rows = history.night_rows(campaign, night=night, outcome=outcome, reason=reason,
-                              started_at=started_at)
+    if outcome == "done":
+        rows = history.night_rows(campaign, night=night)
+    else:
+        rows = history.outcome_row(night=night, started_at=started_at, outcome=outcome,
+                                   reason=reason,
+                                   campaign_id=campaign.name if campaign is not None else None)
     return history.update_catalog(history_dir, rows)
 
 

@@ -145,10 +145,16 @@ def prune_campaign(root: Path, when: str) -> Pruned:
     return result
 
 
-def apply(results_dir: Path, keep: int, when: str) -> list[Pruned]:
-    """Prune every done night of ``results_dir`` older than the newest ``keep`` done nights."""
-    return [prune_campaign(night.path, when)
-            for night in nights_to_prune(read_nights(results_dir), keep)]
+def apply(results_dir: Path, keep: int, when: str,
+          current: Night | None = None) -> list[Pruned]:
+    """Prune every done night of ``results_dir`` older than the newest ``keep`` done nights.
+
+    ``current`` is the night being recorded, whose status.json is written after this.
+    """
+    nights = [n for n in read_nights(results_dir) if current is None or n.night != current.night]
+    if current is not None:
+        nights.append(current)
+    return [prune_campaign(night.path, when) for night in nights_to_prune(nights, keep)]
 
 
 def has_pruned_files(root: Path) -> bool:

@@ -142,7 +142,10 @@ class Night:
 
     def prune(self) -> None:
         try:
-            pruned = retention.apply(self.s.results_dir, self.s.keep_raw_nights, utcnow())
+            current = retention.Night(self.s.night_id, self.s.night_dir, self.status.outcome,
+                                      self.status.started_at)
+            pruned = retention.apply(self.s.results_dir, self.s.keep_raw_nights, utcnow(),
+                                     current)
         except OSError as exc:
             self.warn(f"retention: {exc}")
             return

@@ -8,6 +8,7 @@ the preflight passes and the first play that would change a host fails to connec
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -331,3 +332,166 @@ def test_sigterm_stops_site_yml_and_fails_the_night(tmp_path: Path):
     for pid in left.stdout.split():  # stop what this test started, should any be left
         os.kill(int(pid), signal.SIGKILL)
     assert not left.stdout.split(), "site.yml's processes were left running"
+
+
+# --------------------------------------------------------------------------- done nights
+# site.yml is replaced at the one boundary this machine cannot cross without a lab,
+# ansible_runner.run: the fake writes the campaign a night on the lab would write
+# (tests/analysis_data/store.py) and its runner artifacts. Everything after it is real:
+# the report, analysis.history, analysis.changepoints, analysis.dashboard, retention.
+
+
+class FakeSite:
+    """ansible_runner.run for site.yml: night -> RTT scale of the campaign it writes."""
+
+    def __init__(self, scales: dict[str, float], report: bool = True) -> None:
+        self.scales = scales
+        self.report = report
+        self.calls: list[dict] = []
+
+    def __call__(self, **kwargs):
+        from types import SimpleNamespace
+
+        from tests.analysis_data import store as fake
+
+        self.calls.append(kwargs)
+        extra = kwargs["extravars"]
+        night = extra["kvmnetlab_campaign_id"]
+        root = Path(extra["kvmnetlab_results_dir"]) / night
+        manifest = fake.manifest(night, started_at=f"2026-01-{int(night[1:]):02d}T01:30:00Z")
+        rel = "raw/base/1/h1/ping.txt"
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(night.encode())
+        manifest["files"] = {rel: {"sha256": hashlib.sha256(night.encode()).hexdigest(),
+                                   "bytes": len(night)}}
+        scale = self.scales[night]
+        fake.write_campaign(root, manifest_data=manifest, tables={
+            "rtt": fake.rtt_frame(scale=scale), "ping_summary": fake.ping_frame()})
+        if self.report:  # as site.yml's report phase leaves it
+            (root / "report").mkdir(exist_ok=True)
+            (root / "report" / "index.html").write_text("<html></html>")
+        handler = kwargs["event_handler"]
+        handler({"event": "playbook_on_play_start", "event_data": {"play": "Fake site"}})
+        handler({"event": "playbook_on_task_start", "event_data": {"task": "Measure"}})
+        artifacts = Path(kwargs["private_data_dir"]) / "artifacts" / kwargs["ident"]
+        artifacts.mkdir(parents=True)
+        (artifacts / "rc").write_text("0")
+        return SimpleNamespace(status="successful", rc=0)
+
+
+def run_nights(monkeypatch, capsys, results: Path, fake_site: FakeSite, nights: list[str],
+               *extra: str) -> dict[str, tuple[int, dict]]:
+    import ansible_runner
+
+    from nightly import cli
+
+    monkeypatch.setattr(ansible_runner, "run", fake_site)
+    out = {}
+    for night in nights:
+        code = cli.main(["--results-dir", str(results), "--night-id", night,
+                         "--min-free-gib", "0", "--lock-file", str(results / "free.lock"),
+                         "--p-value", "0.01", "--min-segment", "3", *extra])
+        out[night] = (code, status_of(results, night))
+        capsys.readouterr()
+    return out
+
+
+def test_done_nights_build_the_history_and_report_a_regression_once(
+        tmp_path: Path, monkeypatch, capsys):
+    """RTT steps up by 50 % at night n5; with 3 nights needed on either side, night n7 is
+    the first to see it (exit 1) and n8 does not report it again."""
+    import pandas as pd
+
+    from analysis.load import load_campaign
+
+    jitter = [1.00, 1.01, 1.02, 1.00]
+    scales = {f"n{i + 1}": jitter[i % 4] * (1.5 if i >= 4 else 1.0) for i in range(8)}
+    site = FakeSite(scales)
+    results = tmp_path / "results"
+    nights = run_nights(monkeypatch, capsys, results, site, list(scales), "--keep-raw", "2")
+    assert {n: code for n, (code, _) in nights.items()} == {
+        "n1": 0, "n2": 0, "n3": 0, "n4": 0, "n5": 0, "n6": 0, "n7": 1, "n8": 0}
+    status = nights["n7"][1]
+    assert status["outcome"] == "done" and status["rc"] == 0 and status["reason"] is None
+    found = {(r["scenario"], r["metric"], r["night"]) for r in status["regressions"]}
+    assert ("base", "rtt_p50_us", "n5") in found
+    p50 = next(r for r in status["regressions"] if r["metric"] == "rtt_p50_us")
+    assert 45 < p50["change_pct"] < 55 and p50["ci_low_pct"] <= p50["change_pct"]
+    assert p50["p_value"] < 0.01 and isinstance(p50["differs"], str)
+    assert set(p50) == {"scenario", "metric", "night", "change_pct", "ci_low_pct",
+                        "ci_high_pct", "p_value", "differs"}
+    assert status["progressions"] == [] and nights["n8"][1]["regressions"] == []
+    reported = json.loads((results / "history" / "reported.json").read_text())["reported"]
+    assert {(r["scenario"], r["metric"], r["night"]) for r in reported} == found
+    assert {r["reported_by"] for r in reported} == {"n7"}
+    # the history: every night done, in the catalog, the dashboard, the latest status
+    catalog = pd.read_parquet(results / "history" / "nights.parquet")
+    assert sorted(catalog["night"].unique()) == sorted(scales)
+    assert set(catalog["outcome"]) == {"done"}
+    assert Path(status["dashboard"]) == results / "history" / "dashboard.html"
+    assert "rtt_p50_us" in Path(status["dashboard"]).read_text()
+    assert json.loads((results / "history" / "status.json").read_text()) == nights["n8"][1]
+    assert status["report"] == str(results / "n7" / "report")
+    assert status["runner_artifacts"].startswith(str(results / "n7" / "nightly" / "runner"))
+    # site.yml was given the results folder and the night as campaign id, from the checkout
+    call = site.calls[0]
+    assert call["extravars"]["kvmnetlab_results_dir"] == str(results)
+    assert call["project_dir"] == str(REPO) and call["playbook"] == "site.yml"
+    assert call["envvars"]["ANSIBLE_CONFIG"] == str(REPO / "ansible.cfg")
+    assert call["envvars"]["PATH"].startswith(f"{Path(sys.executable).parent}:")
+    assert call["inventory"] == str(REPO / "inventory" / "local")
+    # retention: raw files of all but the newest two done nights are gone, still loadable
+    for night in scales:
+        entry = json.loads((results / night / "manifest.json").read_text())["files"][
+            "raw/base/1/h1/ping.txt"]
+        assert entry.get("pruned", False) is (night not in ("n7", "n8"))
+        assert (results / night / "raw/base/1/h1/ping.txt").exists() is (night in ("n7", "n8"))
+    assert load_campaign(results / "n1").campaign_id == "n1"
+    assert nights["n8"][1]["pruned"] == [{"night": "n6", "files": 1, "bytes": 2}]
+
+
+def test_a_night_that_did_not_run_is_an_outcome_row(tmp_path: Path, monkeypatch, capsys):
+    site = FakeSite({"n1": 1.0, "n2": 1.0})
+    results = tmp_path / "results"
+    run_nights(monkeypatch, capsys, results, site, ["n1"])
+    code = nightly("--results-dir", str(results), "--night-id", "n2", "--min-free-gib",
+                   str(2**20), cwd=tmp_path).returncode
+    assert code == 4
+    import pandas as pd
+
+    catalog = pd.read_parquet(results / "history" / "nights.parquet")
+    row = catalog.loc[catalog["night"] == "n2"]
+    assert len(row) == 1 and row["outcome"].iloc[0] == "refused"
+    assert "GiB free at" in row["reason"].iloc[0]
+    assert (catalog.loc[catalog["night"] == "n1", "outcome"] == "done").all()
+    assert status_of(results, "n2")["dashboard"] == str(results / "history" / "dashboard.html")
+    assert status_of(results, "n2")["warnings"] == []
+
+
+def test_the_report_is_built_when_site_yml_did_not(tmp_path: Path, monkeypatch, capsys):
+    site = FakeSite({"n1": 1.0}, report=False)
+    results = tmp_path / "results"
+    nights = run_nights(monkeypatch, capsys, results, site, ["n1"])
+    assert nights["n1"][0] == 0, nights
+    assert (results / "n1" / "report" / "index.html").is_file()
+    assert (results / "n1" / "report" / "report.md").is_file()
+
+
+def test_a_campaign_the_history_cannot_read_fails_the_night(tmp_path: Path, monkeypatch,
+                                                           capsys):
+    class Corrupt(FakeSite):
+        def __call__(self, **kwargs):
+            result = super().__call__(**kwargs)
+            root = Path(kwargs["extravars"]["kvmnetlab_results_dir"]) / "n1"
+            with open(root / "data" / "rtt.parquet", "ab") as handle:
+                handle.write(b"changed")
+            index = root / "report" / "index.html"  # the report predates the change
+            os.utime(index, (time.time() + 10, time.time() + 10))
+            return result
+
+    results = tmp_path / "results"
+    nights = run_nights(monkeypatch, capsys, results, Corrupt({"n1": 1.0}), ["n1"])
+    code, status = nights["n1"]
+    assert code == 3 and status["outcome"] == "failed" and status["rc"] == 0
+    assert status["reason"].startswith("after the campaign: InputError: ")
+    assert "rtt.parquet" in status["reason"] and "sha256" in status["reason"]

@@ -179,3 +179,18 @@ def test_has_pruned_files(results: Path):
     retention.prune_campaign(results / "n-a", WHEN)
     assert retention.has_pruned_files(results / "n-a")
     assert not retention.has_pruned_files(results / "no-such-night")
+
+
+def test_the_night_being_recorded_counts_before_its_status_is_written(results: Path):
+    """kvmnetlab-nightly prunes before it writes the night's status.json: the night is
+    passed in, and it (not an older one) is among the newest kept."""
+    tonight = make_night(results, "n-g", None, day=7)
+    current = Night("n-g", tonight, "done", "2026-01-07T01:30:00Z")
+    pruned = retention.apply(results, 2, WHEN, current)
+    assert [p.night for p in pruned] == ["n-a", "n-c", "n-d"]
+    assert not any(e.get("pruned") for e in manifest_of(tonight)["files"].values())
+    # a status on disk for the same night is replaced by the one passed in
+    (tonight / "nightly").mkdir()
+    (tonight / "nightly" / "status.json").write_text(json.dumps({"outcome": "failed"}))
+    assert [p.night for p in retention.apply(results, 1, WHEN, current)] == [
+        "n-a", "n-c", "n-d", "n-f"]
