@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from nightly import config
-from nightly.run import EXIT_USAGE, run_night
+from nightly.run import EXIT_FAILED, EXIT_USAGE, run_night
 
 _EPILOG = """\
 exit status:
@@ -20,6 +21,7 @@ exit status:
      nothing ran
   3  the night failed: site.yml failed (the reason names the task, host and message),
      or its report, history or dashboard could not be made; the campaign folder is kept
+     (also when the driver stops on an unexpected error, printed with its traceback)
   4  refused: less free disk space at the results folder than --min-free-gib
 
 examples:
@@ -141,6 +143,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except config.ConfigError as exc:
         print(f"kvmnetlab-nightly: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except Exception:  # a bug, or the machine: never exit 1, which means a regression
+        traceback.print_exc()
+        print("kvmnetlab-nightly: error: the night stopped on the error above", file=sys.stderr)
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

@@ -231,6 +231,7 @@ def check_night_id(value: str) -> str:
 def build(file_values: dict[str, Any], flags: dict[str, Any],
           config_file: Path | None = None) -> Settings:
     """Merge defaults < config file < command-line flags into :class:`Settings`."""
+    flags = dict(flags)
     merged: dict[str, Any] = {**file_values}
     extra = dict(file_values.get("extra_vars") or {})
     extra.update(flags.pop("extra_vars", None) or {})

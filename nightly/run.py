@@ -34,6 +34,7 @@ class Night:
         self.err = err or sys.stderr
         self.status = NightStatus(night=settings.night_id, started_at=utcnow())
         self.playbook: PlaybookResult | None = None
+        self._reported: list[dict[str, Any]] = []  # history/reported.json as read
 
     def say(self, text: str) -> None:
         print(text, file=self.out, flush=True)
@@ -162,11 +163,15 @@ class Night:
     def finish(self) -> int:
         self.status.finished_at = utcnow()
         status_path = self.s.nightly_dir / "status.json"
-        write(self.status, status_path, self.s.history_dir / "status.json")
+        try:
+            write(self.status, status_path, self.s.history_dir / "status.json")
+        except OSError as exc:  # e.g. the disk is full: the exit status still tells
+            print(f"kvmnetlab-nightly: error: {status_path} not written: {exc}",
+                  file=self.err, flush=True)
         if self.status.regressions or self.status.progressions:
             try:
                 publish.save_reported(self.s.history_dir / "reported.json",
-                                      getattr(self, "_reported", []), self.status.regressions,
+                                      self._reported, self.status.regressions,
                                       self.status.progressions, night=self.s.night_id)
             except OSError as exc:
                 print(f"kvmnetlab-nightly: warning: reported.json not written: {exc}",
