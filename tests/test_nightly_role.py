@@ -165,6 +165,7 @@ def test_exec_start_runs_the_console_script_on_the_written_config(folder, instal
     assert one(service, "Service", "Type") == "oneshot"
     assert one(service, "Service", "WorkingDirectory") == str(REPO)
     assert one(service, "Service", "TimeoutStartSec") == "6h"
+    assert one(service, "Service", "KillMode") == "mixed"  # a stop reaches the driver first
     # A regression (exit 1) must fail the unit, and a failed night is not retried at once.
     assert "SuccessExitStatus" not in service["Service"]
     assert service["Service"].get("Restart", ["no"]) == ["no"]
