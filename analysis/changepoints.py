@@ -13,11 +13,16 @@ same lab), each (scenario, metric) series is cut where its level changes:
                        - 2n/((m+n)(m-1)) sum_{j<k} |Y_j - Y_k|,
 
    that is mn/(m+n) times the sample energy distance of X and Y. The candidate
-   is the ``tau`` of the largest Q with at least ``min_segment`` nights in X, in
-   Y and in ``x[tau:e]``. It is kept if Student's two-sided t test between
-   ``x[s:tau]`` and ``x[tau:e]`` gives p below the first-pass level (Otava's:
-   10 ``p_value`` when ``p_value`` < 0.05); then both halves are searched again.
-   An interval whose candidate fails, or shorter than ``2 min_segment``, is final.
+   is the (tau, kappa) of the largest Q with at least ``min_segment`` nights in
+   X, in Y and in ``x[tau:e]``. The split ``tau`` is kept if Student's two-sided
+   t test between ``x[s:tau]`` and ``x[tau:e]`` gives p below the first-pass
+   level (Otava's: 10 ``p_value`` when ``p_value`` < 0.05). Failing that,
+   ``x[tau:kappa]`` is kept as an *excursion* (splits at tau and kappa) when it
+   differs from both ``x[s:tau]`` and ``x[kappa:e]`` at p < ``p_value`` / P each, P
+   the interval's number of (tau, kappa) pairs: a Bonferroni level, so on
+   nights without a change it fires with probability at most ``p_value``. Kept
+   splits are searched again on each side; an interval shorter than
+   ``2 min_segment`` is final.
 2. **Merge** (Otava's merge step, no minimum magnitude): each kept split is
    tested again between the two final segments beside it; while the weakest has
    p >= ``p_value`` it is dropped and the others are tested again.
@@ -29,26 +34,26 @@ Why Student's t test (pooled variance): within a segment the nightly noise is
 the same before and after, and pooling it lets a change be confirmed a few
 nights after it happened (a 20 % step 3 nights before the end of 30, at 5 %
 noise, is found in 96 % of series; with Welch's test, ~2 degrees of freedom
-there, in 19 %).
-Otava does the same, with the population sd (ddof = 0); here the sample sd.
+there, in 19 %). Otava does the same, with the population sd (ddof = 0); here
+the sample sd.
 
-Differences from Otava: each interval is searched on its own (Otava stops at the
-first candidate, over all intervals, that fails, so a long quiet interval can
-hide a change in a short one); a minimum segment length; no sliding windows
-(with Otava's 50-night windows the false-positive rate grows with the history:
-about 25 % of flat 1 000-night series, against about 5 % searched whole); zero spread on both sides
-gives p = 0 when the means differ and 1 when not (as :mod:`analysis.replication`
-does for losses). Apache Otava itself cannot be installed beside this project:
-it pins numpy 2.2.* and scipy < 1.17 (ours: scipy 1.17.1) and pulls in BigQuery,
-PostgreSQL and Slack clients.
+Differences from Otava: the excursion test (without it, 5 bad nights between 20
+and 20 good ones, at 2 % noise, are found in 6 % of series, because the first
+split's t test sees the whole interval; with it in 99 %, and the rate of changes
+in flat nights unchanged); each interval is searched on its own (Otava stops at
+the first candidate, over all intervals, that fails, so a long quiet interval
+can hide a change in a short one); a minimum segment length; no sliding windows
+(with Otava's 50-night windows the rate of changes in flat nights grows with
+the history: about 25 % of flat 1 000-night series, against about 7 % searched
+whole); zero spread on both sides gives p = 0 when the means differ and 1 when
+not (as :mod:`analysis.replication` does for losses). Apache Otava itself cannot
+be installed beside this project: it pins numpy 2.2.* and scipy < 1.17 (ours:
+scipy 1.17.1) and pulls in BigQuery, PostgreSQL and Slack clients.
 
-Known limit, shared with Otava: a short excursion in the middle of a history
-(e.g. 5 bad nights between 20 and 20 good ones) is rarely found, because the
-first split's t test sees the whole interval; it is found while it is the end
-of the history (20 good nights then 3 bad: 99 %). Measured rates: docs/analysis.md.
-
-Cost: one (n+1)^2 prefix of pairwise distances per series, then each interval's
-Q grid in blocks of rows: about 50 ms for a 1 000-night series with 4 changes.
+Measured rates (false changes, power): docs/analysis.md, "Nightly history and
+change points". Cost: one (n+1)^2 array of pairwise-distance prefix sums per
+series, then each interval's Q grid in blocks of rows: about 50 ms for a
+1 000-night series with 4 changes.
 """
 
 from __future__ import annotations
@@ -327,8 +332,9 @@ def detect(catalog: pd.DataFrame, *, p_value: float = DEFAULT_P_VALUE,
         for cp in e_divisive(values, p_value=p_value, min_segment=min_segment):
             found.append(_row(segment, scenario, metric, unit, nights, cp))
     frame = pd.DataFrame(found, columns=[c for c in DETECT_COLUMNS if c != "differs"])
-    contexts = history._contexts(catalog, set(frame["night"]) | set(frame["previous_night"]))
-    parsed = {night: history._parse(text) for night, text in contexts.items()}
+    either_side = set(frame["night"]) | set(frame["previous_night"])
+    contexts = history.contexts_by_night(catalog, either_side)
+    parsed = {night: history.parse_context(text) for night, text in contexts.items()}
     frame["differs"] = [
         "; ".join(history.differences(parsed.get(a, {}), parsed.get(b, {}))) or NOTHING_DIFFERS
         for a, b in zip(frame["previous_night"], frame["night"], strict=True)]

@@ -178,8 +178,10 @@ def night_rows(campaign_dir: str | Path, *, night: str, outcome: str = "done",
     summary = summary.assign(
         night=night, started_at=manifest.get("started_at"), campaign_id=campaign.campaign_id,
         outcome=outcome, reason=reason, params_hash=params_hash(ctx), lab_hash=lab_hash(ctx),
-        commit=git.get("commit"), context=canonical(ctx),
+        commit=git.get("commit"),
     )
+    text = canonical(ctx)  # one string object, shared by the night's rows
+    summary["context"] = pd.Series([text] * len(summary), index=summary.index, dtype=object)
     return typed(summary)
 
 
@@ -610,11 +612,11 @@ def segments(catalog: pd.DataFrame) -> pd.DataFrame:
     that segment started (null for the first). A segment starts whenever ``params_hash`` or
     ``lab_hash`` differs from the previous done night's."""
     done = catalog.loc[catalog["outcome"] == "done", ["night", "params_hash", "lab_hash"]]
-    first = ~done["night"].duplicated()
-    nights = done.loc[first].sort_values("night", kind="stable")
-    contexts = _contexts(catalog, nights["night"])
+    nights = done.loc[~done["night"].duplicated()].sort_values("night", kind="stable")
+    contexts = contexts_by_night(catalog, nights["night"])
+    columns = [nights[c].to_numpy(dtype=object, na_value=None) for c in nights.columns]
     rows, segment, reason, previous = [], 0, None, None
-    for night, params, lab in nights.itertuples(index=False):
+    for night, params, lab in zip(*columns, strict=True):
         if previous is not None and (params, lab) != previous[1:]:
             segment += 1
             reason = _segment_reason(previous, (night, params, lab), contexts)
@@ -624,7 +626,7 @@ def segments(catalog: pd.DataFrame) -> pd.DataFrame:
     return out.astype({"night": "str", "segment": "int64", "segment_reason": "str"})
 
 
-def _contexts(catalog: pd.DataFrame, nights: Iterable[str]) -> dict[str, str | None]:
+def contexts_by_night(catalog: pd.DataFrame, nights: Iterable[str]) -> dict[str, str | None]:
     """night -> its context text (the first row's), without copying the whole column."""
     wanted = set(nights)
     night = catalog["night"]
@@ -633,7 +635,8 @@ def _contexts(catalog: pd.DataFrame, nights: Iterable[str]) -> dict[str, str | N
     return dict(zip(sub["night"], sub["context"], strict=True))
 
 
-def _parse(text: Any) -> dict[str, Any]:
+def parse_context(text: Any) -> dict[str, Any]:
+    """A context text as a dict ({} when null or not a JSON object)."""
     if not isinstance(text, str):
         return {}
     try:
@@ -644,7 +647,8 @@ def _parse(text: Any) -> dict[str, Any]:
 
 
 def _segment_reason(before: tuple, after: tuple, contexts: dict[str, str | None]) -> str:
-    old, new = _parse(contexts.get(before[0])), _parse(contexts.get(after[0]))
+    old = parse_context(contexts.get(before[0]))
+    new = parse_context(contexts.get(after[0]))
     parts = []
     if before[1] != after[1]:
         what = [f"{path}: {a} → {b}" for path, a, b in

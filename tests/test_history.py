@@ -266,6 +266,10 @@ def test_catalog_update_replaces_nights_and_keeps_the_others(tmp_path):
     catalog = history.update_catalog(hist, failed)
     on_disk = history.read_catalog(hist)
     pd.testing.assert_frame_equal(on_disk, catalog)
+    # a night's rows share one context string, in memory as read back
+    for frame in (again, on_disk.loc[on_disk.outcome == "done"]):
+        shared = frame.groupby("night")["context"].agg(lambda c: len({id(t) for t in c}))
+        assert (shared == 1).all()
     assert [p.name for p in hist.iterdir()] == [history.CATALOG]  # no temporary file left
     last = on_disk.iloc[-1]
     assert (last["outcome"], last["reason"], last["n_reps"]) == (
