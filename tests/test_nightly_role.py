@@ -22,7 +22,7 @@ reload, enable and start, saying why. Checked:
 
 The last test applies the role to a guest of the embedded lab, which runs systemd, and checks
 that the timer is active with a next elapse. It boots QEMU guests (minutes under TCG), so it is
-opt-in for now: it runs only with KVMNETLAB_NIGHTLY_GUEST=1 (and as root).
+opt-in, like the other nightly tests that boot one: KVMNETLAB_NIGHTLY=1 (and root).
 """
 
 from __future__ import annotations
@@ -414,11 +414,11 @@ GUEST_PLAY = """\
 """
 
 
-# Opt-in for now: it boots the embedded lab's guests (minutes under TCG) and would compete with
-# a long lab test for this machine. Run it with KVMNETLAB_NIGHTLY_GUEST=1 (as root).
+# Opt-in: it boots the embedded lab's guest (minutes under TCG), like the other nightly tests
+# that need one. Run it with KVMNETLAB_NIGHTLY=1 (as root).
 @pytest.mark.guests
-@pytest.mark.skipif(os.environ.get("KVMNETLAB_NIGHTLY_GUEST") != "1",
-                    reason="boots lab guests: set KVMNETLAB_NIGHTLY_GUEST=1")
+@pytest.mark.skipif(os.environ.get("KVMNETLAB_NIGHTLY") != "1",
+                    reason="boots lab guests: set KVMNETLAB_NIGHTLY=1")
 def test_timer_is_active_with_a_next_elapse_in_a_guest(root_only, request, tmp_path):
     import testinfra
 
