@@ -180,7 +180,7 @@ class Night:
             print(f"REGRESSION {change['scenario']} {change['metric']} at night "
                   f"{change['night']}: {_pct(change['change_pct'])} "
                   f"(95 % CI {_pct(change['ci_low_pct'])} to {_pct(change['ci_high_pct'])}, "
-                  f"p = {change['p_value']})", file=self.err, flush=True)
+                  f"p = {change['p_value']:.2g})", file=self.err, flush=True)
         code = self.exit_code()
         self.say(f"night {self.s.night_id}: {self.status.outcome}"
                  f"{': ' + self.status.reason if self.status.reason else ''} "
