@@ -147,7 +147,11 @@ class Store:
             if not rel.startswith(("raw/", "superseded/")):
                 continue
             path = self.root / rel
-            if not path.exists():
+            if entry.get("pruned"):
+                problems.append(f"{path}: pruned by nightly retention at "
+                                f"{entry.get('pruned_at') or 'an unrecorded time'} (its sha256 "
+                                f"stays in the manifest; the raw file is gone)")
+            elif not path.exists():
                 problems.append(f"{path}: recorded in the manifest but missing")
             elif sha256_file(path) != entry["sha256"]:
                 problems.append(f"{path}: sha256 differs from the manifest (file was changed "

@@ -63,6 +63,23 @@ def test_verify_names_edited_missing_and_unrecorded_files(tmp_path):
         store.resume(PARAMS)
 
 
+
+def test_verify_names_pruned_files_as_pruned_not_missing(tmp_path):
+    store, manifest = new_store(tmp_path)
+    store.commit_raw(manifest, stage(tmp_path, "1", b"one\n"), run_dir("a", 1))
+    store.save(manifest)
+    entry = manifest["files"]["raw/a/1/h1/ping.txt"]
+    entry.update(pruned=True, pruned_at="2026-12-01T01:30:00Z")  # what nightly retention writes
+    store.save(manifest)
+    (store.root / "raw/a/1/h1/ping.txt").unlink()
+    problems = store.verify()
+    assert len(problems) == 1
+    assert "raw/a/1/h1/ping.txt: pruned by nightly retention at 2026-12-01T01:30:00Z" \
+        in problems[0]
+    assert "missing" not in problems[0]
+    with pytest.raises(StoreError, match=r"refusing to resume.*pruned"):
+        store.resume(PARAMS)
+
 def test_resume_keeps_done_runs_and_supersedes_partial_ones(tmp_path):
     store, manifest = new_store(tmp_path)
     store.commit_raw(manifest, stage(tmp_path, "1", b"done\n"), run_dir("a", 1))
