@@ -144,3 +144,29 @@ def leave_the_lab_as_found():
         return
     if set(lab_namespaces()):
         playbook("site.yml", "--tags", "teardown", timeout=900)
+
+
+def role_spec(role: Path) -> dict:
+    """The ``main`` entry point of a role's meta/argument_specs.yml."""
+    import yaml
+
+    return yaml.safe_load((role / "meta" / "argument_specs.yml").read_text())[
+        "argument_specs"]["main"]
+
+
+def night_status(results: Path, night: str) -> dict:
+    """The status.json kvmnetlab-nightly wrote for ``night`` under ``results``."""
+    return json.loads((results / night / "nightly" / "status.json").read_text())
+
+
+def run_night(config: Path, night: str, *extra: str) -> tuple[subprocess.CompletedProcess, dict]:
+    """One real night: kvmnetlab-nightly with ``config``, as a schedule would run it; its exit
+    and its status.json (found through the config's results_dir)."""
+    import yaml
+
+    done = subprocess.run([str(BIN / "kvmnetlab-nightly"), "--config", str(config),
+                           "--night-id", night, *extra], cwd=REPO, capture_output=True,
+                          text=True, timeout=3600, check=False)
+    print(f"night {night}: exit {done.returncode}\n{done.stdout[-2500:]}\n{done.stderr[-800:]}")
+    results = Path(yaml.safe_load(config.read_text())["results_dir"])
+    return done, night_status(results, night)

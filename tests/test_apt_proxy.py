@@ -37,7 +37,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO, playbook, process_running, recap
+from tests.conftest import REPO, playbook, process_running, recap, role_spec
 
 ROLE = REPO / "roles" / "apt_proxy"
 NETNS = "kvmnl-aptt"
@@ -52,8 +52,7 @@ RELEASE_URL = f"{ARCHIVE}/dists/bookworm/Release"
 
 
 def spec_options() -> dict:
-    spec = yaml.safe_load((ROLE / "meta" / "argument_specs.yml").read_text())
-    return spec["argument_specs"]["main"]["options"]
+    return role_spec(ROLE)["options"]
 
 
 def test_every_default_is_in_the_argument_spec_with_its_value():

@@ -34,7 +34,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO, lab_guest, lab_namespaces, playbook, recap
+from tests.conftest import REPO, lab_guest, lab_namespaces, playbook, recap, role_spec
 
 ROLE = REPO / "roles" / "kvm_host"
 README = ROLE / "README.md"
@@ -65,8 +65,7 @@ SETTINGS = {
 
 
 def load_spec() -> dict:
-    return yaml.safe_load((ROLE / "meta" / "argument_specs.yml").read_text())["argument_specs"][
-        "main"]
+    return role_spec(ROLE)
 
 
 def _cell(text) -> str:

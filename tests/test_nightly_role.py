@@ -37,7 +37,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import BIN, REPO, ansible_env, recap
+from tests.conftest import BIN, REPO, ansible_env, recap, role_spec
 from tests.test_guests import EXTRA as GUEST_EXTRA
 from tests.test_guests import GUEST, STATE_DIR
 from tests.test_guests import topology as guest_topology  # noqa: F401 (a fixture, by name)
@@ -325,8 +325,7 @@ def test_cron_path_writes_the_schedule_and_removes_the_units(tmp_path, crontab_s
 
 
 def spec_options() -> dict:
-    spec = yaml.safe_load((ROLE / "meta" / "argument_specs.yml").read_text())
-    return spec["argument_specs"]["main"]["options"]
+    return role_spec(ROLE)["options"]
 
 
 def test_every_default_is_in_the_argument_spec_with_its_value():

@@ -23,6 +23,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.conftest import role_spec
+
 ROOT = Path(__file__).resolve().parents[1]
 ROLE = ROOT / "roles" / "pf_ring"
 README = ROLE / "README.md"
@@ -36,9 +38,7 @@ HAS_MODULES = Path("/proc/modules").exists()
 
 
 def load_spec() -> dict:
-    return yaml.safe_load((ROLE / "meta" / "argument_specs.yml").read_text())["argument_specs"][
-        "main"
-    ]
+    return role_spec(ROLE)
 
 
 def _cell(text: str) -> str:
