@@ -20,17 +20,15 @@ nights one after another (about 30 min on a 2-core machine).
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
 from analysis.changepoints import detect
+from tests.conftest import playbook, run_night
 
 pytestmark = [
     pytest.mark.guests,
@@ -40,8 +38,6 @@ pytestmark = [
     pytest.mark.usefixtures("root_only"),
 ]
 
-REPO = Path(__file__).resolve().parents[1]
-NIGHTLY = Path(sys.executable).parent / "kvmnetlab-nightly"
 SSH_CONFIG = "/var/lib/kvmnetlab/local/ssh/config"
 PARAMS = {"kvmnetlab_scenarios": "baseline,virtio", "kvmnetlab_repetitions": 2,
           "kvmnetlab_ping_count": 60, "kvmnetlab_ping_interval_s": 0.005,
@@ -72,14 +68,6 @@ def guest_delay(delay: str):
             in_guest("tc qdisc del dev data0 root")
 
 
-def run_night(config: Path, k: int) -> tuple[subprocess.CompletedProcess, dict]:
-    done = subprocess.run([str(NIGHTLY), "--config", str(config), "--night-id", night_id(k)],
-                          cwd=REPO, capture_output=True, text=True, timeout=3600, check=False)
-    print(f"night {k}: exit {done.returncode}\n{done.stdout[-1500:]}\n{done.stderr[-800:]}")
-    status_file = config.parent / "results" / night_id(k) / "nightly" / "status.json"
-    return done, json.loads(status_file.read_text())
-
-
 @pytest.fixture(scope="module")
 def nights(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("nightly_change")
@@ -88,18 +76,16 @@ def nights(tmp_path_factory):
                                       "extra_vars": PARAMS, "min_free_gib": 1}))
     out = {}
     for k in range(1, UNCHANGED + 1):
-        out[k] = run_night(config, k)
+        out[k] = run_night(config, night_id(k))
     unchanged = pd.read_parquet(tmp / "results" / "history" / "nights.parquet")
     with guest_delay(DELAY):
         for k in range(UNCHANGED + 1, UNCHANGED + CHANGED + 1):
-            out[k] = run_night(config, k)
+            out[k] = run_night(config, night_id(k))
             assert f"delay {DELAY}" in in_guest("tc qdisc show dev data0"), \
                 f"night {k}: the guest's netem delay is gone (guest restarted?)"
     catalog = pd.read_parquet(tmp / "results" / "history" / "nights.parquet")
     yield out, unchanged, catalog
-    subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "site.yml",
-                    "--tags", "teardown"], cwd=REPO, capture_output=True, timeout=900,
-                   check=False)
+    playbook("site.yml", "--tags", "teardown", timeout=900)
 
 
 def test_every_night_ran(nights):

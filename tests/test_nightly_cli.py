@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from collectors import lock
+from tests.conftest import night_status
 
 REPO = Path(__file__).resolve().parents[1]
 NIGHTLY = Path(sys.executable).parent / "kvmnetlab-nightly"
@@ -32,10 +33,6 @@ def nightly(*args: str, cwd: Path, timeout: int = 600) -> subprocess.CompletedPr
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     return subprocess.run([str(NIGHTLY), *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=timeout, check=False)
-
-
-def status_of(results: Path, night: str) -> dict:
-    return json.loads((results / night / "nightly" / "status.json").read_text())
 
 
 def make_inventory(tmp: Path, **host_vars: str) -> Path:
@@ -167,7 +164,7 @@ def test_too_little_disk_refuses_the_night(tmp_path: Path):
                    cwd=tmp_path)
     assert done.returncode == 4, done.stdout + done.stderr
     assert " GiB free at " in done.stderr and "minimum of 1048576.00 GiB" in done.stderr
-    status = status_of(results, "n1")
+    status = night_status(results, "n1")
     assert status["outcome"] == "refused" and status["rc"] is None
     assert "GiB free at " + str(results) in status["reason"]
     assert status["format_version"] == 1 and status["night"] == "n1"
@@ -187,7 +184,7 @@ def test_a_live_lock_skips_the_night(tmp_path: Path, sleeper):
     done = nightly("-i", str(inventory), "--results-dir", str(results), "--night-id", "n1",
                    "--min-free-gib", "0", cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
-    status = status_of(results, "n1")
+    status = night_status(results, "n1")
     assert status["outcome"] == "skipped"
     assert f"live pid {sleeper.pid}" in status["reason"]
     assert "'other-campaign'" in status["reason"] and str(lock_path(tmp_path)) in status["reason"]
@@ -205,7 +202,7 @@ def test_lock_taken_before_the_preflight_skips_the_night(tmp_path: Path, sleeper
                    "--min-free-gib", "0", "--lock-file", str(tmp_path / "free.lock"),
                    cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
-    status = status_of(results, "n1")
+    status = night_status(results, "n1")
     assert status["outcome"] == "skipped", status
     assert status["reason"].startswith("lab is busy:")
     assert f"pid {sleeper.pid}" in status["reason"] and "raced-campaign" in status["reason"]
@@ -223,7 +220,7 @@ def test_an_invalid_parameter_fails_the_night_in_preflight(tmp_path: Path):
     done = nightly("-i", str(inventory), "--results-dir", str(results), "--night-id", "n1",
                    "--min-free-gib", "0", "-e", "kvmnetlab_repetitions=0", cwd=tmp_path)
     assert done.returncode == 3, done.stdout + done.stderr
-    status = status_of(results, "n1")
+    status = night_status(results, "n1")
     assert status["outcome"] == "failed" and status["rc"] == 2
     assert status["reason"].startswith(
         "task 'Validate campaign parameters and scenarios' failed on host localhost: "
@@ -244,7 +241,7 @@ def test_an_unreachable_host_fails_the_night_and_the_stale_lock_is_taken_over(
     started = time.monotonic()
     done = nightly(*args, "--night-id", "n1", cwd=tmp_path)
     assert done.returncode == 3, done.stdout + done.stderr
-    status = status_of(results, "n1")
+    status = night_status(results, "n1")
     assert status["outcome"] == "failed", status
     assert status["reason"].startswith("host nightly-unreachable unreachable: "), status
     assert "port 1" in status["reason"]
@@ -265,7 +262,7 @@ def test_an_unreachable_host_fails_the_night_and_the_stale_lock_is_taken_over(
     # So the next night is not skipped: it runs (and fails the same way).
     again = nightly(*args, "--night-id", "n2", cwd=tmp_path)
     assert again.returncode == 3, again.stdout + again.stderr
-    assert status_of(results, "n2")["outcome"] == "failed"
+    assert night_status(results, "n2")["outcome"] == "failed"
     assert json.loads(lock_path(tmp_path).read_text())["campaign_id"] == "n2"
     assert json.loads((results / "history" / "status.json").read_text())["night"] == "n2"
 
@@ -323,7 +320,7 @@ def test_sigterm_stops_site_yml_and_fails_the_night(tmp_path: Path):
             proc.kill()
             proc.wait()
     assert proc.returncode == 3, "".join(lines) + out + err
-    status = status_of(results, "n1")
+    status = night_status(results, "n1")
     assert status["outcome"] == "failed"
     assert status["reason"] == "site.yml was stopped (the driver was asked to stop)"
     assert Path(status["runner_artifacts"], "status").read_text() == "canceled"
@@ -391,7 +388,7 @@ def run_nights(monkeypatch, capsys, results: Path, fake_site: FakeSite, nights: 
         code = cli.main(["--results-dir", str(results), "--night-id", night,
                          "--min-free-gib", "0", "--lock-file", str(results / "free.lock"),
                          "--p-value", "0.01", "--min-segment", "3", *extra])
-        out[night] = (code, status_of(results, night))
+        out[night] = (code, night_status(results, night))
         capsys.readouterr()
     return out
 
@@ -464,8 +461,8 @@ def test_a_night_that_did_not_run_is_an_outcome_row(tmp_path: Path, monkeypatch,
     assert len(row) == 1 and row["outcome"].iloc[0] == "refused"
     assert "GiB free at" in row["reason"].iloc[0]
     assert (catalog.loc[catalog["night"] == "n1", "outcome"] == "done").all()
-    assert status_of(results, "n2")["dashboard"] == str(results / "history" / "dashboard.html")
-    assert status_of(results, "n2")["warnings"] == []
+    assert night_status(results, "n2")["dashboard"] == str(results / "history" / "dashboard.html")
+    assert night_status(results, "n2")["warnings"] == []
 
 
 def test_the_report_is_built_when_site_yml_did_not(tmp_path: Path, monkeypatch, capsys):

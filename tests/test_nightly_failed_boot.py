@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -21,7 +20,7 @@ import pytest
 import yaml
 
 from collectors import lock
-from tests.conftest import playbook
+from tests.conftest import playbook, run_night
 
 pytestmark = [
     pytest.mark.guests,
@@ -31,8 +30,6 @@ pytestmark = [
     pytest.mark.usefixtures("root_only"),
 ]
 
-REPO = Path(__file__).resolve().parents[1]
-NIGHTLY = Path(sys.executable).parent / "kvmnetlab-nightly"
 PARAMS = {"kvmnetlab_scenarios": "baseline,virtio", "kvmnetlab_repetitions": 2,
           "kvmnetlab_ping_count": 40, "kvmnetlab_ping_interval_s": 0.01,
           "kvmnetlab_rate_frames": 1000, "kvmnetlab_seed": 23}
@@ -43,11 +40,7 @@ def night(tmp: Path, night_id: str, extra: dict) -> tuple[subprocess.CompletedPr
     config = tmp / f"{night_id}.yml"
     config.write_text(yaml.safe_dump({"results_dir": str(tmp / "results"),
                                       "extra_vars": {**PARAMS, **extra}, "min_free_gib": 1}))
-    done = subprocess.run([str(NIGHTLY), "--config", str(config), "--night-id", night_id],
-                          cwd=REPO, capture_output=True, text=True, timeout=3600, check=False)
-    print(f"{night_id}: exit {done.returncode}\n{done.stdout[-2500:]}\n{done.stderr[-800:]}")
-    status = tmp / "results" / night_id / "nightly" / "status.json"
-    return done, json.loads(status.read_text())
+    return run_night(config, night_id)
 
 
 @pytest.fixture(scope="module")

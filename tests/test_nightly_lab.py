@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -19,6 +17,7 @@ import yaml
 
 from analysis.load import load_campaign
 from collectors import lock
+from tests.conftest import night_status, run_night
 
 pytestmark = [
     pytest.mark.lab,
@@ -28,19 +27,9 @@ pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="the embedded lab needs root"),
 ]
 
-REPO = Path(__file__).resolve().parents[1]
-NIGHTLY = Path(sys.executable).parent / "kvmnetlab-nightly"
 PARAMS = {"kvmnetlab_scenarios": ["baseline"], "kvmnetlab_repetitions": 3,
           "kvmnetlab_ping_count": 40, "kvmnetlab_ping_interval_s": 0.005,
           "kvmnetlab_rate_frames": 2000, "kvmnetlab_seed": 11}
-
-
-def night(config: Path, night_id: str, *extra: str) -> subprocess.CompletedProcess:
-    done = subprocess.run([str(NIGHTLY), "--config", str(config), "--night-id", night_id,
-                           *extra], cwd=REPO, capture_output=True, text=True, timeout=3600,
-                          check=False)
-    print(done.stdout[-4000:], done.stderr[-2000:])
-    return done
 
 
 @pytest.fixture(scope="module")
@@ -52,27 +41,24 @@ def nights(tmp_path_factory):
         "results_dir": str(results), "extra_vars": PARAMS, "skip_tags": "guests",
         "keep_raw_nights": 1, "min_free_gib": 1, "p_value": 0.01, "min_segment": 2,
     }))
-    runs = {nid: night(config, nid) for nid in ("n1", "n2", "n3")}
+    runs = {nid: run_night(config, nid)[0] for nid in ("n1", "n2", "n3")}
     return results, runs
-
-
-def status(results: Path, nid: str) -> dict:
-    return json.loads((results / nid / "nightly" / "status.json").read_text())
 
 
 def test_each_night_is_done_and_published(nights):
     results, runs = nights
     for nid, done in runs.items():
         assert done.returncode in (0, 1), f"{nid}: {done.stdout[-3000:]}\n{done.stderr}"
-        s = status(results, nid)
+        s = night_status(results, nid)
         assert s["outcome"] == "done" and s["rc"] == 0 and s["campaign_id"] == nid
         assert Path(s["report"], "index.html").is_file()
         assert Path(s["runner_artifacts"], "rc").read_text() == "0"
         assert Path(s["runner_artifacts"], "job_events").is_dir()
         assert (done.returncode == 1) == bool(s["regressions"])
         assert "PLAY Preflight - validate the campaign and lock the lab" in done.stdout
-    assert json.loads((results / "history" / "status.json").read_text()) == status(results, "n3")
-    assert Path(status(results, "n3")["dashboard"]).is_file()
+    latest = night_status(results, "n3")
+    assert json.loads((results / "history" / "status.json").read_text()) == latest
+    assert Path(latest["dashboard"]).is_file()
 
 
 def test_the_lab_lock_is_released(nights):
