@@ -20,9 +20,8 @@ import io
 import math
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import EngFormatter, FuncFormatter, MaxNLocator, ScalarFormatter
 
+from analysis import changepoints, history
 from analysis.document import num as _num4
 from analysis.document import pvalue
 
@@ -42,15 +42,9 @@ OUTCOMES = ("done", "failed", "skipped", "refused")
 NOT_RUN = ("failed", "skipped", "refused")
 CLASSES = ("regression", "progression", "normal")
 
-CATALOG_COLUMNS = (
-    "night", "started_at", "campaign_id", "outcome", "reason", "scenario", "metric", "unit",
-    "value", "sd", "n_reps", "params_hash", "lab_hash", "commit", "context",
-)
+CATALOG_COLUMNS = tuple(history.COLUMNS)
 SEGMENT_COLUMNS = ("night", "segment", "segment_reason")
-CHANGE_COLUMNS = (
-    "scenario", "metric", "unit", "segment", "night", "previous_night", "before", "after",
-    "change_pct", "ci_low_pct", "ci_high_pct", "p_value", "direction", "differs",
-)
+CHANGE_COLUMNS = tuple(changepoints.DETECT_COLUMNS)
 SUMMARY_COLUMNS = (
     "scenario", "metric", "unit", "better", "segment", "last_night", "last_value", "last_sd",
     "last_n_reps", "trend", "trend_since", "trend_nights", "last_vs_trend_pct",
@@ -61,27 +55,9 @@ SUMMARY_COLUMNS = (
 # --------------------------------------------------------------------------- direction
 
 
-def _better_local(metric: str) -> int:
-    """+1 when higher is better (ndr_pps, pdr_pps), -1 for every other metric."""
-    return 1 if str(metric).split("[", 1)[0] in ("ndr_pps", "pdr_pps") else -1
-
-
-@lru_cache(maxsize=1)
-def _better_function() -> Callable[[str], int]:
-    try:
-        from analysis.history import better
-    except ImportError:
-        return _better_local
-    return better
-
-
 def better(metric: str) -> int:
-    """+1 when higher values of ``metric`` are better, -1 when lower are.
-
-    ``analysis.history.better`` when that module is importable, else the same
-    rule locally: higher is better for ndr_pps and pdr_pps, lower for the rest.
-    """
-    return 1 if _better_function()(metric) > 0 else -1
+    """+1 when higher values of ``metric`` are better, -1 when lower are (the history's rule)."""
+    return history.better(metric)
 
 
 # --------------------------------------------------------------------------- preparation
@@ -855,8 +831,8 @@ def render_dashboard(
     title: str = "kvmnetlab nightly trends",
     short_nights: int = 7,
     long_nights: int = 90,
-    p_value: float = 0.001,
-    min_segment: int = 3,
+    p_value: float = changepoints.DEFAULT_P_VALUE,
+    min_segment: int = changepoints.DEFAULT_MIN_SEGMENT,
     lab: str | None = None,
 ) -> Path:
     """Write the trend dashboard to ``out_path`` (one self-contained HTML file); return it.
