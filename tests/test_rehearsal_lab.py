@@ -195,7 +195,9 @@ def test_lab_example_runs_end_to_end_on_the_rehearsal_lab(lab, tmp_path):
     assert "guest_vm_accel_mode=tcg" in hosts["kvm-host"]["accel_reason"]
     accel = "tcg"
     scenarios = manifest["scenarios"]
-    for name, guest, poll_us in (("virtio", "kvmnl-g1", None), ("virtio_elvis", "kvmnl-g2", 50)):
+    # one inner guest (kvmnl-g1, vhost-net): two do not boot in time under TCG inside TCG
+    assert set(scenarios) == {"baseline", "virtio"}
+    for name, guest, poll_us in (("virtio", "kvmnl-g1", None),):
         scenario = scenarios[name]
         assert scenario["status"] == "run", scenario
         resolved = scenario["resolved"]
