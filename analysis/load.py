@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from collectors.builtin import received_above_sent
 from collectors.errors import StoreError
 from collectors.store import FORMAT_VERSION, MANIFEST, sha256_file
 from collectors.store import RUN_STATES as RUN_STATUSES
@@ -88,11 +89,16 @@ TABLES: dict[str, dict[str, tuple[Any, str]]] = {
         "unit": _STR,
     },
 }
-# Read when present: the host that reported a per-packet cost.
-OPTIONAL: dict[str, dict[str, tuple[Any, str]]] = {"costs": {"host": _STR}}
+# Read when present: the host that reported a per-packet cost; a rate row's excess frames
+# and flag (campaigns ingested before they existed lack them: they are worked out on load).
+OPTIONAL: dict[str, dict[str, tuple[Any, str]]] = {
+    "costs": {"host": _STR},
+    "rate": {"excess_frames": _INT, "flag": _STR},
+}
 _CATEGORICAL = ("scenario", "host", "backend", "metric", "unit")
-# Columns where a null (NaN) is legal: an unanswered probe; ping's loss when nothing was sent.
-NULLABLE = ("rtt_us", "loss_pct")
+# Columns where a null (NaN) is legal: an unanswered probe; a loss when nothing was sent, or
+# (rate) when the counter saw more frames than were sent, so that no loss can be measured.
+NULLABLE = ("rtt_us", "loss_pct", "lost")
 
 
 @dataclass(frozen=True)
@@ -410,8 +416,35 @@ def _check_values(file: Path, name: str, frame: pd.DataFrame) -> None:
     elif name == "rate":
         _first_bad(file, "sent", frame["sent"] < 0, "negative")
         _first_bad(file, "received", frame["received"] < 0, "negative")
+        _flag_received_above_sent(file, frame)
     elif name == "costs":
         _first_bad(file, "value", ~np.isfinite(frame["value"]), "not a finite number")
+
+
+def _flag_received_above_sent(file: Path, frame: pd.DataFrame) -> None:
+    """A rate row whose counter saw more frames than were sent has no measurable loss.
+
+    ``lost`` becomes a nullable integer, null (and ``loss_pct`` NaN) on those rows,
+    with ``excess_frames`` (received - sent, else 0) and ``flag`` beside. Campaigns
+    ingested before these columns existed stored a negative loss there: it is
+    flagged the same way here, so no consumer ever averages it.
+    """
+    above = (frame["received"] > frame["sent"]).to_numpy()
+    excess = np.where(above, frame["received"] - frame["sent"], 0).astype(np.int64)
+    if "excess_frames" in frame:
+        _first_bad(file, "excess_frames", frame["excess_frames"] != excess,
+                   "is not received - sent where positive, else 0")
+    else:
+        frame["excess_frames"] = excess
+    if "flag" in frame:
+        _first_bad(file, "flag", pd.Series(above) == (frame["flag"] == "").to_numpy(),
+                   "must be set exactly where received exceeds sent")
+    else:
+        frame["flag"] = [received_above_sent(int(n)) if n else "" for n in excess]
+    lost = frame["lost"].astype("Int64")
+    _first_bad(file, "lost", lost.isna() & ~above, "null where received does not exceed sent")
+    frame["lost"] = lost.mask(above)
+    frame["loss_pct"] = frame["loss_pct"].mask(above)
 
 
 def _consistency_warnings(
@@ -436,10 +469,15 @@ def _consistency_warnings(
             notes.append(f"scenario {row.scenario}: {row.runs_pending} repetition(s) still "
                          "pending (campaign interrupted or running)")
     rate = tables["rate"]
-    if rate is not None and (rate["received"] > rate["sent"]).any():
+    if rate is not None and (rate["excess_frames"] > 0).any():
+        flagged = rate.loc[rate["excess_frames"] > 0]
+        runs = ", ".join(f"{s} repetition {r} ({n} frames more)" for s, r, n in zip(
+            flagged["scenario"].astype(str), flagged["repetition"], flagged["excess_frames"],
+            strict=True))
         notes.append(
-            "data/rate.parquet: some repetitions received more frames than were sent "
-            "(the counter saw frames outside the generated flow); their loss is negative"
+            f"data/rate.parquet: {len(flagged)} row(s) received more frames than were sent "
+            f"(foreign or duplicated frames matched the flow filter): {runs}; their loss "
+            "cannot be measured, so they are flagged and left out of every loss statistic"
         )
     return notes
 

@@ -21,6 +21,7 @@ from collectors.parsers import (
     tcpdump,
     trafgen,
 )
+from collectors.parsers._text import read_text
 
 KEY = {"scenario": "string", "repetition": "int64", "host": "string"}
 COUNTER_COLUMNS = {**KEY, "source": "string", "item": "string", "counter": "string",
@@ -73,6 +74,12 @@ class PingCollector(Collector):
         return {"rtt": rows, "ping_summary": [summary]}
 
 
+def received_above_sent(excess: int) -> str:
+    """The ``flag`` of a rate row whose counter saw ``excess`` frames more than were sent."""
+    return (f"received_above_sent: {excess} frames more than sent; likely foreign or "
+            "duplicated frames matching the flow filter")
+
+
 def trafgen_config(ctx: RunContext) -> str:
     """trafgen's packet configuration for the generated flow (frame length without CRC)."""
     e = ctx.endpoint
@@ -94,9 +101,13 @@ class RateCollector(Collector):
     """
 
     name = "rate"
+    #: ``lost`` is null and ``loss_pct`` NaN when the counter saw more frames of the flow
+    #: than were sent: that loss is not measurable. ``excess_frames`` then holds
+    #: received - sent (else 0) and ``flag`` says why (else "").
     tables: ClassVar[dict[str, dict[str, str]]] = {"rate": {
         **KEY, "backend": "string", "frame_bytes": "int64", "rate_pps": "float64",
-        "sent": "int64", "received": "int64", "lost": "int64", "loss_pct": "float64",
+        "sent": "int64", "received": "int64", "lost": "Int64", "loss_pct": "float64",
+        "excess_frames": "int64", "flag": "string",
         "receiver_host": "string", "receiver_if_rx_packets": "int64",
         "receiver_drops": "int64"}}
 
@@ -170,12 +181,18 @@ class RateCollector(Collector):
         before = sys_net_statistics.parse(files.path("receiver", "rate_rx_before.txt"))
         after = sys_net_statistics.parse(files.path("receiver", "rate_rx_after.txt"))
         rx = after.counters["rx_packets"] - before.counters["rx_packets"]
-        lost = sent - received
+        excess = max(received - sent, 0)
+        if excess:  # foreign or duplicated frames counted: the loss cannot be known
+            lost, loss_pct = None, float("nan")
+            flag = received_above_sent(excess)
+        else:
+            lost, flag = sent - received, ""
+            loss_pct = 100.0 * lost / sent if sent else float("nan")
         return {"rate": [{**_key(ctx, "sender"), "backend": backend,
                           "frame_bytes": ctx.parameters["rate_frame_bytes"],
                           "rate_pps": float(ctx.parameters["rate_pps"]), "sent": sent,
-                          "received": received, "lost": lost,
-                          "loss_pct": 100.0 * lost / sent if sent else float("nan"),
+                          "received": received, "lost": lost, "loss_pct": loss_pct,
+                          "excess_frames": excess, "flag": flag,
                           "receiver_host": ctx.hosts["receiver"],
                           "receiver_if_rx_packets": rx, "receiver_drops": drops}]}
 
@@ -269,8 +286,9 @@ class CpuCollector(Collector):
                 continue
             seen.add(ctx.hosts[role])
             hz_path = files.path(role, "cpu_before.clk_tck.txt")
+            hz_text = read_text(hz_path)  # outside the try: a ParseError is a ValueError
             try:
-                hz = int(hz_path.read_text().strip())
+                hz = int(hz_text.strip())
             except ValueError:
                 raise ParseError(hz_path, 1, "CLK_TCK is not an integer") from None
             b = proc_stat.parse(files.path(role, "cpu_before.proc_stat.txt"))
@@ -354,7 +372,7 @@ class KvmStatsCollector(Collector):
         def read(name):
             path = files.path("hypervisor", name)
             values = {}
-            for lineno, line in enumerate(path.read_text().splitlines(), start=1):
+            for lineno, line in enumerate(read_text(path).splitlines(), start=1):
                 where, _, value = line.rpartition(":")
                 if not where or not value.strip().lstrip("-").isdigit():
                     raise ParseError(path, lineno, f"not 'path:integer': {line[:80]!r}")

@@ -19,6 +19,15 @@ class ParseError(ValueError):
         super().__init__(f"{where}: {message}")
 
 
+class UnreadableError(ParseError):
+    """A raw file is there by name but cannot be read: a directory, a FIFO or another
+    file that is not a regular one, a dangling or looping symbolic link, an I/O error.
+
+    Unlike a file that does not parse, it says nothing about the tool's output: the
+    store itself is damaged, so ingest fails the whole run whichever collector met it.
+    """
+
+
 class StoreError(RuntimeError):
     """The result store is inconsistent (missing file, checksum mismatch, bad manifest)."""
 

@@ -188,3 +188,49 @@ def test_nan_loss_is_legal_when_nothing_was_sent(tmp_path):
     c = load_campaign(store.write_campaign(tmp_path / "c", tables={"rtt": store.rtt_frame(),
                                                                    "ping_summary": ping}))
     assert len(c.ping_summary) == len(store.PING_ROWS) + 1
+
+
+# (scenario, repetition, backend, sent, received, frame_bytes, rate_pps): base 2 counted
+# 4 frames more than were sent
+ABOVE = [("base", 1, "pf_ring", 1000, 990, 64, 1000.0),
+         ("base", 2, "pf_ring", 1000, 1004, 64, 1000.0)]
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["flagged-by-ingest", "older-campaign"])
+def test_received_above_sent_is_flagged_with_no_loss(tmp_path, legacy):
+    rate = store.rate_frame(ABOVE, legacy=legacy)
+    if legacy:
+        assert rate["lost"].tolist() == [10, -4]  # what older ingests stored
+    root = store.write_campaign(tmp_path / "c", tables={
+        "rtt": store.rtt_frame(), "ping_summary": store.ping_frame(), "rate": rate})
+    c = load_campaign(root)
+    r = c.rate.set_index("repetition")
+    assert str(r["lost"].dtype) == "Int64"
+    assert r.loc[1, "lost"] == 10 and r.loc[1, "loss_pct"] == 1.0
+    assert pd.isna(r.loc[2, "lost"]) and pd.isna(r.loc[2, "loss_pct"])
+    assert r["excess_frames"].tolist() == [0, 4]
+    assert r.loc[1, "flag"] == ""
+    assert r.loc[2, "flag"].startswith("received_above_sent: 4 frames more than sent;")
+    [note] = [w for w in c.warnings if "rate.parquet" in w]
+    assert "base repetition 2 (4 frames more)" in note and "left out" in note
+
+
+@pytest.mark.parametrize(("column", "value", "words"), [
+    ("flag", "", "must be set exactly where received exceeds sent"),
+    ("excess_frames", 3, "is not received - sent"),
+])
+def test_rate_flag_columns_must_agree_with_the_counts(tmp_path, column, value, words):
+    rate = store.rate_frame(ABOVE)
+    rate.loc[1, column] = value
+    err = _error(store.write_campaign(tmp_path / "c", tables={
+        "rtt": store.rtt_frame(), "ping_summary": store.ping_frame(), "rate": rate}))
+    assert err.path.endswith("data/rate.parquet") and err.field == column
+    assert words in str(err) and "row 1" in str(err)
+
+
+def test_null_loss_where_received_does_not_exceed_sent(tmp_path):
+    rate = store.rate_frame(ABOVE)
+    rate.loc[0, "lost"] = pd.NA
+    err = _error(store.write_campaign(tmp_path / "c", tables={
+        "rtt": store.rtt_frame(), "ping_summary": store.ping_frame(), "rate": rate}))
+    assert err.field == "lost" and "null where received does not exceed sent (row 0)" in str(err)

@@ -1,13 +1,16 @@
 """The collector interface: plans per phase and role, availability, parsers, derived costs."""
 
 import json
+import math
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from collectors import base, links
-from collectors.builtin import derive_costs, trafgen_config
+from collectors.builtin import RateCollector, derive_costs, trafgen_config
 from collectors.errors import ParseError
+from collectors.ingest import frame
 from collectors.parsers import tcpdump
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -170,3 +173,68 @@ def test_tcpdump_truncated_and_malformed(tmp_path):
     bad.write_text(lines[0] + "lots of packets captured\n" + "".join(lines[2:]))
     with pytest.raises(ParseError, match=r"bad\.stderr:2: unexpected line"):
         tcpdump.parse(bad)
+
+
+def _rate_run(tmp_path, tcpdump_stderr: str):
+    """A trafgen -> tcpdump run folder from real captures: trafgen/rate.stdout (10000
+    frames sent), the given tcpdump stderr, and procfs/sys_statistics.txt as the
+    receiver's counters before, with rx_packets raised by 10005 after (the rise
+    tests/fixtures/trafgen/CAPTURE.md records for that send)."""
+    sender, receiver = tmp_path / "raw" / "h1", tmp_path / "raw" / "g1"
+    sender.mkdir(parents=True)
+    receiver.mkdir()
+    (sender / "trafgen.txt").write_bytes((FIXTURES / "trafgen" / "rate.stdout").read_bytes())
+    (receiver / "tcpdump.txt.stderr").write_text(tcpdump_stderr)
+    stats = (FIXTURES / "procfs" / "sys_statistics.txt").read_text()
+    line = next(x for x in stats.splitlines() if x.endswith("/rx_packets:502"))
+    (receiver / "rate_rx_before.txt").write_text(stats)
+    (receiver / "rate_rx_after.txt").write_text(
+        stats.replace(line, line.replace(":502", f":{502 + 10005}")))
+    run = ctx()
+    return base.RunFiles(tmp_path, "raw", run.hosts), run
+
+
+def _tcpdump_counting(frames: int) -> str:
+    """The real tcpdump stderr with its captured and received-by-filter counts set to
+    ``frames`` (as if the filter had matched that many)."""
+    text = (FIXTURES / "tcpdump" / "stats.stderr").read_text()
+    assert text.count("5000 packets") == 2
+    return text.replace("5000 packets", f"{frames} packets")
+
+
+def test_rate_loss_from_real_trafgen_and_tcpdump(tmp_path):
+    files, run = _rate_run(tmp_path, (FIXTURES / "tcpdump" / "stats.stderr").read_text())
+    [row] = RateCollector().parse(files, run)["rate"]
+    # 10000 sent by trafgen; the real tcpdump capture counted 5000 of the flow
+    assert (row["sent"], row["received"], row["lost"]) == (10000, 5000, 5000)
+    assert row["loss_pct"] == 50.0
+    assert (row["excess_frames"], row["flag"]) == (0, "")
+    assert row["receiver_if_rx_packets"] == 10005
+    assert row["backend"] == "trafgen_tcpdump"
+
+
+def test_rate_received_above_sent_is_flagged_never_a_negative_loss(tmp_path):
+    # derived: tcpdump counted 10003 frames of the flow where trafgen sent 10000
+    files, run = _rate_run(tmp_path, _tcpdump_counting(10003))
+    [row] = RateCollector().parse(files, run)["rate"]
+    assert (row["sent"], row["received"]) == (10000, 10003)
+    assert row["lost"] is None and math.isnan(row["loss_pct"])
+    assert row["excess_frames"] == 3
+    assert row["flag"] == ("received_above_sent: 3 frames more than sent; likely foreign or "
+                           "duplicated frames matching the flow filter")
+    # as ingest stores it: lost is a nullable integer, NA here; a measured row stays whole
+    table = frame([row, {**row, "received": 9990, "lost": 10, "loss_pct": 0.1,
+                         "excess_frames": 0, "flag": ""}], RateCollector.tables["rate"])
+    assert str(table["lost"].dtype) == "Int64"
+    assert table["lost"].isna().tolist() == [True, False]
+    assert table["lost"].iloc[1] == 10
+    path = tmp_path / "rate.parquet"
+    table.to_parquet(path, index=False)
+    assert str(pq.read_schema(path).field("lost").type) == "int64"
+    assert pq.read_table(path).column("lost").null_count == 1
+
+
+def test_rate_received_equal_to_sent_is_no_loss_and_no_flag(tmp_path):
+    files, run = _rate_run(tmp_path, _tcpdump_counting(10000))
+    [row] = RateCollector().parse(files, run)["rate"]
+    assert (row["lost"], row["loss_pct"], row["excess_frames"], row["flag"]) == (0, 0.0, 0, "")

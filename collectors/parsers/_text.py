@@ -2,23 +2,68 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
-from collectors.errors import ParseError
+from collectors.errors import ParseError, UnreadableError
+
+_KINDS = {stat.S_IFDIR: "a directory", stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket",
+          stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device"}
+
+
+def read_bytes(path: str | Path) -> bytes:
+    """The file's bytes; a :class:`ParseError` naming the file when it cannot be read.
+
+    A path with nothing at all behind it raises a plain ParseError (``cannot read: No
+    such file or directory``). Anything that is there but cannot be read raises
+    :class:`UnreadableError`: a directory, a FIFO, a socket or a device (refused
+    before any read, so a FIFO without a writer never blocks), a dangling or looping
+    symbolic link, a permission or I/O error.
+    """
+    path = Path(path)
+    try:
+        # O_NONBLOCK: opening a FIFO for reading must not wait for a writer
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError as exc:
+        if os.path.lexists(path):
+            raise UnreadableError(path, None, "cannot read: dangling symbolic link "
+                                  f"({exc.strerror})") from exc
+        raise ParseError(path, None, f"cannot read: {exc.strerror}") from exc
+    except OSError as exc:
+        raise UnreadableError(path, None, f"cannot read: {exc.strerror}") from exc
+    with os.fdopen(fd, "rb") as handle:
+        kind = stat.S_IFMT(os.fstat(fd).st_mode)
+        if kind != stat.S_IFREG:
+            raise UnreadableError(path, None, "cannot read: not a regular file but "
+                                  f"{_KINDS.get(kind, 'an unknown kind of file')}")
+        try:
+            return handle.read()
+        except OSError as exc:
+            raise UnreadableError(path, None, f"cannot read: {exc.strerror}") from exc
+
+
+def read_text(path: str | Path) -> str:
+    """The file's text (UTF-8), read by :func:`read_bytes`; a ParseError otherwise.
+
+    Line ends are translated as Python's text mode does (``\\r\\n`` and ``\\r``
+    become ``\\n``).
+    """
+    data = read_bytes(path)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ParseError(path, None, f"not UTF-8 text: {exc}") from exc
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def read_lines(path: Path, *, require_newline: bool = True) -> list[str]:
-    """Return the file's lines; refuse an empty, non-UTF-8 or cut-short file.
+    """Return the file's lines; refuse an empty, non-UTF-8, cut-short or unreadable file.
 
     A capture made with ``cat`` or a redirect always ends with a newline; a file
     that does not was cut short, and the error names its last line.
     """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ParseError(path, None, f"not UTF-8 text: {exc}") from exc
-    except OSError as exc:
-        raise ParseError(path, None, f"cannot read: {exc.strerror}") from exc
+    text = read_text(path)
     if not text.strip():
         raise ParseError(path, None, "empty file")
     lines = text.splitlines()

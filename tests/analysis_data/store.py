@@ -140,11 +140,24 @@ def ping_frame(rows=PING_ROWS) -> pd.DataFrame:
     return frame
 
 
-def rate_frame(rows=RATE_ROWS) -> pd.DataFrame:
+def rate_frame(rows=RATE_ROWS, *, legacy: bool = False) -> pd.DataFrame:
+    """As ingest writes it: a row that received more than it sent has no loss (``lost``
+    null, ``loss_pct`` NaN) and is flagged. ``legacy``: as campaigns ingested before
+    the flag were written, without ``excess_frames`` and ``flag`` and with a negative
+    ``lost`` on such rows."""
     frame = pd.DataFrame(rows, columns=["scenario", "repetition", "backend", "sent", "received",
                                         "frame_bytes", "rate_pps"])
     frame["lost"] = frame["sent"] - frame["received"]
     frame["loss_pct"] = 100.0 * frame["lost"] / frame["sent"]
+    if legacy:
+        return frame
+    above = frame["received"] > frame["sent"]
+    frame["lost"] = frame["lost"].astype("Int64").mask(above)
+    frame["loss_pct"] = frame["loss_pct"].mask(above)
+    frame["excess_frames"] = (frame["received"] - frame["sent"]).clip(lower=0)
+    frame["flag"] = [
+        f"received_above_sent: {n} frames more than sent; likely foreign or duplicated "
+        "frames matching the flow filter" if n else "" for n in frame["excess_frames"]]
     return frame
 
 
