@@ -223,13 +223,22 @@ def _rtt_reps(campaign) -> pd.DataFrame:
 
 
 def _loss(frame: pd.DataFrame | None, sent: str, received: str, metric: str) -> pd.DataFrame:
-    """100 (sum sent - sum received) / sum sent over each repetition's rows (none when 0 sent)."""
+    """100 (sum sent - sum received) / sum sent over each repetition's rows.
+
+    None when nothing was sent, nor when a row of the repetition counted more than
+    it sent (a flagged rate row: ``lost`` null, or received > sent): that loss is not
+    measurable, so the repetition is left out of the night's mean and ``n_reps``.
+    """
     if frame is None or frame.empty:
         return pd.DataFrame(columns=REP_COLUMNS)
-    sums = (frame.assign(scenario=frame["scenario"].astype(str))
-            .groupby(["scenario", "repetition"], sort=True, observed=True)[[sent, received]]
-            .sum().reset_index())
-    sums = sums.loc[sums[sent] > 0]
+    flagged = frame[received] > frame[sent]
+    if "lost" in frame:
+        flagged |= frame["lost"].isna()
+    sums = (frame.assign(scenario=frame["scenario"].astype(str),
+                         _flagged=flagged.astype(np.int64))
+            .groupby(["scenario", "repetition"], sort=True, observed=True)
+            [[sent, received, "_flagged"]].sum().reset_index())
+    sums = sums.loc[(sums[sent] > 0) & (sums["_flagged"] == 0)]
     sums["loss"] = 100.0 * (sums[sent] - sums[received]) / sums[sent]
     return _reps(sums, metric, METRICS[metric], "loss")
 

@@ -397,7 +397,8 @@ def _loss_section(ctx: _Context) -> Section:
     else:
         columns = [*_status_cols(), ("backend", "backend", text),
                    ("frame_bytes", "frame (bytes)", whole), ("rate_pps", "rate (packets/s)", num),
-                   *spread, ("sent_frames", "frames sent", integer),
+                   *spread, ("flagged_repetitions", "flagged reps", integer),
+                   ("sent_frames", "frames sent", integer),
                    ("lost_frames", "frames lost", integer),
                    ("ping_loss_mean_pct", "ping loss mean (%)", num)]
         source = (
@@ -412,8 +413,11 @@ def _loss_section(ctx: _Context) -> Section:
             Definitions([
                 ("loss of a repetition",
                  "100 · (sent - received) / sent, pooled over the repetition's hosts "
-                 "(or flows); a counter that also sees frames outside the generated flow "
-                 "can make it negative."),
+                 "(or flows)."),
+                ("flagged reps", "repetitions whose counter saw more frames of the flow "
+                 "than the sender sent (foreign or duplicated frames matching the filter): "
+                 "their loss cannot be measured, so they are left out of reps, of the loss "
+                 "statistics and of the frame totals; the notes on the data name them."),
                 ("loss mean", "arithmetic mean of the repetitions' losses (each repetition "
                  "weighs the same)."),
                 ("backend", "the sending and counting tools: pf_ring = pfsend -> pfcount; "
@@ -748,7 +752,8 @@ def _comparison_section(ctx: _Context) -> tuple[Section, pd.DataFrame]:
              "campaign's thousands of probes do not make noise between repetitions look "
              "significant. Holm-corrected over the scenarios of each older campaign."),
             ("loss", "mean over repetitions of each repetition's loss, 100 · lost / sent "
-             "(sender → counter when data/rate.parquet exists, else ping); p from Welch's t "
+             "(sender → counter when data/rate.parquet exists, else ping; a flagged "
+             "repetition, with more frames counted than sent, is left out); p from Welch's t "
              "test on the repetition losses (p = 1 when every repetition of both is equal), "
              "Holm-corrected likewise."),
             ("verdict", f"regressed: median up by more than {o.regression_threshold_pct:g} % or "

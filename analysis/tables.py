@@ -37,9 +37,10 @@ def _spread(per_rep: pd.DataFrame, by: list[str], value: str, prefix: str) -> pd
 def ping_loss_per_repetition(ping_summary: pd.DataFrame | None) -> pd.DataFrame:
     """Loss of each (scenario, repetition), pooled over its hosts, in %.
 
-    loss = 100 (sum transmitted - sum received) / sum transmitted.
+    loss = 100 (sum transmitted - sum received) / sum transmitted. ``flagged`` is 0:
+    ping's received never counts more than it sent (duplicates are apart).
     """
-    cols = ["scenario", "repetition", "sent", "lost", "loss_pct"]
+    cols = ["scenario", "repetition", "sent", "lost", "loss_pct", "flagged"]
     if ping_summary is None or ping_summary.empty:
         return pd.DataFrame(columns=cols)
     g = ping_summary.assign(scenario=ping_summary["scenario"].astype(str)).groupby(
@@ -49,6 +50,7 @@ def ping_loss_per_repetition(ping_summary: pd.DataFrame | None) -> pd.DataFrame:
     per["sent"] = per["transmitted"]
     per["lost"] = per["transmitted"] - per["received"]
     per["loss_pct"] = 100.0 * per["lost"] / per["sent"].where(per["sent"] > 0)
+    per["flagged"] = 0
     return per[cols]
 
 
@@ -58,19 +60,47 @@ RATE_KEYS = ["backend", "frame_bytes", "rate_pps"]
 def rate_loss_per_repetition(rate: pd.DataFrame | None) -> pd.DataFrame:
     """Sender -> counter loss of each (scenario, backend, frame size, rate, repetition), in %.
 
-    loss = 100 sum lost / sum sent over the rows of that repetition.
+    loss = 100 sum lost / sum sent over the rows of that repetition. ``flagged``
+    counts its rows whose counter saw more frames than were sent (``lost`` null, or
+    received > sent): such a repetition has no measurable loss, so its ``lost`` and
+    ``loss_pct`` are NaN, never a number that could be averaged.
     """
-    cols = ["scenario", *RATE_KEYS, "repetition", "sent", "lost", "loss_pct"]
+    cols = ["scenario", *RATE_KEYS, "repetition", "sent", "lost", "loss_pct", "flagged"]
     if rate is None or rate.empty:
         return pd.DataFrame(columns=cols)
-    frame = rate.assign(scenario=rate["scenario"].astype(str), backend=rate["backend"].astype(str))
+    lost = rate["lost"].astype("float64")
+    frame = rate.assign(
+        scenario=rate["scenario"].astype(str),
+        backend=rate["backend"].astype(str),
+        lost=lost,
+        flagged=(lost.isna() | (rate["received"] > rate["sent"])).astype(np.int64),
+    )
     per = (
-        frame.groupby(["scenario", *RATE_KEYS, "repetition"], sort=False)[["sent", "lost"]]
+        frame.groupby(["scenario", *RATE_KEYS, "repetition"], sort=False)[
+            ["sent", "lost", "flagged"]
+        ]
         .sum()
         .reset_index()
     )
+    return _loss_pct(per)[cols]
+
+
+def _loss_pct(per: pd.DataFrame) -> pd.DataFrame:
+    """``lost`` (NaN where flagged) and ``loss_pct`` of summed repetition rows."""
+    per["lost"] = per["lost"].astype("float64").where(per["flagged"] == 0)
     per["loss_pct"] = 100.0 * per["lost"] / per["sent"].where(per["sent"] > 0)
-    return per[cols]
+    return per
+
+
+def _measured(per: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Per group of ``by``: frames sent and lost summed over the repetitions whose loss
+    was measurable, and ``flagged_repetitions``, the repetitions that were not."""
+    totals = per.loc[per["flagged"] == 0].groupby(by, sort=False)[["sent", "lost"]].sum()
+    flagged = (per["flagged"] > 0).groupby([per[c] for c in by], sort=False).sum()
+    out = per[by].drop_duplicates().merge(totals.reset_index(), on=by, how="left")
+    out["flagged_repetitions"] = out.merge(
+        flagged.rename("n").reset_index(), on=by, how="left")["n"].to_numpy(dtype=np.int64)
+    return out
 
 
 def table1_loss(
@@ -82,7 +112,10 @@ def table1_loss(
 
     Without data/rate.parquet the loss is ping's. With it, the loss is the
     sender -> counter loss, one row per (scenario, backend, frame size, rate),
-    and ping's mean loss stays beside it as ``ping_loss_mean_pct``.
+    and ping's mean loss stays beside it as ``ping_loss_mean_pct``. A repetition
+    whose counter saw more frames than were sent is counted in
+    ``flagged_repetitions`` and left out of ``repetitions``, the loss statistics
+    and the frame totals.
     """
     keys = _keys(scenarios)
     ping = ping_loss_per_repetition(ping_summary)
@@ -97,8 +130,7 @@ def table1_loss(
         return out.rename(columns={"sent": "sent_packets", "lost": "lost_packets"})
     per = rate_loss_per_repetition(rate)
     stats = _spread(per, ["scenario", *RATE_KEYS], "loss_pct", "")
-    totals = per.groupby(["scenario", *RATE_KEYS], sort=False)[["sent", "lost"]].sum().reset_index()
-    stats = stats.merge(totals, on=["scenario", *RATE_KEYS])
+    stats = stats.merge(_measured(per, ["scenario", *RATE_KEYS]), on=["scenario", *RATE_KEYS])
     out = keys.merge(stats, on="scenario", how="left")
     position = {name: i for i, name in enumerate(keys["scenario"])}
     out = (
@@ -109,6 +141,7 @@ def table1_loss(
     )
     out.insert(3, "source", "rate")
     out["repetitions"] = out["repetitions"].fillna(0).astype(int)
+    out["flagged_repetitions"] = out["flagged_repetitions"].fillna(0).astype(int)
     out = out.rename(columns={"sent": "sent_frames", "lost": "lost_frames"})
     ping_mean = ping_stats.set_index("scenario")["mean_pct"]
     out["ping_loss_mean_pct"] = out["scenario"].map(ping_mean).astype(float)
@@ -118,12 +151,14 @@ def table1_loss(
 def loss_totals(ping_summary: pd.DataFrame | None, rate: pd.DataFrame | None) -> pd.DataFrame:
     """Per scenario: packets sent and lost, pooled over repetitions (and rates, frame sizes).
 
-    From data/rate.parquet when the campaign has it, else from ping.
+    From data/rate.parquet when the campaign has it, else from ping. Flagged
+    repetitions (more frames counted than sent) are left out of the sums and counted
+    in ``flagged_repetitions``.
     """
     per = rate_loss_per_repetition(rate) if rate is not None else ping_loss_per_repetition(
         ping_summary
     )
-    out = per.groupby("scenario", sort=False)[["sent", "lost"]].sum().reset_index()
+    out = _measured(per, ["scenario"])
     out["source"] = "rate" if rate is not None else "ping"
     return out
 
@@ -134,14 +169,15 @@ def loss_per_repetition(
     """Loss of each (scenario, repetition) in %: sender -> counter (summed over the rates and
     frame sizes measured) when the campaign has rate data, else ping's.
 
-    Columns scenario, repetition, sent, lost, loss_pct.
+    Columns scenario, repetition, sent, lost, loss_pct, flagged (rows whose counter
+    saw more frames than were sent; ``lost`` and ``loss_pct`` are then NaN, and
+    every statistic over repetitions leaves that repetition out).
     """
     if rate is not None:
         per = rate_loss_per_repetition(rate)
-        per = per.groupby(["scenario", "repetition"], sort=False)[["sent", "lost"]].sum()
-        per = per.reset_index()
-        per["loss_pct"] = 100.0 * per["lost"] / per["sent"].where(per["sent"] > 0)
-        return per[["scenario", "repetition", "sent", "lost", "loss_pct"]]
+        per = per.groupby(["scenario", "repetition"], sort=False)[["sent", "lost", "flagged"]]
+        per = _loss_pct(per.sum().reset_index())
+        return per[["scenario", "repetition", "sent", "lost", "loss_pct", "flagged"]]
     return ping_loss_per_repetition(ping_summary)
 
 

@@ -126,6 +126,26 @@ def test_full_report(tmp_path, capsys):
     assert t2["rtt_mean_us"].tolist()[:3] == pytest.approx([11.5, 30.0, 15.0])
 
 
+def test_a_flagged_rate_repetition_is_shown_and_never_averaged(tmp_path, capsys):
+    # guest's repetition 2 counted 3 frames more than it sent: no loss can be measured
+    rate = store.rate_frame([*store.RATE_ROWS, ("guest", 2, "pf_ring", 1000, 1003, 64, 1000.0)])
+    old = _campaign(tmp_path / "old", started="2025-11-25T09:00:00Z",
+                    extra={"rate": store.rate_frame()})
+    root = _campaign(tmp_path / "c", extra={"rate": rate})
+    assert main([str(root), "--compare", str(old)]) == 0
+    out = root / "report"
+    t1 = pd.read_csv(out / "tables" / "table1_loss.csv").set_index("scenario")
+    assert t1.loc["guest", "flagged_repetitions"] == 1 and t1.loc["guest", "repetitions"] == 1
+    assert t1.loc["guest", "mean_pct"] == 5.0  # repetition 1 alone; never -0.3 averaged in
+    assert t1.loc["guest", "sent_frames"] == 1000 and t1.loc["guest", "lost_frames"] == 50
+    md = (out / "report.md").read_text()
+    assert "flagged reps" in md
+    assert "guest repetition 2 (3 frames more)" in md
+    comparison = pd.read_csv(out / "tables" / "comparison.csv").set_index("scenario")
+    assert comparison.loc["guest", "loss_new_pct"] == 5.0
+    assert comparison.loc["guest", "repetitions_new"] == 2  # RTT: both repetitions count
+
+
 def test_absent_tables_are_said_so(tmp_path):
     root = _campaign(tmp_path / "c")
     assert main([str(root)]) == 0

@@ -200,3 +200,39 @@ def test_tool_versions_group_hosts_by_version():
                    ("ansible-core", "2.19.14"): "controller"}
     old = tables.tool_versions_table({"ping": "iputils 20221126"})
     assert old.iloc[0].to_dict() == {"tool": "ping", "version": "iputils 20221126", "hosts": ""}
+
+
+# guest's repetition 2 and elvis's only repetition counted more frames than were sent
+FLAGGED_RATE_ROWS = [*store.RATE_ROWS,
+                     ("guest", 2, "pf_ring", 1000, 1003, 64, 1000.0),
+                     ("elvis", 1, "pf_ring", 100, 101, 1500, 1000.0)]
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["flagged-by-ingest", "older-campaign"])
+def test_flagged_repetitions_are_counted_never_averaged(tmp_path, legacy):
+    tabs = {"rtt": store.rtt_frame(), "ping_summary": store.ping_frame(),
+            "rate": store.rate_frame(FLAGGED_RATE_ROWS, legacy=legacy)}
+    c = load_campaign(store.write_campaign(tmp_path / "c", tables=tabs))
+    t1 = tables.table1_loss(c.scenarios, c.ping_summary, c.rate)
+    # guest at 64 B: repetition 1 lost 50 of 1000 (5 %); repetition 2 is flagged, so the
+    # mean stays 5 % (a negative -0.3 % averaged in would give 2.35 %) and the totals
+    # hold repetition 1 alone. elvis: its only repetition is flagged, so it has no loss.
+    _same(_cells(t1, "scenario"), ["base", "base", "guest", "elvis", "pending", "broken"])
+    _same(_cells(t1, "repetitions"), [2, 1, 1, 0, 0, 0])
+    _same(_cells(t1, "flagged_repetitions"), [0, 0, 1, 1, 0, 0])
+    _same(_cells(t1, "mean_pct"), [1.5, 0.0, 5.0, NAN, NAN, NAN])
+    _same(_cells(t1, "min_pct"), [1.0, 0.0, 5.0, NAN, NAN, NAN])
+    _same(_cells(t1, "max_pct"), [2.0, 0.0, 5.0, NAN, NAN, NAN])
+    _same(_cells(t1, "sent_frames"), [2000.0, 100.0, 1000.0, NAN, NAN, NAN])
+    _same(_cells(t1, "lost_frames"), [30.0, 0.0, 50.0, NAN, NAN, NAN])
+    per = tables.loss_per_repetition(c.ping_summary, c.rate).set_index(["scenario", "repetition"])
+    assert per.loc[("guest", 1), "loss_pct"] == 5.0
+    assert per.loc[("guest", 2), "flagged"] == 1
+    assert math.isnan(per.loc[("guest", 2), "loss_pct"]) and math.isnan(per.loc[("guest", 2),
+                                                                                 "lost"])
+    # base repetition 1 pools 64 B (10 of 1000) and 1500 B (0 of 100): 10 of 1100
+    assert per.loc[("base", 1), "loss_pct"] == pytest.approx(100 * 10 / 1100)
+    totals = tables.loss_totals(c.ping_summary, c.rate).set_index("scenario")
+    assert totals.loc["guest", ["sent", "lost", "flagged_repetitions"]].tolist() == [1000, 50, 1]
+    assert totals.loc["elvis", "flagged_repetitions"] == 1
+    assert math.isnan(totals.loc["elvis", "sent"])

@@ -165,6 +165,28 @@ def test_values_are_means_of_per_repetition_statistics(tmp_path):
     assert rows["context"].iloc[0] == history.canonical(context)  # compact, sorted keys
 
 
+@pytest.mark.parametrize("legacy", [False, True], ids=["flagged-by-ingest", "older-campaign"])
+def test_a_flagged_rate_repetition_is_left_out_of_the_nights_loss(tmp_path, legacy):
+    rng = np.random.default_rng(5)
+    tables = night_tables(rng)
+    rate = tables["rate"]
+    # guest repetition 2 counted 7 frames more than it sent (foreign frames)
+    bad = (rate.scenario == "guest") & (rate.repetition == 2)
+    rows = list(rate[["scenario", "repetition", "backend", "sent", "received", "frame_bytes",
+                      "rate_pps"]].itertuples(index=False, name=None))
+    rows = [(*r[:4], r[3] + 7, *r[5:]) if b else r for r, b in zip(rows, bad, strict=True)]
+    tables["rate"] = store.rate_frame(rows, legacy=legacy)
+    got = by_key(history.night_rows(write_night(tmp_path, "c1", rng, tables=tables),
+                                    night="20261101T021500Z"))
+    kept = rate.loc[(rate.scenario == "guest") & ~bad]
+    loss = 100 * (kept.sent - kept.received) / kept.sent
+    row = got.loc[("guest", "rate_loss_pct")]
+    assert row["n_reps"] == REPS - 1
+    assert row["value"] == pytest.approx(loss.mean())
+    assert row["sd"] == pytest.approx(loss.std(ddof=1))
+    assert got.loc[("base", "rate_loss_pct"), "n_reps"] == REPS
+
+
 def test_only_done_runs_count_and_absent_tables_give_absent_metrics(tmp_path):
     rng = np.random.default_rng(8)
     tables = night_tables(rng, rate=False, costs=False)
