@@ -197,3 +197,65 @@ def test_pfcount_empty(tmp_path):
     empty.write_text("\n")
     with pytest.raises(ParseError, match="empty"):
         pfcount.parse(empty)
+
+
+def _leaving(lines: list[str]) -> int:
+    """0-based index of the 'Leaving...' line (exactly one in every real capture)."""
+    [at] = [i for i, x in enumerate(lines) if x == "Leaving..."]
+    return at
+
+
+@pytest.mark.parametrize(("cut", "words"), [
+    # the block before SIGINT is complete, but pfcount never said Leaving...
+    (lambda at: at, "no 'Leaving...': pfcount was not stopped by SIGINT, or its output was cut"),
+    (lambda at: at - 1, "no 'Leaving...'"),  # without the blank line after that block
+    # Leaving... printed, the final block not yet
+    (lambda at: at + 1, "cut short: no final statistics block after 'Leaving...'"),
+    # inside the final block: after its opening rule, its Absolute Stats, its closing rule
+    (lambda at: at + 2, "truncated inside a stats block (the final one, after 'Leaving...')"),
+    (lambda at: at + 3, "truncated inside a stats block (the final one"),
+    (lambda at: at + 5, "truncated inside a stats block (the final one"),
+    # inside an earlier block
+    (lambda at: at - 3, "truncated inside a stats block; last line"),
+], ids=["before-leaving", "before-blank", "after-leaving", "after-rule", "after-absolute",
+        "after-closing-rule", "earlier-block"])
+@pytest.mark.parametrize("path", [PFCOUNT, PFCOUNT_STALLED, PFCOUNT_DROPS], ids=lambda p: p.name)
+def test_pfcount_cut_before_its_final_block(tmp_path, path, cut, words):
+    lines = path.read_text().splitlines()
+    keep = cut(_leaving(lines))
+    variant = tmp_path / "pfcount.stderr"
+    variant.write_text("\n".join(lines[:keep]) + "\n")
+    with pytest.raises(ParseError) as err:
+        pfcount.parse(variant)
+    assert words in str(err.value)
+    assert err.value.line == keep  # the last line of what is left
+    assert str(variant) in str(err.value)
+
+
+def test_pfcount_final_block_complete_without_its_trailing_blank(tmp_path):
+    lines = PFCOUNT.read_text().splitlines()
+    assert lines[-1] == ""
+    variant = tmp_path / "pfcount.stderr"
+    variant.write_text("\n".join(lines[:-1]) + "\n")
+    assert pfcount.parse(variant).final == pfcount.parse(PFCOUNT).final
+
+
+def test_pfcount_cut_output_is_read_when_the_final_block_is_not_required(tmp_path):
+    lines = PFCOUNT.read_text().splitlines()
+    at = _leaving(lines)
+    variant = tmp_path / "pfcount.stderr"
+    variant.write_text("\n".join(lines[:at]) + "\n")
+    result = pfcount.parse(variant, require_final=False)
+    assert result.interrupted is False
+    assert result.final == pfcount.parse(PFCOUNT).blocks[-2]
+
+
+def test_pfcount_second_leaving(tmp_path):
+    lines = PFCOUNT.read_text().splitlines()
+    at = _leaving(lines)
+    lines.insert(at + 1, "Leaving...")
+    variant = tmp_path / "pfcount.stderr"
+    variant.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ParseError, match=r"a second 'Leaving\.\.\.'") as err:
+        pfcount.parse(variant)
+    assert err.value.line == at + 2

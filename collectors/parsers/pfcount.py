@@ -17,6 +17,15 @@ The first block has no rates and no Actual Stats. Numbers group thousands with
 apostrophes. The LAST Absolute Stats block is the final count. ``pkts total`` is
 received plus dropped (ring drops); ``bytes rcvd`` counts 24 extra bytes per frame
 (preamble, CRC, inter-frame gap), so it is a line-rate byte count.
+
+The collector always stops pfcount with SIGINT, on which it prints ``Leaving...``
+and one last block: a complete output ends with that final block. By default
+(``require_final=True``) an output without ``Leaving...`` (pfcount was not stopped
+by SIGINT, or its output was cut before it) or without a complete block after it
+is refused, since its last block is not the final count. Every error is a
+:class:`ParseError` naming the file and line: a cut inside a block names the last
+line, as do the two above; an unexpected line, a count that does not add up or a
+total that goes backwards names that line.
 """
 
 from __future__ import annotations
@@ -62,11 +71,14 @@ class PfcountResult:
     interrupted: bool = False
 
 
-def parse(path: str | Path) -> PfcountResult:
+def parse(path: str | Path, *, require_final: bool = True) -> PfcountResult:
+    """Parse one pfcount stderr capture. ``require_final``: refuse an output that does not
+    end with ``Leaving...`` and a complete block after it (the count at SIGINT)."""
     path = Path(path)
     lines = read_lines(path)
     blocks: list[dict] = []
     interrupted = False
+    before_leaving = 0  # complete blocks before 'Leaving...'
     # states: idle -> (rule) opened -> (Absolute) abs -> (rcvd) rcvd -> (rule) closed
     #         closed -> (Actual) actual -> (rule) idle | closed -> (blank) idle
     state = "idle"
@@ -76,7 +88,10 @@ def parse(path: str | Path) -> PfcountResult:
             if line == _RULE:
                 state = "opened"
             elif line == "Leaving...":
+                if interrupted:
+                    raise ParseError(path, lineno, "a second 'Leaving...'")
                 interrupted = True
+                before_leaving = len(blocks)
             elif line.strip() and not _DUMPING.match(line):
                 raise ParseError(path, lineno, f"unrecognised line: {line!r}")
             continue
@@ -126,11 +141,21 @@ def parse(path: str | Path) -> PfcountResult:
                 raise ParseError(path, lineno, f"expected a blank line: {line!r}")
             state = "idle"
     if state not in ("idle", "end"):
+        which = " (the final one, after 'Leaving...')" if interrupted else ""
         raise ParseError(
-            path, len(lines), f"truncated inside a stats block; last line {lines[-1]!r}"
+            path, len(lines), f"truncated inside a stats block{which}; last line {lines[-1]!r}"
         )
     if not blocks:
         raise ParseError(path, len(lines), "no 'Absolute Stats' block")
+    final_blocks = len(blocks) - before_leaving if interrupted else 0
+    if require_final and not interrupted:
+        raise ParseError(
+            path, len(lines), "no 'Leaving...': pfcount was not stopped by SIGINT, or its "
+            f"output was cut; last line {lines[-1]!r}")
+    if require_final and not final_blocks:
+        raise ParseError(
+            path, len(lines), "cut short: no final statistics block after 'Leaving...'; "
+            f"last line {lines[-1]!r}")
     for prev, cur in pairwise(blocks):
         if cur["total_packets"] < prev["total_packets"]:
             raise ParseError(path, cur["line"], "pkts total went backwards")
