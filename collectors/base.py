@@ -13,7 +13,10 @@ Lifecycle of one (scenario, repetition)::
     traffic  -> the load whose cost the counters measure (a sender at a set rate)
     stop     -> background captures are stopped (SIGINT) and their output kept
     after    -> snapshots again; before..after is the counter window
-    probe    -> measurements kept out of the counter window (ping's per-packet RTT)
+    probe_start -> background helpers of the probes, started after the counter window
+                (the throughput search's receiver agent) and stopped before the fetch
+    probe    -> measurements kept out of the counter window (ping's per-packet RTT, the
+                throughput search)
     fetch    -> every raw file is pulled back to the controller, verbatim (one tar per
                 host, each member's sha256 checked against the host's)
     parse    -> controller only: raw files -> tidy rows (tables under data/)
@@ -26,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-PHASES = ("before", "start", "traffic", "stop", "after", "probe")
+PHASES = ("before", "start", "traffic", "stop", "after", "probe_start", "probe")
 ROLES = ("sender", "receiver", "hypervisor")
 
 
@@ -133,7 +136,7 @@ def register(cls: type[Collector]) -> type[Collector]:
 
 
 def get(name: str) -> Collector:
-    from collectors import builtin  # noqa: F401  (registers the built-in collectors)
+    from collectors import builtin, throughput  # noqa: F401  (register the built-in collectors)
 
     try:
         return REGISTRY[name]()
@@ -143,7 +146,7 @@ def get(name: str) -> Collector:
 
 
 def known() -> list[str]:
-    from collectors import builtin  # noqa: F401
+    from collectors import builtin, throughput  # noqa: F401
 
     return sorted(REGISTRY)
 
@@ -179,13 +182,13 @@ def plan(ctx: RunContext, enabled: dict[str, list[str]], remote_dir: str) -> dic
             names.append(step["file"])
             if "argv" in step:
                 names.append(step["file"] + ".stderr")
-            if phase in ("start", "traffic", "probe"):
+            if phase in ("start", "traffic", "probe_start", "probe"):
                 names.append(step["file"] + ".meta.json")
             names += list(step.get("inputs", {}))
     # One module call per host and phase (kvmnetlab.lab.collect): snapshots and the
     # start of background captures before the load; their stop, the snapshots after
     # it and, for hosts with no RTT probe to wait for, the packing of raw files after.
-    probing = {step["host"] for step in steps["probe"]}
+    probing = {step["host"] for step in steps["probe"] + steps["probe_start"]}
     pre, post, pack_steps = [], [], []
     for host in sorted(files):
         folder = f"{remote_dir}/{host}"
@@ -194,20 +197,34 @@ def plan(ctx: RunContext, enabled: dict[str, list[str]], remote_dir: str) -> dic
         before = _items(steps["before"], host)
         after = _items(steps["after"], host)
         started = [s for s in steps["start"] if s["host"] == host]
+        helpers = [s for s in steps["probe_start"] if s["host"] == host]
         first = ([{"do": "snapshot", "dir": folder, "items": before}] if before else []) + [
-            {"do": "start", "argv": s["argv"], "dest": s["dest"]} for s in started]
+            _start(s) for s in started]
         last = [{"do": "stop", "dest": s["dest"], "signal": s["stop_signal"]} for s in started]
         last += [{"do": "snapshot", "dir": folder, "items": after}] if after else []
+        last += [_start(s) for s in helpers]
         if first:
             pre.append({"host": host, "steps": first})
         if host in probing:
             if last:
                 post.append({"host": host, "steps": last})
-            pack_steps.append({"host": host, "steps": [bundle]})
+            pack_steps.append({"host": host, "steps": [
+                *({"do": "stop", "dest": s["dest"], "signal": s["stop_signal"]}
+                  for s in helpers), bundle]})
         else:
             post.append({"host": host, "steps": [*last, bundle]})
     return {"pre": pre, "traffic": steps["traffic"], "post": post, "probe": steps["probe"],
             "pack": pack_steps, "hosts": sorted(files), "unavailable": unavailable}
+
+
+def _start(step: dict[str, Any]) -> dict[str, Any]:
+    """A background start step: ``{run_dir}`` in argv is the host's run folder, and the
+    step's input files are written there first."""
+    argv = [arg.replace("{run_dir}", step["dir"]) for arg in step["argv"]]
+    out = {"do": "start", "argv": argv, "dest": step["dest"]}
+    if step.get("inputs"):
+        out["inputs"] = step["inputs"]
+    return out
 
 
 def _items(steps: list[dict[str, Any]], host: str) -> list[dict[str, Any]]:

@@ -62,6 +62,7 @@ class Parameters:
     seed: int
     scenarios: tuple[str, ...]
     control: str | None = None  # the scenario an A/A control copies (see with_control)
+    search: Search | None = None  # the throughput search (NDR/PDR), None when off
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -75,7 +76,64 @@ class Parameters:
             "seed": self.seed,
             "scenarios": list(self.scenarios),
             "control": self.control,
+            "search": self.search is not None,
+            **(self.search or Search()).as_dict(),
         }
+
+
+#: the throughput search's parameters (kvmnetlab_search_*): default, low, high, meaning
+SEARCH_FIELDS: dict[str, tuple[float, float, float, str]] = {
+    "min_pps": (100, 1, 100_000_000, "lowest offered rate searched (frames/s)"),
+    "max_pps": (200_000, 2, 100_000_000, "highest offered rate searched (frames/s)"),
+    "granularity": (0.1, 0.001, 0.5, "relative width hi/lo - 1 at which a rate is found"),
+    "pdr_ratio": (0.005, 0.0, 0.5, "loss ratio PDR allows (0.005 is 0.5 %)"),
+    "trial_s": (0.5, 0.05, 3600, "duration of a search trial (s)"),
+    "validation_s": (1.0, 0.05, 3600, "duration of a validation trial (s)"),
+    "validations": (1, 0, 10, "validation trials at each found rate"),
+    "max_trials": (14, 1, 1000, "trials a search may run"),
+    "tolerance": (0.05, 0.0, 0.5, "how far the generator may fall short of the offered "
+                  "rate before a trial is invalid (0.05 is 5 %)"),
+}
+
+
+@dataclass(frozen=True)
+class Search:
+    """The throughput search's settings; units in the names (see SEARCH_FIELDS)."""
+
+    min_pps: float = 100
+    max_pps: float = 200_000
+    granularity: float = 0.1
+    pdr_ratio: float = 0.005
+    trial_s: float = 0.5
+    validation_s: float = 1.0
+    validations: int = 1
+    max_trials: int = 14
+    tolerance: float = 0.05
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f"search_{name}": getattr(self, name) for name in SEARCH_FIELDS}
+
+
+def validate_search(raw: dict[str, Any], source: str) -> Search | None:
+    """``search`` (bool, default on) and the ``search_*`` settings, or None when off."""
+    enabled = raw.get("search", True)
+    if isinstance(enabled, str) and enabled.lower() in ("true", "false", "yes", "no"):
+        enabled = enabled.lower() in ("true", "yes")
+    if not isinstance(enabled, bool):
+        raise ConfigError(source, "kvmnetlab_search", f"must be true or false, got {enabled!r}")
+    values: dict[str, Any] = {}
+    for name, (default, low, high, _meaning) in SEARCH_FIELDS.items():
+        value = raw.get(f"search_{name}")
+        value = default if value in (None, "") else value
+        field = f"kvmnetlab_search_{name}"
+        values[name] = _int(source, field, value, int(low), int(high)) \
+            if isinstance(default, int) and name in ("validations", "max_trials") \
+            else _float(source, field, value, low, high)
+    if values["min_pps"] >= values["max_pps"]:
+        raise ConfigError(source, "kvmnetlab_search_min_pps",
+                          f"must be below kvmnetlab_search_max_pps ({values['max_pps']}), "
+                          f"got {values['min_pps']}")
+    return Search(**values) if enabled else None
 
 
 def _int(source: str, field: str, value: Any, low: int, high: int) -> int:
@@ -149,8 +207,9 @@ def validate_parameters(
             "kvmnetlab_control",
             f"must name one of the campaign's scenarios ({', '.join(chosen)}), got {control!r}",
         )
+    search = validate_search(raw, source)
     return Parameters(repetitions, count, interval, payload, rate_pps, rate_frames, frame, seed,
-                      chosen, control)
+                      chosen, control, search)
 
 
 def validate_campaign_id(value: Any, source: str = "campaign parameters") -> str | None:

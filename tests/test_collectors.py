@@ -238,3 +238,33 @@ def test_rate_received_equal_to_sent_is_no_loss_and_no_flag(tmp_path):
     files, run = _rate_run(tmp_path, _tcpdump_counting(10000))
     [row] = RateCollector().parse(files, run)["rate"]
     assert (row["lost"], row["loss_pct"], row["excess_frames"], row["flag"]) == (0, 0.0, 0, "")
+
+
+def test_the_throughput_search_runs_after_the_counter_window_one_call_per_host():
+    from collectors.campaign import Search
+
+    params = {**PARAMS, "search": True, **Search().as_dict()}
+    run = base.RunContext("virtio", 1, {"virtualization": "tcg", "capture": "af_packet"},
+                          params, {"sender": "h1", "receiver": "g1", "hypervisor": "lab"},
+                          ENDPOINT)
+    plan = base.plan(run, {**ALL, "throughput": ["sender", "receiver"]}, "/r")
+    post, pack = by_host(plan["post"]), by_host(plan["pack"])
+    # the receiver's agent starts once its counter window is closed, with its inputs
+    assert [s["do"] for s in post["g1"]] == ["stop", "snapshot", "start"]
+    agent = post["g1"][-1]
+    assert agent["argv"] == ["python3", "/r/g1/throughput.py", "serve", "/r/g1/search_rx.json"]
+    assert json.loads(agent["inputs"]["search_rx.json"])["bind"] == "198.18.1.11"
+    assert "class Search" in agent["inputs"]["throughput.py"]
+    # the sender runs the whole search in one call, after the RTT probes' ping
+    assert [s["argv"][:3] for s in plan["probe"]][1] == ["python3", "{run_dir}/throughput.py",
+                                                         "search"]
+    tx = json.loads(plan["probe"][1]["inputs"]["search_tx.json"])
+    assert tx["sender_argv"][0] == "trafgen" and tx["granularity"] == 0.1
+    # the agent is stopped before the receiver's files are packed
+    assert [s["do"] for s in pack["g1"]] == ["stop", "pack"]
+    assert {"search_rx.jsonl", "search_rx.jsonl.meta.json"} <= set(pack["g1"][-1]["files"])
+    assert {"search.jsonl", "search_tx.json", "search_trafgen.cfg"} <= set(pack["h1"][0]["files"])
+    # off: nothing is planned
+    off = base.RunContext("virtio", 1, run.resolved, {**params, "search": False}, run.hosts,
+                          ENDPOINT)
+    assert base.plan(off, {"throughput": ["sender", "receiver"]}, "/r")["probe"] == []

@@ -11,7 +11,8 @@ description:
   - Runs an ordered list of capture steps on the host and keeps everything verbatim in
     raw files; nothing is parsed here. Steps are
     C(snapshot) (read counter files or run short commands into files),
-    C(start) (start a capture tool in the background, PID in I(dest).meta.json),
+    C(start) (start a capture tool in the background, PID in I(dest).meta.json, after
+    writing its optional C(inputs), file name -> content, into I(dest)'s folder),
     C(stop) (signal it by that PID, wait for its closing statistics) and
     C(pack) (one uncompressed tar of the named files with each member's sha256).
   - Grouping the steps keeps Ansible round trips out of the measurement and makes a slow
@@ -21,9 +22,9 @@ options:
   steps:
     description:
       - "Each step has C(do): C(snapshot) with C(dir) and C(items) (each C({file, read,
-        read_format}) or C({file, argv, ok_rc})); C(start) with C(argv) and C(dest);
-        C(stop) with C(dest) and optional C(signal) (INT or TERM); C(pack) with C(dir),
-        C(files) and C(dest)."
+        read_format}) or C({file, argv, ok_rc})); C(start) with C(argv), C(dest) and
+        optional C(inputs); C(stop) with C(dest) and optional C(signal) (INT or TERM);
+        C(pack) with C(dir), C(files) and C(dest)."
     type: list
     elements: dict
     required: true
@@ -69,6 +70,8 @@ tar:
   type: str
 """
 
+import os
+
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.kvmnetlab.lab.plugins.module_utils.raw_capture import (
     CaptureError,
@@ -76,6 +79,7 @@ from ansible_collections.kvmnetlab.lab.plugins.module_utils.raw_capture import (
     snapshot,
     start_tool,
     stop_tool,
+    write_inputs,
 )
 
 ACTIONS = ("snapshot", "start", "stop", "pack")
@@ -104,6 +108,10 @@ def main():
                 result["files"] += files
                 result["missing"] += missing
             elif step["do"] == "start":
+                if step.get("inputs"):
+                    folder = os.path.dirname(step["dest"])
+                    os.makedirs(folder, exist_ok=True)
+                    result["files"] += write_inputs(folder, step["inputs"])
                 result["pids"][step["dest"]] = start_tool(step["argv"], step["dest"])
             elif step["do"] == "stop":
                 stop_tool(step["dest"], step.get("signal", "INT"))

@@ -1,0 +1,468 @@
+#!/usr/bin/env python3
+"""A throughput search (NDR and PDR) between two hosts, one call on each.
+
+This file is shipped verbatim to both ends of a measurement by the ``throughput``
+collector (collectors/builtin.py) and runs there with the host's own python3 (the
+standard library only). It is also imported on the controller, where
+:class:`Search` replays a search from its raw trials to check it.
+
+- ``serve`` (the receiver, started in the background): listens on a TCP control port
+  on the receiver's data address. For each trial the sender asks it to *arm*: it
+  starts the flow counter (tcpdump, or PF_RING's pfcount), waits until the counter
+  says it is capturing (tcpdump: ``listening on``; pfcount: ``Dumping statistics
+  on``) and only then answers *ready*. On *stop* it stops the counter with SIGINT,
+  waits for its closing statistics and answers with the count.
+- ``search`` (the sender, in the foreground): runs the trials. Each trial sends
+  ``rate x duration`` frames at a set rate (trafgen or pfsend) once the receiver is
+  proven ready, and asks the receiver for its count afterwards.
+
+Both print one JSON line per trial on stdout with every tool's output verbatim
+(argv, rc, stdout, stderr, times): those are the raw files. The few numbers a
+search must read on the host to choose its next rate (frames sent and the sender's
+time, frames counted) are read here with the minimum of pattern matching; the
+controller parses every tool output again with its own parsers and refuses a
+search whose numbers differ (collectors/builtin.py, ``ThroughputCollector``).
+
+Terms (as in RFC 2544 and CSIT's MLRsearch):
+
+- a trial *passes* NDR when no frame of the flow was lost, and PDR when its loss
+  ratio (lost / sent) is at most the PDR ratio;
+- a trial is *invalid* when the generator fell short of the offered rate by more than
+  the tolerance (its achieved rate is sent / the sender's own time), or when the
+  counter saw more frames than were sent; an invalid trial never counts as loss;
+- NDR (PDR) is the highest offered rate that passed, below the lowest that failed,
+  with the two within the relative granularity, confirmed by validation trials.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+PROTOCOL = 1
+
+
+# --- the search: pure, no I/O ------------------------------------------------------
+
+class Search:
+    """Binary search for NDR and PDR at once, every trial informing both.
+
+    ``min_pps``/``max_pps``: the offered rates searched (frames/s); ``granularity``:
+    the relative width (hi / lo - 1) at which a bound is resolved; ``pdr_ratio``: the
+    loss ratio PDR allows (0.005 is 0.5 %); ``validations``: trials at each found
+    rate before it is accepted; ``max_trials``: the budget.
+
+    :meth:`next_trial` says what to run next (``(rate, phase)``, or None when done);
+    :meth:`record` takes each trial's outcome. The next rate is the geometric middle
+    of the bounds, or, after a failed trial, the rate the receiver kept up with when
+    that lies inside them (MLRsearch's hint), so an overloaded end is found quickly.
+    """
+
+    KINDS = ("ndr", "pdr")
+
+    def __init__(self, min_pps: float, max_pps: float, granularity: float = 0.05,
+                 pdr_ratio: float = 0.005, validations: int = 1, max_trials: int = 30):
+        if not 0 < min_pps < max_pps:
+            raise ValueError(f"need 0 < min_pps < max_pps, got {min_pps}, {max_pps}")
+        if not 0 < granularity < 1:
+            raise ValueError(f"granularity must be in (0, 1), got {granularity}")
+        if not 0 <= pdr_ratio < 1:
+            raise ValueError(f"pdr_ratio must be in [0, 1), got {pdr_ratio}")
+        self.min_pps = float(min_pps)
+        self.max_pps = float(max_pps)
+        self.granularity = float(granularity)
+        self.pdr_ratio = float(pdr_ratio)
+        self.validations = int(validations)
+        self.max_trials = int(max_trials)
+        self.lo: dict[str, float | None] = dict.fromkeys(self.KINDS)
+        self.hi: dict[str, float | None] = dict.fromkeys(self.KINDS)
+        self.validated: dict[str, int] = dict.fromkeys(self.KINDS, 0)
+        self.generator_max: float | None = None
+        self.hint: float | None = None
+        self.step: float | None = None  # relative step of an upward expansion, or None
+        self.trials = 0
+        self.outcomes: list[tuple[float, float]] = []  # valid trials: (rate, loss ratio)
+
+    def passes(self, kind: str, loss_ratio: float) -> bool:
+        return loss_ratio == 0 if kind == "ndr" else loss_ratio <= self.pdr_ratio
+
+    def record(self, rate: float, phase: str, valid: bool, loss_ratio: float | None = None,
+               achieved_pps: float | None = None, received_pps: float | None = None) -> None:
+        """One trial's outcome. An invalid trial whose generator fell short lowers the
+        searchable maximum to what the generator achieved; it is never loss."""
+        self.trials += 1
+        if not valid:
+            if achieved_pps is not None and achieved_pps < rate:
+                top = max(self.min_pps, achieved_pps)
+                self.generator_max = top if self.generator_max is None \
+                    else min(self.generator_max, top)
+                self.max_pps = min(self.max_pps, top)
+                for kind in self.KINDS:
+                    if self.lo[kind] is not None and self.lo[kind] > self.max_pps:
+                        self.lo[kind] = None
+            return
+        self.outcomes.append((rate, loss_ratio))
+        for kind in self.KINDS:
+            before = self.lo[kind]
+            failed = [r for r, loss in self.outcomes if not self.passes(kind, loss)]
+            self.hi[kind] = min(failed) if failed else None
+            # the highest rate that passed below the lowest that failed (a rate that
+            # passed once and lost later, e.g. in validation, is a failure)
+            passed = [r for r, loss in self.outcomes if self.passes(kind, loss)
+                      and (self.hi[kind] is None or r < self.hi[kind])]
+            self.lo[kind] = max(passed) if passed else None
+            if self.lo[kind] != before:
+                self.validated[kind] = 0
+            if phase == "validation" and rate == self.lo[kind] and self.passes(kind, loss_ratio):
+                self.validated[kind] += 1
+        # After a failure, the rate the receiver kept up with is the next guess. After a
+        # pass at such a guess the capacity is just above it: step up from there, the
+        # step doubling while trials pass (MLRsearch's interval expansion).
+        hinted = self.hint is not None and rate == round(self.hint, 3)
+        if loss_ratio:
+            self.step = None
+        elif hinted:
+            self.step = self.granularity
+        elif self.step is not None:
+            self.step *= 2
+        self.hint = received_pps if loss_ratio and received_pps else None
+
+    def _resolved(self, kind: str) -> bool:
+        lo, hi = self.lo[kind], self.hi[kind]
+        if hi is None:  # nothing failed: resolved when the maximum passed
+            return lo is not None and lo >= self.max_pps
+        if hi <= self.min_pps:
+            return True  # fails even at the minimum
+        return lo is not None and hi / lo - 1 <= self.granularity
+
+    def _candidate(self, kind: str) -> float:
+        lo, hi = self.lo[kind], self.hi[kind]
+        if hi is None:
+            return self.max_pps
+        low = lo if lo is not None else self.min_pps
+        if lo is None and hi / self.min_pps - 1 <= self.granularity:
+            return self.min_pps
+        step = 1 + self.granularity
+        if self.hint is not None and low * step < self.hint < hi / step:
+            return self.hint
+        if self.hint is not None and lo is None and self.hint <= low * step:
+            return self.min_pps  # the receiver kept up with less than the minimum
+        if self.step is not None and lo is not None and lo * (1 + self.step) < hi / step:
+            return lo * (1 + self.step)
+        return math.sqrt(low * hi)
+
+    def next_trial(self) -> tuple[float, str] | None:
+        if self.trials >= self.max_trials:
+            return None
+        for kind in self.KINDS:
+            if not self._resolved(kind):
+                return round(self._candidate(kind), 3), "search"
+        for kind in self.KINDS:
+            if self.lo[kind] is not None and self.validated[kind] < self.validations:
+                return self.lo[kind], "validation"
+        return None
+
+    def result(self) -> dict:
+        """NDR and PDR (frames/s, None when even the minimum failed), their upper
+        bounds, and why the search ended."""
+        out = {"trials": self.trials, "generator_max_pps": self.generator_max}
+        for kind in self.KINDS:
+            lo, hi = self.lo[kind], self.hi[kind]
+            if self.trials >= self.max_trials and not self._done(kind):
+                status = "budget"
+            elif hi is not None and hi <= self.min_pps and lo is None:
+                status = "below_min"
+            elif hi is None and self.generator_max is not None:
+                status = "generator_limited"
+            elif hi is None:
+                status = "at_max"
+            else:
+                status = "found"
+            out[kind] = {"pps": lo, "upper_pps": hi, "status": status,
+                         "validated": self.validated[kind]}
+        return out
+
+    def _done(self, kind: str) -> bool:
+        return self._resolved(kind) and (self.lo[kind] is None
+                                         or self.validated[kind] >= self.validations)
+
+
+# --- reading the tools' closing lines (the controller re-parses them) ---------------
+
+COUNTERS = {
+    # name: (ready line, count pattern over the whole output: the last match counts)
+    "tcpdump": (re.compile(r"^tcpdump: listening on "),
+                re.compile(r"^(\d+) packets? received by filter$", re.M)),
+    "pfcount": (re.compile(r"^Dumping statistics on "),
+                re.compile(r"^\[([\d']+) pkts rcvd\]", re.M)),
+}
+_TRAFGEN_TX = re.compile(r"^\r?\s*(\d+) packets outgoing$", re.M)
+_TRAFGEN_CPU = re.compile(r"^\r?\s*(\d+) sec, (\d+) usec on CPU\d+ \(\d+ packets\)$", re.M)
+_PFSEND_SENT = re.compile(r"^Sent (\d+) packets", re.M)
+_PFSEND_AVG = re.compile(r"\[average ([\d',.]+) pps/")
+
+
+def sent_and_time(tool: str, stdout: str) -> tuple[int | None, float | None]:
+    """Frames sent and the sender's own time (s) from its closing lines."""
+    if tool == "trafgen":
+        tx = _TRAFGEN_TX.findall(stdout)
+        cpus = _TRAFGEN_CPU.findall(stdout)
+        if not tx or not cpus:
+            return None, None
+        return int(tx[-1]), max(int(s) + int(us) / 1e6 for s, us in cpus)
+    sent = _PFSEND_SENT.findall(stdout)
+    avg = _PFSEND_AVG.findall(stdout)
+    if not sent:
+        return None, None
+    frames = int(sent[-1])
+    rate = float(avg[-1].replace("'", "").replace(",", "")) if avg else 0.0
+    return frames, (frames / rate if rate > 0 else None)
+
+
+def count(tool: str, stderr: str) -> int | None:
+    found = COUNTERS[tool][1].findall(stderr)
+    return int(found[-1].replace("'", "")) if found else None
+
+
+# --- the receiver -------------------------------------------------------------------
+
+def _emit(record: dict) -> None:
+    sys.stdout.write(json.dumps(record, sort_keys=True) + "\n")
+    sys.stdout.flush()
+
+
+class Counter:
+    """One trial's flow counter, started and stopped by its PID."""
+
+    def __init__(self, tool: str, argv: list[str], workdir: str, trial: int):
+        self.tool, self.argv = tool, argv
+        self.out = os.path.join(workdir, f".trial-{trial}.out")
+        self.err = os.path.join(workdir, f".trial-{trial}.err")
+        with open(self.out, "wb") as out, open(self.err, "wb") as err:
+            self.proc = subprocess.Popen(argv, stdout=out, stderr=err,
+                                         stdin=subprocess.DEVNULL, start_new_session=True)
+
+    def wait_ready(self, timeout_s: float) -> str | None:
+        """None once the counter says it captures, else why not."""
+        ready = COUNTERS[self.tool][0]
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with open(self.err, encoding="utf-8", errors="replace") as handle:
+                if any(ready.match(line) for line in handle):
+                    return None
+            if self.proc.poll() is not None:
+                return f"{self.argv[0]} exited {self.proc.returncode} before it was ready"
+            time.sleep(0.02)
+        return f"{self.argv[0]} not ready after {timeout_s} s"
+
+    def stop(self, timeout_s: float = 10.0) -> dict:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        record = {"argv": self.argv, "rc": self.proc.returncode}
+        for key, path in (("stdout", self.out), ("stderr", self.err)):
+            with open(path, encoding="utf-8", errors="replace") as handle:
+                record[key] = handle.read()
+            os.unlink(path)
+        return record
+
+
+def serve(config: dict) -> int:
+    """Answer one sender's arm/stop requests until it quits (or goes idle)."""
+    tool, argv = config["counter"], config["counter_argv"]
+    workdir = os.path.dirname(os.path.abspath(config["_path"]))
+    listener = socket.create_server((config["bind"], config["port"]), reuse_port=False)
+    listener.settimeout(config.get("idle_timeout_s", 600))
+    stopping = []
+    signal.signal(signal.SIGINT, lambda *_: stopping.append(True))
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    _emit({"event": "listening", "protocol": PROTOCOL, "at": time.time(),
+           "bind": config["bind"], "port": config["port"]})
+    try:
+        conn, peer = listener.accept()
+    except (TimeoutError, OSError) as exc:
+        _emit({"event": "end", "reason": f"no sender connected: {exc}", "at": time.time()})
+        return 0 if stopping else 1
+    conn.settimeout(config.get("idle_timeout_s", 600))
+    reader, counter = conn.makefile("r", encoding="utf-8"), None
+    _emit({"event": "connected", "peer": peer[0], "at": time.time()})
+    try:
+        for line in reader:
+            request = json.loads(line)
+            if request["cmd"] == "arm":
+                armed = time.time()
+                counter = Counter(tool, argv, workdir, request["trial"])
+                problem = counter.wait_ready(config.get("ready_timeout_s", 30))
+                reply = {"trial": request["trial"], "ready": problem is None,
+                         "problem": problem}
+                if problem:
+                    _emit({"event": "trial", "trial": request["trial"], "armed_at": armed,
+                           "ready_at": None, **counter.stop()})
+                    counter = None
+                else:
+                    counter.ready_at = time.time()
+                    counter.armed_at = armed
+            elif request["cmd"] == "stop":
+                stopped = time.time()
+                record = counter.stop()
+                received = count(tool, record["stderr"])
+                _emit({"event": "trial", "trial": request["trial"], "armed_at": counter.armed_at,
+                       "ready_at": counter.ready_at, "stop_at": stopped,
+                       "received": received, **record})
+                counter = None
+                reply = {"trial": request["trial"], "received": received}
+            elif request["cmd"] == "quit":
+                break
+            else:
+                reply = {"error": f"unknown command {request['cmd']!r}"}
+            conn.sendall((json.dumps(reply) + "\n").encode())
+    except (OSError, ValueError, KeyError) as exc:
+        _emit({"event": "error", "error": f"{type(exc).__name__}: {exc}", "at": time.time()})
+        return 1
+    finally:
+        if counter is not None:
+            _emit({"event": "trial", "trial": None, "abandoned": True, **counter.stop()})
+        conn.close()
+        listener.close()
+    _emit({"event": "end", "reason": "sender quit", "at": time.time()})
+    return 0
+
+
+# --- the sender ---------------------------------------------------------------------
+
+class Control:
+    """The sender's end of the control connection."""
+
+    def __init__(self, address: str, port: int, timeout_s: float):
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                self.sock = socket.create_connection((address, port), timeout=5)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        self.sock.settimeout(120)
+        self.reader = self.sock.makefile("r", encoding="utf-8")
+
+    def ask(self, request: dict) -> dict:
+        self.sock.sendall((json.dumps(request) + "\n").encode())
+        line = self.reader.readline()
+        if not line:
+            raise ConnectionError("the receiver closed the control connection")
+        return json.loads(line)
+
+    def quit(self) -> None:
+        try:
+            self.sock.sendall(b'{"cmd": "quit"}\n')
+        finally:
+            self.sock.close()
+
+
+def sender_argv(config: dict, rate: float, frames: int) -> list[str]:
+    """The sender's argv for one trial: ``{pps}`` and ``{frames}`` filled in."""
+    return [part.format(pps=round(rate), frames=frames) for part in config["sender_argv"]]
+
+
+def trial_outcome(config: dict, rate: float, frames: int, sent: int | None,
+                  elapsed_s: float | None, received: int | None) -> dict:
+    """Achieved rate, loss and validity of one trial (the controller uses this too)."""
+    out = {"sent": sent, "sender_time_s": elapsed_s, "received": received,
+           "achieved_pps": None, "loss_ratio": None, "valid": False, "reason": None}
+    if sent is None or elapsed_s is None:
+        out["reason"] = "the sender's closing lines (frames sent, time) are missing"
+        return out
+    if received is None:
+        out["reason"] = "the counter's closing statistics are missing"
+        return out
+    achieved = sent / elapsed_s if elapsed_s > 0 else float("inf")
+    out["achieved_pps"] = achieved
+    tolerance = config["tolerance"]
+    if sent < frames or achieved < rate * (1 - tolerance):
+        out["reason"] = (f"generator fell short: {sent} of {frames} frames, "
+                         f"{achieved:.0f} of {rate:.0f} frames/s offered "
+                         f"(tolerance {tolerance:.0%})")
+        return out
+    if received > sent:
+        out["reason"] = (f"received above sent: {received - sent} frames more than sent; "
+                         "likely foreign or duplicated frames matching the flow filter")
+        return out
+    out["loss_ratio"] = (sent - received) / sent if sent else 0.0
+    out["valid"] = True
+    return out
+
+
+def search(config: dict) -> int:
+    s = Search(config["min_pps"], config["max_pps"], config["granularity"],
+               config["pdr_ratio"], config["validations"], config["max_trials"])
+    control = Control(config["connect"], config["port"], config.get("connect_timeout_s", 60))
+    _emit({"event": "start", "protocol": PROTOCOL, "at": time.time(),
+           "config": {k: v for k, v in config.items() if not k.startswith("_")}})
+    trial, status = 0, 0
+    try:
+        while (step := s.next_trial()) is not None:
+            rate, phase = step
+            trial += 1
+            seconds = config["validation_s" if phase == "validation" else "trial_s"]
+            frames = max(1, round(rate * seconds))
+            ready = control.ask({"cmd": "arm", "trial": trial})
+            if not ready.get("ready"):
+                _emit({"event": "trial", "trial": trial, "offered_pps": rate,
+                       "phase": phase, "frames": frames, "valid": False,
+                       "reason": f"receiver not ready: {ready.get('problem')}"})
+                status = 1
+                break
+            argv = sender_argv(config, rate, frames)
+            started = time.time()
+            proc = subprocess.run(argv, capture_output=True, text=True, errors="replace",
+                                  timeout=seconds * 10 + 60, check=False)
+            ended = time.time()
+            time.sleep(config.get("settle_s", 0.2))  # frames still in flight
+            stopped = control.ask({"cmd": "stop", "trial": trial})
+            sent, elapsed = sent_and_time(config["sender"], proc.stdout)
+            outcome = trial_outcome(config, rate, frames, sent, elapsed, stopped.get("received"))
+            if proc.returncode != 0:
+                outcome.update(valid=False, reason=f"{argv[0]} exited {proc.returncode}")
+            received_pps = (outcome["received"] / (ended - started)
+                            if outcome["received"] is not None and ended > started else None)
+            s.record(rate, phase, outcome["valid"], outcome["loss_ratio"],
+                     outcome["achieved_pps"], received_pps)
+            _emit({"event": "trial", "trial": trial, "phase": phase, "offered_pps": rate,
+                   "frames": frames, "duration_s": seconds, "argv": argv, "rc": proc.returncode,
+                   "started_at": started, "ended_at": ended, "stdout": proc.stdout,
+                   "stderr": proc.stderr, "received_pps": received_pps, **outcome})
+    except (OSError, ValueError, subprocess.SubprocessError) as exc:
+        _emit({"event": "error", "error": f"{type(exc).__name__}: {exc}", "at": time.time()})
+        status = 1
+    finally:
+        control.quit()
+    _emit({"event": "result", "at": time.time(), **s.result()})
+    return status
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("mode", choices=("serve", "search"))
+    parser.add_argument("config", help="JSON file with this end's settings")
+    args = parser.parse_args(argv)
+    with open(args.config, encoding="utf-8") as handle:
+        config = json.load(handle)
+    config["_path"] = args.config
+    return serve(config) if args.mode == "serve" else search(config)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,270 @@
+"""The throughput search collector: NDR and PDR per scenario and repetition.
+
+The search itself runs on the two ends (collectors/agents/throughput.py): the
+receiver's agent is started once the counter window has closed (phase
+``probe_start``), the sender runs the whole search in one call in the ``probe``
+phase, and the agent is stopped before the raw files are packed. So the search
+never overlaps the fixed-rate load whose per-packet costs the counters measure.
+
+Raw files: ``search.jsonl`` on the sender and ``search_rx.jsonl`` on the receiver,
+one JSON line per trial with every tool's output verbatim. Here, on the controller,
+each trial's trafgen/pfsend and tcpdump/pfcount output is parsed again with the
+project's own parsers; a search whose on-host numbers differ from them, or whose
+trials do not replay (the same rates chosen from the same outcomes), is refused
+with the file and line.
+
+Units: rates in frames/s (``_pps``), durations in s, ratios as fractions (0.005 is
+0.5 %), frames as counts.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import tempfile
+from pathlib import Path
+from typing import Any, ClassVar
+
+from collectors.agents import throughput as agent
+from collectors.base import Capture, Collector, RunContext, register
+from collectors.builtin import FLOW_FILTER, KEY, RateCollector, _key, trafgen_config
+from collectors.errors import ParseError
+from collectors.parsers import pfcount as pfcount_parser
+from collectors.parsers import pfsend as pfsend_parser
+from collectors.parsers import tcpdump, trafgen
+
+#: the control connection's TCP port on the receiver's data address
+CONTROL_PORT = 3001
+AGENT_SOURCE = Path(agent.__file__)
+
+TRIAL_COLUMNS = {
+    **KEY, "trial": "int64", "phase": "string", "backend": "string", "frame_bytes": "int64",
+    "offered_pps": "float64", "duration_s": "float64", "frames": "int64", "sent": "Int64",
+    "sender_time_s": "float64", "achieved_pps": "float64", "received": "Int64",
+    "loss_ratio": "float64", "valid": "bool", "invalid_reason": "string",
+    "receiver_ready_s": "float64"}
+SEARCH_COLUMNS = {
+    **KEY, "backend": "string", "frame_bytes": "int64", "ndr_pps": "float64",
+    "ndr_upper_pps": "float64", "ndr_status": "string", "pdr_pps": "float64",
+    "pdr_upper_pps": "float64", "pdr_status": "string", "pdr_loss_ratio": "float64",
+    "granularity": "float64", "min_pps": "float64", "max_pps": "float64", "trials": "int64",
+    "invalid_trials": "int64", "generator_max_pps": "float64", "achieved_max_pps": "float64",
+    "search_s": "float64"}
+
+
+def settings(parameters: dict[str, Any]) -> dict[str, Any]:
+    """The search's settings from the campaign parameters (``search_*``)."""
+    return {"min_pps": parameters["search_min_pps"], "max_pps": parameters["search_max_pps"],
+            "granularity": parameters["search_granularity"],
+            "pdr_ratio": parameters["search_pdr_ratio"],
+            "validations": parameters["search_validations"],
+            "max_trials": parameters["search_max_trials"],
+            "trial_s": parameters["search_trial_s"],
+            "validation_s": parameters["search_validation_s"],
+            "tolerance": parameters["search_tolerance"], "settle_s": 0.2}
+
+
+@register
+class ThroughputCollector(Collector):
+    """NDR and PDR by a binary search (MLRsearch-like), one call per host per search.
+
+    Same tools and flow as the ``rate`` collector (pfsend/pfcount where PF_RING runs,
+    else trafgen/tcpdump; BPF ``udp and dst port 3000``). On with
+    ``kvmnetlab_search: true`` (the default).
+    """
+
+    name = "throughput"
+    tables: ClassVar[dict[str, dict[str, str]]] = {"search_trials": TRIAL_COLUMNS,
+                                                   "throughput": SEARCH_COLUMNS}
+
+    def captures(self, ctx: RunContext) -> list[Capture]:
+        p, e = ctx.parameters, ctx.endpoint
+        if not p.get("search", False):
+            return []
+        sender, receiver = RateCollector.tools(ctx)
+        size = p["rate_frame_bytes"]
+        if receiver == "pfcount":
+            counter = ["pfcount", "-i", e["receiver_if"], "-f", FLOW_FILTER]
+        else:
+            counter = ["tcpdump", "-i", e["receiver_if"], "-n", "-q", "-w", "/dev/null",
+                       FLOW_FILTER]
+        if sender == "pfsend":
+            send = ["pfsend", "-i", e["sender_if"], "-n", "{frames}", "-p", "{pps}",
+                    "-l", str(size), "-S", e["source_address"], "-D", e["target_address"],
+                    "-m", e["receiver_mac"]]
+            extra = ()
+        else:
+            send = ["trafgen", "-o", e["sender_if"], "-n", "{frames}", "-b", "{pps}pps",
+                    "-c", "{run_dir}/search_trafgen.cfg"]
+            extra = (("search_trafgen.cfg", trafgen_config(ctx)),)
+        rx = {"bind": e["target_address"], "port": CONTROL_PORT, "counter": receiver,
+              "counter_argv": counter, "idle_timeout_s": 900, "ready_timeout_s": 30}
+        tx = {"connect": e["target_address"], "port": CONTROL_PORT, "sender": sender,
+              "sender_argv": send, "connect_timeout_s": 60, **settings(p)}
+        source = AGENT_SOURCE.read_text()
+        budget = p["search_max_trials"] * (max(p["search_trial_s"], p["search_validation_s"])
+                                           * 10 + 60)
+        return [
+            Capture(self.name, "receiver", "probe_start", "search_rx.jsonl",
+                    argv=("python3", "{run_dir}/throughput.py", "serve",
+                          "{run_dir}/search_rx.json"),
+                    inputs=(("throughput.py", source), ("search_rx.json", json.dumps(rx))),
+                    stop_signal="INT"),
+            Capture(self.name, "sender", "probe", "search.jsonl",
+                    argv=("python3", "{run_dir}/throughput.py", "search",
+                          "{run_dir}/search_tx.json"),
+                    inputs=(("throughput.py", source), ("search_tx.json", json.dumps(tx)),
+                            *extra),
+                    timeout_s=budget),
+        ]
+
+    def parse(self, files, ctx):
+        p = ctx.parameters
+        if not p.get("search", False):
+            return {}
+        sender, receiver = RateCollector.tools(ctx)
+        tx_path = files.path("sender", "search.jsonl")
+        rx_path = files.path("receiver", "search_rx.jsonl")
+        tx = _records(tx_path)
+        rx = {r["trial"]: (line, r) for line, r in _records(rx_path)
+              if r.get("event") == "trial" and r.get("trial") is not None}
+        config = settings(p)
+        starts = [(line, r) for line, r in tx if r.get("event") == "start"]
+        if not starts:
+            raise ParseError(tx_path, 1, "no start record: not a search's output")
+        line, start = starts[0]
+        ran = {k: start.get("config", {}).get(k) for k in config}
+        if ran != config:
+            differs = sorted(k for k in config if ran[k] != config[k])
+            raise ParseError(tx_path, line, "the search ran with other settings than the "
+                             f"campaign's: {', '.join(differs)}")
+        module = _agent(files)
+        search = module.Search(config["min_pps"], config["max_pps"], config["granularity"],
+                              config["pdr_ratio"], config["validations"], config["max_trials"])
+        key = {**_key(ctx, "sender"), "backend": RateCollector.backend(ctx),
+               "frame_bytes": p["rate_frame_bytes"]}
+        rows, result, first, last = [], None, None, None
+        for line, record in tx:
+            if record.get("event") == "result":
+                result = (line, record)
+            if record.get("event") != "trial":
+                continue
+            trial = record["trial"]
+            expected = search.next_trial()
+            if expected != (record["offered_pps"], record["phase"]):
+                raise ParseError(tx_path, line, f"trial {trial} does not replay: the search "
+                                 f"would run {expected}, the file has "
+                                 f"{(record['offered_pps'], record['phase'])}")
+            if trial not in rx:
+                raise ParseError(rx_path, None, f"no record of trial {trial} (the sender's "
+                                 f"line {line})")
+            rx_line, counted = rx[trial]
+            sent, seconds = _sent(sender, record, tx_path, line)
+            received = _received(receiver, counted, rx_path, rx_line)
+            for name, here, there in (("sent", sent, record.get("sent")),
+                                      ("received", received, record.get("received"))):
+                if here != there:
+                    raise ParseError(tx_path, line, f"trial {trial}: the search used {name} "
+                                     f"= {there}, its raw output says {here}")
+            outcome = module.trial_outcome(config, record["offered_pps"], record["frames"],
+                                          sent, seconds, received)
+            if record.get("rc") != 0:
+                outcome.update(valid=False, reason=f"{record['argv'][0]} exited {record['rc']}")
+            search.record(record["offered_pps"], record["phase"], outcome["valid"],
+                          outcome["loss_ratio"], outcome["achieved_pps"],
+                          record.get("received_pps"))
+            first = first if first is not None else counted["armed_at"]
+            last = counted.get("stop_at") or last
+            rows.append({**key, "trial": trial, "phase": record["phase"],
+                         "offered_pps": record["offered_pps"],
+                         "duration_s": record["duration_s"], "frames": record["frames"],
+                         "sent": sent, "sender_time_s": seconds,
+                         "achieved_pps": outcome["achieved_pps"], "received": received,
+                         "loss_ratio": outcome["loss_ratio"], "valid": outcome["valid"],
+                         "invalid_reason": outcome["reason"] or "",
+                         "receiver_ready_s": counted["ready_at"] - counted["armed_at"]})
+        if result is None:
+            raise ParseError(tx_path, len(tx), "no result line: the search was cut short")
+        if search.next_trial() is not None:
+            raise ParseError(tx_path, result[0], "the search ended before it was done "
+                             f"(it would run {search.next_trial()} next)")
+        found = search.result()
+        for kind in module.Search.KINDS:
+            if found[kind]["pps"] != result[1][kind]["pps"]:
+                raise ParseError(tx_path, result[0], f"{kind} {result[1][kind]['pps']} "
+                                 f"does not follow from the trials ({found[kind]['pps']})")
+        achieved = [r["achieved_pps"] for r in rows if r["achieved_pps"] is not None]
+        summary = {**key, "ndr_pps": found["ndr"]["pps"],
+                   "ndr_upper_pps": found["ndr"]["upper_pps"],
+                   "ndr_status": found["ndr"]["status"], "pdr_pps": found["pdr"]["pps"],
+                   "pdr_upper_pps": found["pdr"]["upper_pps"],
+                   "pdr_status": found["pdr"]["status"], "pdr_loss_ratio": config["pdr_ratio"],
+                   "granularity": config["granularity"], "min_pps": config["min_pps"],
+                   "max_pps": config["max_pps"], "trials": len(rows),
+                   "invalid_trials": sum(not r["valid"] for r in rows),
+                   "generator_max_pps": found["generator_max_pps"],
+                   "achieved_max_pps": max(achieved) if achieved else None,
+                   "search_s": (last - first) if first is not None and last else None}
+        return {"search_trials": rows, "throughput": [summary]}
+
+
+def _agent(files):
+    """The search as it ran: the copy of collectors/agents/throughput.py kept with the
+    sender's raw files (a campaign stored by an older version replays with its own)."""
+    if not files.has("sender", "throughput.py"):
+        return agent
+    path = files.path("sender", "throughput.py")
+    spec = importlib.util.spec_from_file_location(f"kvmnetlab_search_{abs(hash(path))}", path)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except (OSError, SyntaxError) as exc:
+        raise ParseError(path, None, f"cannot load the search that ran: {exc}") from None
+    return module
+
+
+def _records(path: Path) -> list[tuple[int, dict]]:
+    from collectors.parsers._text import read_lines
+
+    out = []
+    for lineno, line in enumerate(read_lines(path), start=1):
+        try:
+            record = json.loads(line)
+        except ValueError as exc:
+            raise ParseError(path, lineno, f"not a JSON record: {exc}") from None
+        if not isinstance(record, dict) or "event" not in record:
+            raise ParseError(path, lineno, "a record without 'event'")
+        out.append((lineno, record))
+    return out
+
+
+def _reparse(parser, text: str, path: Path, line: int, what: str):
+    """Parse one tool output kept inside a JSON record with the tool's own parser; an
+    error names the raw file, the record's line and the line inside the output."""
+    with tempfile.TemporaryDirectory() as tmp:
+        inner = Path(tmp) / "output.txt"
+        inner.write_text(text)
+        try:
+            return parser(inner)
+        except ParseError as exc:
+            where = f" line {exc.line}" if exc.line is not None else ""
+            raise ParseError(path, line, f"{what}{where}: {exc.reason}") from None
+
+
+def _sent(tool: str, record: dict, path: Path, line: int) -> tuple[int | None, float | None]:
+    what = f"trial {record['trial']}: {tool} output"
+    if tool == "pfsend":
+        out = _reparse(pfsend_parser.parse, record.get("stdout", ""), path, line, what)
+        rate = out.rates[-1]["average_pps"] if out.rates else None
+        return out.sent_packets, (out.sent_packets / rate if rate else None)
+    out = _reparse(trafgen.parse, record.get("stdout", ""), path, line, what)
+    return out.tx_packets, out.elapsed_us / 1e6
+
+
+def _received(tool: str, record: dict, path: Path, line: int) -> int:
+    what = f"trial {record['trial']}: {tool} output"
+    if tool == "pfcount":
+        return _reparse(pfcount_parser.parse, record.get("stderr", ""), path, line,
+                        what).final["received_packets"]
+    return _reparse(tcpdump.parse, record.get("stderr", ""), path, line,
+                    what)["received_by_filter_packets"]

@@ -1,0 +1,341 @@
+"""The throughput search (collectors/agents/throughput.py).
+
+- The search itself, a pure state machine, against simulated links whose loss is a
+  known function of the offered rate: it finds NDR and PDR within the granularity,
+  treats a generator that falls short as invalid (never as loss), and stops at the
+  minimum or the maximum.
+- The whole search, one call on each end, over a real link shaped to a known rate:
+  namespaces sender -> router -> receiver, the router's egress to the receiver
+  shaped by ``tbf`` (the host kernel has it; it has no netem). trafgen sends,
+  tcpdump counts, the control connection crosses the same router. The NDR found
+  must lie within 5 % of the shaped rate, for two frame sizes (root only).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from collectors.agents.throughput import Search, sent_and_time, trial_outcome
+
+REPO = Path(__file__).resolve().parent.parent
+AGENT = REPO / "collectors/agents/throughput.py"
+FIXTURES = REPO / "tests/fixtures/throughput"
+
+
+def drive(search: Search, loss_at, generator_max: float | None = None) -> list[tuple]:
+    """Run ``search`` against a simulated link: ``loss_at(rate)`` is its loss ratio;
+    a generator above ``generator_max`` only reaches that rate."""
+    trials = []
+    while (step := search.next_trial()) is not None:
+        rate, phase = step
+        if generator_max is not None and rate > generator_max * 1.05:
+            search.record(rate, phase, False, None, generator_max, None)
+            trials.append((rate, phase, None))
+            continue
+        loss = loss_at(rate)
+        search.record(rate, phase, True, loss, rate, rate * (1 - loss))
+        trials.append((rate, phase, loss))
+    return trials
+
+
+def capacity(limit: float, pdr_knee: float | None = None):
+    """A link that carries ``limit`` frames/s and loses the excess; with ``pdr_knee``,
+    a small loss (0.1 %) starts there, below the limit."""
+    def loss(rate: float) -> float:
+        if rate > limit:
+            return (rate - limit) / rate
+        if pdr_knee is not None and rate > pdr_knee:
+            return 0.001
+        return 0.0
+    return loss
+
+
+@pytest.mark.parametrize("limit", [137.0, 4_166.0, 58_000.0, 900_000.0])
+def test_the_search_finds_a_capacity_within_its_granularity(limit):
+    search = Search(100, 1_000_000, granularity=0.02, pdr_ratio=0.005)
+    trials = drive(search, capacity(limit))
+    result = search.result()
+    for kind in ("ndr", "pdr"):
+        assert result[kind]["status"] == "found", result
+        assert limit / 1.02 <= result[kind]["pps"] <= limit, result
+        assert result[kind]["upper_pps"] / result[kind]["pps"] - 1 <= 0.02
+        assert result[kind]["validated"] == 1
+    # the receive-rate hint finds an overloaded link's capacity in a few trials
+    assert len(trials) <= 8, trials
+    validations = [t for t in trials if t[1] == "validation"]
+    assert validations == [(result["ndr"]["pps"], "validation", 0.0)]
+
+
+def test_ndr_and_pdr_differ_when_a_small_loss_starts_below_the_capacity():
+    search = Search(1_000, 100_000, granularity=0.01, pdr_ratio=0.005)
+    drive(search, capacity(50_000, pdr_knee=20_000))
+    result = search.result()
+    assert 20_000 / 1.01 <= result["ndr"]["pps"] <= 20_000
+    assert 50_000 / 1.01 <= result["pdr"]["pps"] <= 50_000
+
+
+def test_a_generator_that_falls_short_is_invalid_and_caps_the_search_not_loss():
+    search = Search(100, 1_000_000, granularity=0.05, pdr_ratio=0.005)
+    trials = drive(search, capacity(10**9), generator_max=30_000)
+    result = search.result()
+    assert trials[0] == (1_000_000, "search", None)
+    assert result["generator_max_pps"] == 30_000
+    assert result["ndr"]["status"] == "generator_limited" and result["ndr"]["pps"] == 30_000
+    assert result["ndr"]["upper_pps"] is None  # no trial ever lost a frame
+
+
+def test_a_link_that_loses_at_the_minimum_has_no_ndr():
+    search = Search(100, 10_000, granularity=0.05)
+    drive(search, lambda rate: 0.5)
+    result = search.result()
+    assert result["ndr"] == {"pps": None, "upper_pps": 100.0, "status": "below_min",
+                             "validated": 0}
+
+
+def test_a_failed_validation_reopens_the_search():
+    flaky = iter([0.0] * 100)
+    seen = []
+
+    def loss(rate):
+        seen.append(rate)
+        # the first validation at the found rate loses a frame: that rate is too high
+        if len([r for r in seen if r == rate]) == 2 and rate > 4_000:
+            return 0.0001
+        return capacity(5_000)(rate) if next(flaky) == 0.0 else 1.0
+
+    search = Search(100, 100_000, granularity=0.05)
+    drive(search, loss)
+    result = search.result()
+    assert result["ndr"]["status"] == "found" and result["ndr"]["pps"] < 5_000 / 1.0
+
+
+def test_the_budget_ends_a_search_that_cannot_converge():
+    search = Search(1, 10**9, granularity=0.0001, max_trials=5)
+    drive(search, capacity(12_345))
+    assert search.result()["ndr"]["status"] == "budget"
+    assert search.trials == 5
+
+
+def test_trial_outcomes_name_what_makes_a_trial_invalid():
+    config = {"tolerance": 0.05}
+    short = trial_outcome(config, 10_000, 10_000, 10_000, 1.25, 10_000)
+    assert not short["valid"] and "generator fell short" in short["reason"]
+    assert short["loss_ratio"] is None
+    above = trial_outcome(config, 1_000, 1_000, 1_000, 1.0, 1_004)
+    assert not above["valid"] and "4 frames more than sent" in above["reason"]
+    lossy = trial_outcome(config, 1_000, 1_000, 1_000, 1.0, 990)
+    assert lossy["valid"] and lossy["loss_ratio"] == pytest.approx(0.01)
+
+
+def test_the_senders_closing_lines_are_read_from_real_output():
+    stdout = (REPO / "tests/fixtures/trafgen/rate.stdout").read_text()
+    assert sent_and_time("trafgen", stdout) == (10_000, pytest.approx(1.000516))
+    stdout = (REPO / "tests/fixtures/pfring/pfsend_guest.stdout").read_text()
+    sent, seconds = sent_and_time("pfsend", stdout)
+    assert sent == 20_000 and seconds == pytest.approx(20_000 / 11_085.49)
+
+
+# --- the controller's reading of a search's raw files -------------------------------
+
+def fixture_run(tmp_path: Path, name: str, edit_tx=None, edit_rx=None):
+    """A run folder with the real search output ``name`` (tests/fixtures/throughput),
+    optionally edited record by record; returns (files, ctx) for the collector."""
+    from collectors.base import RunContext, RunFiles
+
+    run = tmp_path / "raw/x/1"
+    for host, source, dest, edit in (("h1", f"{name}_tx.jsonl", "search.jsonl", edit_tx),
+                                     ("g1", f"{name}_rx.jsonl", "search_rx.jsonl", edit_rx)):
+        records = [json.loads(line) for line in (FIXTURES / source).read_text().splitlines()]
+        if edit:
+            records = edit(records)
+        (run / host).mkdir(parents=True, exist_ok=True)
+        (run / host / dest).write_text("".join(json.dumps(r) + "\n" for r in records))
+    config = json.loads((FIXTURES / f"{name}_tx.jsonl").read_text().splitlines()[0])["config"]
+    params = {"rate_frame_bytes": 60, "search": True,
+              **{f"search_{k}": config[k] for k in ("min_pps", "max_pps", "granularity",
+                                                    "pdr_ratio", "validations", "max_trials",
+                                                    "trial_s", "validation_s", "tolerance")}}
+    ctx = RunContext("baseline", 1, {"virtualization": "none", "capture": "af_packet"}, params,
+                     {"sender": "h1", "receiver": "g1"}, {})
+    return RunFiles(tmp_path, "raw/x/1", ctx.hosts), ctx
+
+
+def parse_fixture(tmp_path, name="tbf60", **edits):
+    from collectors.throughput import ThroughputCollector
+
+    return ThroughputCollector().parse(*fixture_run(tmp_path, name, **edits))
+
+
+def test_a_real_search_is_read_again_trial_by_trial(tmp_path):
+    tx = [json.loads(line) for line in (FIXTURES / "tbf60_tx.jsonl").read_text().splitlines()]
+    trials = [r for r in tx if r["event"] == "trial"]
+    out = parse_fixture(tmp_path)
+    rows = out["search_trials"]
+    assert [r["trial"] for r in rows] == [t["trial"] for t in trials]
+    for row, trial in zip(rows, trials, strict=True):
+        assert (row["sent"], row["received"]) == (trial["sent"], trial["received"])
+        assert row["offered_pps"] == trial["offered_pps"] and row["valid"] is trial["valid"]
+        assert row["loss_ratio"] == pytest.approx(trial["loss_ratio"])
+        assert row["receiver_ready_s"] > 0
+    [summary] = out["throughput"]
+    assert summary["ndr_status"] == tx[-1]["ndr"]["status"]
+    assert summary["ndr_upper_pps"] == tx[-1]["ndr"]["upper_pps"]
+    assert summary["trials"] == len(trials) and summary["search_s"] > 0
+
+
+def _edit_trial(number, **changes):
+    def edit(records):
+        return [{**r, **changes} if r.get("event") == "trial" and r.get("trial") == number
+                else r for r in records]
+    return edit
+
+
+@pytest.mark.parametrize(("edits", "message"), [
+    ({"edit_tx": _edit_trial(2, received=12345)},
+     "trial 2: the search used received = 12345, its raw output says"),
+    ({"edit_rx": _edit_trial(2, stderr="tcpdump: listening on kvts-b0\n")},
+     "trial 2: tcpdump output"),
+    ({"edit_tx": _edit_trial(2, offered_pps=999.0)}, "trial 2 does not replay"),
+    ({"edit_tx": lambda records: records[:-1]}, "no result line: the search was cut short"),
+    ({"edit_tx": lambda records: [r for r in records if r.get("trial") != 3]},
+     "the search ended before it was done"),
+    ({"edit_rx": lambda records: [r for r in records if r.get("trial") != 2]},
+     "no record of trial 2"),
+])
+def test_a_search_whose_raw_files_disagree_is_refused_naming_the_file(tmp_path, edits, message):
+    from collectors.errors import ParseError
+
+    with pytest.raises(ParseError, match=re.escape(message)) as caught:
+        parse_fixture(tmp_path, **edits)
+    assert caught.value.path.endswith(("search.jsonl", "search_rx.jsonl"))
+
+
+def test_a_search_run_with_other_settings_than_the_campaigns_is_refused(tmp_path):
+    from collectors.errors import ParseError
+    from collectors.throughput import ThroughputCollector
+
+    files, ctx = fixture_run(tmp_path, "tbf60")
+    ctx.parameters["search_granularity"] = 0.5
+    with pytest.raises(ParseError, match="other settings than the campaign's: granularity"):
+        ThroughputCollector().parse(files, ctx)
+
+
+# --- over a real shaped link -------------------------------------------------------
+
+NS = {"sender": "kvts-a", "router": "kvts-r", "receiver": "kvts-b"}
+
+
+def sh(*argv: str) -> str:
+    return subprocess.run(argv, check=True, capture_output=True, text=True).stdout
+
+
+def in_ns(ns: str, *argv: str) -> str:
+    return sh("ip", "netns", "exec", ns, *argv)
+
+
+@pytest.fixture
+def shaped_link():
+    """sender 198.18.252.1 -- .2 router 198.18.253.2 -- .1 receiver; returns a function
+    that shapes the router's egress to the receiver with tbf at a rate (bit/s)."""
+    if os.geteuid() != 0:
+        pytest.skip("network namespaces: root only")
+    existing = sh("ip", "netns", "list")
+    assert not any(ns in existing for ns in NS.values()), existing
+    try:
+        for ns in NS.values():
+            sh("ip", "netns", "add", ns)
+            in_ns(ns, "ip", "link", "set", "lo", "up")
+        sh("ip", "link", "add", "kvts-a0", "netns", NS["sender"], "type", "veth",
+           "peer", "kvts-r0", "netns", NS["router"])
+        sh("ip", "link", "add", "kvts-r1", "netns", NS["router"], "type", "veth",
+           "peer", "kvts-b0", "netns", NS["receiver"])
+        for ns, dev, addr in ((NS["sender"], "kvts-a0", "198.18.252.1/24"),
+                              (NS["router"], "kvts-r0", "198.18.252.2/24"),
+                              (NS["router"], "kvts-r1", "198.18.253.2/24"),
+                              (NS["receiver"], "kvts-b0", "198.18.253.1/24")):
+            in_ns(ns, "ip", "address", "add", addr, "dev", dev)
+            in_ns(ns, "ip", "link", "set", dev, "up")
+        in_ns(NS["sender"], "ip", "route", "add", "198.18.253.0/24", "via", "198.18.252.2")
+        in_ns(NS["receiver"], "ip", "route", "add", "198.18.252.0/24", "via", "198.18.253.2")
+        in_ns(NS["router"], "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
+        # every frame is the flow's or the control connection's: no IPv6 chatter
+        for ns in NS.values():
+            in_ns(ns, "sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1")
+
+        def shape(bits_per_s: int) -> None:
+            # a small bucket and queue, so that a trial above the rate loses at once
+            in_ns(NS["router"], "tc", "qdisc", "replace", "dev", "kvts-r1", "root", "tbf",
+                  "rate", f"{bits_per_s}bit", "burst", "1600", "limit", "3200")
+        yield shape
+    finally:
+        for ns in NS.values():
+            subprocess.run(["ip", "netns", "delete", ns], capture_output=True, check=False)
+
+
+def router_mac() -> str:
+    return json.loads(in_ns(NS["router"], "ip", "-j", "link", "show", "kvts-r0"))[0]["address"]
+
+
+def run_search(tmp_path: Path, frame_bytes: int) -> tuple[dict, list[dict], list[dict]]:
+    payload = frame_bytes - 14 - 20 - 8
+    cfg = tmp_path / "trafgen.cfg"
+    cfg.write_text(f"{{ eth(da={router_mac()}), ipv4(sa=198.18.252.1, da=198.18.253.1, "
+                   f"ttl=64), udp(sp=2012, dp=3000), fill(0x00, {payload}) }}\n")
+    rx_config = {"bind": "198.18.253.1", "port": 3001, "counter": "tcpdump",
+                 "counter_argv": ["tcpdump", "-i", "kvts-b0", "-n", "-q", "-w", "/dev/null",
+                                  "udp and dst port 3000"], "idle_timeout_s": 300}
+    tx_config = {"connect": "198.18.253.1", "port": 3001, "sender": "trafgen",
+                 "sender_argv": ["trafgen", "-o", "kvts-a0", "-n", "{frames}", "-b",
+                                 "{pps}pps", "-c", str(cfg)],
+                 "min_pps": 200, "max_pps": 40_000, "granularity": 0.02,
+                 "pdr_ratio": 0.005, "validations": 1, "max_trials": 30, "trial_s": 1.0,
+                 "validation_s": 2.0, "tolerance": 0.05, "settle_s": 0.2}
+    (tmp_path / "rx.json").write_text(json.dumps(rx_config))
+    (tmp_path / "tx.json").write_text(json.dumps(tx_config))
+    with (tmp_path / "rx.jsonl").open("w") as rx_out:
+        receiver = subprocess.Popen(["ip", "netns", "exec", NS["receiver"], sys.executable,
+                                     str(AGENT), "serve", str(tmp_path / "rx.json")],
+                                    stdout=rx_out, stderr=subprocess.PIPE, text=True)
+        try:
+            sender = subprocess.run(["ip", "netns", "exec", NS["sender"], sys.executable,
+                                     str(AGENT), "search", str(tmp_path / "tx.json")],
+                                    capture_output=True, text=True, timeout=600, check=False)
+        finally:
+            receiver.wait(timeout=30)
+    assert sender.returncode == 0, sender.stderr
+    (tmp_path / "tx.jsonl").write_text(sender.stdout)
+    if os.environ.get("KVMNETLAB_SAVE_FIXTURES") == "1":
+        # tests/fixtures/throughput/CAPTURE.md: how these were captured
+        for name in ("tx.jsonl", "rx.jsonl"):
+            (FIXTURES / f"tbf{frame_bytes}_{name}").write_bytes((tmp_path / name).read_bytes())
+    tx = [json.loads(line) for line in sender.stdout.splitlines()]
+    rx = [json.loads(line) for line in (tmp_path / "rx.jsonl").read_text().splitlines()]
+    return tx[-1], [r for r in tx if r["event"] == "trial"], rx
+
+
+@pytest.mark.parametrize("frame_bytes, bits_per_s", [(60, 2_000_000), (500, 8_000_000)])
+def test_the_search_finds_the_ndr_of_a_link_shaped_by_tbf(shaped_link, tmp_path, frame_bytes,
+                                                           bits_per_s):
+    shaped_link(bits_per_s)
+    # tbf counts each frame's bytes without the CRC: the frame size
+    shaped_pps = bits_per_s / (8 * frame_bytes)
+    result, trials, rx = run_search(tmp_path, frame_bytes)
+    ndr = result["ndr"]
+    assert ndr["status"] == "found", (result, trials)
+    assert abs(ndr["pps"] / shaped_pps - 1) <= 0.05, (shaped_pps, result, trials)
+    # the receiver was proven ready before every trial, and counted each one
+    counted = {r["trial"]: r for r in rx if r["event"] == "trial"}
+    assert set(counted) == {t["trial"] for t in trials}
+    for trial in trials:
+        seen = counted[trial["trial"]]
+        assert seen["ready_at"] < trial["started_at"] < trial["ended_at"] < seen["stop_at"]
+        assert "listening on kvts-b0" in seen["stderr"]
+        assert seen["received"] == trial["received"]
+    assert rx[-1] == {**rx[-1], "event": "end", "reason": "sender quit"}
