@@ -24,6 +24,7 @@ Lifecycle of one (scenario, repetition)::
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -122,7 +123,9 @@ class RunFiles:
         return self.root / self.run_rel / self.hosts[role] / name
 
     def has(self, role: str, name: str) -> bool:
-        return role in self.hosts and self.path(role, name).exists()
+        """The role has a raw file of that name: anything there, even a dangling link
+        (which its parser then reports as unreadable, never as absent)."""
+        return role in self.hosts and os.path.lexists(self.path(role, name))
 
 
 REGISTRY: dict[str, type[Collector]] = {}

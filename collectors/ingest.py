@@ -3,8 +3,11 @@
 Each completed run is parsed by the collectors it ran with (recorded in the
 manifest). A raw file that does not parse is reported with the parser's
 message (file and line): if it belongs to the run's RTT measurement the run is
-marked failed, otherwise the collector's error is recorded on the run. raw/ is
-never touched, and the other runs still produce data.
+marked failed, otherwise the collector's error is recorded on the run. A raw
+file that is there but cannot be read (a directory, a FIFO, a dangling link,
+an I/O error) fails its run whichever collector met it, the reason naming the
+file: the store is damaged there, not the tool's output. raw/ is never touched,
+and the other runs still produce data.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import pandas as pd
 
 from collectors import base
 from collectors.builtin import COSTS_COLUMNS, derive_costs
-from collectors.errors import ParseError
+from collectors.errors import ParseError, UnreadableError
 from collectors.store import Store, atomic_write_bytes, run_dir
 
 #: a run whose primary measurement does not parse has failed
@@ -61,6 +64,7 @@ def ingest(root: str | Path) -> dict[str, Any]:
         files = base.RunFiles(store.root, run_dir(run["scenario"], run["repetition"]), ctx.hosts)
         produced: dict[str, list[dict]] = {}
         errors: dict[str, str] = {}
+        unreadable: list[str] = []
         names = (run.get("context") or {}).get("collectors", [])
         unavailable = manifest["scenarios"][run["scenario"]].get("collectors_unavailable", {})
         for name in names:
@@ -69,14 +73,26 @@ def ingest(root: str | Path) -> dict[str, Any]:
             try:
                 for table, rows in base.get(name).parse(files, ctx).items():
                     produced.setdefault(table, []).extend(rows)
+            except UnreadableError as exc:
+                unreadable.append(name)
+                errors[name] = str(exc)
+                failed.append(str(exc))
             except (ParseError, FileNotFoundError, KeyError) as exc:
                 message = str(exc) if isinstance(exc, ParseError) else \
                     f"{name}: missing raw data: {exc}"
                 errors[name] = message
                 failed.append(message)
-        if any(name in errors for name in PRIMARY):
-            run.update(status="failed", reason="parse error: " + "; ".join(
-                errors[name] for name in PRIMARY if name in errors))
+            except OSError as exc:  # a collector that read a raw file on its own
+                unreadable.append(name)
+                errors[name] = f"{exc.filename}: cannot read: {exc.strerror}"
+                failed.append(errors[name])
+        primary = [name for name in PRIMARY if name in errors and name not in unreadable]
+        if unreadable or primary:
+            reasons = ["unreadable raw file: " + "; ".join(errors[n] for n in unreadable)] \
+                if unreadable else []
+            reasons += ["parse error: " + "; ".join(errors[n] for n in primary)] if primary \
+                else []
+            run.update(status="failed", reason="; ".join(reasons))
             continue
         run["collector_errors"] = errors
         produced["costs"] = derive_costs(produced.get("counters", []), produced.get("rate", []))

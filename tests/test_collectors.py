@@ -9,7 +9,7 @@ import pytest
 
 from collectors import base, links
 from collectors.builtin import RateCollector, derive_costs, trafgen_config
-from collectors.errors import ParseError
+from collectors.errors import ParseError, UnreadableError
 from collectors.ingest import frame
 from collectors.parsers import tcpdump
 
@@ -268,3 +268,32 @@ def test_the_throughput_search_runs_after_the_counter_window_one_call_per_host()
     off = base.RunContext("virtio", 1, run.resolved, {**params, "search": False}, run.hosts,
                           ENDPOINT)
     assert base.plan(off, {"throughput": ["sender", "receiver"]}, "/r")["probe"] == []
+
+
+def test_every_parser_names_a_raw_file_it_cannot_read(tmp_path):
+    import importlib
+    import pkgutil
+
+    from collectors import parsers
+
+    names = [m.name for m in pkgutil.iter_modules(parsers.__path__) if not m.name.startswith("_")]
+    assert "ping" in names and "pfcount" in names
+    folder = tmp_path / "raw.txt"
+    folder.mkdir()  # a directory where the raw file should be
+    for name in names:
+        module = importlib.import_module(f"collectors.parsers.{name}")
+        with pytest.raises(UnreadableError, match="not a regular file but a directory") as err:
+            module.parse(folder)
+        assert err.value.path == str(folder), name
+
+
+def test_cpu_collector_names_an_unreadable_clk_tck(tmp_path):
+    from collectors.builtin import CpuCollector
+
+    lab = tmp_path / "raw" / "lab"
+    lab.mkdir(parents=True)
+    (lab / "cpu_before.proc_stat.txt").write_bytes((FIXTURES / "procfs" / "stat.txt").read_bytes())
+    (lab / "cpu_before.clk_tck.txt").mkdir()  # not "CLK_TCK is not an integer"
+    run = ctx(receiver_shares_kernel=True)
+    with pytest.raises(UnreadableError, match=r"cpu_before\.clk_tck\.txt: cannot read"):
+        CpuCollector().parse(base.RunFiles(tmp_path, "raw", run.hosts), run)

@@ -1,5 +1,6 @@
 """Raw ping output in a result store becomes tidy tables; bad raw files fail their run only."""
 
+import os
 import shutil
 from pathlib import Path
 
@@ -70,3 +71,56 @@ def test_truncated_raw_file_fails_only_its_run_and_names_file_and_line(tmp_path)
     assert (store.root / "raw/a/2/h1/ping.txt").read_bytes() == before
     rtt = pd.read_parquet(store.root / "data" / "rtt.parquet")
     assert set(rtt.repetition) == {1}
+
+
+PROCFS = Path(__file__).parent / "fixtures" / "procfs"
+
+
+def test_unreadable_raw_files_fail_their_runs_and_ingest_goes_on(tmp_path):
+    """Four runs of real captures (ping/clean.txt, and procfs/sys_statistics.txt as the
+    sender's netdev counters before and after); then, in the committed store, run 2's
+    ping.txt becomes a directory, run 3's netdev counters after (not the RTT measurement)
+    a FIFO with no writer, and run 4's ping.txt a dangling symbolic link. All three fail
+    to read as root too (chmod 000 would not): each fails its run, naming the file."""
+    store = Store(tmp_path / "c")
+    manifest = store.create("c", {**PARAMS, "repetitions": 4}, {"a": {"number": 1}},
+                            [{"scenario": "a", "repetition": r} for r in (1, 2, 3, 4)],
+                            {"name": "t"}, {"commit": None, "dirty": None})
+    for rep in (1, 2, 3, 4):
+        staging = tmp_path / f"stage{rep}" / "h1"
+        staging.mkdir(parents=True)
+        shutil.copyfile(FIXTURES / "clean.txt", staging / "ping.txt")
+        for phase in ("before", "after"):
+            shutil.copyfile(PROCFS / "sys_statistics.txt",
+                            staging / f"netdev_{phase}.sysfs.txt")
+        store.commit_raw(manifest, staging.parent, run_dir("a", rep))
+        store.find_run(manifest, "a", rep).update(
+            status="done", context={"hosts": {"sender": "h1"}, "endpoint": {},
+                                    "collectors": ["ping", "netdev"]})
+    store.save(manifest)
+    raw = store.root / "raw" / "a"
+    (raw / "2/h1/ping.txt").unlink()
+    (raw / "2/h1/ping.txt").mkdir()
+    (raw / "3/h1/netdev_after.sysfs.txt").unlink()
+    os.mkfifo(raw / "3/h1/netdev_after.sysfs.txt")
+    (raw / "4/h1/ping.txt").unlink()
+    (raw / "4/h1/ping.txt").symlink_to(raw / "4/h1/gone.txt")
+
+    outcome = ingest(store.root)
+
+    manifest = store.load()
+    assert store.find_run(manifest, "a", 1)["status"] == "done"
+    for rep, name, why in ((2, "ping.txt", "not a regular file but a directory"),
+                           (3, "netdev_after.sysfs.txt", "not a regular file but a FIFO"),
+                           (4, "ping.txt", "dangling symbolic link")):
+        run = store.find_run(manifest, "a", rep)
+        assert run["status"] == "failed", rep
+        assert run["reason"].startswith("unreadable raw file: "), run["reason"]
+        assert f"raw/a/{rep}/h1/{name}: cannot read: {why}" in run["reason"]
+        assert any(f"raw/a/{rep}/h1/{name}" in message for message in outcome["failed"])
+    assert len(outcome["failed"]) == 3
+    rtt = pd.read_parquet(store.root / "data" / "rtt.parquet")
+    assert set(rtt.repetition) == {1}
+    counters = pd.read_parquet(store.root / "data" / "counters.parquet")
+    assert set(counters.repetition) == {1}
+    assert outcome["rows"] == len(rtt) == 200

@@ -6,11 +6,12 @@ operations, independently of the parser's regular expressions.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-from collectors.errors import ParseError
+from collectors.errors import ParseError, UnreadableError
 from collectors.parsers import ping
 
 FIX = Path(__file__).parent / "fixtures" / "ping"
@@ -240,3 +241,155 @@ def test_from_line_with_colon(tmp_path):
         e["seq"] for e in ping.parse(FIX / "unreachable.txt").errors
     ]
     assert result.errors[1]["source"] == "198.19.250.1"
+
+
+# A reply without time= among timed ones (variants of clean.txt).
+
+
+def _without_time(line: str) -> str:
+    return line.split(" time=")[0]
+
+
+@pytest.mark.parametrize("index", [0, 57, 199], ids=["first", "middle", "last"])
+def test_reply_without_time_among_timed_replies(tmp_path, index):
+    lines = _lines("clean.txt")
+    at = [i for i, r in enumerate(lines) if " bytes from " in r][index]
+    lines[at] = _without_time(lines[at])
+    bad = tmp_path / "untimed.txt"
+    bad.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ParseError, match="reply without time= while other replies carry times") \
+            as err:
+        ping.parse(bad)
+    assert err.value.line == at + 1
+    assert f"{bad}:{at + 1}:" in str(err.value)
+
+
+def test_no_reply_timed_is_accepted_as_a_payload_below_16_bytes(tmp_path):
+    """Variant of clean.txt as `ping -s 8` prints it: no time= on any reply, no rtt line."""
+    lines = _lines("clean.txt")
+    assert lines[0].endswith(" 56(84) bytes of data.")
+    lines[0] = lines[0].replace(" 56(84) ", " 8(36) ")
+    lines = [_without_time(r).replace("] 64 bytes", "] 16 bytes") if " bytes from " in r else r
+             for r in lines if not r.startswith("rtt ")]
+    quiet = tmp_path / "small.txt"
+    quiet.write_text("\n".join(lines) + "\n")
+    result = ping.parse(quiet)
+    assert result.payload_bytes == 8
+    assert all(p["answered"] and p["rtt_us"] is None for p in result.probes)
+    assert len(result.probes) == 200
+
+
+# IPv6: iputils' -6 output, derived from the real IPv4 captures (no IPv6 traffic was sent).
+
+V4_TARGET, V6_TARGET = "198.19.250.2", "2001:db8::2"
+
+
+def _as_ipv6(name: str, target: str, target6: str) -> list[str]:
+    """``name`` rewritten the way iputils 20221126 prints an IPv6 run: header
+    'PING %s(%s) %zu data bytes', every address replaced by one of 2001:db8::/32."""
+    lines = _lines(name)
+    assert lines[0] == f"PING {target} ({target}) 56(84) bytes of data."
+    lines[0] = f"PING {target6}({target6}) 56 data bytes"
+    return [line.replace(target, target6) for line in lines]
+
+
+def test_ipv6_output_derived_from_clean(tmp_path):
+    """Derived from clean.txt (IPv4): same probes, times and summary, IPv6 addresses."""
+    v6 = tmp_path / "clean6.txt"
+    lines = _as_ipv6("clean.txt", V4_TARGET, V6_TARGET)
+    assert f"64 bytes from {V6_TARGET}: icmp_seq=1 ttl=64 time=" in lines[1]
+    v6.write_text("\n".join(lines) + "\n")
+    result, v4 = ping.parse(v6), ping.parse(FIX / "clean.txt")
+    assert (result.host, result.address, result.payload_bytes) == (V6_TARGET, V6_TARGET, 56)
+    assert result.probes == v4.probes
+    assert result.summary == v4.summary
+
+
+def test_ipv6_header_naming_its_source(tmp_path):
+    """Derived from clean.txt: 'PING %s(%s) from %s %s: %zu data bytes' (-I)."""
+    lines = _as_ipv6("clean.txt", V4_TARGET, V6_TARGET)
+    lines[0] = f"PING {V6_TARGET}({V6_TARGET}) from 2001:db8::1 kvfx-va: 56 data bytes"
+    v6 = tmp_path / "clean6.txt"
+    v6.write_text("\n".join(lines) + "\n")
+    assert ping.parse(v6).address == V6_TARGET
+
+
+def test_ipv6_unreachable_derived_from_unreachable(tmp_path):
+    """Derived from unreachable.txt (IPv4): the router's From lines as iputils prints an
+    ICMPv6 'Address unreachable', with IPv6 addresses."""
+    lines = _as_ipv6("unreachable.txt", "198.19.250.9", "2001:db8::9")
+    lines = [line.replace("From 198.19.250.1 ", "From 2001:db8::1 ").replace(
+        "Destination Host Unreachable", "Destination unreachable: Address unreachable")
+        for line in lines]
+    v6 = tmp_path / "unreachable6.txt"
+    v6.write_text("\n".join(lines) + "\n")
+    result, v4 = ping.parse(v6), ping.parse(FIX / "unreachable.txt")
+    assert [e["seq"] for e in result.errors] == [e["seq"] for e in v4.errors]
+    assert {e["source"] for e in result.errors} == {"2001:db8::1"}
+    assert {e["message"] for e in result.errors} == {
+        "Destination unreachable: Address unreachable"}
+    assert result.summary == v4.summary
+
+
+# Complete output of another tool: the first line that is not iputils' is named.
+
+
+@pytest.mark.parametrize(("path", "lineno"), [
+    (FIX.parent / "fping" / "clean.stdout", 1),
+    (FIX.parent / "fping" / "clean.stderr", 2),  # after a blank line: fping's summary
+    (FIX / "busybox.txt", 1),  # its header already differs: 'PING a (a): 56 data bytes'
+], ids=["fping-stdout", "fping-stderr", "busybox"])
+def test_another_tools_output_names_its_first_unexpected_line(path, lineno):
+    first = path.read_text().splitlines()[lineno - 1]
+    with pytest.raises(ParseError) as err:
+        ping.parse(path)
+    assert err.value.line == lineno
+    assert repr(first) in str(err.value)
+    assert "(not iputils ping output?)" in str(err.value)
+    assert "truncated" not in str(err.value)
+
+
+def test_busybox_reply_is_named_past_an_iputils_header(tmp_path):
+    """Variant of busybox.txt with an iputils header: the first busybox reply is named."""
+    lines = (FIX / "busybox.txt").read_text().splitlines()
+    lines[0] = "PING 198.18.250.2 (198.18.250.2) 56(84) bytes of data."
+    variant = tmp_path / "busybox.txt"
+    variant.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ParseError) as err:
+        ping.parse(variant)
+    assert err.value.line == 2
+    assert err.value.reason == (f"unrecognised line 2: {lines[1]!r} (not iputils ping output?)")
+
+
+def test_a_garbage_line_in_iputils_output_gets_no_other_tool_hint(tmp_path):
+    lines = _lines("clean.txt")
+    lines.insert(9, "garbage")
+    bad = tmp_path / "bad.txt"
+    bad.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ParseError) as err:
+        ping.parse(bad)
+    assert err.value.reason == "unrecognised line 10: 'garbage'"
+
+
+def test_cut_at_a_line_end_is_truncated(tmp_path):
+    """Variant of clean.txt cut after a whole reply line: every line is ping's."""
+    lines = _lines("clean.txt")[:120]
+    cut = tmp_path / "cut.txt"
+    cut.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ParseError, match="truncated: no 'packets transmitted' summary") as err:
+        ping.parse(cut)
+    assert err.value.line == 120
+
+
+@pytest.mark.parametrize("make", [
+    lambda p: p.mkdir(),
+    lambda p: os.mkfifo(p),
+    lambda p: p.symlink_to(p.parent / "gone.txt"),
+], ids=["directory", "fifo", "dangling-symlink"])
+def test_unreadable_file_is_a_parse_error_naming_it(tmp_path, make):
+    path = tmp_path / "ping.txt"
+    make(path)
+    with pytest.raises(UnreadableError, match="cannot read") as err:
+        ping.parse(path)
+    assert err.value.path == str(path) and err.value.line is None
+    assert isinstance(err.value, ParseError)

@@ -2,16 +2,19 @@
 
 Each parser is a pure function of the file. Anything malformed or cut short raises
 :class:`collectors.errors.ParseError` naming the file and, where one is to blame, the
-1-based line; nothing is ever read as zero by default. Numbers carry their unit in
-their field name (``rtt_us``, ``*_bytes``, ``*_ticks``, ``*_pps``).
+1-based line; nothing is ever read as zero by default. Every parser reads through
+``collectors.parsers._text``: a raw file that is there but cannot be read (a
+directory, a FIFO, a dangling link) raises its subclass
+:class:`collectors.errors.UnreadableError` naming the file, never an OSError. Numbers
+carry their unit in their field name (``rtt_us``, ``*_bytes``, ``*_ticks``, ``*_pps``).
 
 | module | raw file |
 |---|---|
-| ``ping`` | ``ping -D -O -n -c N -i S -s B ADDR`` stdout (iputils 20221126) |
+| ``ping`` | ``ping -D -O -n -c N -i S -s B ADDR`` stdout (iputils 20221126, IPv4 or IPv6) |
 | ``fping`` | ``fping -C N`` stderr summary (fping 5.1) |
 | ``sockperf`` | ``sockperf ping-pong [--full-rtt]`` stdout (sockperf 3.7) |
 | ``trafgen`` | netsniff-ng ``trafgen`` stdout (0.6.8) |
-| ``pfsend``, ``pfcount`` | PF_RING 8.x examples' stdout / stderr (format-only so far) |
+| ``pfsend``, ``pfcount`` | PF_RING 8.x examples' stdout / stderr (pfcount stopped by SIGINT) |
 | ``proc_stat`` | ``/proc/stat`` |
 | ``proc_interrupts`` | ``/proc/interrupts`` |
 | ``proc_net_dev`` | ``/proc/net/dev`` |

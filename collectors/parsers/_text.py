@@ -32,15 +32,19 @@ def read_bytes(path: str | Path) -> bytes:
         raise ParseError(path, None, f"cannot read: {exc.strerror}") from exc
     except OSError as exc:
         raise UnreadableError(path, None, f"cannot read: {exc.strerror}") from exc
-    with os.fdopen(fd, "rb") as handle:
+    try:
         kind = stat.S_IFMT(os.fstat(fd).st_mode)
         if kind != stat.S_IFREG:
             raise UnreadableError(path, None, "cannot read: not a regular file but "
                                   f"{_KINDS.get(kind, 'an unknown kind of file')}")
-        try:
-            return handle.read()
-        except OSError as exc:
-            raise UnreadableError(path, None, f"cannot read: {exc.strerror}") from exc
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    except OSError as exc:
+        raise UnreadableError(path, None, f"cannot read: {exc.strerror}") from exc
+    finally:
+        os.close(fd)
 
 
 def read_text(path: str | Path) -> str:

@@ -1,15 +1,19 @@
-"""Parse the output of iputils ping (Debian 12: iputils 20221126).
+"""Parse the output of iputils ping (Debian 12: iputils 20221126), IPv4 or IPv6.
 
 The collector runs ``ping -D -O -n -c COUNT -i INTERVAL -s SIZE ADDR`` and keeps its
 stdout exactly as printed. Lines understood (each may carry the ``-D`` prefix
 ``[<epoch s>.<µs>] ``):
 
-- ``PING <host> (<addr>) <size>(<ip size>) bytes of data.``
+- ``PING <host> (<addr>) <size>(<ip size>) bytes of data.`` (IPv4) or
+  ``PING <host>(<addr>) <size> data bytes`` (IPv6, ``ping -6`` or an IPv6 target);
+  either may name the source (``from <addr> <device>: ``) before the size
 - ``<n> bytes from <addr>: icmp_seq=<n> ttl=<n> time=<t> ms`` optionally followed by
   `` (DUP!)``, `` (BAD CHECKSUM!)`` (newer iputils: no ``!``) and `` (DIFFERENT ADDRESS!)``;
-  a BAD CHECKSUM reply answers nothing (ping counts it as corrupted)
+  a BAD CHECKSUM reply answers nothing (ping counts it as corrupted). ``<addr>`` may be
+  an IPv6 address (``2001:db8::2``), colons and all
 - ``no answer yet for icmp_seq=<n>`` (``-O``)
-- ``From <addr> icmp_seq=<n> <ICMP error text>`` (e.g. Destination Host Unreachable)
+- ``From <addr> icmp_seq=<n> <ICMP error text>`` (e.g. Destination Host Unreachable,
+  or for IPv6 ``Destination unreachable: Address unreachable``)
 - ``--- <host> ping statistics ---``, then the summary
   ``N packets transmitted, M received[, +D duplicates][, +C corrupted][, +E errors],
   L% packet loss, time Tms``, then ``rtt min/avg/max/mdev = a/b/c/d ms`` (absent when
@@ -17,9 +21,20 @@ stdout exactly as printed. Lines understood (each may carry the ``-D`` prefix
 - blank lines.
 
 ping prints times in ms with 3, 2, 1 or 0 decimals (below 1 ms, 10 ms, 100 ms, above);
-every time is returned in µs. The summary line is required: a file without it was cut
-short and raises :class:`ParseError` naming its last line. ICMP sequence numbers are
-16 bits; a run of more than 65535 probes wraps them and is refused.
+every time is returned in µs. ping prints ``time=`` on every reply or on none (none
+when the payload is below 16 bytes, too small to carry a timestamp): an output where
+no reply has ``time=`` is read with no RTTs, but a reply without ``time=`` among
+replies that carry one is refused.
+
+Every error is a :class:`ParseError` naming the file and, where one is to blame,
+the line. The lines are recognised first, one by one: the first line that is not
+iputils ping output is named (with a hint when the file has no iputils summary
+line at all, as with busybox ping or fping). Then the summary line is required: a
+file without it was cut short and the error names its last line (a file whose last
+line has no newline and no summary was cut inside that line). ICMP sequence numbers
+are 16 bits; a run of more than 65535 probes wraps them and is refused. A file that
+cannot be read (a directory, a FIFO, a dangling link) raises
+:class:`~collectors.errors.UnreadableError`.
 """
 
 from __future__ import annotations
@@ -30,21 +45,30 @@ from decimal import Decimal
 from pathlib import Path
 
 from collectors.errors import ParseError
+from collectors.parsers._text import read_text
 
 _TS = re.compile(r"^\[(?P<ts>\d+\.\d+)\] (?P<rest>.*)$")
 _HEADER = re.compile(
     r"^PING (?P<host>\S+) \((?P<addr>[^)]+)\)(?: from \S+(?: \S+)?:)? "
     r"(?P<size>\d+)\((?P<ipsize>\d+)\) bytes of data\.$"
 )
+# iputils' IPv6 header: "PING %s(%s) ", optionally "from %s %s: " (source, device), then
+# "%zu data bytes"
+_HEADER6 = re.compile(
+    r"^PING (?P<host>[^\s(]+)\((?P<addr>[^)]+)\) (?:from \S+ \S*: )?"
+    r"(?P<size>\d+) data bytes$"
+)
+# the source: an address (IPv6 ones hold colons), or "name (address)" without -n
 _REPLY = re.compile(
-    r"^(?P<bytes>\d+) bytes from (?P<src>[^:]+): icmp_seq=(?P<seq>\d+) ttl=(?P<ttl>\d+)"
+    r"^(?P<bytes>\d+) bytes from (?P<src>\S+(?: \([^)]*\))?): icmp_seq=(?P<seq>\d+)"
+    r" ttl=(?P<ttl>\d+)"
     r"(?: time=(?P<time>\d+(?:\.\d+)?) ms)?(?P<flags>(?: \([A-Z ]+!?\))*)$"
 )
 _FLAG = re.compile(r" \(([A-Z ]+)!?\)")
 _KNOWN_FLAGS = {"DUP", "BAD CHECKSUM", "DIFFERENT ADDRESS"}
 _NO_ANSWER = re.compile(r"^no answer yet for icmp_seq=(?P<seq>\d+)$")
 # "From <addr> icmp_seq=..." (errors queued on the socket) or "From <addr>: icmp_seq=..."
-_FROM = re.compile(r"^From (?P<src>[^\s:]+)(?: \([^)]*\))?:? icmp_seq=(?P<seq>\d+) (?P<msg>\S.*)$")
+_FROM = re.compile(r"^From (?P<src>\S+?)(?: \([^)]*\))?:? icmp_seq=(?P<seq>\d+) (?P<msg>\S.*)$")
 _STATS_HEAD = re.compile(r"^--- (?P<host>\S+) ping statistics ---$")
 _SUMMARY = re.compile(
     r"^(?P<tx>\d+) packets transmitted, (?P<rx>\d+) received"
@@ -99,27 +123,23 @@ def _int(text: str | None) -> int:
 def parse(path: str | Path) -> PingResult:
     """Parse one ping capture; raise ParseError (file and line) on anything unexpected."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ParseError(path, None, f"not UTF-8 text: {exc}") from exc
+    text = read_text(path)
     lines = text.splitlines()
     if not lines:
         raise ParseError(path, None, "empty file: no ping output, no summary line")
 
-    # A summary line is mandatory; without it the capture stopped early.
-    if not any(_SUMMARY.match(_strip_ts(line)[1]) for line in lines):
-        last = len(lines)
-        raise ParseError(
-            path,
-            last,
-            f"truncated: no 'packets transmitted' summary; last line is {lines[-1]!r}",
-        )
+    # Without an iputils summary line the capture stopped early, or is not iputils ping's.
+    summarised = any(_SUMMARY.match(_strip_ts(line)[1]) for line in lines)
+    if not summarised and not text.endswith("\n"):
+        raise ParseError(path, len(lines), "truncated inside its last line, no 'packets "
+                         f"transmitted' summary; last line is {lines[-1]!r}")
+    hint = "" if summarised else " (not iputils ping output?)"
 
     result = PingResult(host=None, address=None, payload_bytes=None)
     probes: dict[int, dict] = {}
     reply_lines = dup_lines = corrupted_lines = 0
     timed = False
+    untimed = 0  # the first reply line without time=
     state = "body"  # body -> stats_head -> summary -> rtt -> done
     summary_line = 0
 
@@ -143,6 +163,11 @@ def parse(path: str | Path) -> PingResult:
                 seq = int(m["seq"])
                 rtt = _ms_to_us(m["time"]) if m["time"] is not None else None
                 timed = timed or rtt is not None
+                untimed = untimed or (lineno if rtt is None else 0)
+                if timed and untimed:
+                    # ping times every reply or none (payload below 16 bytes): never some
+                    raise ParseError(path, untimed,
+                                     "reply without time= while other replies carry times")
                 reply_lines += 1
                 p = probe(seq, ts)
                 if "BAD CHECKSUM" in flags:
@@ -180,8 +205,8 @@ def parse(path: str | Path) -> PingResult:
             if line.startswith("PING "):
                 if result.host is not None or reply_lines or probes:
                     raise ParseError(path, lineno, "PING header not at the start")
-                if not (m := _HEADER.match(line)):
-                    raise ParseError(path, lineno, f"malformed PING header: {line!r}")
+                if not (m := _HEADER.match(line) or _HEADER6.match(line)):
+                    raise ParseError(path, lineno, f"malformed PING header: {line!r}{hint}")
                 result.host, result.address = m["host"], m["addr"]
                 result.payload_bytes = int(m["size"])
                 continue
@@ -191,7 +216,7 @@ def parse(path: str | Path) -> PingResult:
             if _SUMMARY.match(line):
                 state = "stats_head"  # tolerate a missing '--- statistics ---' line
             else:
-                raise ParseError(path, lineno, f"unrecognised line: {line!r}")
+                raise ParseError(path, lineno, f"unrecognised line {lineno}: {line!r}{hint}")
         if state == "stats_head":
             if not (m := _SUMMARY.match(line)):
                 raise ParseError(path, lineno, f"expected the summary line, got {line!r}")
@@ -226,6 +251,12 @@ def parse(path: str | Path) -> PingResult:
             continue
         raise ParseError(path, lineno, f"unexpected line after the summary: {line!r}")
 
+    if state in ("body", "stats_head"):  # every line was ping's, but the summary never came
+        raise ParseError(
+            path,
+            len(lines),
+            f"truncated: no 'packets transmitted' summary; last line is {lines[-1]!r}",
+        )
     s = result.summary
     if timed and s["received"] > 0 and state not in ("rtt", "done"):
         raise ParseError(
