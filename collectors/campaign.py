@@ -93,7 +93,10 @@ SEARCH_FIELDS: dict[str, tuple[float, float, float, str]] = {
     "max_trials": (14, 1, 1000, "trials a search may run"),
     "tolerance": (0.05, 0.0, 0.5, "how far the generator may fall short of the offered "
                   "rate before a trial is invalid (0.05 is 5 %)"),
+    "load_s": (1.0, 0.05, 3600, "duration of the RTT probes under load at each fraction (s)"),
 }
+#: fractions of the PDR at which RTT is probed under load (kvmnetlab_search_load_fractions)
+LOAD_FRACTIONS = (0.1, 0.5, 0.9)
 
 
 @dataclass(frozen=True)
@@ -109,9 +112,12 @@ class Search:
     validations: int = 1
     max_trials: int = 14
     tolerance: float = 0.05
+    load_s: float = 1.0
+    load_fractions: tuple[float, ...] = LOAD_FRACTIONS
 
     def as_dict(self) -> dict[str, Any]:
-        return {f"search_{name}": getattr(self, name) for name in SEARCH_FIELDS}
+        return {**{f"search_{name}": getattr(self, name) for name in SEARCH_FIELDS},
+                "search_load_fractions": list(self.load_fractions)}
 
 
 def validate_search(raw: dict[str, Any], source: str) -> Search | None:
@@ -129,6 +135,16 @@ def validate_search(raw: dict[str, Any], source: str) -> Search | None:
         values[name] = _int(source, field, value, int(low), int(high)) \
             if isinstance(default, int) and name in ("validations", "max_trials") \
             else _float(source, field, value, low, high)
+    fractions = raw.get("search_load_fractions")
+    fractions = LOAD_FRACTIONS if fractions in (None, "") else fractions
+    if isinstance(fractions, str):
+        fractions = [part.strip() for part in fractions.strip("[]").split(",") if part.strip()]
+    if not isinstance(fractions, list | tuple):
+        raise ConfigError(source, "kvmnetlab_search_load_fractions",
+                          f"must be a list of fractions of the PDR, got {fractions!r}")
+    values["load_fractions"] = tuple(
+        _float(source, f"kvmnetlab_search_load_fractions[{i}]", f, 0.001, 1.0)
+        for i, f in enumerate(fractions))
     if values["min_pps"] >= values["max_pps"]:
         raise ConfigError(source, "kvmnetlab_search_min_pps",
                           f"must be below kvmnetlab_search_max_pps ({values['max_pps']}), "

@@ -61,7 +61,11 @@ def settings(parameters: dict[str, Any]) -> dict[str, Any]:
             "max_trials": parameters["search_max_trials"],
             "trial_s": parameters["search_trial_s"],
             "validation_s": parameters["search_validation_s"],
-            "tolerance": parameters["search_tolerance"], "settle_s": 0.2}
+            "tolerance": parameters["search_tolerance"], "settle_s": 0.2,
+            "load_fractions": list(parameters["search_load_fractions"]),
+            "load_s": parameters["search_load_s"], "probe_lead_s": 0.2,
+            "probe_count": max(1, round(parameters["search_load_s"]
+                                        / parameters["ping_interval_s"]))}
 
 
 @register
@@ -94,13 +98,17 @@ class ThroughputCollector(Collector):
                     "-m", e["receiver_mac"]]
             extra = ()
         else:
-            send = ["trafgen", "-o", e["sender_if"], "-n", "{frames}", "-b", "{pps}pps",
+            # evenly spaced frames (-t, a gap after each): -b sends bursts (see Pacer)
+            send = ["trafgen", "-o", e["sender_if"], "-n", "{frames}", "-t", "{gap_ns}ns",
                     "-c", "{run_dir}/search_trafgen.cfg"]
             extra = (("search_trafgen.cfg", trafgen_config(ctx)),)
         rx = {"bind": e["target_address"], "port": CONTROL_PORT, "counter": receiver,
               "counter_argv": counter, "idle_timeout_s": 900, "ready_timeout_s": 30}
+        probe = ["ping", "-D", "-O", "-n", "-c", "{count}", "-i", str(p["ping_interval_s"]),
+                 "-s", str(p["ping_payload_bytes"]), e["target_address"]]
         tx = {"connect": e["target_address"], "port": CONTROL_PORT, "sender": sender,
-              "sender_argv": send, "connect_timeout_s": 60, **settings(p)}
+              "sender_argv": send, "probe_argv": probe, "connect_timeout_s": 60,
+              **settings(p)}
         source = AGENT_SOURCE.read_text()
         budget = p["search_max_trials"] * (max(p["search_trial_s"], p["search_validation_s"])
                                            * 10 + 60)
@@ -172,7 +180,7 @@ class ThroughputCollector(Collector):
                 outcome.update(valid=False, reason=f"{record['argv'][0]} exited {record['rc']}")
             search.record(record["offered_pps"], record["phase"], outcome["valid"],
                           outcome["loss_ratio"], outcome["achieved_pps"],
-                          record.get("received_pps"))
+                          record.get("received_pps"), module.at_limit(sender, record["argv"]))
             first = first if first is not None else counted["armed_at"]
             last = counted.get("stop_at") or last
             rows.append({**key, "trial": trial, "phase": record["phase"],

@@ -36,7 +36,7 @@ def drive(search: Search, loss_at, generator_max: float | None = None) -> list[t
     while (step := search.next_trial()) is not None:
         rate, phase = step
         if generator_max is not None and rate > generator_max * 1.05:
-            search.record(rate, phase, False, None, generator_max, None)
+            search.record(rate, phase, False, None, generator_max, None, at_limit=True)
             trials.append((rate, phase, None))
             continue
         loss = loss_at(rate)
@@ -158,10 +158,11 @@ def fixture_run(tmp_path: Path, name: str, edit_tx=None, edit_rx=None):
         (run / host).mkdir(parents=True, exist_ok=True)
         (run / host / dest).write_text("".join(json.dumps(r) + "\n" for r in records))
     config = json.loads((FIXTURES / f"{name}_tx.jsonl").read_text().splitlines()[0])["config"]
-    params = {"rate_frame_bytes": 60, "search": True,
+    params = {"rate_frame_bytes": 60, "search": True, "ping_interval_s": 0.01,
               **{f"search_{k}": config[k] for k in ("min_pps", "max_pps", "granularity",
                                                     "pdr_ratio", "validations", "max_trials",
-                                                    "trial_s", "validation_s", "tolerance")}}
+                                                    "trial_s", "validation_s", "tolerance",
+                                                    "load_s", "load_fractions")}}
     ctx = RunContext("baseline", 1, {"virtualization": "none", "capture": "af_packet"}, params,
                      {"sender": "h1", "receiver": "g1"}, {})
     return RunFiles(tmp_path, "raw/x/1", ctx.hosts), ctx
@@ -185,8 +186,10 @@ def test_a_real_search_is_read_again_trial_by_trial(tmp_path):
         assert row["loss_ratio"] == pytest.approx(trial["loss_ratio"])
         assert row["receiver_ready_s"] > 0
     [summary] = out["throughput"]
-    assert summary["ndr_status"] == tx[-1]["ndr"]["status"]
-    assert summary["ndr_upper_pps"] == tx[-1]["ndr"]["upper_pps"]
+    result = next(r for r in tx if r["event"] == "result")
+    assert summary["ndr_status"] == result["ndr"]["status"] == "found"
+    assert (summary["ndr_pps"], summary["ndr_upper_pps"]) == (result["ndr"]["pps"],
+                                                              result["ndr"]["upper_pps"])
     assert summary["trials"] == len(trials) and summary["search_s"] > 0
 
 
@@ -197,15 +200,20 @@ def _edit_trial(number, **changes):
     return edit
 
 
+def _drop_last_trial(records):
+    last = max(r["trial"] for r in records if r["event"] == "trial")
+    return [r for r in records if not (r["event"] == "trial" and r["trial"] == last)]
+
+
 @pytest.mark.parametrize(("edits", "message"), [
     ({"edit_tx": _edit_trial(2, received=12345)},
      "trial 2: the search used received = 12345, its raw output says"),
     ({"edit_rx": _edit_trial(2, stderr="tcpdump: listening on kvts-b0\n")},
      "trial 2: tcpdump output"),
     ({"edit_tx": _edit_trial(2, offered_pps=999.0)}, "trial 2 does not replay"),
-    ({"edit_tx": lambda records: records[:-1]}, "no result line: the search was cut short"),
-    ({"edit_tx": lambda records: [r for r in records if r.get("trial") != 3]},
-     "the search ended before it was done"),
+    ({"edit_tx": lambda records: [r for r in records if r["event"] != "result"]},
+     "no result line: the search was cut short"),
+    ({"edit_tx": _drop_last_trial}, "the search ended before it was done"),
     ({"edit_rx": lambda records: [r for r in records if r.get("trial") != 2]},
      "no record of trial 2"),
 ])
@@ -269,10 +277,14 @@ def shaped_link():
         for ns in NS.values():
             in_ns(ns, "sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1")
 
-        def shape(bits_per_s: int) -> None:
-            # a small bucket and queue, so that a trial above the rate loses at once
+        def shape(bits_per_s: int, frame_bytes: int) -> None:
+            # a small bucket (one 1514-byte frame and a little) and a queue of 16 frames,
+            # so that a trial above the rate loses (a queue of q frames lets a 1 s trial
+            # pass q frames above the rate: under 1 % here) while the sender's jitter
+            # does not
             in_ns(NS["router"], "tc", "qdisc", "replace", "dev", "kvts-r1", "root", "tbf",
-                  "rate", f"{bits_per_s}bit", "burst", "1600", "limit", "3200")
+                  "rate", f"{bits_per_s}bit", "burst", "1600",
+                  "limit", str(max(1600, 16 * frame_bytes)))
         yield shape
     finally:
         for ns in NS.values():
@@ -283,7 +295,10 @@ def router_mac() -> str:
     return json.loads(in_ns(NS["router"], "ip", "-j", "link", "show", "kvts-r0"))[0]["address"]
 
 
-def run_search(tmp_path: Path, frame_bytes: int) -> tuple[dict, list[dict], list[dict]]:
+def run_search(tmp_path: Path, frame_bytes: int, name: str, **over
+               ) -> tuple[dict, list[dict], list[dict]]:
+    """The whole search, ``serve`` in the receiver's namespace and ``search`` in the
+    sender's; returns the result record, the trials and the receiver's records."""
     payload = frame_bytes - 14 - 20 - 8
     cfg = tmp_path / "trafgen.cfg"
     cfg.write_text(f"{{ eth(da={router_mac()}), ipv4(sa=198.18.252.1, da=198.18.253.1, "
@@ -292,11 +307,15 @@ def run_search(tmp_path: Path, frame_bytes: int) -> tuple[dict, list[dict], list
                  "counter_argv": ["tcpdump", "-i", "kvts-b0", "-n", "-q", "-w", "/dev/null",
                                   "udp and dst port 3000"], "idle_timeout_s": 300}
     tx_config = {"connect": "198.18.253.1", "port": 3001, "sender": "trafgen",
-                 "sender_argv": ["trafgen", "-o", "kvts-a0", "-n", "{frames}", "-b",
-                                 "{pps}pps", "-c", str(cfg)],
+                 "sender_argv": ["trafgen", "-o", "kvts-a0", "-n", "{frames}", "-t",
+                                 "{gap_ns}ns", "-c", str(cfg)],
                  "min_pps": 200, "max_pps": 40_000, "granularity": 0.02,
                  "pdr_ratio": 0.005, "validations": 1, "max_trials": 30, "trial_s": 1.0,
-                 "validation_s": 2.0, "tolerance": 0.05, "settle_s": 0.2}
+                 "validation_s": 2.0, "tolerance": 0.05, "settle_s": 0.2,
+                 "load_fractions": [0.1, 0.5, 0.9], "load_s": 0.5, "probe_lead_s": 0.2,
+                 "probe_count": 50,
+                 "probe_argv": ["ping", "-D", "-O", "-n", "-c", "{count}", "-i", "0.01",
+                                "-s", "56", "198.18.253.1"], **over}
     (tmp_path / "rx.json").write_text(json.dumps(rx_config))
     (tmp_path / "tx.json").write_text(json.dumps(tx_config))
     with (tmp_path / "rx.jsonl").open("w") as rx_out:
@@ -313,20 +332,43 @@ def run_search(tmp_path: Path, frame_bytes: int) -> tuple[dict, list[dict], list
     (tmp_path / "tx.jsonl").write_text(sender.stdout)
     if os.environ.get("KVMNETLAB_SAVE_FIXTURES") == "1":
         # tests/fixtures/throughput/CAPTURE.md: how these were captured
-        for name in ("tx.jsonl", "rx.jsonl"):
-            (FIXTURES / f"tbf{frame_bytes}_{name}").write_bytes((tmp_path / name).read_bytes())
+        for side in ("tx.jsonl", "rx.jsonl"):
+            (FIXTURES / f"{name}_{side}").write_bytes((tmp_path / side).read_bytes())
     tx = [json.loads(line) for line in sender.stdout.splitlines()]
+    result = next(r for r in tx if r["event"] == "result")
     rx = [json.loads(line) for line in (tmp_path / "rx.jsonl").read_text().splitlines()]
-    return tx[-1], [r for r in tx if r["event"] == "trial"], rx
+    return result, [r for r in tx if r["event"] in ("trial", "load")], rx
+
+
+def test_over_an_unshaped_link_the_search_ends_at_a_limit_and_probes_rtt_under_load(
+        shaped_link, tmp_path):
+    # A veth pair carries more than trafgen can pace (its -t gap costs tens of µs a
+    # frame): the search ends at the generator's limit or at the maximum.
+    result, trials, rx = run_search(tmp_path, 60, "veth", max_pps=200_000)
+    assert result["pdr"]["status"] in ("generator_limited", "at_max"), trials
+    if result["pdr"]["status"] == "generator_limited":
+        assert result["generator_max_pps"] < 200_000
+        assert any(t["reason"] and "fell short" in t["reason"] for t in trials)
+    assert result["ndr"]["upper_pps"] is None  # no valid trial lost a frame
+    tx = [json.loads(line) for line in (tmp_path / "tx.jsonl").read_text().splitlines()]
+    loads = [r for r in tx if r["event"] == "load"]
+    assert [(r["fraction"], r["offered_pps"]) for r in loads] == [
+        (f, round(result["pdr"]["pps"] * f, 3)) for f in (0.1, 0.5, 0.9)]
+    for load in loads:
+        # ping ran inside the load: 50 probes at 10 ms, while trafgen sent for 0.9 s
+        assert load["probe_rc"] == 0 and "50 packets transmitted" in load["probe_stdout"]
+        assert load["frames"] == round(load["offered_pps"] * 0.9)
+        assert load["started_at"] < load["ended_at"]
+    assert rx[-1]["reason"] == "sender quit"
 
 
 @pytest.mark.parametrize("frame_bytes, bits_per_s", [(60, 2_000_000), (500, 8_000_000)])
 def test_the_search_finds_the_ndr_of_a_link_shaped_by_tbf(shaped_link, tmp_path, frame_bytes,
                                                            bits_per_s):
-    shaped_link(bits_per_s)
+    shaped_link(bits_per_s, frame_bytes)
     # tbf counts each frame's bytes without the CRC: the frame size
     shaped_pps = bits_per_s / (8 * frame_bytes)
-    result, trials, rx = run_search(tmp_path, frame_bytes)
+    result, trials, rx = run_search(tmp_path, frame_bytes, f"tbf{frame_bytes}")
     ndr = result["ndr"]
     assert ndr["status"] == "found", (result, trials)
     assert abs(ndr["pps"] / shaped_pps - 1) <= 0.05, (shaped_pps, result, trials)

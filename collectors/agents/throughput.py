@@ -78,6 +78,7 @@ class Search:
             raise ValueError(f"pdr_ratio must be in [0, 1), got {pdr_ratio}")
         self.min_pps = float(min_pps)
         self.max_pps = float(max_pps)
+        self.requested_max_pps = float(max_pps)
         self.granularity = float(granularity)
         self.pdr_ratio = float(pdr_ratio)
         self.validations = int(validations)
@@ -95,16 +96,18 @@ class Search:
         return loss_ratio == 0 if kind == "ndr" else loss_ratio <= self.pdr_ratio
 
     def record(self, rate: float, phase: str, valid: bool, loss_ratio: float | None = None,
-               achieved_pps: float | None = None, received_pps: float | None = None) -> None:
-        """One trial's outcome. An invalid trial whose generator fell short lowers the
-        searchable maximum to what the generator achieved; it is never loss."""
+               achieved_pps: float | None = None, received_pps: float | None = None,
+               at_limit: bool = False) -> None:
+        """One trial's outcome. An invalid trial is never loss. One whose generator fell
+        short while sending as fast as it can (``at_limit``) lowers the searchable
+        maximum to what it achieved; any other invalid trial is run again."""
         self.trials += 1
         if not valid:
-            if achieved_pps is not None and achieved_pps < rate:
-                top = max(self.min_pps, achieved_pps)
-                self.generator_max = top if self.generator_max is None \
-                    else min(self.generator_max, top)
-                self.max_pps = min(self.max_pps, top)
+            if at_limit and achieved_pps is not None and achieved_pps < rate:
+                # the generator's limit: the best it achieved when sending flat out
+                top = max(self.min_pps, achieved_pps, self.generator_max or 0.0)
+                self.generator_max = top
+                self.max_pps = round(min(self.requested_max_pps, top), 3)
                 for kind in self.KINDS:
                     if self.lo[kind] is not None and self.lo[kind] > self.max_pps:
                         self.lo[kind] = None
@@ -137,8 +140,8 @@ class Search:
 
     def _resolved(self, kind: str) -> bool:
         lo, hi = self.lo[kind], self.hi[kind]
-        if hi is None:  # nothing failed: resolved when the maximum passed
-            return lo is not None and lo >= self.max_pps
+        if hi is None:  # nothing failed: resolved when a rate within reach of the max passed
+            return lo is not None and lo * (1 + self.granularity) >= self.max_pps
         if hi <= self.min_pps:
             return True  # fails even at the minimum
         return lo is not None and hi / lo - 1 <= self.granularity
@@ -279,26 +282,32 @@ class Counter:
         return record
 
 
+class Stopped(Exception):
+    """SIGINT or SIGTERM: the collector stops the agent by its PID."""
+
+
+def _stop(signum, _frame):
+    raise Stopped(signal.Signals(signum).name)
+
+
 def serve(config: dict) -> int:
-    """Answer one sender's arm/stop requests until it quits (or goes idle)."""
+    """Answer one sender's arm/stop requests until it quits, goes idle, or the agent is
+    stopped (SIGINT/SIGTERM: a running counter is stopped and recorded first)."""
     tool, argv = config["counter"], config["counter_argv"]
     workdir = os.path.dirname(os.path.abspath(config["_path"]))
-    listener = socket.create_server((config["bind"], config["port"]), reuse_port=False)
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    listener = socket.create_server((config["bind"], config["port"]))
     listener.settimeout(config.get("idle_timeout_s", 600))
-    stopping = []
-    signal.signal(signal.SIGINT, lambda *_: stopping.append(True))
-    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     _emit({"event": "listening", "protocol": PROTOCOL, "at": time.time(),
            "bind": config["bind"], "port": config["port"]})
+    conn = counter = None
+    reason, status = "sender quit", 0
     try:
         conn, peer = listener.accept()
-    except (TimeoutError, OSError) as exc:
-        _emit({"event": "end", "reason": f"no sender connected: {exc}", "at": time.time()})
-        return 0 if stopping else 1
-    conn.settimeout(config.get("idle_timeout_s", 600))
-    reader, counter = conn.makefile("r", encoding="utf-8"), None
-    _emit({"event": "connected", "peer": peer[0], "at": time.time()})
-    try:
+        conn.settimeout(config.get("idle_timeout_s", 600))
+        reader = conn.makefile("r", encoding="utf-8")
+        _emit({"event": "connected", "peer": peer[0], "at": time.time()})
         for line in reader:
             request = json.loads(line)
             if request["cmd"] == "arm":
@@ -312,8 +321,7 @@ def serve(config: dict) -> int:
                            "ready_at": None, **counter.stop()})
                     counter = None
                 else:
-                    counter.ready_at = time.time()
-                    counter.armed_at = armed
+                    counter.armed_at, counter.ready_at = armed, time.time()
             elif request["cmd"] == "stop":
                 stopped = time.time()
                 record = counter.stop()
@@ -328,16 +336,24 @@ def serve(config: dict) -> int:
             else:
                 reply = {"error": f"unknown command {request['cmd']!r}"}
             conn.sendall((json.dumps(reply) + "\n").encode())
+        else:
+            reason, status = "the sender closed the connection", 1
+    except Stopped as exc:
+        reason = f"stopped by {exc}"
+    except TimeoutError:
+        reason, status = "idle: no request within the idle timeout", 1
     except (OSError, ValueError, KeyError) as exc:
-        _emit({"event": "error", "error": f"{type(exc).__name__}: {exc}", "at": time.time()})
-        return 1
+        reason, status = f"{type(exc).__name__}: {exc}", 1
     finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         if counter is not None:
             _emit({"event": "trial", "trial": None, "abandoned": True, **counter.stop()})
-        conn.close()
+        if conn is not None:
+            conn.close()
         listener.close()
-    _emit({"event": "end", "reason": "sender quit", "at": time.time()})
-    return 0
+    _emit({"event": "end", "reason": reason, "at": time.time()})
+    return status
 
 
 # --- the sender ---------------------------------------------------------------------
@@ -372,9 +388,40 @@ class Control:
             self.sock.close()
 
 
-def sender_argv(config: dict, rate: float, frames: int) -> list[str]:
-    """The sender's argv for one trial: ``{pps}`` and ``{frames}`` filled in."""
-    return [part.format(pps=round(rate), frames=frames) for part in config["sender_argv"]]
+class Pacer:
+    """trafgen's inter-frame gap for a target rate.
+
+    trafgen 0.6.8's ``-b <n>pps`` sends each second's n frames as one burst (measured:
+    4000 frames at 2000 pps arrive as two bursts of 2000, one second apart), which is
+    not a rate. ``-t <gap>`` sleeps that long after each frame (sendto(2) mode), so
+    frames are evenly spaced, but each costs the gap plus the send and the sleep's own
+    latency. The gap is the frame time (1 / rate) less that cost, as measured in the
+    trials so far (a moving mean); never 0, which would mean no pacing at all. A rate
+    the sender cannot pace falls short and the trial is invalid.
+    """
+
+    def __init__(self) -> None:
+        self.cost_ns: float | None = None
+
+    def gap_ns(self, rate: float) -> int:
+        return max(1, round(1e9 / rate - (self.cost_ns or 0.0)))
+
+    def learn(self, gap_ns: int, sent: int | None, elapsed_s: float | None) -> None:
+        if sent and elapsed_s:
+            cost = max(0.0, elapsed_s * 1e9 / sent - gap_ns)
+            self.cost_ns = cost if self.cost_ns is None else (self.cost_ns + cost) / 2
+
+
+def at_limit(sender: str, argv: list[str]) -> bool:
+    """Whether a trial's sender ran as fast as it can: pfsend paces itself; trafgen is at
+    its limit when the gap left after its measured per-frame cost is the minimum."""
+    return sender == "pfsend" or "1ns" in argv
+
+
+def sender_argv(config: dict, rate: float, frames: int, gap_ns: int = 0) -> list[str]:
+    """The sender's argv for one trial: ``{pps}``, ``{frames}`` and ``{gap_ns}``."""
+    return [part.replace("{pps}", str(round(rate))).replace("{frames}", str(frames))
+            .replace("{gap_ns}", str(gap_ns)) for part in config["sender_argv"]]
 
 
 def trial_outcome(config: dict, rate: float, frames: int, sent: int | None,
@@ -396,6 +443,10 @@ def trial_outcome(config: dict, rate: float, frames: int, sent: int | None,
                          f"{achieved:.0f} of {rate:.0f} frames/s offered "
                          f"(tolerance {tolerance:.0%})")
         return out
+    if achieved > rate * (1 + tolerance):
+        out["reason"] = (f"generator overshot: {achieved:.0f} frames/s sent for "
+                         f"{rate:.0f} offered (tolerance {tolerance:.0%})")
+        return out
     if received > sent:
         out["reason"] = (f"received above sent: {received - sent} frames more than sent; "
                          "likely foreign or duplicated frames matching the flow filter")
@@ -405,51 +456,86 @@ def trial_outcome(config: dict, rate: float, frames: int, sent: int | None,
     return out
 
 
+def run_trial(control: Control, pacer: Pacer, config: dict, trial: int, rate: float,
+              seconds: float, probe: list[str] | None = None) -> dict:
+    """One trial: the receiver armed and proven ready, ``rate x seconds`` frames sent,
+    the count asked for. With ``probe`` (an RTT probe's argv), the probe runs while the
+    load is on: the load starts first and lasts ``probe_lead_s`` longer on each side."""
+    lead = config.get("probe_lead_s", 0.2) if probe else 0.0
+    frames = max(1, round(rate * (seconds + 2 * lead)))
+    record = {"trial": trial, "offered_pps": rate, "frames": frames, "duration_s": seconds}
+    ready = control.ask({"cmd": "arm", "trial": trial})
+    if not ready.get("ready"):
+        return {**record, "valid": False, "reason": f"receiver not ready: {ready.get('problem')}",
+                "aborted": True}
+    gap = pacer.gap_ns(rate)
+    argv = sender_argv(config, rate, frames, gap)
+    started = time.time()
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          errors="replace") as proc:
+        if probe:
+            time.sleep(lead)
+            probed = subprocess.run(probe, capture_output=True, text=True, errors="replace",
+                                    timeout=seconds * 10 + 60, check=False)
+            record.update(probe_argv=probe, probe_rc=probed.returncode,
+                          probe_stdout=probed.stdout, probe_stderr=probed.stderr)
+        stdout, stderr = proc.communicate(timeout=(seconds + 2 * lead) * 10 + 60)
+    ended = time.time()
+    time.sleep(config.get("settle_s", 0.2))  # frames still in flight
+    stopped = control.ask({"cmd": "stop", "trial": trial})
+    sent, elapsed = sent_and_time(config["sender"], stdout)
+    pacer.learn(gap, sent, elapsed)
+    outcome = trial_outcome(config, rate, frames, sent, elapsed, stopped.get("received"))
+    if proc.returncode != 0:
+        outcome.update(valid=False, reason=f"{argv[0]} exited {proc.returncode}")
+    received_pps = (outcome["received"] / (ended - started)
+                    if outcome["received"] is not None and ended > started else None)
+    return {**record, "argv": argv, "rc": proc.returncode, "started_at": started,
+            "ended_at": ended, "stdout": stdout, "stderr": stderr,
+            "received_pps": received_pps, **outcome}
+
+
 def search(config: dict) -> int:
+    """The search, then the RTT probes under load at fractions of the PDR found."""
     s = Search(config["min_pps"], config["max_pps"], config["granularity"],
                config["pdr_ratio"], config["validations"], config["max_trials"])
     control = Control(config["connect"], config["port"], config.get("connect_timeout_s", 60))
     _emit({"event": "start", "protocol": PROTOCOL, "at": time.time(),
            "config": {k: v for k, v in config.items() if not k.startswith("_")}})
-    trial, status = 0, 0
+    trial, status, result, pacer = 0, 0, None, Pacer()
     try:
         while (step := s.next_trial()) is not None:
             rate, phase = step
             trial += 1
             seconds = config["validation_s" if phase == "validation" else "trial_s"]
-            frames = max(1, round(rate * seconds))
-            ready = control.ask({"cmd": "arm", "trial": trial})
-            if not ready.get("ready"):
-                _emit({"event": "trial", "trial": trial, "offered_pps": rate,
-                       "phase": phase, "frames": frames, "valid": False,
-                       "reason": f"receiver not ready: {ready.get('problem')}"})
+            record = run_trial(control, pacer, config, trial, rate, seconds)
+            _emit({"event": "trial", "phase": phase, **record})
+            if record.get("aborted"):
                 status = 1
                 break
-            argv = sender_argv(config, rate, frames)
-            started = time.time()
-            proc = subprocess.run(argv, capture_output=True, text=True, errors="replace",
-                                  timeout=seconds * 10 + 60, check=False)
-            ended = time.time()
-            time.sleep(config.get("settle_s", 0.2))  # frames still in flight
-            stopped = control.ask({"cmd": "stop", "trial": trial})
-            sent, elapsed = sent_and_time(config["sender"], proc.stdout)
-            outcome = trial_outcome(config, rate, frames, sent, elapsed, stopped.get("received"))
-            if proc.returncode != 0:
-                outcome.update(valid=False, reason=f"{argv[0]} exited {proc.returncode}")
-            received_pps = (outcome["received"] / (ended - started)
-                            if outcome["received"] is not None and ended > started else None)
-            s.record(rate, phase, outcome["valid"], outcome["loss_ratio"],
-                     outcome["achieved_pps"], received_pps)
-            _emit({"event": "trial", "trial": trial, "phase": phase, "offered_pps": rate,
-                   "frames": frames, "duration_s": seconds, "argv": argv, "rc": proc.returncode,
-                   "started_at": started, "ended_at": ended, "stdout": proc.stdout,
-                   "stderr": proc.stderr, "received_pps": received_pps, **outcome})
+            s.record(rate, phase, record["valid"], record["loss_ratio"],
+                     record["achieved_pps"], record["received_pps"],
+                     at_limit(config["sender"], record["argv"]))
+        result = s.result()
+        _emit({"event": "result", "at": time.time(), **result})
+        base = result["pdr"]["pps"]
+        for fraction in config.get("load_fractions", []) if base and not status else []:
+            trial += 1
+            probe = [part.replace("{count}", str(config["probe_count"]))
+                     for part in config["probe_argv"]]
+            record = run_trial(control, pacer, config, trial, round(base * fraction, 3),
+                               config["load_s"], probe)
+            _emit({"event": "load", "phase": "load", "fraction": fraction, **record})
+            if record.get("aborted"):
+                status = 1
+                break
     except (OSError, ValueError, subprocess.SubprocessError) as exc:
         _emit({"event": "error", "error": f"{type(exc).__name__}: {exc}", "at": time.time()})
         status = 1
+        if result is None:  # the search itself was cut: say how far it got
+            _emit({"event": "result", "at": time.time(), **s.result()})
     finally:
         control.quit()
-    _emit({"event": "result", "at": time.time(), **s.result()})
     return status
 
 
@@ -461,6 +547,11 @@ def main(argv: list[str] | None = None) -> int:
     with open(args.config, encoding="utf-8") as handle:
         config = json.load(handle)
     config["_path"] = args.config
+    # {run_dir}: the folder of this end's files (the config's own)
+    run_dir = os.path.dirname(os.path.abspath(args.config))
+    for key in ("sender_argv", "counter_argv", "probe_argv"):
+        if key in config:
+            config[key] = [part.replace("{run_dir}", run_dir) for part in config[key]]
     return serve(config) if args.mode == "serve" else search(config)
 
 

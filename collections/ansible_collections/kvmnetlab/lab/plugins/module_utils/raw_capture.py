@@ -117,6 +117,8 @@ def stop_tool(dest, signame="INT", timeout_s=10.0):
     except (OSError, ValueError, KeyError) as exc:
         raise CaptureError(f"{dest}.meta.json: no background capture recorded ({exc})") \
             from None
+    if "finished_at" in meta:
+        return True  # stopped already (a salvage stops whatever may still run)
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as handle:
             same = handle.read().split(b"\0")[0].decode(errors="replace") == meta["argv"][0]
