@@ -31,7 +31,7 @@ from collectors.builtin import FLOW_FILTER, KEY, RateCollector, _key, trafgen_co
 from collectors.errors import ParseError
 from collectors.parsers import pfcount as pfcount_parser
 from collectors.parsers import pfsend as pfsend_parser
-from collectors.parsers import tcpdump, trafgen
+from collectors.parsers import ping, tcpdump, trafgen
 
 #: the control connection's TCP port on the receiver's data address
 CONTROL_PORT = 3001
@@ -42,7 +42,10 @@ TRIAL_COLUMNS = {
     "offered_pps": "float64", "duration_s": "float64", "frames": "int64", "sent": "Int64",
     "sender_time_s": "float64", "achieved_pps": "float64", "received": "Int64",
     "loss_ratio": "float64", "valid": "bool", "invalid_reason": "string",
-    "receiver_ready_s": "float64"}
+    "receiver_ready_s": "float64", "fraction": "float64"}
+LOAD_RTT_COLUMNS = {
+    **KEY, "fraction": "float64", "offered_pps": "float64", "load_valid": "bool",
+    "seq": "int64", "timestamp_s": "float64", "answered": "bool", "rtt_us": "float64"}
 SEARCH_COLUMNS = {
     **KEY, "backend": "string", "frame_bytes": "int64", "ndr_pps": "float64",
     "ndr_upper_pps": "float64", "ndr_status": "string", "pdr_pps": "float64",
@@ -79,7 +82,8 @@ class ThroughputCollector(Collector):
 
     name = "throughput"
     tables: ClassVar[dict[str, dict[str, str]]] = {"search_trials": TRIAL_COLUMNS,
-                                                   "throughput": SEARCH_COLUMNS}
+                                                   "throughput": SEARCH_COLUMNS,
+                                                   "rtt_load": LOAD_RTT_COLUMNS}
 
     def captures(self, ctx: RunContext) -> list[Capture]:
         p, e = ctx.parameters, ctx.endpoint
@@ -151,46 +155,35 @@ class ThroughputCollector(Collector):
                               config["pdr_ratio"], config["validations"], config["max_trials"])
         key = {**_key(ctx, "sender"), "backend": RateCollector.backend(ctx),
                "frame_bytes": p["rate_frame_bytes"]}
-        rows, result, first, last = [], None, None, None
+        rows, probes, result, window = [], [], None, []
         for line, record in tx:
-            if record.get("event") == "result":
+            event = record.get("event")
+            if event == "result":
                 result = (line, record)
-            if record.get("event") != "trial":
+            if event not in ("trial", "load"):
                 continue
-            trial = record["trial"]
-            expected = search.next_trial()
-            if expected != (record["offered_pps"], record["phase"]):
-                raise ParseError(tx_path, line, f"trial {trial} does not replay: the search "
-                                 f"would run {expected}, the file has "
-                                 f"{(record['offered_pps'], record['phase'])}")
-            if trial not in rx:
-                raise ParseError(rx_path, None, f"no record of trial {trial} (the sender's "
-                                 f"line {line})")
-            rx_line, counted = rx[trial]
-            sent, seconds = _sent(sender, record, tx_path, line)
-            received = _received(receiver, counted, rx_path, rx_line)
-            for name, here, there in (("sent", sent, record.get("sent")),
-                                      ("received", received, record.get("received"))):
-                if here != there:
-                    raise ParseError(tx_path, line, f"trial {trial}: the search used {name} "
-                                     f"= {there}, its raw output says {here}")
-            outcome = module.trial_outcome(config, record["offered_pps"], record["frames"],
-                                          sent, seconds, received)
-            if record.get("rc") != 0:
-                outcome.update(valid=False, reason=f"{record['argv'][0]} exited {record['rc']}")
-            search.record(record["offered_pps"], record["phase"], outcome["valid"],
-                          outcome["loss_ratio"], outcome["achieved_pps"],
-                          record.get("received_pps"), module.at_limit(sender, record["argv"]))
-            first = first if first is not None else counted["armed_at"]
-            last = counted.get("stop_at") or last
-            rows.append({**key, "trial": trial, "phase": record["phase"],
-                         "offered_pps": record["offered_pps"],
-                         "duration_s": record["duration_s"], "frames": record["frames"],
-                         "sent": sent, "sender_time_s": seconds,
-                         "achieved_pps": outcome["achieved_pps"], "received": received,
-                         "loss_ratio": outcome["loss_ratio"], "valid": outcome["valid"],
-                         "invalid_reason": outcome["reason"] or "",
-                         "receiver_ready_s": counted["ready_at"] - counted["armed_at"]})
+            if event == "trial":
+                expected = search.next_trial()
+                if expected != (record["offered_pps"], record["phase"]):
+                    raise ParseError(tx_path, line, f"trial {record['trial']} does not replay: "
+                                     f"the search would run {expected}, the file has "
+                                     f"{(record['offered_pps'], record['phase'])}")
+            else:
+                _check_load(record, result, tx_path, line)
+            outcome, row, counted = _trial(module, config, sender, receiver, record, rx,
+                                           (tx_path, line), rx_path)
+            if event == "trial":
+                search.record(record["offered_pps"], record["phase"], outcome["valid"],
+                              outcome["loss_ratio"], outcome["achieved_pps"],
+                              record.get("received_pps"),
+                              module.at_limit(sender, record["argv"]))
+            else:
+                probes += _probes(record, tx_path, line,
+                                  {**_key(ctx, "sender"), "fraction": record["fraction"],
+                                   "offered_pps": record["offered_pps"],
+                                   "load_valid": outcome["valid"]})
+            window += [counted["armed_at"], counted.get("stop_at") or counted["armed_at"]]
+            rows.append({**key, **row, "fraction": record.get("fraction", float("nan"))})
         if result is None:
             raise ParseError(tx_path, len(tx), "no result line: the search was cut short")
         if search.next_trial() is not None:
@@ -201,6 +194,7 @@ class ThroughputCollector(Collector):
             if found[kind]["pps"] != result[1][kind]["pps"]:
                 raise ParseError(tx_path, result[0], f"{kind} {result[1][kind]['pps']} "
                                  f"does not follow from the trials ({found[kind]['pps']})")
+        searched = [r for r in rows if r["phase"] != "load"]
         achieved = [r["achieved_pps"] for r in rows if r["achieved_pps"] is not None]
         summary = {**key, "ndr_pps": found["ndr"]["pps"],
                    "ndr_upper_pps": found["ndr"]["upper_pps"],
@@ -208,12 +202,61 @@ class ThroughputCollector(Collector):
                    "pdr_upper_pps": found["pdr"]["upper_pps"],
                    "pdr_status": found["pdr"]["status"], "pdr_loss_ratio": config["pdr_ratio"],
                    "granularity": config["granularity"], "min_pps": config["min_pps"],
-                   "max_pps": config["max_pps"], "trials": len(rows),
-                   "invalid_trials": sum(not r["valid"] for r in rows),
+                   "max_pps": config["max_pps"], "trials": len(searched),
+                   "invalid_trials": sum(not r["valid"] for r in searched),
                    "generator_max_pps": found["generator_max_pps"],
                    "achieved_max_pps": max(achieved) if achieved else None,
-                   "search_s": (last - first) if first is not None and last else None}
-        return {"search_trials": rows, "throughput": [summary]}
+                   "search_s": (max(window) - min(window)) if window else None}
+        return {"search_trials": rows, "throughput": [summary], "rtt_load": probes}
+
+
+def _trial(module, config: dict, sender: str, receiver: str, record: dict, rx: dict,
+           where: tuple[Path, int], rx_path: Path) -> tuple[dict, dict, dict]:
+    """One trial (or load point) read again: its outcome from the tools' own output,
+    checked against the numbers the search used; returns (outcome, row, receiver record)."""
+    tx_path, line = where
+    trial = record["trial"]
+    if trial not in rx:
+        raise ParseError(rx_path, None, f"no record of trial {trial} (the sender's line {line})")
+    rx_line, counted = rx[trial]
+    sent, seconds = _sent(sender, record, tx_path, line)
+    received = _received(receiver, counted, rx_path, rx_line)
+    for name, here, there in (("sent", sent, record.get("sent")),
+                              ("received", received, record.get("received"))):
+        if here != there:
+            raise ParseError(tx_path, line, f"trial {trial}: the search used {name} = {there}, "
+                             f"its raw output says {here}")
+    outcome = module.trial_outcome(config, record["offered_pps"], record["frames"], sent,
+                                   seconds, received)
+    if record.get("rc") != 0 and not (record.get("interrupted") and outcome["reason"]):
+        outcome.update(valid=False, reason=f"{record['argv'][0]} exited {record['rc']}")
+    row = {"trial": trial, "phase": record["phase"], "offered_pps": record["offered_pps"],
+           "duration_s": record["duration_s"], "frames": record["frames"], "sent": sent,
+           "sender_time_s": seconds, "achieved_pps": outcome["achieved_pps"],
+           "received": received, "loss_ratio": outcome["loss_ratio"],
+           "valid": outcome["valid"], "invalid_reason": outcome["reason"] or "",
+           "receiver_ready_s": counted["ready_at"] - counted["armed_at"]}
+    return outcome, row, counted
+
+
+def _check_load(record: dict, result: tuple | None, path: Path, line: int) -> None:
+    """A load point comes after the search's result, at its fraction of the PDR."""
+    if result is None or result[1]["pdr"]["pps"] is None:
+        raise ParseError(path, line, f"load point {record['trial']} without a PDR before it")
+    wanted = round(result[1]["pdr"]["pps"] * record["fraction"], 3)
+    if record["offered_pps"] != wanted:
+        raise ParseError(path, line, f"load point {record['trial']} at "
+                         f"{record['offered_pps']} frames/s, not {record['fraction']} of the "
+                         f"PDR ({wanted})")
+
+
+def _probes(record: dict, path: Path, line: int, key: dict) -> list[dict]:
+    """The RTT probes sent while a load point's load was on (iputils ping's output)."""
+    out = _reparse(ping.parse, record.get("probe_stdout", ""), path, line,
+                   f"load point {record['trial']}: ping output")
+    return [{**key, "seq": p["seq"], "timestamp_s": p["timestamp_s"], "answered": p["answered"],
+             "rtt_us": p["rtt_us"] if p["rtt_us"] is not None else float("nan")}
+            for p in out.probes]
 
 
 def _agent(files):

@@ -35,6 +35,13 @@ def test_seed_scenarios_load_in_study_order():
         ("rate_frame_bytes", 59, "kvmnetlab_rate_frame_bytes"),
         ("rate_frames", None, "kvmnetlab_rate_frames"),
         ("scenarios", ["baseline", "warp_drive"], "kvmnetlab_scenarios"),
+        ("search", "maybe", "kvmnetlab_search"),
+        ("search_granularity", 0, "kvmnetlab_search_granularity"),
+        ("search_pdr_ratio", "half", "kvmnetlab_search_pdr_ratio"),
+        ("search_min_pps", 10**9, "kvmnetlab_search_min_pps"),
+        ("search_max_trials", 1.5, "kvmnetlab_search_max_trials"),
+        ("search_load_fractions", [0.5, 2], "kvmnetlab_search_load_fractions[1]"),
+        ("search_load_fractions", 0.5, "kvmnetlab_search_load_fractions"),
     ],
 )
 def test_bad_parameter_names_its_field(key, value, field):
@@ -49,6 +56,22 @@ def test_strings_from_the_command_line_are_accepted():
         {**GOOD, "ping_count": "20", "scenarios": "baseline,virtio"}, ["baseline", "virtio"])
     assert params.ping_count == 20
     assert params.scenarios == ("baseline", "virtio")
+
+
+def test_the_throughput_search_is_on_by_default_and_its_settings_are_recorded():
+    params = campaign.validate_parameters(GOOD, ["baseline"]).as_dict()
+    assert params["search"] is True
+    assert (params["search_pdr_ratio"], params["search_load_fractions"]) == (0.005,
+                                                                             [0.1, 0.5, 0.9])
+    off = campaign.validate_parameters({**GOOD, "search": "false", "search_min_pps": "50",
+                                        "search_load_fractions": "[0.2, 0.8]"}, ["baseline"])
+    assert off.search is None and off.as_dict()["search"] is False
+    on = campaign.validate_parameters({**GOOD, "search_min_pps": "50",
+                                       "search_load_fractions": "[0.2, 0.8]"}, ["baseline"])
+    assert on.search.min_pps == 50 and on.search.load_fractions == (0.2, 0.8)
+    with pytest.raises(ConfigError, match="must be below kvmnetlab_search_max_pps"):
+        campaign.validate_parameters({**GOOD, "search_min_pps": 5000, "search_max_pps": 4000},
+                                     ["baseline"])
 
 
 def test_missing_seed_is_drawn_and_recorded():

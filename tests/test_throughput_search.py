@@ -176,7 +176,7 @@ def parse_fixture(tmp_path, name="tbf60", **edits):
 
 def test_a_real_search_is_read_again_trial_by_trial(tmp_path):
     tx = [json.loads(line) for line in (FIXTURES / "tbf60_tx.jsonl").read_text().splitlines()]
-    trials = [r for r in tx if r["event"] == "trial"]
+    trials = [r for r in tx if r["event"] in ("trial", "load")]
     out = parse_fixture(tmp_path)
     rows = out["search_trials"]
     assert [r["trial"] for r in rows] == [t["trial"] for t in trials]
@@ -190,7 +190,16 @@ def test_a_real_search_is_read_again_trial_by_trial(tmp_path):
     assert summary["ndr_status"] == result["ndr"]["status"] == "found"
     assert (summary["ndr_pps"], summary["ndr_upper_pps"]) == (result["ndr"]["pps"],
                                                               result["ndr"]["upper_pps"])
-    assert summary["trials"] == len(trials) and summary["search_s"] > 0
+    assert summary["trials"] == len(trials) - 3 and summary["search_s"] > 0
+    # the RTT probes under load: 50 at each of 0.1, 0.5 and 0.9 of the PDR
+    loads = [r for r in rows if r["phase"] == "load"]
+    assert [r["fraction"] for r in loads] == [0.1, 0.5, 0.9]
+    assert [r["offered_pps"] for r in loads] == [round(result["pdr"]["pps"] * f, 3)
+                                                 for f in (0.1, 0.5, 0.9)]
+    probes = out["rtt_load"]
+    assert len(probes) == 150 and {p["fraction"] for p in probes} == {0.1, 0.5, 0.9}
+    assert sum(p["answered"] for p in probes) >= 140 and all(
+        p["rtt_us"] > 0 for p in probes if p["answered"])
 
 
 def _edit_trial(number, **changes):
@@ -211,9 +220,14 @@ def _drop_last_trial(records):
     ({"edit_rx": _edit_trial(2, stderr="tcpdump: listening on kvts-b0\n")},
      "trial 2: tcpdump output"),
     ({"edit_tx": _edit_trial(2, offered_pps=999.0)}, "trial 2 does not replay"),
-    ({"edit_tx": lambda records: [r for r in records if r["event"] != "result"]},
+    ({"edit_tx": lambda records: records[:[r["event"] for r in records].index("result")]},
      "no result line: the search was cut short"),
     ({"edit_tx": _drop_last_trial}, "the search ended before it was done"),
+    ({"edit_tx": lambda records: [{**r, "offered_pps": 1.0} if r["event"] == "load" else r
+                                  for r in records]}, "not 0.1 of the PDR"),
+    ({"edit_tx": lambda records: [{**r, "probe_stdout": r["probe_stdout"][:200]}
+                                  if r["event"] == "load" else r for r in records]},
+     "ping output"),
     ({"edit_rx": lambda records: [r for r in records if r.get("trial") != 2]},
      "no record of trial 2"),
 ])
