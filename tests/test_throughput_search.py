@@ -16,8 +16,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -25,7 +23,6 @@ import pytest
 from collectors.agents.throughput import Search, sent_and_time, trial_outcome
 
 REPO = Path(__file__).resolve().parent.parent
-AGENT = REPO / "collectors/agents/throughput.py"
 FIXTURES = REPO / "tests/fixtures/throughput"
 
 
@@ -251,107 +248,23 @@ def test_a_search_run_with_other_settings_than_the_campaigns_is_refused(tmp_path
 
 # --- over a real shaped link -------------------------------------------------------
 
-NS = {"sender": "kvts-a", "router": "kvts-r", "receiver": "kvts-b"}
-
-
-def sh(*argv: str) -> str:
-    return subprocess.run(argv, check=True, capture_output=True, text=True).stdout
-
-
-def in_ns(ns: str, *argv: str) -> str:
-    return sh("ip", "netns", "exec", ns, *argv)
-
-
 @pytest.fixture
 def shaped_link():
-    """sender 198.18.252.1 -- .2 router 198.18.253.2 -- .1 receiver; returns a function
-    that shapes the router's egress to the receiver with tbf at a rate (bit/s)."""
+    """The link of tests/shaped_link.py (root only); yields its ``shape`` function."""
     if os.geteuid() != 0:
         pytest.skip("network namespaces: root only")
-    existing = sh("ip", "netns", "list")
-    assert not any(ns in existing for ns in NS.values()), existing
-    try:
-        for ns in NS.values():
-            sh("ip", "netns", "add", ns)
-            in_ns(ns, "ip", "link", "set", "lo", "up")
-        sh("ip", "link", "add", "kvts-a0", "netns", NS["sender"], "type", "veth",
-           "peer", "kvts-r0", "netns", NS["router"])
-        sh("ip", "link", "add", "kvts-r1", "netns", NS["router"], "type", "veth",
-           "peer", "kvts-b0", "netns", NS["receiver"])
-        for ns, dev, addr in ((NS["sender"], "kvts-a0", "198.18.252.1/24"),
-                              (NS["router"], "kvts-r0", "198.18.252.2/24"),
-                              (NS["router"], "kvts-r1", "198.18.253.2/24"),
-                              (NS["receiver"], "kvts-b0", "198.18.253.1/24")):
-            in_ns(ns, "ip", "address", "add", addr, "dev", dev)
-            in_ns(ns, "ip", "link", "set", dev, "up")
-        in_ns(NS["sender"], "ip", "route", "add", "198.18.253.0/24", "via", "198.18.252.2")
-        in_ns(NS["receiver"], "ip", "route", "add", "198.18.252.0/24", "via", "198.18.253.2")
-        in_ns(NS["router"], "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
-        # every frame is the flow's or the control connection's: no IPv6 chatter
-        for ns in NS.values():
-            in_ns(ns, "sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1")
+    from tests import shaped_link as link
 
-        def shape(bits_per_s: int, frame_bytes: int) -> None:
-            # a small bucket (one 1514-byte frame and a little) and a queue of 16 frames,
-            # so that a trial above the rate loses (a queue of q frames lets a 1 s trial
-            # pass q frames above the rate: under 1 % here) while the sender's jitter
-            # does not
-            in_ns(NS["router"], "tc", "qdisc", "replace", "dev", "kvts-r1", "root", "tbf",
-                  "rate", f"{bits_per_s}bit", "burst", "1600",
-                  "limit", str(max(1600, 16 * frame_bytes)))
+    with link.shaped_link() as shape:
         yield shape
-    finally:
-        for ns in NS.values():
-            subprocess.run(["ip", "netns", "delete", ns], capture_output=True, check=False)
 
 
-def router_mac() -> str:
-    return json.loads(in_ns(NS["router"], "ip", "-j", "link", "show", "kvts-r0"))[0]["address"]
+def run_search(tmp_path: Path, frame_bytes: int, name: str, **over):
+    from tests import shaped_link as link
 
-
-def run_search(tmp_path: Path, frame_bytes: int, name: str, **over
-               ) -> tuple[dict, list[dict], list[dict]]:
-    """The whole search, ``serve`` in the receiver's namespace and ``search`` in the
-    sender's; returns the result record, the trials and the receiver's records."""
-    payload = frame_bytes - 14 - 20 - 8
-    cfg = tmp_path / "trafgen.cfg"
-    cfg.write_text(f"{{ eth(da={router_mac()}), ipv4(sa=198.18.252.1, da=198.18.253.1, "
-                   f"ttl=64), udp(sp=2012, dp=3000), fill(0x00, {payload}) }}\n")
-    rx_config = {"bind": "198.18.253.1", "port": 3001, "counter": "tcpdump",
-                 "counter_argv": ["tcpdump", "-i", "kvts-b0", "-n", "-q", "-w", "/dev/null",
-                                  "udp and dst port 3000"], "idle_timeout_s": 300}
-    tx_config = {"connect": "198.18.253.1", "port": 3001, "sender": "trafgen",
-                 "sender_argv": ["trafgen", "-o", "kvts-a0", "-n", "{frames}", "-t",
-                                 "{gap_ns}ns", "-c", str(cfg)],
-                 "min_pps": 200, "max_pps": 40_000, "granularity": 0.02,
-                 "pdr_ratio": 0.005, "validations": 1, "max_trials": 30, "trial_s": 1.0,
-                 "validation_s": 2.0, "tolerance": 0.05, "settle_s": 0.2,
-                 "load_fractions": [0.1, 0.5, 0.9], "load_s": 0.5, "probe_lead_s": 0.2,
-                 "probe_count": 50,
-                 "probe_argv": ["ping", "-D", "-O", "-n", "-c", "{count}", "-i", "0.01",
-                                "-s", "56", "198.18.253.1"], **over}
-    (tmp_path / "rx.json").write_text(json.dumps(rx_config))
-    (tmp_path / "tx.json").write_text(json.dumps(tx_config))
-    with (tmp_path / "rx.jsonl").open("w") as rx_out:
-        receiver = subprocess.Popen(["ip", "netns", "exec", NS["receiver"], sys.executable,
-                                     str(AGENT), "serve", str(tmp_path / "rx.json")],
-                                    stdout=rx_out, stderr=subprocess.PIPE, text=True)
-        try:
-            sender = subprocess.run(["ip", "netns", "exec", NS["sender"], sys.executable,
-                                     str(AGENT), "search", str(tmp_path / "tx.json")],
-                                    capture_output=True, text=True, timeout=600, check=False)
-        finally:
-            receiver.wait(timeout=30)
-    assert sender.returncode == 0, sender.stderr
-    (tmp_path / "tx.jsonl").write_text(sender.stdout)
-    if os.environ.get("KVMNETLAB_SAVE_FIXTURES") == "1":
-        # tests/fixtures/throughput/CAPTURE.md: how these were captured
-        for side in ("tx.jsonl", "rx.jsonl"):
-            (FIXTURES / f"{name}_{side}").write_bytes((tmp_path / side).read_bytes())
-    tx = [json.loads(line) for line in sender.stdout.splitlines()]
-    result = next(r for r in tx if r["event"] == "result")
-    rx = [json.loads(line) for line in (tmp_path / "rx.jsonl").read_text().splitlines()]
-    return result, [r for r in tx if r["event"] in ("trial", "load")], rx
+    save = FIXTURES / name if os.environ.get("KVMNETLAB_SAVE_FIXTURES") == "1" else None
+    # tests/fixtures/throughput/CAPTURE.md: how the saved ones were captured
+    return link.run_search(tmp_path, frame_bytes, save, **over)
 
 
 def test_over_an_unshaped_link_the_search_ends_at_a_limit_and_probes_rtt_under_load(

@@ -198,6 +198,24 @@ class Search:
                                          or self.validated[kind] >= self.validations)
 
 
+class LinearSweep(Search):
+    """The naive alternative, for comparison (bench/bench_search.py): offered rates from
+    the minimum upwards in steps of the granularity until a trial fails PDR, then the
+    same validations. Same interface and result as :class:`Search`."""
+
+    def _candidate(self, kind: str) -> float:
+        tried = [rate for rate, _loss in self.outcomes]
+        return min(self.max_pps, max(tried) * (1 + self.granularity)) if tried \
+            else self.min_pps
+
+    def _resolved(self, kind: str) -> bool:
+        top = max((rate for rate, _loss in self.outcomes), default=0.0)
+        return self.hi["pdr"] is not None or top >= self.max_pps
+
+
+METHODS = {"binary": Search, "linear": LinearSweep}
+
+
 # --- reading the tools' closing lines (the controller re-parses them) ---------------
 
 COUNTERS = {
@@ -508,8 +526,9 @@ def run_trial(control: Control, pacer: Pacer, config: dict, trial: int, rate: fl
 
 def search(config: dict) -> int:
     """The search, then the RTT probes under load at fractions of the PDR found."""
-    s = Search(config["min_pps"], config["max_pps"], config["granularity"],
-               config["pdr_ratio"], config["validations"], config["max_trials"])
+    s = METHODS[config.get("method", "binary")](
+        config["min_pps"], config["max_pps"], config["granularity"], config["pdr_ratio"],
+        config["validations"], config["max_trials"])
     control = Control(config["connect"], config["port"], config.get("connect_timeout_s", 60))
     _emit({"event": "start", "protocol": PROTOCOL, "at": time.time(),
            "config": {k: v for k, v in config.items() if not k.startswith("_")}})
