@@ -88,17 +88,85 @@ TABLES: dict[str, dict[str, tuple[Any, str]]] = {
         "value": _FLOAT,
         "unit": _STR,
     },
+    # The throughput search (collectors/throughput.py), when the campaign ran it: one row
+    # per search (scenario, repetition), every trial, and the RTT probes sent under load.
+    "throughput": {
+        "scenario": _STR,
+        "repetition": _INT,
+        "host": _STR,
+        "backend": _STR,
+        "frame_bytes": _INT,
+        "ndr_pps": _FLOAT,
+        "ndr_upper_pps": _FLOAT,
+        "ndr_status": _STR,
+        "pdr_pps": _FLOAT,
+        "pdr_upper_pps": _FLOAT,
+        "pdr_status": _STR,
+        "pdr_loss_ratio": _FLOAT,
+        "granularity": _FLOAT,
+        "min_pps": _FLOAT,
+        "max_pps": _FLOAT,
+        "trials": _INT,
+        "invalid_trials": _INT,
+        "generator_max_pps": _FLOAT,
+        "achieved_max_pps": _FLOAT,
+    },
+    "search_trials": {
+        "scenario": _STR,
+        "repetition": _INT,
+        "host": _STR,
+        "backend": _STR,
+        "frame_bytes": _INT,
+        "trial": _INT,
+        "phase": _STR,
+        "offered_pps": _FLOAT,
+        "duration_s": _FLOAT,
+        "sent": _INT,
+        "achieved_pps": _FLOAT,
+        "received": _INT,
+        "loss_ratio": _FLOAT,
+        "valid": _BOOL,
+        "invalid_reason": _STR,
+    },
+    "rtt_load": {
+        "scenario": _STR,
+        "repetition": _INT,
+        "host": _STR,
+        "fraction": _FLOAT,
+        "offered_pps": _FLOAT,
+        "load_valid": _BOOL,
+        "seq": _INT,
+        "answered": _BOOL,
+        "rtt_us": _FLOAT,
+    },
 }
+# The throughput search's tables: like rate and costs, used only when present and not empty,
+# so a campaign without them loads as before.
+SEARCH_TABLES = ("throughput", "search_trials", "rtt_load")
+SEARCH_STATUSES = ("found", "at_max", "generator_limited", "below_min", "budget")
+TRIAL_PHASES = ("search", "validation", "load")
 # Read when present: the host that reported a per-packet cost; a rate row's excess frames
-# and flag (campaigns ingested before they existed lack them: they are worked out on load).
+# and flag (campaigns ingested before they existed lack them: they are worked out on load);
+# a trial's fraction of the PDR (load points; campaigns searched before RTT was probed
+# under load lack it).
 OPTIONAL: dict[str, dict[str, tuple[Any, str]]] = {
     "costs": {"host": _STR},
     "rate": {"excess_frames": _INT, "flag": _STR},
+    "search_trials": {"fraction": _FLOAT},
 }
 _CATEGORICAL = ("scenario", "host", "backend", "metric", "unit")
 # Columns where a null (NaN) is legal: an unanswered probe; a loss when nothing was sent, or
 # (rate) when the counter saw more frames than were sent, so that no loss can be measured.
 NULLABLE = ("rtt_us", "loss_pct", "lost")
+# ... and per table: a search's NDR/PDR when even the minimum lost (below_min) or the trials
+# ran out first, a bound not found, a generator limit never met; a trial whose tools' closing
+# lines are missing (no count, no achieved rate), an invalid trial's loss, a trial that is
+# no load point (fraction).
+NULLABLE_IN: dict[str, tuple[str, ...]] = {
+    "throughput": ("ndr_pps", "ndr_upper_pps", "pdr_pps", "pdr_upper_pps",
+                   "generator_max_pps", "achieved_max_pps"),
+    "search_trials": ("sent", "achieved_pps", "received", "loss_ratio", "fraction"),
+}
 
 
 @dataclass(frozen=True)
@@ -117,6 +185,9 @@ class Campaign:
     ping_summary: pd.DataFrame | None = None
     rate: pd.DataFrame | None = None
     costs: pd.DataFrame | None = None
+    throughput: pd.DataFrame | None = None
+    search_trials: pd.DataFrame | None = None
+    rtt_load: pd.DataFrame | None = None
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -183,7 +254,7 @@ def load_campaign(path: str | Path, *, verify: bool = True) -> Campaign:
         if verify and rel in files:
             _verify_checksum(file, files[rel], manifest_path, rel)
         tables[name] = _read_table(file, name, known)
-        if name in ("rate", "costs") and tables[name].empty:
+        if name in ("rate", "costs", *SEARCH_TABLES) and tables[name].empty:
             tables[name] = None  # ingest writes every table; no rows means not collected
 
     warnings = _consistency_warnings(scenarios, tables)
@@ -195,6 +266,9 @@ def load_campaign(path: str | Path, *, verify: bool = True) -> Campaign:
         ping_summary=tables["ping_summary"],
         rate=tables["rate"],
         costs=tables["costs"],
+        throughput=tables["throughput"],
+        search_trials=tables["search_trials"],
+        rtt_load=tables["rtt_load"],
         warnings=warnings,
     )
 
@@ -378,7 +452,8 @@ def _read_table(file: Path, name: str, known: set[str]) -> pd.DataFrame:
     except (OSError, pa.ArrowException) as exc:
         raise InputError(file, None, f"not a readable Parquet file ({exc})") from exc
     for column in columns:
-        if column not in NULLABLE and table.column(column).null_count:
+        nullable = column in NULLABLE or column in NULLABLE_IN.get(name, ())
+        if not nullable and table.column(column).null_count:
             row = pc.index(pc.is_null(table.column(column)), True).as_py()
             raise InputError(file, column, f"null value (row {row})")
     # self_destruct frees each Arrow column once converted: peak memory ~ one copy, not two
@@ -419,6 +494,27 @@ def _check_values(file: Path, name: str, frame: pd.DataFrame) -> None:
         _flag_received_above_sent(file, frame)
     elif name == "costs":
         _first_bad(file, "value", ~np.isfinite(frame["value"]), "not a finite number")
+    elif name == "throughput":
+        for kind in ("ndr", "pdr"):
+            status = frame[f"{kind}_status"]
+            _first_bad(file, f"{kind}_status", ~status.isin(SEARCH_STATUSES),
+                       f"must be one of {', '.join(SEARCH_STATUSES)}")
+            pps = frame[f"{kind}_pps"]
+            _first_bad(file, f"{kind}_pps", pps < 0, "negative")
+            _first_bad(file, f"{kind}_pps", pps.isna() & status.isin(("found", "at_max")),
+                       f"null with {kind}_status found or at_max (a rate that passed)")
+        _first_bad(file, "min_pps", ~(frame["min_pps"] > 0), "must be > 0")
+    elif name == "search_trials":
+        _first_bad(file, "phase", ~frame["phase"].isin(TRIAL_PHASES),
+                   f"must be one of {', '.join(TRIAL_PHASES)}")
+        _first_bad(file, "offered_pps", ~(frame["offered_pps"] > 0), "must be > 0")
+        loss = frame["loss_ratio"]
+        _first_bad(file, "loss_ratio", frame["valid"] & ~((loss >= 0) & (loss <= 1)),
+                   "a valid trial's loss ratio must be in [0, 1]")
+    elif name == "rtt_load":
+        rtt = frame["rtt_us"]
+        _first_bad(file, "rtt_us", frame["answered"] & ~((rtt >= 0) & np.isfinite(rtt)),
+                   "answered probe without a finite rtt >= 0")
 
 
 def _flag_received_above_sent(file: Path, frame: pd.DataFrame) -> None:

@@ -321,6 +321,122 @@ def plot_trend(
     return fig
 
 
+_PHASE_MARKERS = {"search": "o", "validation": "s"}
+
+
+def plot_search_trials(
+    points: pd.DataFrame,
+    results: pd.DataFrame,
+    *,
+    order: Sequence[str],
+    colors: dict[str, tuple[float, float, float]],
+    title: str,
+    pdr_ratio: float | None = None,
+) -> Figure:
+    """Figure 6: loss (%) against offered load (kframes/s, log x), one marker per trial.
+
+    ``points`` is throughput.trial_points (the valid search and validation trials:
+    scenario, phase, offered_kpps, loss_pct); ``results`` is throughput.search_results
+    (scenario, repetition, rate NDR/PDR, pps): each repetition's NDR is marked by a
+    dotted and its PDR by a dashed vertical line in the scenario's colour. The loss
+    axis is linear up to 0.1 % and logarithmic above (symlog), so that 0, the PDR
+    ratio (grey line) and heavy loss are all visible on one axis, 0 to 100 %.
+    """
+    fig = _figure(9.0, 4.8)
+    ax = fig.add_subplot()
+    handles: list[Any] = []
+    for name in order:
+        p = points.loc[points["scenario"] == name]
+        r = results.loc[(results["scenario"] == name) & results["pps"].notna()]
+        if p.empty and r.empty:
+            continue
+        color = colors.get(name, "black")
+        for phase, marker in _PHASE_MARKERS.items():
+            q = p.loc[p["phase"] == phase]
+            ax.plot(q["offered_kpps"], q["loss_pct"], marker=marker, linestyle="",
+                    color=color, markeredgecolor="black", markersize=6, alpha=0.8)
+        for rate, style in (("NDR", ":"), ("PDR", "--")):
+            for value in r.loc[r["rate"] == rate, "pps"]:
+                ax.axvline(value / 1e3, color=color, linestyle=style, linewidth=1.2, alpha=0.8)
+        handles.append(Patch(facecolor=color, edgecolor="black", label=name))
+    if pdr_ratio is not None:
+        ax.axhline(100 * pdr_ratio, color="grey", linewidth=1)
+        handles.append(Line2D([], [], color="grey", label=f"PDR ratio ({100 * pdr_ratio:g} %)"))
+    handles += [
+        Line2D([], [], marker="o", linestyle="", color="grey", markeredgecolor="black",
+               label="search trial"),
+        Line2D([], [], marker="s", linestyle="", color="grey", markeredgecolor="black",
+               label="validation trial"),
+        Line2D([], [], color="black", linestyle=":", label="NDR of a repetition"),
+        Line2D([], [], color="black", linestyle="--", label="PDR of a repetition"),
+    ]
+    ax.set_xscale("log")
+    _plain_log(ax.xaxis)
+    ax.set_yscale("symlog", linthresh=0.1, linscale=0.5)
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.set_ylim(-0.01, 120)  # the whole range of a loss, the same in every campaign
+    ax.set_xlabel("offered load (kframes/s) — log scale")
+    ax.set_ylabel("loss (%) — linear to 0.1, log above")
+    ax.set_title(title)
+    ax.grid(which="both", alpha=0.3)
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    if points.empty:
+        ax.text(0.5, 0.5, "no valid trial", ha="center", va="center", transform=ax.transAxes)
+    return fig
+
+
+def plot_latency_under_load(
+    latency: pd.DataFrame,
+    *,
+    order: Sequence[str],
+    colors: dict[str, tuple[float, float, float]],
+    title: str,
+    log_y: bool = False,
+) -> Figure:
+    """Figure 7: RTT p50 (solid) and p99 (dashed) against the load, in % of the PDR (0:
+    idle, the seed's ping), one pair of lines per scenario, with the t intervals over
+    repetitions as error bars.
+
+    ``latency`` is throughput.latency_under_load (scenario, fraction, p50_us,
+    p50_ci_low_us, p50_ci_high_us, p99_us, p99_ci_low_us, p99_ci_high_us).
+    """
+    fig = _figure(9.0, 4.8)
+    ax = fig.add_subplot()
+    handles: list[Any] = []
+    present = [n for n in order if (latency["scenario"] == n).any()]
+    for k, name in enumerate(present):
+        t = latency.loc[latency["scenario"] == name].sort_values("fraction")
+        color = colors.get(name, "black")
+        # a small sideways offset per scenario keeps overlapping error bars apart
+        x = 100 * t["fraction"].to_numpy(dtype=float) + (k - (len(present) - 1) / 2) * 0.6
+        for stat, style, marker in (("p50", "-", "o"), ("p99", "--", "s")):
+            y = t[f"{stat}_us"].to_numpy(dtype=float)
+            low = t[f"{stat}_ci_low_us"].to_numpy(dtype=float)
+            high = t[f"{stat}_ci_high_us"].to_numpy(dtype=float)
+            err = np.vstack((np.where(np.isfinite(low), y - low, 0.0),
+                             np.where(np.isfinite(high), high - y, 0.0)))
+            if log_y:  # a lower end at or below 0 cannot be drawn on a log axis
+                err[0] = np.minimum(err[0], np.where(y > 0, y * 0.999, 0.0))
+            ax.errorbar(x, y, yerr=err, color=color, linestyle=style, marker=marker,
+                        markersize=5, capsize=3, linewidth=1.5)
+        handles.append(Patch(facecolor=color, edgecolor="black", label=name))
+    handles += [Line2D([], [], color="black", marker="o", label="p50 (median)"),
+                Line2D([], [], color="black", linestyle="--", marker="s", label="p99")]
+    if log_y:
+        ax.set_yscale("log")
+        _plain_log(ax.yaxis)
+    ax.set_xlabel("load (% of the PDR; 0 = idle, no generated load)")
+    ax.set_ylabel(RTT_LABEL + (" — log scale" if log_y else ""))
+    ax.set_xlim(-5, 105)
+    ax.set_title(title)
+    ax.grid(which="both", alpha=0.3)
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    if not present:
+        ax.text(0.5, 0.5, "no RTT under load", ha="center", va="center",
+                transform=ax.transAxes)
+    return fig
+
+
 def save(fig: Figure, directory: Path, name: str) -> dict[str, Path]:
     """Write ``name``.png (150 dpi) and ``name``.svg into ``directory``."""
     directory.mkdir(parents=True, exist_ok=True)

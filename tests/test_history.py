@@ -214,9 +214,9 @@ def test_one_repetition_has_no_sd(tmp_path):
 def test_throughput_table_when_present(tmp_path):
     rng = np.random.default_rng(10)
     tables = night_tables(rng)
-    tables["throughput"] = pd.DataFrame({
+    tables["throughput"] = store.throughput_frame(pd.DataFrame({
         "scenario": ["base", "base", "base", "guest"], "repetition": [1, 2, 3, 1],
-        "ndr_pps": [1.0e6, 1.2e6, 1.1e6, 2.0e5], "pdr_pps": [1.5e6, 1.6e6, 1.7e6, math.nan]})
+        "ndr_pps": [1.0e6, 1.2e6, 1.1e6, 2.0e5], "pdr_pps": [1.5e6, 1.6e6, 1.7e6, math.nan]}))
     folder = write_night(tmp_path, "c1", rng, tables=tables)
     got = by_key(history.night_rows(folder, night="n1"))
     assert got.loc[("base", "ndr_pps"), "value"] == pytest.approx(1.1e6)
@@ -367,8 +367,8 @@ def test_malformed_manifest_names_file_and_field(tmp_path):
 def test_malformed_throughput_table_names_file_and_column(tmp_path):
     rng = np.random.default_rng(15)
     tables = night_tables(rng)
-    tables["throughput"] = pd.DataFrame({"scenario": ["base"], "repetition": [1],
-                                         "ndr_pps": ["fast"], "pdr_pps": [1.0]})
+    tables["throughput"] = store.throughput_frame(pd.DataFrame(
+        {"scenario": ["base"], "repetition": [1], "ndr_pps": ["fast"], "pdr_pps": [1.0]}))
     folder = write_night(tmp_path, "c1", rng, tables=tables)
     with pytest.raises(InputError) as info:
         history.night_rows(folder, night="n1")

@@ -166,6 +166,29 @@ def cost_frame(rows=COST_ROWS) -> pd.DataFrame:
                                        "unit"])
 
 
+def throughput_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` (scenario, repetition, ndr_pps, pdr_pps at least) completed to the columns
+    collectors/throughput.py writes to data/throughput.parquet: sender h1, trafgen ->
+    tcpdump with 60-byte frames, the default search settings; a rate's status is
+    ``found``, or ``below_min`` where it is null, unless ``frame`` gives one."""
+    from collectors.throughput import SEARCH_COLUMNS
+
+    out = frame.copy()
+    defaults = {"host": "h1", "backend": "trafgen_tcpdump", "frame_bytes": 60,
+                "ndr_upper_pps": NAN, "pdr_upper_pps": NAN, "pdr_loss_ratio": 0.005,
+                "granularity": 0.1, "min_pps": 100.0, "max_pps": 200_000.0, "trials": 9,
+                "invalid_trials": 0, "generator_max_pps": NAN, "achieved_max_pps": 214_000.0,
+                "search_s": 12.5}
+    for column, value in defaults.items():
+        if column not in out:
+            out[column] = value
+    for kind in ("ndr", "pdr"):
+        if f"{kind}_status" not in out:
+            out[f"{kind}_status"] = ["below_min" if pd.isna(v) else "found"
+                                     for v in out[f"{kind}_pps"]]
+    return out[list(SEARCH_COLUMNS)]
+
+
 def write_campaign(
     root: Path,
     *,
