@@ -152,7 +152,8 @@ class ThroughputCollector(Collector):
                              f"campaign's: {', '.join(differs)}")
         module = _agent(files)
         search = module.Search(config["min_pps"], config["max_pps"], config["granularity"],
-                              config["pdr_ratio"], config["validations"], config["max_trials"])
+                               config["pdr_ratio"], config["validations"],
+                               config["max_trials"], config["tolerance"])
         key = {**_key(ctx, "sender"), "backend": RateCollector.backend(ctx),
                "frame_bytes": p["rate_frame_bytes"]}
         rows, probes, result, window = [], [], None, []

@@ -84,8 +84,26 @@ def test_a_generator_that_falls_short_is_invalid_and_caps_the_search_not_loss():
     result = search.result()
     assert trials[0] == (1_000_000, "search", None)
     assert result["generator_max_pps"] == 30_000
-    assert result["ndr"]["status"] == "generator_limited" and result["ndr"]["pps"] == 30_000
+    # searched up to the limit less the tolerance, so that the sender can still pace it
+    assert result["ndr"]["status"] == "generator_limited" and result["ndr"]["pps"] == 28_500
     assert result["ndr"]["upper_pps"] is None  # no trial ever lost a frame
+
+
+def test_a_rate_the_sender_cannot_pace_twice_caps_the_search():
+    search = Search(100, 100_000, granularity=0.1)
+    trials = []
+    while (step := search.next_trial()) is not None:
+        rate, phase = step
+        if rate > 20_000:  # paced (not flat out), but the sender tops out at 20,000
+            search.record(rate, phase, False, None, 20_000, None, at_limit=False)
+        else:
+            search.record(rate, phase, True, 0.0, rate, rate)
+        trials.append(rate)
+    result = search.result()
+    assert trials[:2] == [100_000, 100_000]  # run again once, then given up
+    assert result["ndr"]["status"] == "generator_limited"
+    assert result["ndr"]["pps"] == 19_000  # 20,000 less the 5 % tolerance
+    assert len(trials) == 4  # 100,000 twice, 19,000 and its validation
 
 
 def test_a_link_that_loses_at_the_minimum_has_no_ndr():

@@ -67,9 +67,13 @@ class Search:
     """
 
     KINDS = ("ndr", "pdr")
+    #: invalid trials at one rate (the sender paced, not flat out) before it counts as
+    #: beyond what the generator can hold
+    RETRIES = 2
 
     def __init__(self, min_pps: float, max_pps: float, granularity: float = 0.05,
-                 pdr_ratio: float = 0.005, validations: int = 1, max_trials: int = 30):
+                 pdr_ratio: float = 0.005, validations: int = 1, max_trials: int = 30,
+                 tolerance: float = 0.05):
         if not 0 < min_pps < max_pps:
             raise ValueError(f"need 0 < min_pps < max_pps, got {min_pps}, {max_pps}")
         if not 0 < granularity < 1:
@@ -91,6 +95,12 @@ class Search:
         self.step: float | None = None  # relative step of an upward expansion, or None
         self.trials = 0
         self.outcomes: list[tuple[float, float]] = []  # valid trials: (rate, loss ratio)
+        self.invalid: dict[float, list[float]] = {}  # rate -> achieved rates of invalid trials
+        self.tolerance = float(tolerance)
+
+    def _cap(self, top: float) -> None:
+        """The searchable maximum, lowered to ``top`` (never below the minimum)."""
+        self.max_pps = round(max(self.min_pps, min(self.max_pps, top)), 3)
 
     def passes(self, kind: str, loss_ratio: float) -> bool:
         return loss_ratio == 0 if kind == "ndr" else loss_ratio <= self.pdr_ratio
@@ -103,14 +113,21 @@ class Search:
         maximum to what it achieved; any other invalid trial is run again."""
         self.trials += 1
         if not valid:
-            if at_limit and achieved_pps is not None and achieved_pps < rate:
-                # the generator's limit: the best it achieved when sending flat out
-                top = max(self.min_pps, achieved_pps, self.generator_max or 0.0)
-                self.generator_max = top
-                self.max_pps = round(min(self.requested_max_pps, top), 3)
-                for kind in self.KINDS:
-                    if self.lo[kind] is not None and self.lo[kind] > self.max_pps:
-                        self.lo[kind] = None
+            if achieved_pps is None:
+                return
+            self.invalid.setdefault(rate, []).append(achieved_pps)
+            if at_limit and achieved_pps < rate:
+                # flat out: the best the generator achieved, less the tolerance so that
+                # it can still be paced below its limit
+                self.generator_max = max(self.min_pps, achieved_pps, self.generator_max or 0.0)
+                self._cap(self.generator_max * (1 - self.tolerance))
+            elif len(self.invalid[rate]) >= self.RETRIES:
+                # paced, and still not at the rate: the generator cannot hold it. The
+                # search goes on below it, and below what it typically achieved there
+                achieved = sorted(self.invalid[rate])[len(self.invalid[rate]) // 2]
+                top = min(rate / (1 + self.granularity), achieved * (1 - self.tolerance))
+                self.generator_max = max(self.generator_max or 0.0, top)
+                self._cap(top)
             return
         self.outcomes.append((rate, loss_ratio))
         for kind in self.KINDS:
@@ -414,20 +431,21 @@ class Pacer:
     not a rate. ``-t <gap>`` sleeps that long after each frame (sendto(2) mode), so
     frames are evenly spaced, but each costs the gap plus the send and the sleep's own
     latency. The gap is the frame time (1 / rate) less that cost, as measured in the
-    trials so far (a moving mean); never 0, which would mean no pacing at all. A rate
+    trials so far (their median); never 0, which would mean no pacing at all. A rate
     the sender cannot pace falls short and the trial is invalid.
     """
 
     def __init__(self) -> None:
-        self.cost_ns: float | None = None
+        self.costs: list[float] = []
 
     def gap_ns(self, rate: float) -> int:
-        return max(1, round(1e9 / rate - (self.cost_ns or 0.0)))
+        cost = sorted(self.costs)[len(self.costs) // 2] if self.costs else 0.0
+        return max(1, round(1e9 / rate - cost))
 
     def learn(self, gap_ns: int, sent: int | None, elapsed_s: float | None) -> None:
+        """The per-frame cost of the last trial; the gap uses the median of them all."""
         if sent and elapsed_s:
-            cost = max(0.0, elapsed_s * 1e9 / sent - gap_ns)
-            self.cost_ns = cost if self.cost_ns is None else (self.cost_ns + cost) / 2
+            self.costs.append(max(0.0, elapsed_s * 1e9 / sent - gap_ns))
 
 
 def at_limit(sender: str, argv: list[str]) -> bool:
@@ -528,7 +546,7 @@ def search(config: dict) -> int:
     """The search, then the RTT probes under load at fractions of the PDR found."""
     s = METHODS[config.get("method", "binary")](
         config["min_pps"], config["max_pps"], config["granularity"], config["pdr_ratio"],
-        config["validations"], config["max_trials"])
+        config["validations"], config["max_trials"], config["tolerance"])
     control = Control(config["connect"], config["port"], config.get("connect_timeout_s", 60))
     _emit({"event": "start", "protocol": PROTOCOL, "at": time.time(),
            "config": {k: v for k, v in config.items() if not k.startswith("_")}})
