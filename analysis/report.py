@@ -425,7 +425,11 @@ def _loss_section(ctx: _Context) -> Section:
                 ("backend", "the sending and counting tools: pf_ring = pfsend -> pfcount; "
                  "trafgen_tcpdump = netsniff-ng's trafgen -> tcpdump; trafgen_pfcount and "
                  "pfsend_tcpdump where only one end has pf_ring.ko loaded. Every counter "
-                 "counts only the generated flow (BPF 'udp and dst port 3000')."),
+                 "counts only the generated flow (BPF 'udp and dst port 3000'). pfsend "
+                 "paces its frames evenly; trafgen (-b <rate>pps, netsniff-ng 0.6.8) sends "
+                 "each second's frames as one burst, so on a trafgen backend this loss is "
+                 "the loss of one-second bursts of that many frames, not of an even rate: "
+                 "the throughput search (below) sends evenly spaced frames."),
                 ("min, max", "smallest and largest repetition loss."),
                 ("std", "sample standard deviation of the repetition losses (n - 1 in the "
                  "denominator); empty with a single repetition."),
