@@ -89,7 +89,7 @@ def test_a_generator_that_falls_short_is_invalid_and_caps_the_search_not_loss():
     assert result["ndr"]["upper_pps"] is None  # no trial ever lost a frame
 
 
-def test_a_rate_the_sender_cannot_pace_twice_caps_the_search():
+def test_a_rate_the_sender_paces_but_misses_three_times_caps_the_search():
     search = Search(100, 100_000, granularity=0.1)
     trials = []
     while (step := search.next_trial()) is not None:
@@ -100,10 +100,10 @@ def test_a_rate_the_sender_cannot_pace_twice_caps_the_search():
             search.record(rate, phase, True, 0.0, rate, rate)
         trials.append(rate)
     result = search.result()
-    assert trials[:2] == [100_000, 100_000]  # run again once, then given up
+    assert trials[:4] == [100_000] * 3 + [19_000]  # run again twice, then given up
     assert result["ndr"]["status"] == "generator_limited"
     assert result["ndr"]["pps"] == 19_000  # 20,000 less the 5 % tolerance
-    assert len(trials) == 4  # 100,000 twice, 19,000 and its validation
+    assert len(trials) == 5  # 100,000 three times, 19,000 and its validation
 
 
 def test_a_link_that_loses_at_the_minimum_has_no_ndr():
@@ -326,3 +326,21 @@ def test_the_search_finds_the_ndr_of_a_link_shaped_by_tbf(shaped_link, tmp_path,
         assert "listening on kvts-b0" in seen["stderr"]
         assert seen["received"] == trial["received"]
     assert rx[-1] == {**rx[-1], "event": "end", "reason": "sender quit"}
+
+
+def test_the_pacer_finds_the_gap_for_a_rate_when_the_cost_per_frame_depends_on_the_gap():
+    from collectors.agents.throughput import Pacer
+
+    pacer = Pacer()
+
+    def frame_ns(gap):  # a send costs 40 µs, and a sleep overshoots by 10 % of itself
+        return gap + 40_000 + 0.1 * gap
+
+    achieved = []
+    for rate in (200_000, 20_000, 12_000, 3_000, 1_300, 12_000, 3_000, 1_300):
+        gap = pacer.gap_ns(rate)
+        assert gap >= 1  # never 0: trafgen's -t 0 is no pacing at all
+        achieved.append(1e9 / frame_ns(gap) / rate - 1)
+        pacer.learn(gap, 1000, frame_ns(gap) * 1000 / 1e9)
+    assert achieved[0] < -0.5  # 200,000 frames/s is beyond this sender
+    assert all(abs(error) < 0.01 for error in achieved[-3:])  # once bracketed: exact

@@ -69,7 +69,7 @@ class Search:
     KINDS = ("ndr", "pdr")
     #: invalid trials at one rate (the sender paced, not flat out) before it counts as
     #: beyond what the generator can hold
-    RETRIES = 2
+    RETRIES = 3
 
     def __init__(self, min_pps: float, max_pps: float, granularity: float = 0.05,
                  pdr_ratio: float = 0.005, validations: int = 1, max_trials: int = 30,
@@ -429,23 +429,35 @@ class Pacer:
     trafgen 0.6.8's ``-b <n>pps`` sends each second's n frames as one burst (measured:
     4000 frames at 2000 pps arrive as two bursts of 2000, one second apart), which is
     not a rate. ``-t <gap>`` sleeps that long after each frame (sendto(2) mode), so
-    frames are evenly spaced, but each costs the gap plus the send and the sleep's own
-    latency. The gap is the frame time (1 / rate) less that cost, as measured in the
-    trials so far (their median); never 0, which would mean no pacing at all. A rate
-    the sender cannot pace falls short and the trial is invalid.
+    frames are evenly spaced, but each frame then takes the gap plus the send and the
+    sleep's own latency, and that cost depends on the gap. So every trial adds a
+    measured point (gap -> time per frame), and the gap for a new rate is
+    interpolated between the two points whose times per frame bracket the target
+    (1 / rate); outside them, the target less the nearest point's cost. Never 0,
+    which would mean no pacing at all: a rate the sender cannot pace falls short.
     """
 
     def __init__(self) -> None:
-        self.costs: list[float] = []
+        self.points: list[tuple[float, float]] = []  # (gap ns, ns per frame)
 
     def gap_ns(self, rate: float) -> int:
-        cost = sorted(self.costs)[len(self.costs) // 2] if self.costs else 0.0
-        return max(1, round(1e9 / rate - cost))
+        target = 1e9 / rate
+        below = [p for p in self.points if p[1] <= target]
+        above = [p for p in self.points if p[1] > target]
+        if below and above:
+            (g0, t0), (g1, t1) = max(below, key=lambda p: p[1]), min(above, key=lambda p: p[1])
+            gap = g0 + (g1 - g0) * (target - t0) / (t1 - t0)
+        elif self.points:  # the cost per frame of the nearest point
+            g, t = min(self.points, key=lambda p: abs(p[1] - target))
+            gap = target - (t - g)
+        else:
+            gap = target
+        return max(1, round(gap))
 
     def learn(self, gap_ns: int, sent: int | None, elapsed_s: float | None) -> None:
-        """The per-frame cost of the last trial; the gap uses the median of them all."""
+        """One trial's measured time per frame at its gap."""
         if sent and elapsed_s:
-            self.costs.append(max(0.0, elapsed_s * 1e9 / sent - gap_ns))
+            self.points.append((float(gap_ns), elapsed_s * 1e9 / sent))
 
 
 def at_limit(sender: str, argv: list[str]) -> bool:
