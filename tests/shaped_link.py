@@ -87,8 +87,8 @@ def run_search(workdir: Path, frame_bytes: int, save_as: Path | None = None, **o
                  "counter_argv": ["tcpdump", "-i", "kvts-b0", "-n", "-q", "-w", "/dev/null",
                                   "udp and dst port 3000"], "idle_timeout_s": 300}
     tx_config = {"connect": "198.18.253.1", "port": 3001, "sender": "trafgen",
-                 "sender_argv": ["trafgen", "-o", "kvts-a0", "-n", "{frames}", "-t",
-                                 "{gap_ns}ns", "-c", str(cfg)],
+                 "sender_argv": ["chrt", "-f", "50", "trafgen", "-o", "kvts-a0", "-n",
+                                 "{frames}", "-t", "{gap_ns}ns", "-c", str(cfg)],
                  "min_pps": 200, "max_pps": 40_000, "granularity": 0.02,
                  "pdr_ratio": 0.005, "validations": 1, "max_trials": 30, "trial_s": 1.0,
                  "validation_s": 2.0, "tolerance": 0.05, "settle_s": 0.2,

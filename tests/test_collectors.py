@@ -259,7 +259,8 @@ def test_the_throughput_search_runs_after_the_counter_window_one_call_per_host()
     assert [s["argv"][:3] for s in plan["probe"]][1] == ["python3", "{run_dir}/throughput.py",
                                                          "search"]
     tx = json.loads(plan["probe"][1]["inputs"]["search_tx.json"])
-    assert tx["sender_argv"][0] == "trafgen" and tx["granularity"] == 0.1
+    assert tx["sender_argv"][:4] == ["chrt", "-f", "50", "trafgen"]
+    assert tx["granularity"] == 0.1
     # the agent is stopped before the receiver's files are packed
     assert [s["do"] for s in pack["g1"]] == ["stop", "pack"]
     assert {"search_rx.jsonl", "search_rx.jsonl.meta.json"} <= set(pack["g1"][-1]["files"])

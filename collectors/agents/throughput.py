@@ -69,7 +69,7 @@ class Search:
     KINDS = ("ndr", "pdr")
     #: invalid trials at one rate (the sender paced, not flat out) before it counts as
     #: beyond what the generator can hold
-    RETRIES = 3
+    RETRIES = 2
 
     def __init__(self, min_pps: float, max_pps: float, granularity: float = 0.05,
                  pdr_ratio: float = 0.005, validations: int = 1, max_trials: int = 30,
@@ -122,10 +122,14 @@ class Search:
                 self.generator_max = max(self.min_pps, achieved_pps, self.generator_max or 0.0)
                 self._cap(self.generator_max * (1 - self.tolerance))
             elif len(self.invalid[rate]) >= self.RETRIES:
-                # paced, and still not at the rate: the generator cannot hold it. The
-                # search goes on below it, and below what it typically achieved there
+                # paced, and still not at the rate: the generator cannot hold it (near
+                # its limit, a sleep's latency makes small gaps all alike). The search
+                # goes on twice the tolerance below it, and below what it typically
+                # achieved there when that fell short
                 achieved = sorted(self.invalid[rate])[len(self.invalid[rate]) // 2]
-                top = min(rate / (1 + self.granularity), achieved * (1 - self.tolerance))
+                top = rate * (1 - 2 * self.tolerance)
+                if achieved < rate:
+                    top = min(top, achieved * (1 - self.tolerance))
                 self.generator_max = max(self.generator_max or 0.0, top)
                 self._cap(top)
             return
