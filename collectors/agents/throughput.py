@@ -437,7 +437,8 @@ class Pacer:
     sleep's own latency, and that cost depends on the gap. So every trial adds a
     measured point (gap -> time per frame), and the gap for a new rate is
     interpolated between the two points whose times per frame bracket the target
-    (1 / rate); outside them, the target less the nearest point's cost. Never 0,
+    (1 / rate); outside them, the target less the nearest point's cost; before any,
+    flat out (the first trial is at the search's maximum). Never 0,
     which would mean no pacing at all: a rate the sender cannot pace falls short.
     """
 
@@ -455,7 +456,9 @@ class Pacer:
             g, t = min(self.points, key=lambda p: abs(p[1] - target))
             gap = target - (t - g)
         else:
-            gap = target
+            # nothing measured yet (the search's first trial, at its maximum): flat out,
+            # which both measures the sender's limit and is the first point
+            gap = 1
         return max(1, round(gap))
 
     def learn(self, gap_ns: int, sent: int | None, elapsed_s: float | None) -> None:
