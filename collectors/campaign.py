@@ -88,7 +88,7 @@ SEARCH_FIELDS: dict[str, tuple[float, float, float, str]] = {
     "granularity": (0.1, 0.001, 0.5, "relative width hi/lo - 1 at which a rate is found"),
     "pdr_ratio": (0.005, 0.0, 0.5, "loss ratio PDR allows (0.005 is 0.5 %)"),
     "trial_s": (0.5, 0.05, 3600, "duration of a search trial (s)"),
-    "validation_s": (1.0, 0.05, 3600, "duration of a validation trial (s)"),
+    "validation_s": (0.5, 0.05, 3600, "duration of a validation trial (s)"),
     "validations": (1, 0, 10, "validation trials at each found rate"),
     "max_trials": (14, 1, 1000, "trials a search may run"),
     "tolerance": (0.05, 0.0, 0.5, "how far the generator may fall short of the offered "
@@ -108,7 +108,7 @@ class Search:
     granularity: float = 0.1
     pdr_ratio: float = 0.005
     trial_s: float = 0.5
-    validation_s: float = 1.0
+    validation_s: float = 0.5
     validations: int = 1
     max_trials: int = 14
     tolerance: float = 0.05

@@ -99,8 +99,15 @@ class Search:
         self.tolerance = float(tolerance)
 
     def _cap(self, top: float) -> None:
-        """The searchable maximum, lowered to ``top`` (never below the minimum)."""
+        """The searchable maximum, lowered to ``top`` (never below the minimum); a rate
+        that passed above it can no longer be offered, so it is no bound any more."""
         self.max_pps = round(max(self.min_pps, min(self.max_pps, top)), 3)
+        for kind in self.KINDS:
+            if self.lo[kind] is not None and self.lo[kind] > self.max_pps:
+                passed = [r for r, loss in self.outcomes if self.passes(kind, loss)
+                          and r <= self.max_pps]
+                self.lo[kind] = max(passed) if passed else None
+                self.validated[kind] = 0
 
     def passes(self, kind: str, loss_ratio: float) -> bool:
         return loss_ratio == 0 if kind == "ndr" else loss_ratio <= self.pdr_ratio
@@ -117,10 +124,11 @@ class Search:
                 return
             self.invalid.setdefault(rate, []).append(achieved_pps)
             if at_limit and achieved_pps < rate:
-                # flat out: the best the generator achieved, less the tolerance so that
-                # it can still be paced below its limit
+                # flat out: the best the generator achieved, less twice the tolerance so
+                # that it can still be paced below its limit (near it, a sleep's latency
+                # makes all small gaps alike)
                 self.generator_max = max(self.min_pps, achieved_pps, self.generator_max or 0.0)
-                self._cap(self.generator_max * (1 - self.tolerance))
+                self._cap(self.generator_max * (1 - 2 * self.tolerance))
             elif len(self.invalid[rate]) >= self.RETRIES:
                 # paced, and still not at the rate: the generator cannot hold it (near
                 # its limit, a sleep's latency makes small gaps all alike). The search
