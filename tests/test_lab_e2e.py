@@ -117,6 +117,28 @@ def test_capabilities_are_read_on_each_host_and_agree_with_the_scenarios(campaig
     assert set(versions["ping"]) >= {"kvmnl-h1", guests[0]}
 
 
+def test_every_scenario_gets_its_ndr_and_pdr_and_rtt_under_load(campaign):
+    """The throughput search is on by default: one search per scenario and repetition,
+    read again on the controller, in the report's Table 3."""
+    root, _ = campaign
+    manifest = json.loads((root / "manifest.json").read_text())
+    done = {(r["scenario"], r["repetition"]) for r in manifest["runs"] if r["status"] == "done"}
+    searches = pd.read_parquet(root / "data/throughput.parquet")
+    assert set(zip(searches["scenario"], searches["repetition"], strict=True)) == done
+    assert searches["trials"].min() >= 2
+    # every search ended on a rate (none lost frames at the 100 frames/s minimum)
+    assert searches["ndr_pps"].notna().all(), searches
+    assert (searches["pdr_pps"] >= searches["ndr_pps"]).all()
+    trials = pd.read_parquet(root / "data/search_trials.parquet")
+    assert (trials.loc[trials["valid"], "loss_ratio"] >= 0).all()
+    probes = pd.read_parquet(root / "data/rtt_load.parquet")
+    assert set(probes["scenario"]) <= {s for s, _ in done}
+    report = (root / "report" / "report.md").read_text()
+    assert "Table 3: NDR and PDR" in report
+    for scenario in {s for s, _ in done}:
+        assert (root / "raw" / scenario).is_dir()
+
+
 def test_report_tables_match_a_hand_computation_from_raw(campaign):
     root, _ = campaign
     raw = sorted((root / "raw" / "baseline").glob("*/kvmnl-h1/ping.txt"))
