@@ -77,7 +77,7 @@ class Parameters:
             "scenarios": list(self.scenarios),
             "control": self.control,
             "search": self.search is not None,
-            **(self.search or Search()).as_dict(),
+            **(self.search or Search.default()).as_dict(),
         }
 
 
@@ -103,17 +103,22 @@ LOAD_FRACTIONS = (0.1, 0.5, 0.9)
 class Search:
     """The throughput search's settings; units in the names (see SEARCH_FIELDS)."""
 
-    min_pps: float = 100
-    max_pps: float = 200_000
-    granularity: float = 0.1
-    pdr_ratio: float = 0.005
-    trial_s: float = 0.5
-    validation_s: float = 0.5
-    validations: int = 1
-    max_trials: int = 14
-    tolerance: float = 0.05
-    load_s: float = 1.0
+    min_pps: float
+    max_pps: float
+    granularity: float
+    pdr_ratio: float
+    trial_s: float
+    validation_s: float
+    validations: int
+    max_trials: int
+    tolerance: float
+    load_s: float
     load_fractions: tuple[float, ...] = LOAD_FRACTIONS
+
+    @classmethod
+    def default(cls) -> Search:
+        """The settings when none is given (their defaults are SEARCH_FIELDS')."""
+        return cls(**{name: spec[0] for name, spec in SEARCH_FIELDS.items()})
 
     def as_dict(self) -> dict[str, Any]:
         return {**{f"search_{name}": getattr(self, name) for name in SEARCH_FIELDS},

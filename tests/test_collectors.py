@@ -243,7 +243,7 @@ def test_rate_received_equal_to_sent_is_no_loss_and_no_flag(tmp_path):
 def test_the_throughput_search_runs_after_the_counter_window_one_call_per_host():
     from collectors.campaign import Search
 
-    params = {**PARAMS, "search": True, **Search().as_dict()}
+    params = {**PARAMS, "search": True, **Search.default().as_dict()}
     run = base.RunContext("virtio", 1, {"virtualization": "tcg", "capture": "af_packet"},
                           params, {"sender": "h1", "receiver": "g1", "hypervisor": "lab"},
                           ENDPOINT)
