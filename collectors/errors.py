@@ -32,6 +32,25 @@ class StoreError(RuntimeError):
     """The result store is inconsistent (missing file, checksum mismatch, bad manifest)."""
 
 
+class StoreFull(StoreError):
+    """The results file system filled up (ENOSPC, EDQUOT) while the store wrote something.
+
+    The message names the path, the space still free there and what was being written.
+    """
+
+    def __init__(self, path: str | Path, free: int, what: str, mount: str | Path) -> None:
+        from collectors.store import human_bytes
+
+        self.path = str(path)
+        self.free = free
+        self.what = what
+        super().__init__(
+            f"{self.path}: no space left on the results file system (mounted on {mount}) "
+            f"while writing {what}: {human_bytes(free)} free. Free some space there and run "
+            "the same command with the same kvmnetlab_campaign_id to resume: what is "
+            "stored is kept")
+
+
 class ConfigError(ValueError):
     """A campaign parameter, scenario or inventory value is invalid.
 

@@ -7,10 +7,14 @@ DOCUMENTATION = r"""
 module: store_commit
 short_description: Move a run's staged raw files into raw/ atomically and record the run
 description:
-  - Runs on the controller. Every file under I(staging) is moved into
-    raw/<scenario>/<repetition>/ with its sha256 recorded; already collected files are
-    never rewritten. The run's status, reason and times are recorded in the manifest,
-    and the staging folder is removed.
+  - Runs on the controller. The files under I(staging) enter raw/<scenario>/<repetition>/
+    all at once (staged beside raw/, fsynced, renamed) and only then are recorded, with
+    their sha256 and the run's status, reason and times, in one write of the manifest.
+    A run already collected is never rewritten. The staging folder is removed.
+  - When the results file system has less free space than the commit may need (the
+    tars, twice the manifest, 1 MiB), or fills up while it writes, it fails with
+    C(store_full) set and a message naming the path, the free space and what was being
+    written; the manifest stays as it was.
 options:
   campaign_dir: {description: The campaign folder., type: path, required: true}
   scenario: {description: Scenario name., type: str, required: true}
@@ -41,8 +45,17 @@ from ansible_collections.kvmnetlab.lab.plugins.plugin_utils.controller import Co
 
 class ActionModule(ControllerAction):
     def act(self, args, task_vars):
-        from collectors.errors import StoreError
-        from collectors.store import Store, run_dir, unpack_bundle, utcnow
+        from collectors.errors import StoreError, StoreFull
+        from collectors.store import (
+            Store,
+            free_bytes,
+            human_bytes,
+            mount_point,
+            run_dir,
+            unpack_bundle,
+            utcnow,
+            writing,
+        )
 
         campaign_dir, scenario, repetition, status = self.need(
             args, "campaign_dir", "scenario", "repetition", "status")
@@ -51,28 +64,50 @@ class ActionModule(ControllerAction):
         if self._task.check_mode:
             return {"changed": True}
         store = Store(campaign_dir)
-        manifest = store.load()
-        run = store.find_run(manifest, scenario, int(repetition))
         staging = args.get("staging")
-        committed = []
+        bundles = args.get("bundles") or []
         try:
-            for bundle in args.get("bundles") or []:
-                unpack_bundle(bundle["tar"], f"{staging}/{bundle['host']}", bundle["members"])
-            if staging:
-                committed = store.commit_raw(manifest, staging, run_dir(scenario, repetition))
+            manifest = store.load()
+            run = store.find_run(manifest, scenario, int(repetition))
+            what = f"the raw files of {scenario} rep {repetition}"
+            needed = needed_bytes(bundles, store.manifest_path)
+            free = free_bytes(campaign_dir)
+            if free < needed:
+                raise StoreFull(campaign_dir, free, f"{what} ({human_bytes(needed)} needed with "
+                                "the manifest and a reserve)", mount_point(campaign_dir))
+            for bundle in bundles:
+                with writing(f"{staging}/{bundle['host']}",
+                             f"{what} (unpacking {bundle['host']}'s tar)"):
+                    unpack_bundle(bundle["tar"], f"{staging}/{bundle['host']}",
+                                  bundle["members"])
+            fields = {"status": status, "reason": args.get("reason"),
+                      "started_at": args.get("started_at") or run.get("started_at"),
+                      "finished_at": utcnow()}
+            if args.get("context"):
+                fields["context"] = args["context"]
+            committed = store.commit_raw(manifest, staging, run_dir(scenario, repetition),
+                                         outcome=(run, fields))
+        except StoreFull as exc:
+            # the campaign must stop here (run.yml's rescue checks store_full)
+            return {"failed": True, "store_full": True, "msg": str(exc),
+                    "free_bytes": exc.free, "path": exc.path}
         except StoreError as exc:
             raise AnsibleActionFail(str(exc)) from None
-        finally:
-            store.save(manifest)
-        if args.get("context"):
-            run["context"] = args["context"]
-        run.update(status=status, reason=args.get("reason"),
-                   started_at=args.get("started_at") or run.get("started_at"),
-                   finished_at=utcnow())
-        store.save(manifest)
         if staging:
             shutil.rmtree(staging, ignore_errors=True)
-            for bundle in args.get("bundles") or []:
+            for bundle in bundles:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(bundle["tar"])
         return {"changed": True, "committed": committed}
+
+
+#: space kept free beyond what a commit writes (bytes): folders, file system metadata
+RESERVE_BYTES = 1 << 20
+
+
+def needed_bytes(bundles, manifest_path):
+    """Bytes a commit may write: the tars unpacked (about their size), the manifest twice
+    (the new copy beside the old one until the rename) and a reserve."""
+    tars = sum(os.path.getsize(b["tar"]) for b in bundles if os.path.exists(b["tar"]))
+    manifest = os.path.getsize(manifest_path) if os.path.exists(manifest_path) else 0
+    return tars + 2 * manifest + RESERVE_BYTES
