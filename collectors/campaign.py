@@ -211,6 +211,11 @@ def validate_parameters(
         wanted = [part.strip() for part in wanted.split(",") if part.strip()]
     if not isinstance(wanted, list):
         raise ConfigError(source, "kvmnetlab_scenarios", f"must be a list, got {wanted!r}")
+    twice = sorted({n for n in wanted if isinstance(n, str) and wanted.count(n) > 1})
+    if twice:
+        raise ConfigError(source, "kvmnetlab_scenarios",
+                          f"names {', '.join(map(repr, twice))} more than once; list each "
+                          "scenario once (kvmnetlab_repetitions sets how often it runs)")
     for name in wanted:
         if name not in known_scenarios:
             raise ConfigError(
