@@ -10,6 +10,10 @@ description:
   - Runs on the controller only. Validates the scenario file and every campaign parameter
     first; a bad value fails with a message naming the file and the field, before anything
     is written or any host is changed.
+  - Refuses a results folder it cannot create or write, and a campaign whose estimated
+    size (from its parameters, collectors.space) plus a margin exceeds the free space of
+    the results file system, giving both numbers; a resumed campaign is estimated from
+    the repetitions it has left.
   - Takes the lab lock for this ansible-playbook process; a second campaign on the same lab
     is refused while the first runs.
   - Creates results/<campaign-id>/ with its manifest, or, when the id names an existing
@@ -39,7 +43,7 @@ from ansible_collections.kvmnetlab.lab.plugins.plugin_utils.controller import Co
 
 class ActionModule(ControllerAction):
     def act(self, args, task_vars):
-        from collectors import campaign, lock, store
+        from collectors import campaign, lock, space, store
         from collectors.errors import ConfigError, StoreError
 
         scenario_file, params, results_dir, lock_path, lab, repo = self.need(
@@ -55,8 +59,14 @@ class ActionModule(ControllerAction):
             os.path.join(results_dir, campaign_id)).exists()
         campaign_id = campaign_id or store.new_campaign_id()
         root = os.path.abspath(os.path.join(results_dir, campaign_id))
+        order = campaign.plan_runs(list(chosen), parameters.repetitions, parameters.seed)
+        try:
+            space.check_results_dir(results_dir)
+            runs = space.runs_left(root, len(order)) if resuming else len(order)
+            space.check_free_space(results_dir, space.estimate_bytes(parameters, runs), runs)
+        except ConfigError as exc:
+            raise AnsibleActionFail(f"invalid campaign: {exc}") from None
         if self._task.check_mode or args.get("validate_only"):
-            order = campaign.plan_runs(list(chosen), parameters.repetitions, parameters.seed)
             return {"changed": False, "campaign": {
                 "id": campaign_id, "dir": root, "resumed": resuming, "order": order,
                 "parameters": parameters.as_dict()}}
@@ -71,7 +81,6 @@ class ActionModule(ControllerAction):
             if resuming:
                 manifest = result_store.resume(parameters.as_dict())
             else:
-                order = campaign.plan_runs(list(chosen), parameters.repetitions, parameters.seed)
                 manifest = result_store.create(
                     campaign_id, parameters.as_dict(),
                     {name: {**d, "status": "pending", "reason": None, "resolved": None,
