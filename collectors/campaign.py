@@ -87,13 +87,13 @@ SEARCH_FIELDS: dict[str, tuple[float, float, float, str]] = {
     "max_pps": (200_000, 2, 100_000_000, "highest offered rate searched (frames/s)"),
     "granularity": (0.1, 0.001, 0.5, "relative width hi/lo - 1 at which a rate is found"),
     "pdr_ratio": (0.005, 0.0, 0.5, "loss ratio PDR allows (0.005 is 0.5 %)"),
-    "trial_s": (0.5, 0.05, 3600, "duration of a search trial (s)"),
+    "trial_s": (0.3, 0.05, 3600, "duration of a search trial (s)"),
     "validation_s": (0.5, 0.05, 3600, "duration of a validation trial (s)"),
     "validations": (1, 0, 10, "validation trials at each found rate"),
     "max_trials": (14, 1, 1000, "trials a search may run"),
     "tolerance": (0.05, 0.0, 0.5, "how far the generator may fall short of the offered "
                   "rate before a trial is invalid (0.05 is 5 %)"),
-    "load_s": (1.0, 0.05, 3600, "duration of the RTT probes under load at each fraction (s)"),
+    "load_s": (0.5, 0.05, 3600, "duration of the RTT probes under load at each fraction (s)"),
 }
 #: fractions of the PDR at which RTT is probed under load (kvmnetlab_search_load_fractions)
 LOAD_FRACTIONS = (0.1, 0.5, 0.9)

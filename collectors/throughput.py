@@ -64,9 +64,9 @@ def settings(parameters: dict[str, Any]) -> dict[str, Any]:
             "max_trials": parameters["search_max_trials"],
             "trial_s": parameters["search_trial_s"],
             "validation_s": parameters["search_validation_s"],
-            "tolerance": parameters["search_tolerance"], "settle_s": 0.2,
+            "tolerance": parameters["search_tolerance"], "settle_s": 0.1,
             "load_fractions": list(parameters["search_load_fractions"]),
-            "load_s": parameters["search_load_s"], "probe_lead_s": 0.2,
+            "load_s": parameters["search_load_s"], "probe_lead_s": 0.1,
             "probe_count": max(1, round(parameters["search_load_s"]
                                         / parameters["ping_interval_s"]))}
 

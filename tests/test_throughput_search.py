@@ -70,6 +70,26 @@ def test_the_search_finds_a_capacity_within_its_granularity(limit):
     assert validations == [(result["ndr"]["pps"], "validation", 0.0)]
 
 
+def test_a_loss_just_above_the_capacity_is_resolved_one_granularity_down():
+    # the first trial at 30,000 loses 6 %: the receiver kept up with 28,200, within one
+    # granularity of the rate, so the next trial is 30,000 / 1.1, not the middle
+    search = Search(100, 30_000, granularity=0.1)
+    trials = drive(search, capacity(28_200))
+    assert [t[0] for t in trials[:2]] == [30_000, 27_272.728]
+    assert search.result()["ndr"]["status"] == "found"
+    assert len(trials) == 3, trials  # the miss, the pass one granularity down, validation
+
+
+def test_a_link_losing_a_little_at_every_rate_is_bisected_not_walked_down():
+    search = Search(100, 100_000, granularity=0.1)
+    trials = drive(search, lambda rate: 0.001)  # NDR fails everywhere, PDR passes
+    result = search.result()
+    assert result["ndr"]["status"] == "below_min" and result["pdr"]["status"] == "at_max"
+    # one step down after the first failure, then halvings (log2(ln(1000) / ln(1.1))
+    # ~ 6) down to the minimum, and the validation: not ln(1000) / ln(1.1) ~ 72 steps
+    assert len(trials) <= 12, trials
+
+
 def test_ndr_and_pdr_differ_when_a_small_loss_starts_below_the_capacity():
     search = Search(1_000, 100_000, granularity=0.01, pdr_ratio=0.005)
     drive(search, capacity(50_000, pdr_knee=20_000))
@@ -344,3 +364,25 @@ def test_the_pacer_finds_the_gap_for_a_rate_when_the_cost_per_frame_depends_on_t
         pacer.learn(gap, 1000, frame_ns(gap) * 1000 / 1e9)
     assert achieved[0] < -0.5  # 200,000 frames/s is beyond this sender
     assert all(abs(error) < 0.01 for error in achieved[-3:])  # once bracketed: exact
+
+
+def test_a_retry_at_the_same_rate_corrects_the_gap_by_the_trial_it_retries():
+    from collectors.agents.throughput import Pacer
+
+    pacer = Pacer()
+    # points around a 50 µs target: gap 20 µs cost 45 µs, gap 40 µs cost 65 µs
+    pacer.learn(20_000, 1000, 45_000 * 1000 / 1e9, 1e9 / 45_000)
+    pacer.learn(40_000, 1000, 65_000 * 1000 / 1e9, 1e9 / 65_000)
+    first = pacer.gap_ns(20_000)  # 50 µs a frame: interpolated
+    assert first == 25_000
+    # the host got busier: that gap cost 55 µs a frame, 10 % short of the rate
+    pacer.learn(first, 1000, 55_000 * 1000 / 1e9, 20_000)
+    retry = pacer.gap_ns(20_000)
+    assert retry == 20_000  # 5 µs less gap for the 5 µs it missed by
+    # interpolating again would have kept nearly the same gap
+    fresh = Pacer()
+    fresh.points = list(pacer.points)
+    assert abs(fresh.gap_ns(20_000) - first) < abs(retry - first)
+    # another rate: back to the measured points (nearest: gap 40 µs, cost 65 µs)
+    pacer.learn(retry, 1000, 50_000 * 1000 / 1e9, 20_000)
+    assert pacer.gap_ns(15_000) == round(1e9 / 15_000 - 25_000)

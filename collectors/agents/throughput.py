@@ -93,6 +93,7 @@ class Search:
         self.generator_max: float | None = None
         self.hint: float | None = None
         self.step: float | None = None  # relative step of an upward expansion, or None
+        self.failed_in_row = 0  # valid trials in a row that lost frames
         self.trials = 0
         self.outcomes: list[tuple[float, float]] = []  # valid trials: (rate, loss ratio)
         self.invalid: dict[float, list[float]] = {}  # rate -> achieved rates of invalid trials
@@ -159,6 +160,7 @@ class Search:
         # pass at such a guess the capacity is just above it: step up from there, the
         # step doubling while trials pass (MLRsearch's interval expansion).
         hinted = self.hint is not None and rate == round(self.hint, 3)
+        self.failed_in_row = self.failed_in_row + 1 if loss_ratio else 0
         if loss_ratio:
             self.step = None
         elif hinted:
@@ -185,6 +187,14 @@ class Search:
         step = 1 + self.granularity
         if self.hint is not None and low * step < self.hint < hi / step:
             return self.hint
+        if (self.hint is not None and self.failed_in_row == 1 and self.hint >= hi / step
+                and low * step < hi / step):
+            # the receiver kept up with nearly the rate that lost: the capacity is just
+            # below it, one granularity down resolves it when that passes. Only after a
+            # first failure: a link that loses a little at every rate would otherwise
+            # be walked down a granularity at a time. Rounded up to the 0.001 frames/s
+            # that rates are kept in, so that the bounds end within the granularity.
+            return math.ceil(hi / step * 1000) / 1000
         if self.hint is not None and lo is None and self.hint <= low * step:
             return self.min_pps  # the receiver kept up with less than the minimum
         if self.step is not None and lo is not None and lo * (1 + self.step) < hi / step:
@@ -448,13 +458,24 @@ class Pacer:
     (1 / rate); outside them, the target less the nearest point's cost; before any,
     flat out (the first trial is at the search's maximum). Never 0,
     which would mean no pacing at all: a rate the sender cannot pace falls short.
+
+    A retry at the rate of the trial just run (the search retries a rate the sender
+    missed) corrects that trial's gap by its own error instead: the cost per frame on a
+    busy host drifts with the load beside it, so the freshest point is the best one,
+    and interpolating between the same points again would repeat the same gap (seen:
+    gap 8,395 ns gave 42.9 then 42.6 µs per frame for a 47.2 µs target).
     """
 
     def __init__(self) -> None:
         self.points: list[tuple[float, float]] = []  # (gap ns, ns per frame)
+        #: the last trial: (target ns per frame, its gap ns, measured ns per frame)
+        self.last: tuple[float, float, float] | None = None
 
     def gap_ns(self, rate: float) -> int:
         target = 1e9 / rate
+        if self.last is not None and abs(self.last[0] / target - 1) < 1e-6:
+            _, gap, measured = self.last
+            return max(1, round(gap + (target - measured)))
         below = [p for p in self.points if p[1] <= target]
         above = [p for p in self.points if p[1] > target]
         if below and above:
@@ -469,10 +490,14 @@ class Pacer:
             gap = 1
         return max(1, round(gap))
 
-    def learn(self, gap_ns: int, sent: int | None, elapsed_s: float | None) -> None:
-        """One trial's measured time per frame at its gap."""
+    def learn(self, gap_ns: int, sent: int | None, elapsed_s: float | None,
+              rate: float | None = None) -> None:
+        """One trial's measured time per frame at its gap (``rate``: its target)."""
+        self.last = None
         if sent and elapsed_s:
             self.points.append((float(gap_ns), elapsed_s * 1e9 / sent))
+            if rate:
+                self.last = (1e9 / rate, float(gap_ns), elapsed_s * 1e9 / sent)
 
 
 def at_limit(sender: str, argv: list[str]) -> bool:
@@ -558,7 +583,7 @@ def run_trial(control: Control, pacer: Pacer, config: dict, trial: int, rate: fl
     time.sleep(config.get("settle_s", 0.2))  # frames still in flight
     stopped = control.ask({"cmd": "stop", "trial": trial})
     sent, elapsed = sent_and_time(config["sender"], stdout)
-    pacer.learn(gap, sent, elapsed)
+    pacer.learn(gap, sent, elapsed, rate)
     outcome = trial_outcome(config, rate, frames, sent, elapsed, stopped.get("received"))
     if proc.returncode != 0 and not (record.get("interrupted") and outcome["reason"]):
         outcome.update(valid=False, reason=f"{argv[0]} exited {proc.returncode}")
