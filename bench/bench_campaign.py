@@ -6,9 +6,17 @@
 Cold: the lab's state folder (guest image cache, SSH keys) starts empty, so the
 guest image is built. Warm: the same campaign again with that state kept.
 Both start from a torn-down lab. "Measuring" is the time the measurement tools
-themselves ran (ping, the sender at rate), summed from their .meta.json
-records in raw/; the rest is orchestration (lab, image, guest boot, Ansible
-round trips, parsing, report). Needs root; uses the embedded lab.
+themselves ran (ping, the sender at rate, the throughput search), summed from
+their .meta.json records in raw/; the rest is orchestration (lab, image, guest
+boot, Ansible round trips, parsing, report). Needs root; uses the embedded lab.
+
+    .venv/bin/python bench/bench_campaign.py --search-cost [-e key=value ...]
+
+What the throughput search adds to a campaign: the same campaign with
+``kvmnetlab_search`` off, then on, each from a torn-down lab with the image
+cache kept (an image build costs the same in both, so the difference is also
+what the search adds to a cold run). Prints both wall times, their difference,
+and per search: its wall time from the sender's records (s) and its trials.
 """
 
 from __future__ import annotations
@@ -41,15 +49,60 @@ def measuring_s(campaign: Path) -> float:
     total = 0.0
     for meta in (campaign / "raw").rglob("*.meta.json"):
         record = json.loads(meta.read_text())
-        if record.get("argv", [""])[0] in MEASURING and record.get("finished_at"):
+        argv = record.get("argv") or [""]
+        # the throughput search's sender (its receiver only waits for it)
+        search = argv[0] == "python3" and "search" in argv
+        if (argv[0] in MEASURING or search) and record.get("finished_at"):
             total += record["finished_at"] - record["started_at"]
     return total
+
+
+def searches(campaign: Path) -> list[tuple[float, int]]:
+    """(wall time s, trials) of each search: from its start record to its last trial."""
+    out = []
+    for path in sorted((campaign / "raw").rglob("search.jsonl")):
+        records = [json.loads(line) for line in path.read_text().splitlines()]
+        start = [r["at"] for r in records if r["event"] == "start"]
+        ends = [r["ended_at"] for r in records if r["event"] in ("trial", "load")]
+        if start and ends:
+            out.append((max(ends) - start[0],
+                        sum(r["event"] == "trial" for r in records)))
+    return out
+
+
+def search_cost(common: list[str], results: Path) -> int:
+    walls = {}
+    for label, on in (("search-off", "false"), ("search-on", "true")):
+        run([*common, "--tags", "teardown"])
+        walls[label] = run([*common, "-e", f"kvmnetlab_search={on}",
+                            "-e", f"kvmnetlab_campaign_id={label}"])
+    run([*common, "--tags", "teardown"])
+    found = searches(results / "search-on")
+    print("campaign    wall_s")
+    for label, wall in walls.items():
+        print(f"{label:10s}  {wall:6.1f}")
+    extra = walls["search-on"] - walls["search-off"]
+    print(f"the search adds {extra:.1f} s ({extra / 60:.1f} min) to the campaign "
+          f"(target <= 180 s: {'met' if extra <= 180 else 'MISSED'})")
+    if found:
+        times = sorted(t for t, _ in found)
+        trials = sorted(n for _, n in found)
+        print(f"{len(found)} searches: wall time per search median {times[len(times) // 2]:.1f} s "
+              f"(min {times[0]:.1f}, max {times[-1]:.1f}), sum {sum(times):.1f} s; trials "
+              f"per search median {trials[len(trials) // 2]} (min {trials[0]}, max "
+              f"{trials[-1]}); Ansible and ingest around them "
+              f"{extra - sum(times):.1f} s")
+    print(f"results in {results}")
+    return 0
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--state-dir", help="lab state folder to start empty (default: a "
                         "fresh temporary folder)")
+    parser.add_argument("--search-cost", action="store_true",
+                        help="compare the campaign with the throughput search off and on "
+                        "instead of cold and warm")
     parser.add_argument("-e", dest="extra", action="append", default=[],
                         help="extra variables for site.yml, as for ansible-playbook")
     args = parser.parse_args()
@@ -59,6 +112,8 @@ def main() -> int:
     common = ["-e", f"kvmnetlab_state_dir={state}", "-e", f"kvmnetlab_results_dir={results}"]
     for item in args.extra:
         common += ["-e", item]
+    if args.search_cost:
+        return search_cost(common, results)
     rows = []
     for label in ("cold", "warm"):
         run([*common, "--tags", "teardown"])

@@ -7,7 +7,7 @@ Both run on the same real link, one after the other, in one invocation: three
 network namespaces (tests/shaped_link.py), the router's egress shaped by ``tbf``
 to a known rate; trafgen sends, tcpdump counts. Each method is the whole search
 program (collectors/agents/throughput.py) with one call on each end, exactly as
-the campaign runs it, with the campaign's default trial lengths (0.5 s, one
+the campaign runs it, with the campaign's default trial lengths (0.3 s, one
 validation of 0.5 s) and no RTT probes under load:
 
 - ``binary``: the search (MLRsearch-like: bisection, the receive-rate hint after a
@@ -41,7 +41,7 @@ def one(method: str, args: argparse.Namespace, workdir: Path) -> dict:
     started = time.monotonic()
     result, trials, _rx = run_search(
         workdir, args.frame_bytes, method=method, min_pps=args.min_pps, max_pps=args.max_pps,
-        granularity=args.granularity, trial_s=0.5, validation_s=0.5, max_trials=500,
+        granularity=args.granularity, trial_s=0.3, validation_s=0.5, settle_s=0.1, max_trials=500,
         load_fractions=[])
     wall = time.monotonic() - started
     tx = [json.loads(line) for line in (workdir / "tx.jsonl").read_text().splitlines()]
