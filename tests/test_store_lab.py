@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from collectors import lock
 from collectors.store import Store, sha256_file
 from tests.conftest import BIN, REPO, ansible_env, playbook
 
@@ -34,6 +35,7 @@ PARAMS = {"kvmnetlab_scenarios": "baseline", "kvmnetlab_ping_count": 20,
           "kvmnetlab_seed": 7, "kvmnetlab_search": False}
 KILL_HOOK = REPO / "tests" / "kill_hook"
 REMOTE_DIR = Path("/var/tmp/kvmnetlab")  # roles/campaign: campaign_remote_dir
+LOCK = Path("/run/kvmnetlab/local.lock")  # the embedded lab's lock (inventory/local)
 
 
 def command(extra: dict) -> list[str]:
@@ -120,10 +122,10 @@ def assert_complete(root: Path, repetitions: int) -> dict:
 def wait_for_the_lab() -> None:
     """Another campaign holds the lab: wait for it (a second one would be refused)."""
     for _ in range(60):
-        if not Path("/run/kvmnetlab/local.lock").exists():
+        if lock.holder(LOCK) is None:  # free, or left by a run that died
             return
         time.sleep(30)
-    pytest.fail("the lab stayed busy for 30 min")
+    pytest.fail(f"the lab stayed busy for 30 min: {lock.holder(LOCK)}")
 
 
 @contextmanager
