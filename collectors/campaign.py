@@ -94,7 +94,11 @@ SEARCH_FIELDS: dict[str, tuple[float, float, float, str]] = {
     "tolerance": (0.05, 0.0, 0.5, "how far the generator may fall short of the offered "
                   "rate before a trial is invalid (0.05 is 5 %)"),
     "load_s": (0.5, 0.05, 3600, "duration of the RTT probes under load at each fraction (s)"),
+    "repetitions": (0, 0, 100_000, "repetitions of each scenario that search: the first "
+                    "ones (blocks 1 to n); 0 for every repetition"),
 }
+#: the search settings that are counts, not measures
+SEARCH_COUNTS = ("validations", "max_trials", "repetitions")
 #: fractions of the PDR at which RTT is probed under load (kvmnetlab_search_load_fractions)
 LOAD_FRACTIONS = (0.1, 0.5, 0.9)
 
@@ -113,6 +117,7 @@ class Search:
     max_trials: int
     tolerance: float
     load_s: float
+    repetitions: int = 0
     load_fractions: tuple[float, ...] = LOAD_FRACTIONS
 
     @classmethod
@@ -138,7 +143,7 @@ def validate_search(raw: dict[str, Any], source: str) -> Search | None:
         value = default if value in (None, "") else value
         field = f"kvmnetlab_search_{name}"
         values[name] = _int(source, field, value, int(low), int(high)) \
-            if isinstance(default, int) and name in ("validations", "max_trials") \
+            if name in SEARCH_COUNTS \
             else _float(source, field, value, low, high)
     fractions = raw.get("search_load_fractions")
     fractions = LOAD_FRACTIONS if fractions in (None, "") else fractions

@@ -55,6 +55,14 @@ SEARCH_COLUMNS = {
     "search_s": "float64"}
 
 
+def searches(parameters: dict[str, Any], repetition: int) -> bool:
+    """Whether this repetition runs the search: it is on, and the repetition is among
+    the first ``search_repetitions`` (0, or absent in campaigns stored before it
+    existed: every one)."""
+    first = parameters.get("search_repetitions") or 0
+    return bool(parameters.get("search", False)) and (first == 0 or repetition <= first)
+
+
 def settings(parameters: dict[str, Any]) -> dict[str, Any]:
     """The search's settings from the campaign parameters (``search_*``)."""
     return {"min_pps": parameters["search_min_pps"], "max_pps": parameters["search_max_pps"],
@@ -77,7 +85,8 @@ class ThroughputCollector(Collector):
 
     Same tools and flow as the ``rate`` collector (pfsend/pfcount where PF_RING runs,
     else trafgen/tcpdump; BPF ``udp and dst port 3000``). On with
-    ``kvmnetlab_search: true`` (the default).
+    ``kvmnetlab_search: true`` (the default), in the first
+    ``kvmnetlab_search_repetitions`` repetitions of each scenario (0: all).
     """
 
     name = "throughput"
@@ -87,7 +96,7 @@ class ThroughputCollector(Collector):
 
     def captures(self, ctx: RunContext) -> list[Capture]:
         p, e = ctx.parameters, ctx.endpoint
-        if not p.get("search", False):
+        if not searches(p, ctx.repetition):
             return []
         sender, receiver = RateCollector.tools(ctx)
         size = p["rate_frame_bytes"]
@@ -137,7 +146,7 @@ class ThroughputCollector(Collector):
 
     def parse(self, files, ctx):
         p = ctx.parameters
-        if not p.get("search", False):
+        if not searches(p, ctx.repetition):
             return {}
         sender, receiver = RateCollector.tools(ctx)
         tx_path = files.path("sender", "search.jsonl")

@@ -40,6 +40,8 @@ def test_seed_scenarios_load_in_study_order():
         ("search_pdr_ratio", "half", "kvmnetlab_search_pdr_ratio"),
         ("search_min_pps", 10**9, "kvmnetlab_search_min_pps"),
         ("search_max_trials", 1.5, "kvmnetlab_search_max_trials"),
+        ("search_repetitions", -1, "kvmnetlab_search_repetitions"),
+        ("search_repetitions", "first", "kvmnetlab_search_repetitions"),
         ("search_load_fractions", [0.5, 2], "kvmnetlab_search_load_fractions[1]"),
         ("search_load_fractions", 0.5, "kvmnetlab_search_load_fractions"),
     ],
