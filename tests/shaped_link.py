@@ -91,8 +91,8 @@ def run_search(workdir: Path, frame_bytes: int, save_as: Path | None = None, **o
                                  "{frames}", "-t", "{gap_ns}ns", "-c", str(cfg)],
                  "min_pps": 200, "max_pps": 40_000, "granularity": 0.02,
                  "pdr_ratio": 0.005, "validations": 1, "max_trials": 30, "trial_s": 1.0,
-                 "validation_s": 2.0, "tolerance": 0.05, "settle_s": 0.2,
-                 "load_fractions": [0.1, 0.5, 0.9], "load_s": 0.5, "probe_lead_s": 0.2,
+                 "validation_s": 2.0, "tolerance": 0.05, "settle_s": 0.1,
+                 "load_fractions": [0.1, 0.5, 0.9], "load_s": 0.5, "probe_lead_s": 0.1,
                  "probe_count": 50,
                  "probe_argv": ["ping", "-D", "-O", "-n", "-c", "{count}", "-i", "0.01",
                                 "-s", "56", "198.18.253.1"], **over}
