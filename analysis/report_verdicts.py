@@ -30,7 +30,7 @@ from analysis.document import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
-    from analysis.report import _Context
+    from analysis.report_context import Context as _Context
 
 
 TIMES = "\u00d7"  # the multiplication sign of a ratio, x1.05

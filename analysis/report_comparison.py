@@ -1,0 +1,143 @@
+"""The report's comparison with earlier campaigns (Figure 4): repetition by repetition.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from analysis import plots, replication, tables
+from analysis.document import (
+    Bullets,
+    Definitions,
+    Para,
+    Section,
+    Table,
+    integer,
+    num,
+    pvalue,
+    text,
+)
+from analysis.load import Campaign, load_campaign
+from analysis.model import rtt_by_repetition
+from analysis.report_context import Context, Options
+
+# --------------------------------------------------------------------------- comparison
+
+
+def comparison_section(ctx: Context) -> tuple[Section, pd.DataFrame]:
+    c, o = ctx.campaign, ctx.options
+    new_loss = tables.loss_per_repetition(c.ping_summary, c.rate)
+    trend = [_trend_rows(c, ctx.result.by_rep, new_loss, o)]
+    frames, notes = [], []
+    for path in o.compare:
+        older = load_campaign(path)
+        old_by_rep = rtt_by_repetition(older.rtt, older.scenario_order)
+        old_summary = replication.repetition_summary(old_by_rep)
+        old_loss = tables.loss_per_repetition(older.ping_summary, older.rate)
+        frames.append(
+            replication.compare_campaigns(
+                ctx.result.reps, old_summary, new_loss, old_loss, older=older.campaign_id,
+                threshold_pct=o.regression_threshold_pct, loss_threshold_pp=o.loss_threshold_pp,
+                confidence=o.confidence,
+            )
+        )
+        trend.append(_trend_rows(older, old_by_rep, old_loss, o))
+        notes += _parameter_differences(c, older)
+        if (older.rate is None) != (c.rate is None):
+            notes.append(f"{older.campaign_id}: loss sources differ (ping vs rate); loss "
+                         "comparison mixes them")
+        del older, old_by_rep
+    comparison = pd.concat(frames, ignore_index=True)
+    # the current campaign's points are flagged when they regressed against any older one
+    flags = comparison.groupby("scenario")[["median_regressed", "loss_regressed"]].any()
+    for column in flags:
+        trend[0][column] = trend[0]["scenario"].map(flags[column]).fillna(False).astype(bool)
+    trend_frame = pd.concat(trend, ignore_index=True)
+    for column in flags:
+        trend_frame[column] = trend_frame[column].fillna(False).astype(bool)
+    trend_frame = trend_frame.sort_values(["started_at", "campaign"], kind="stable")
+    fig = plots.plot_trend(trend_frame, colors=ctx.colors,
+                           title=f"Figure 4 — typical median RTT and loss per campaign\n"
+                                 f"(regression: median +{o.regression_threshold_pct:g} % or "
+                                 f"loss +{o.loss_threshold_pp:g} points, significant)")
+    ctx.csv(trend_frame, "trend")
+    level = f"{100 * o.confidence:g} %"
+    blocks: list[Any] = [
+        Para(f"Campaign {c.campaign_id} compared with "
+             + ", ".join(f.iloc[0]["older"] for f in frames if not f.empty)
+             + ", repetition by repetition: each campaign's repetitions are its sample, as "
+               "in every other comparison of this report."),
+    ]
+    if notes:
+        blocks += [Para("Not like for like:"), Bullets(notes)]
+    blocks += [
+        Table(
+            comparison,
+            [("scenario", "scenario", text), ("older", "older campaign", text),
+             ("repetitions_old", "reps then", integer), ("repetitions_new", "reps now", integer),
+             ("median_old_us", "median then (µs)", num), ("median_new_us", "median now (µs)", num),
+             ("median_change_pct", "change (%)", num),
+             ("median_ci_low_pct", f"{level} CI low (%)", num),
+             ("median_ci_high_pct", f"{level} CI high (%)", num),
+             ("median_p_holm", "p (Holm)", pvalue),
+             ("loss_old_pct", "loss then (%)", num), ("loss_new_pct", "loss now (%)", num),
+             ("loss_change_pp", "change (points)", num), ("loss_p_holm", "p (Holm)", pvalue),
+             ("verdict", "verdict", text), ("note", "note", text)],
+            "Change against earlier campaigns",
+            ctx.csv(comparison, "comparison"),
+        ),
+        Definitions([
+            ("median then, now", "each campaign's typical median: the geometric mean of the "
+             "scenario's repetition medians (µs)."),
+            ("change (%)", "100 · (exp(d) - 1), d = mean log repetition median now - then; "
+             f"with its {level} Welch t interval."),
+            ("median p", "Welch's t test (unequal variances, Welch-Satterthwaite df) on the log "
+             "repetition medians of the two campaigns: the repetition is the unit, so a "
+             "campaign's thousands of probes do not make noise between repetitions look "
+             "significant. Holm-corrected over the scenarios of each older campaign."),
+            ("loss", "mean over repetitions of each repetition's loss, 100 · lost / sent "
+             "(sender → counter when data/rate.parquet exists, else ping; a flagged "
+             "repetition, with more frames counted than sent, is left out); p from Welch's t "
+             "test on the repetition losses (p = 1 when every repetition of both is equal), "
+             "Holm-corrected likewise."),
+            ("verdict", f"regressed: median up by more than {o.regression_threshold_pct:g} % or "
+             f"loss up by more than {o.loss_threshold_pp:g} points, with Holm p < "
+             f"{ctx.alpha:g}; improved: the same downwards; not comparable: the scenario has "
+             "data in only one of the two campaigns. A scenario with one repetition on a side "
+             "is not tested (note)."),
+        ]),
+        ctx.figure(fig, "figure4_trend",
+                   "Figure 4: typical median RTT (geometric mean of repetition medians, with "
+                   f"its {level} t interval over repetitions) and mean loss per campaign, oldest "
+                   f"to newest by start time; a red ring marks a scenario of {c.campaign_id} "
+                   "that regressed against at least one earlier campaign."),
+    ]
+    return Section("Comparison with earlier campaigns", blocks), comparison
+
+
+def _trend_rows(
+    campaign: Campaign, by_rep: dict, loss: pd.DataFrame, o: Options
+) -> pd.DataFrame:
+    med = replication.scenario_intervals(by_rep, confidence=o.confidence, bootstrap=False)
+    med = med.loc[med["statistic"] == "median"]
+    loss_pct = loss.groupby("scenario", sort=False)["loss_pct"].mean()
+    out = pd.DataFrame({"scenario": campaign.scenario_order})
+    out = out.merge(med[["scenario", "estimate_us", "t_low_us", "t_high_us"]], how="left")
+    out = out.rename(columns={"estimate_us": "median_us", "t_low_us": "ci_low_us",
+                              "t_high_us": "ci_high_us"})
+    out["loss_pct"] = out["scenario"].map(loss_pct).astype(float)
+    out.insert(0, "started_at", campaign.started_at)
+    out.insert(0, "campaign", campaign.campaign_id)
+    return out
+
+
+def _parameter_differences(new: Campaign, old: Campaign) -> list[str]:
+    a, b = new.parameters, old.parameters
+    keys = sorted((set(a) | set(b)) - {"seed"})
+    return [
+        f"{old.campaign_id}: parameter {k} was {b.get(k)!r}, now {a.get(k)!r}"
+        for k in keys
+        if a.get(k) != b.get(k)
+    ]

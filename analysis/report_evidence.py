@@ -1,0 +1,337 @@
+"""The report's evidence: Tables 1 and 2, Figures 1 and 2, percentiles and intervals,
+closeness to the baseline, per-packet costs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from analysis import plots, stats, tables
+from analysis.document import (
+    Definitions,
+    Para,
+    Section,
+    Table,
+    integer,
+    num,
+    share,
+    text,
+    whole,
+)
+from analysis.model import samples_by_scenario
+from analysis.report_context import Context
+
+BOX_PERCENTILES = (1.0, 25.0, 50.0, 75.0, 99.0)
+
+
+def status_cols() -> list[tuple[str, str, Any]]:
+    return [("number", "#", integer), ("scenario", "scenario", text), ("status", "status", text)]
+
+
+# --------------------------------------------------------------------------- tables 1, 2
+
+
+def loss_section(ctx: Context) -> Section:
+    c = ctx.campaign
+    t1 = tables.table1_loss(c.scenarios, c.ping_summary, c.rate)
+    spread = [
+        ("repetitions", "reps", integer),
+        ("mean_pct", "loss mean (%)", num),
+        ("min_pct", "min (%)", num),
+        ("max_pct", "max (%)", num),
+        ("std_pct", "std (%)", num),
+    ]
+    if c.rate is None:
+        columns = [*status_cols(), *spread, ("sent_packets", "probes sent", integer),
+                   ("lost_packets", "probes lost", integer)]
+        source = (
+            "Loss measured by ping (data/ping_summary.parquet); sender → counter loss "
+            "(data/rate.parquet) was not collected in this campaign."
+        )
+    else:
+        columns = [*status_cols(), ("backend", "backend", text),
+                   ("frame_bytes", "frame (bytes)", whole), ("rate_pps", "rate (packets/s)", num),
+                   *spread, ("flagged_repetitions", "flagged reps", integer),
+                   ("sent_frames", "frames sent", integer),
+                   ("lost_frames", "frames lost", integer),
+                   ("ping_loss_mean_pct", "ping loss mean (%)", num)]
+        source = (
+            "Loss measured from sender to counter (data/rate.parquet), one row per backend, "
+            "frame size and rate; ping's mean loss is shown beside it."
+        )
+    return Section(
+        "Table 1 — packet loss per scenario",
+        [
+            Para(source),
+            Table(t1, columns, "Table 1: loss (%) per scenario", ctx.csv(t1, "table1_loss")),
+            Definitions([
+                ("loss of a repetition",
+                 "100 · (sent - received) / sent, pooled over the repetition's hosts "
+                 "(or flows)."),
+                ("flagged reps", "repetitions whose counter saw more frames of the flow "
+                 "than the sender sent (foreign or duplicated frames matching the filter): "
+                 "their loss cannot be measured, so they are left out of reps, of the loss "
+                 "statistics and of the frame totals; the notes on the data name them."),
+                ("loss mean", "arithmetic mean of the repetitions' losses (each repetition "
+                 "weighs the same)."),
+                ("backend", "the sending and counting tools: pf_ring = pfsend -> pfcount; "
+                 "trafgen_tcpdump = netsniff-ng's trafgen -> tcpdump; trafgen_pfcount and "
+                 "pfsend_tcpdump where only one end has pf_ring.ko loaded. Every counter "
+                 "counts only the generated flow (BPF 'udp and dst port 3000'). pfsend "
+                 "paces its frames evenly; trafgen (-b <rate>pps, netsniff-ng 0.6.8) sends "
+                 "each second's frames as one burst, so on a trafgen backend this loss is "
+                 "the loss of one-second bursts of that many frames, not of an even rate: "
+                 "the throughput search (below) sends evenly spaced frames."),
+                ("min, max", "smallest and largest repetition loss."),
+                ("std", "sample standard deviation of the repetition losses (n - 1 in the "
+                 "denominator); empty with a single repetition."),
+            ]),
+        ],
+    )
+
+
+def rtt_section(ctx: Context) -> Section:
+    c = ctx.campaign
+    t2 = tables.table2_rtt(c.scenarios, ctx.samples, c.rtt)
+    return Section(
+        "Table 2 — round-trip time per scenario",
+        [
+            Table(
+                t2,
+                [*status_cols(), ("repetitions", "reps", integer),
+                 ("probes", "probes sent", integer), ("n", "n (answered)", integer),
+                 ("rtt_mean_us", "RTT mean (µs)", num), ("rtt_std_us", "RTT std (µs)", num)],
+                "Table 2: ICMP echo round-trip time (µs) per scenario",
+                ctx.csv(t2, "table2_rtt"),
+            ),
+            Definitions([
+                ("n", "answered probes, pooled over all repetitions and hosts; unanswered "
+                 "probes count as loss, not as RTT."),
+                ("RTT mean", "arithmetic mean of the n round-trip times, in microseconds."),
+                ("RTT std", "sample standard deviation of the n round-trip times "
+                 "(n - 1 in the denominator), in microseconds: the spread of single probes, "
+                 "not the uncertainty of the mean (see the confidence intervals below)."),
+            ]),
+        ],
+    )
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def figures_section(ctx: Context) -> Section:
+    c, o = ctx.campaign, ctx.options
+    box = stats.percentiles(ctx.samples, BOX_PERCENTILES)  # with min_us, max_us
+    box = c.scenarios[["scenario", "number", "status"]].merge(box, on="scenario", how="left")
+    box["n"] = box["n"].fillna(0).astype(int)
+    box["label"] = [
+        f"{'' if pd.isna(r.number) else f'{r.number}. '}{r.scenario}\n"
+        + (f"(n={r.n:,})" if r.n else f"({r.status})")
+        for r in box.itertuples()
+    ]
+    params = c.parameters
+    where = f"campaign {c.campaign_id}"
+    if "ping_interval_s" in params:
+        where += f", ping every {params['ping_interval_s']:g} s"
+    log_y = plots.wants_log_scale(box["p1_us"].dropna(), box["p99_us"].dropna())
+    fig1 = plots.plot_distributions(
+        box, colors=ctx.colors, title=f"Figure 1 — RTT per scenario\n{where}", log_y=log_y
+    )
+    points = stats.ecdf_points(ctx.samples)
+    threshold = None
+    if ctx.baseline:
+        x = samples_by_scenario(ctx.samples)[ctx.baseline]
+        threshold = (
+            f"closeness threshold:\np{o.percentile:g} of {ctx.baseline!r}",
+            float(stats.quantile_sorted(x, o.percentile / 100)),
+        )
+    log_x = o.log_x or plots.wants_log_scale(box["min_us"].dropna(), box["max_us"].dropna())
+    fig2 = plots.plot_cdf(
+        points, order=c.scenario_order, colors=ctx.colors, log_x=log_x, threshold=threshold,
+        title=f"Figure 2 — CDF of RTT per scenario\n{where}",
+    )
+    box_csv = ctx.csv(box.drop(columns="label"), "figure1_box")
+    ctx.csv(points, "figure2_cdf_points")
+    return Section(
+        "Figures 1 and 2 — RTT distributions",
+        [
+            ctx.figure(
+                fig1, "figure1_rtt_distributions",
+                "Figure 1: RTT per scenario. Box: 25th to 75th percentile; black line: median; "
+                "whiskers: 1st and 99th percentile; white diamond: mean (value printed beside "
+                "it); probes beyond the whiskers are not drawn (see the percentile table). "
+                + ("Logarithmic y axis: the scenarios differ by more than a factor of 20. "
+                   if log_y else "")
+                + f"Numbers behind it: tables/{box_csv}.csv.",
+            ),
+            ctx.figure(
+                fig2, "figure2_rtt_cdf",
+                "Figure 2: empirical cumulative distribution of RTT per scenario, "
+                "P(RTT ≤ x) over all answered probes. A curve further left is faster; "
+                "the dashed line is the baseline percentile used for closeness. "
+                + (("Logarithmic x axis (--log-x). " if o.log_x else "Logarithmic x axis: the "
+                    "scenarios differ by more than a factor of 20. ") if log_x else "")
+                + "Points: tables/figure2_cdf_points.csv (exact points of the ECDF).",
+            ),
+        ],
+    )
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def distribution_section(ctx: Context) -> Section:
+    o = ctx.options
+    pct = stats.percentiles(ctx.samples, o.percentiles)
+    iv = ctx.result.intervals
+    pct_cols = [("scenario", "scenario", text), ("n", "n", integer),
+                ("min_us", "min (µs)", num)]
+    pct_cols += [(stats.percentile_column(p), f"p{p:g} (µs)", num) for p in o.percentiles]
+    pct_cols += [("max_us", "max (µs)", num)]
+    level = f"{100 * o.confidence:g} %"
+    return Section(
+        "Percentiles and confidence intervals",
+        [
+            Para("Percentiles describe one scenario's distribution of single probes, pooled "
+                 "over its repetitions: a per-probe statistic, and the right one for that. The "
+                 "intervals below are about the scenario, so they treat the repetition as the "
+                 "unit."),
+            Table(pct, pct_cols, "RTT percentiles per scenario (µs), all answered probes",
+                  ctx.csv(pct, "percentiles")),
+            Definitions([
+                ("pX", "the X-th percentile of the answered probes' RTT, by linear "
+                 "interpolation between order statistics (Hyndman-Fan type 7, numpy's default): "
+                 "with the n values sorted, position h = (n - 1)·X/100, value "
+                 "x[⌊h⌋] + (h - ⌊h⌋)·(x[⌊h⌋+1] - x[⌊h⌋])."),
+            ]),
+            Table(
+                iv,
+                [("scenario", "scenario", text), ("statistic", "statistic", text),
+                 ("repetitions", "reps", integer), ("estimate_us", "estimate (µs)", num),
+                 ("t_low_us", f"t {level} CI low", num), ("t_high_us", f"t {level} CI high", num),
+                 ("boot_low_us", f"two-level bootstrap {level} low", num),
+                 ("boot_high_us", f"two-level bootstrap {level} high", num),
+                 ("between_rep_sd", "between-repetition sd", num)],
+                f"{level} confidence intervals over repetitions (µs)",
+                ctx.csv(iv, "intervals"),
+            ),
+            Definitions([
+                ("median (typical repetition median)",
+                 "the geometric mean of the repetitions' median RTTs: exp of the mean of their "
+                 "logs. Its between-repetition sd is the sd of those logs (about the "
+                 "coefficient of variation from one repetition to the next)."),
+                ("mean", "the mean of the repetitions' mean RTTs (each repetition weighs the "
+                 "same); between-repetition sd in µs."),
+                ("t CI", f"mean ± t(df = R - 1) · sd / √R over the R repetitions (on the log "
+                 f"scale for the median, then back-transformed): the {level} interval that "
+                 "holds when repetitions vary at random around the scenario's value. It is "
+                 "wide with few repetitions (t = 4.30 for R = 3), because that is what three "
+                 "repetitions can tell."),
+                ("two-level bootstrap CI",
+                 f"B = {o.resamples} replicates, seed {ctx.seed} (a stream per scenario name); "
+                 "each draws R repetitions with replacement and, within each drawn repetition, "
+                 "a resample of its probes with replacement (median: exactly, from order "
+                 "statistics; mean: as the per-probe bootstrap), and recomputes the statistic. "
+                 f"The interval runs from the {50 * (1 - o.confidence):g}th to the "
+                 f"{100 - 50 * (1 - o.confidence):g}th percentile of the replicates. With "
+                 "few repetitions it is too narrow: it only sees the R repetitions at hand "
+                 "(R = 3 gives 10 distinct sets) and does not widen as t does. The verdicts "
+                 "use the t interval."),
+            ]),
+        ],
+    )
+
+
+def closeness_section(ctx: Context) -> Section:
+    o = ctx.options
+    r = ctx.result
+    p = f"p{o.percentile:g}"
+    if r.closeness.empty:
+        return Section("Closeness to the baseline", [Para("No baseline with RTT data.")])
+    pooled = stats.closeness(ctx.samples, ctx.baseline, o.percentile)
+    close = r.closeness.merge(pooled[["scenario", "ks_distance", "ks_similarity"]],
+                              on="scenario", how="left")
+    level = f"{100 * o.confidence:g} %"
+    return Section(
+        "Closeness to the baseline",
+        [
+            Para(f"Baseline: {ctx.baseline}; its {p} over all its probes is "
+                 f"{num(r.threshold_us)} µs."),
+            Table(
+                close,
+                [("scenario", "scenario", text), ("repetitions", "reps", integer),
+                 ("share", f"share ≤ baseline {p}, mean over reps", share),
+                 ("share_ci_low", f"{level} CI low", share),
+                 ("share_ci_high", f"{level} CI high", share),
+                 ("share_min", "lowest rep", share), ("share_max", "highest rep", share),
+                 ("ks_similarity", "1 - D (all probes)", num)],
+                "Closeness of each scenario to the baseline",
+                ctx.csv(close, "closeness"),
+            ),
+            Definitions([
+                (f"share ≤ baseline {p}",
+                 f"for each repetition, the fraction of its answered probes whose RTT is at or "
+                 f"below the baseline's {p} ({num(r.threshold_us)} µs, over all the baseline's "
+                 "probes); the scenario's value is the mean over its repetitions, with a t "
+                 "interval over repetitions (df = R - 1, clipped to 0-100 %). The baseline "
+                 f"scores about {o.percentile:g} % by construction; a scenario as fast as the "
+                 "baseline scores the same, a slower one less. This is the reading of the seed "
+                 "study's 'close to the baseline X % of the time'."),
+                ("lowest rep, highest rep", "the smallest and largest repetition's share."),
+                ("1 - D", "1 minus the Kolmogorov-Smirnov distance max over x of "
+                 "|F_s(x) - F_b(x)| between the scenario's and the baseline's empirical CDFs "
+                 "over all probes (Figure 2): a description of the shapes (1: identical, 0: "
+                 "no overlap), not a test."),
+            ]),
+        ],
+    )
+
+
+def costs_section(ctx: Context) -> Section:
+    c = ctx.campaign
+    title = "Per-packet costs"
+    if c.costs is None:
+        return Section(title, [Para("Per-packet costs (data/costs.parquet): not collected in "
+                                    "this campaign.")])
+    costs = tables.costs_table(c.scenarios, c.costs)
+    totals = tables.costs_table(c.scenarios, c.costs, by_host=False)
+    ctx.csv(totals, "costs_all_hosts")
+    fig = plots.plot_costs(totals, colors=ctx.colors,
+                           title=f"Figure 3 — per-packet costs per scenario "
+                                 f"(campaign {c.campaign_id})")
+    return Section(
+        title,
+        [
+            Table(
+                costs,
+                [*status_cols(), ("metric", "metric", text), ("host", "host", text),
+                 ("unit", "unit", text),
+                 ("repetitions", "reps", integer), ("mean", "mean", num), ("min", "min", num),
+                 ("max", "max", num), ("std", "std", num)],
+                "Per-packet costs per scenario and host (mean over repetitions; unit per row)",
+                ctx.csv(costs, "costs"),
+            ),
+            Definitions([
+                ("metric", "a counter's change over the counter window (the load at rate) "
+                 "divided by the frames sent at rate, as the collector derived it: "
+                 "cpu_us_per_packet: busy CPU time of the host, all cores (/proc/stat, "
+                 "non-idle non-iowait ticks / CLK_TCK), in µs per frame; "
+                 "interrupts_per_packet: the host's interrupts per frame; "
+                 "qemu_cpu_us_per_packet: user+system CPU time of all QEMU threads in µs "
+                 "per frame; exits_per_packet: KVM exits of the VM per frame. Host-wide "
+                 "counters include everything the host ran in the window: on the embedded "
+                 "lab the namespace hosts and the controller share one kernel, so "
+                 "Ansible's own work is in them."),
+                ("host", "the host whose counters gave the value (qemu: the QEMU process's "
+                 "threads; kvm: the VM's KVM exit counter)."),
+                ("mean, min, max, std", "over repetitions; std is the sample standard "
+                 "deviation (n - 1)."),
+            ]),
+            ctx.figure(fig, "figure3_costs",
+                       "Figure 3: per-packet costs, summed over the hosts that report each "
+                       "metric (tables/costs_all_hosts.csv); bar: mean over repetitions, "
+                       "error bars: smallest and largest repetition."),
+        ],
+    )
