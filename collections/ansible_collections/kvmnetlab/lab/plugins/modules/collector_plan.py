@@ -1,0 +1,112 @@
+#!/usr/bin/python
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Documentation of the collector_plan action plugin (plugins/action/collector_plan.py)."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: collector_plan
+short_description: Turn the enabled collectors into this run's capture steps
+description:
+  - An action plugin that runs on the controller only. This file holds its documentation;
+    the options below are also the argument spec its arguments are validated against.
+  - Asks every enabled collector what to capture for this (scenario, repetition) on which
+    host role and in which phase, and returns the steps grouped by phase, plus the raw
+    files to fetch from every host.
+  - Collectors this lab cannot serve (for example KVM exit counters under TCG) are
+    recorded in the manifest as unavailable, with the reason, for the scenario.
+version_added: "0.1.0"
+author: kvmnetlab
+options:
+  campaign_dir:
+    description: The campaign folder.
+    type: path
+    required: true
+  run:
+    description: "The run: scenario, repetition and resolved knobs (an item of
+      kvmnetlab.lab.scenario_resolve's C(todo))."
+    type: dict
+    required: true
+  hosts:
+    description: Host role (C(sender), C(receiver), C(hypervisor)) -> inventory host.
+    type: dict
+    required: true
+  endpoint:
+    description:
+      - Addresses and QEMU pid of this run, plus C(sender_links) and C(receiver_links), the
+        output of C(ip -j addr show) on each end, from which the data interfaces and the
+        receiver's MAC are found (parsed here, on the controller).
+    type: dict
+    required: true
+  collectors:
+    description: Enabled collector -> host roles it covers.
+    type: dict
+    required: true
+  remote_dir:
+    description: This run's folder on the hosts.
+    type: str
+    required: true
+attributes:
+  check_mode:
+    support: full
+    details: Plans the same; the manifest is not written.
+  diff_mode:
+    support: none
+"""
+
+EXAMPLES = r"""
+- name: Plan the captures of this repetition
+  kvmnetlab.lab.collector_plan:
+    campaign_dir: "{{ campaign_started.campaign.dir }}"
+    run: "{{ campaign_run }}"
+    hosts: {sender: kvmnl-h1, receiver: kvmnl-h2, hypervisor: localhost}
+    endpoint:
+      source_address: 198.18.0.1
+      target_address: 198.18.0.2
+      sender_links: "{{ sender_links.stdout }}"
+      receiver_links: "{{ receiver_links.stdout }}"
+    collectors: {ping: [sender], cpu: [hypervisor, receiver]}
+    remote_dir: /var/tmp/kvmnetlab/virtio/1
+  register: campaign_planned
+"""
+
+RETURN = r"""
+plan:
+  description: The run's capture steps, one kvmnetlab.lab.collect call per host and phase.
+  returned: success
+  type: dict
+  contains:
+    pre:
+      description: "C({host, steps}) per host: snapshots and background starts before the load."
+      type: list
+      elements: dict
+    traffic:
+      description: The load's steps (sender and receiver).
+      type: list
+      elements: dict
+    post:
+      description: "C({host, steps}) per host: stops and snapshots after the load, and the
+        packing of raw files for hosts with no RTT probe."
+      type: list
+      elements: dict
+    probe:
+      description: The RTT probe's steps.
+      type: list
+      elements: dict
+    pack:
+      description: "C({host, steps}) per probing host: packing its raw files after the probe."
+      type: list
+      elements: dict
+    hosts:
+      description: Hosts that write raw files in this run.
+      type: list
+      elements: str
+    unavailable:
+      description: Collector -> why this lab cannot serve it.
+      type: dict
+    context:
+      description: Hosts, endpoint (with interfaces and MACs found), collectors and attempt,
+        kept with the run for parsing.
+      type: dict
+"""
