@@ -10,7 +10,6 @@ import pandas as pd
 from analysis import plots, replication, tables
 from analysis.document import (
     Bullets,
-    Definitions,
     Para,
     Section,
     Table,
@@ -88,26 +87,13 @@ def comparison_section(ctx: Context) -> tuple[Section, pd.DataFrame]:
             "Change against earlier campaigns",
             ctx.csv(comparison, "comparison"),
         ),
-        Definitions([
-            ("median then, now", "each campaign's typical median: the geometric mean of the "
-             "scenario's repetition medians (µs)."),
-            ("change (%)", "100 · (exp(d) - 1), d = mean log repetition median now - then; "
-             f"with its {level} Welch t interval."),
-            ("median p", "Welch's t test (unequal variances, Welch-Satterthwaite df) on the log "
-             "repetition medians of the two campaigns: the repetition is the unit, so a "
-             "campaign's thousands of probes do not make noise between repetitions look "
-             "significant. Holm-corrected over the scenarios of each older campaign."),
-            ("loss", "mean over repetitions of each repetition's loss, 100 · lost / sent "
-             "(sender → counter when data/rate.parquet exists, else ping; a flagged "
-             "repetition, with more frames counted than sent, is left out); p from Welch's t "
-             "test on the repetition losses (p = 1 when every repetition of both is equal), "
-             "Holm-corrected likewise."),
-            ("verdict", f"regressed: median up by more than {o.regression_threshold_pct:g} % or "
-             f"loss up by more than {o.loss_threshold_pp:g} points, with Holm p < "
-             f"{ctx.alpha:g}; improved: the same downwards; not comparable: the scenario has "
-             "data in only one of the two campaigns. A scenario with one repetition on a side "
-             "is not tested (note)."),
-        ]),
+        ctx.define(
+            "comparison.median_then_now",
+            "comparison.change",
+            "comparison.median_p",
+            "comparison.loss",
+            "comparison.verdict",
+        ),
         ctx.figure(fig, "figure4_trend",
                    "Figure 4: typical median RTT (geometric mean of repetition medians, with "
                    f"its {level} t interval over repetitions) and mean loss per campaign, oldest "

@@ -10,8 +10,8 @@ from typing import Any
 
 import pandas as pd
 
-from analysis import plots, replication, stats
-from analysis.document import Image
+from analysis import definitions, plots, replication, stats
+from analysis.document import Definitions, Image
 from analysis.load import Campaign
 from analysis.model import rtt_by_repetition
 
@@ -95,3 +95,8 @@ class Context:
     def level(self) -> str:
         """The confidence level in words, e.g. '95 %'."""
         return f"{100 * self.options.confidence:g} %"
+
+    def define(self, *keys: str, **facts: Any) -> Definitions:
+        """The definitions of ``keys`` (analysis.definitions), with this report's settings."""
+        return definitions.define(keys, {**definitions.wording(self.options, self.seed,
+                                                                 self.baseline), **facts})

@@ -10,7 +10,6 @@ import pandas as pd
 
 from analysis import plots, stats, tables
 from analysis.document import (
-    Definitions,
     Para,
     Section,
     Table,
@@ -66,28 +65,14 @@ def loss_section(ctx: Context) -> Section:
         [
             Para(source),
             Table(t1, columns, "Table 1: loss (%) per scenario", ctx.csv(t1, "table1_loss")),
-            Definitions([
-                ("loss of a repetition",
-                 "100 · (sent - received) / sent, pooled over the repetition's hosts "
-                 "(or flows)."),
-                ("flagged reps", "repetitions whose counter saw more frames of the flow "
-                 "than the sender sent (foreign or duplicated frames matching the filter): "
-                 "their loss cannot be measured, so they are left out of reps, of the loss "
-                 "statistics and of the frame totals; the notes on the data name them."),
-                ("loss mean", "arithmetic mean of the repetitions' losses (each repetition "
-                 "weighs the same)."),
-                ("backend", "the sending and counting tools: pf_ring = pfsend -> pfcount; "
-                 "trafgen_tcpdump = netsniff-ng's trafgen -> tcpdump; trafgen_pfcount and "
-                 "pfsend_tcpdump where only one end has pf_ring.ko loaded. Every counter "
-                 "counts only the generated flow (BPF 'udp and dst port 3000'). pfsend "
-                 "paces its frames evenly; trafgen (-b <rate>pps, netsniff-ng 0.6.8) sends "
-                 "each second's frames as one burst, so on a trafgen backend this loss is "
-                 "the loss of one-second bursts of that many frames, not of an even rate: "
-                 "the throughput search (below) sends evenly spaced frames."),
-                ("min, max", "smallest and largest repetition loss."),
-                ("std", "sample standard deviation of the repetition losses (n - 1 in the "
-                 "denominator); empty with a single repetition."),
-            ]),
+            ctx.define(
+                "loss.loss_of_a_repetition",
+                "loss.flagged_reps",
+                "loss.loss_mean",
+                "loss.backend",
+                "loss.min_max",
+                "loss.std",
+            ),
         ],
     )
 
@@ -106,14 +91,7 @@ def rtt_section(ctx: Context) -> Section:
                 "Table 2: ICMP echo round-trip time (µs) per scenario",
                 ctx.csv(t2, "table2_rtt"),
             ),
-            Definitions([
-                ("n", "answered probes, pooled over all repetitions and hosts; unanswered "
-                 "probes count as loss, not as RTT."),
-                ("RTT mean", "arithmetic mean of the n round-trip times, in microseconds."),
-                ("RTT std", "sample standard deviation of the n round-trip times "
-                 "(n - 1 in the denominator), in microseconds: the spread of single probes, "
-                 "not the uncertainty of the mean (see the confidence intervals below)."),
-            ]),
+            ctx.define("rtt.n", "rtt.rtt_mean", "rtt.rtt_std"),
         ],
     )
 
@@ -200,12 +178,7 @@ def distribution_section(ctx: Context) -> Section:
                  "unit."),
             Table(pct, pct_cols, "RTT percentiles per scenario (µs), all answered probes",
                   ctx.csv(pct, "percentiles")),
-            Definitions([
-                ("pX", "the X-th percentile of the answered probes' RTT, by linear "
-                 "interpolation between order statistics (Hyndman-Fan type 7, numpy's default): "
-                 "with the n values sorted, position h = (n - 1)·X/100, value "
-                 "x[⌊h⌋] + (h - ⌊h⌋)·(x[⌊h⌋+1] - x[⌊h⌋])."),
-            ]),
+            ctx.define("distribution.px"),
             Table(
                 iv,
                 [("scenario", "scenario", text), ("statistic", "statistic", text),
@@ -217,29 +190,12 @@ def distribution_section(ctx: Context) -> Section:
                 f"{level} confidence intervals over repetitions (µs)",
                 ctx.csv(iv, "intervals"),
             ),
-            Definitions([
-                ("median (typical repetition median)",
-                 "the geometric mean of the repetitions' median RTTs: exp of the mean of their "
-                 "logs. Its between-repetition sd is the sd of those logs (about the "
-                 "coefficient of variation from one repetition to the next)."),
-                ("mean", "the mean of the repetitions' mean RTTs (each repetition weighs the "
-                 "same); between-repetition sd in µs."),
-                ("t CI", f"mean ± t(df = R - 1) · sd / √R over the R repetitions (on the log "
-                 f"scale for the median, then back-transformed): the {level} interval that "
-                 "holds when repetitions vary at random around the scenario's value. It is "
-                 "wide with few repetitions (t = 4.30 for R = 3), because that is what three "
-                 "repetitions can tell."),
-                ("two-level bootstrap CI",
-                 f"B = {o.resamples} replicates, seed {ctx.seed} (a stream per scenario name); "
-                 "each draws R repetitions with replacement and, within each drawn repetition, "
-                 "a resample of its probes with replacement (median: exactly, from order "
-                 "statistics; mean: as the per-probe bootstrap), and recomputes the statistic. "
-                 f"The interval runs from the {50 * (1 - o.confidence):g}th to the "
-                 f"{100 - 50 * (1 - o.confidence):g}th percentile of the replicates. With "
-                 "few repetitions it is too narrow: it only sees the R repetitions at hand "
-                 "(R = 3 gives 10 distinct sets) and does not widen as t does. The verdicts "
-                 "use the t interval."),
-            ]),
+            ctx.define(
+                "distribution.median_typical_repetition_median",
+                "distribution.mean",
+                "distribution.t_ci",
+                "distribution.two_level_bootstrap_ci",
+            ),
         ],
     )
 
@@ -270,21 +226,12 @@ def closeness_section(ctx: Context) -> Section:
                 "Closeness of each scenario to the baseline",
                 ctx.csv(close, "closeness"),
             ),
-            Definitions([
-                (f"share ≤ baseline {p}",
-                 f"for each repetition, the fraction of its answered probes whose RTT is at or "
-                 f"below the baseline's {p} ({num(r.threshold_us)} µs, over all the baseline's "
-                 "probes); the scenario's value is the mean over its repetitions, with a t "
-                 "interval over repetitions (df = R - 1, clipped to 0-100 %). The baseline "
-                 f"scores about {o.percentile:g} % by construction; a scenario as fast as the "
-                 "baseline scores the same, a slower one less. This is the reading of the seed "
-                 "study's 'close to the baseline X % of the time'."),
-                ("lowest rep, highest rep", "the smallest and largest repetition's share."),
-                ("1 - D", "1 minus the Kolmogorov-Smirnov distance max over x of "
-                 "|F_s(x) - F_b(x)| between the scenario's and the baseline's empirical CDFs "
-                 "over all probes (Figure 2): a description of the shapes (1: identical, 0: "
-                 "no overlap), not a test."),
-            ]),
+            ctx.define(
+                "closeness.share_baseline_p",
+                "closeness.lowest_rep_highest_rep",
+                "closeness.one_minus_d",
+                threshold_us=num(r.threshold_us),
+            ),
         ],
     )
 
@@ -313,22 +260,7 @@ def costs_section(ctx: Context) -> Section:
                 "Per-packet costs per scenario and host (mean over repetitions; unit per row)",
                 ctx.csv(costs, "costs"),
             ),
-            Definitions([
-                ("metric", "a counter's change over the counter window (the load at rate) "
-                 "divided by the frames sent at rate, as the collector derived it: "
-                 "cpu_us_per_packet: busy CPU time of the host, all cores (/proc/stat, "
-                 "non-idle non-iowait ticks / CLK_TCK), in µs per frame; "
-                 "interrupts_per_packet: the host's interrupts per frame; "
-                 "qemu_cpu_us_per_packet: user+system CPU time of all QEMU threads in µs "
-                 "per frame; exits_per_packet: KVM exits of the VM per frame. Host-wide "
-                 "counters include everything the host ran in the window: on the embedded "
-                 "lab the namespace hosts and the controller share one kernel, so "
-                 "Ansible's own work is in them."),
-                ("host", "the host whose counters gave the value (qemu: the QEMU process's "
-                 "threads; kvm: the VM's KVM exit counter)."),
-                ("mean, min, max, std", "over repetitions; std is the sample standard "
-                 "deviation (n - 1)."),
-            ]),
+            ctx.define("costs.metric", "costs.host", "costs.mean_min_max_std"),
             ctx.figure(fig, "figure3_costs",
                        "Figure 3: per-packet costs, summed over the hosts that report each "
                        "metric (tables/costs_all_hosts.csv); bar: mean over repetitions, "

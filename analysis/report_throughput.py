@@ -11,7 +11,6 @@ import pandas as pd
 from analysis import plots, tables
 from analysis import throughput as search
 from analysis.document import (
-    Definitions,
     Image,
     Para,
     Section,
@@ -108,41 +107,19 @@ def throughput_section(ctx: Context) -> Section:
             ctx.csv(table.drop(columns=["mean_kpps_text", "ci_kpps_text", "mean_mbps_text",
                                         "ci_mbps_text"]), "throughput_ndr_pdr"),
         ),
-        Definitions([
-            ("NDR (no-drop rate)", "the highest offered rate at which no frame of the flow "
-             "was lost, below the lowest offered rate that lost any, the two within the "
-             f"relative granularity ({_setting(s['granularity'])}: upper / lower - 1), "
-             "confirmed by the validation trial(s) at that rate (a rate that passed once "
-             "and lost in validation counts as lost)."),
-            ("PDR (partial-drop rate)", f"the same with a loss ratio (lost / sent) of at "
-             f"most {pdr_pct} (the PDR ratio) instead of none."),
-            ("valid trial", "a trial whose generator sent the offered rate within "
-             f"{tolerance} (achieved rate = frames sent / the sender's own time: it fell "
-             "neither short of the offered rate nor overshot it by more than the tolerance) "
-             "and whose counter saw no more frames than were sent. An invalid trial never "
-             "counts as loss: it is run again, or, when the generator fell short while "
-             "sending flat out, it lowers the rate the search may offer to what the "
-             "generator achieved."),
-            ("mean", "the arithmetic mean of the repetitions' rates (each repetition is one "
-             "search and weighs the same; trials are never pooled across repetitions); n "
-             "counts the repetitions with a rate."),
-            (f"{level} CI", "mean ± t(df = n - 1) · sd / √n over the n repetitions' rates "
-             "(Student t; the repetition is the unit of replication), the lower end clipped "
-             "at 0; — with n < 2."),
-            ("kframes/s, Mbit/s", "offered frames per second / 1000; and the frames' bit "
-             "rate, rate · frame bytes · 8 / 10⁶, counting the frame as generated (without "
-             "the 4-byte CRC, the 8-byte preamble and the 12-byte inter-frame gap, which "
-             "add (4 + 8 + 12) · 8 bits per frame on the wire)."),
-            ("≥", "a lower bound: the rate of at least one repetition is one, because "
-             "nothing lost up to the maximum searched (at the maximum searched), the "
-             "generator could not send faster (generator-limited), or the trials ran out "
-             "before the bounds were resolved (out of trials); the true rate may be higher, "
-             "and the mean and its interval are then of lower bounds."),
-            ("< min, left out", "a repetition whose search lost even at the minimum rate "
-             "searched has no NDR (PDR): it is shown as < min (in kframes/s) and left out "
-             "of n, the mean and the interval, counted under left out; so is a repetition "
-             "whose trials ran out before any rate passed."),
-        ]),
+        ctx.define(
+            "search.ndr_no_drop_rate",
+            "search.pdr_partial_drop_rate",
+            "search.valid_trial",
+            "search.mean",
+            "search.level_ci",
+            "search.kframes_s_mbit_s",
+            "search.at_least",
+            "search.below_min_left_out",
+            granularity=_setting(s['granularity']),
+            pdr_pct=pdr_pct,
+            tolerance=tolerance,
+        ),
     ]
     calibration = search.generator_calibration(c.search_trials, c.throughput)
     if not calibration.empty:
@@ -160,19 +137,14 @@ def throughput_section(ctx: Context) -> Section:
                 "Table 4: generator calibration, per sending host",
                 ctx.csv(calibration, "throughput_generator"),
             ),
-            Definitions([
-                ("max achieved", "the highest achieved rate (frames sent / the sender's own "
-                 "time) over all the host's trials in this campaign, valid or not, load "
-                 "points included: what its generator was seen to do with these frames."),
-                ("fell short, overshot", "invalid trials whose generator sent more than "
-                 f"{tolerance} below (fell short) or above (overshot) the offered rate."),
-                ("other invalid", "invalid for another reason: the counter saw more frames "
-                 "than were sent, a tool's closing lines were missing, or a tool failed."),
-                ("limit learned", "the highest rate a search saw the generator reach when it "
-                 "fell short while sending flat out; the search then offers no more."),
-                ("searches limited", "searches whose NDR or PDR is generator-limited: the "
-                 "generator, not the path measured, ended them."),
-            ]),
+            ctx.define(
+                "search.max_achieved",
+                "search.fell_short_overshot",
+                "search.other_invalid",
+                "search.limit_learned",
+                "search.searches_limited",
+                tolerance=tolerance,
+            ),
         ]
     points = search.trial_points(c.search_trials)
     blocks.append(_trial_figure(ctx, points, results, s["pdr_ratio"]))
@@ -234,26 +206,17 @@ def _latency_blocks(ctx: Context, s: dict[str, Any], level: str) -> list[Any]:
             "Table 5: RTT under load per scenario and load (fraction of the PDR)",
             ctx.csv(latency, "throughput_rtt_load"),
         ),
-        Definitions([
-            ("latency under load", "ICMP echo probes (ping, every "
-             f"{_setting(c.parameters.get('ping_interval_s'))} s) sent while the generated "
-             "flow runs at the stated fractions of the repetition's PDR "
-             f"({_setting(s['load_fractions'])}), for {_setting(s['load_s'])} s each, the "
-             "load started before the probes and stopped after them; idle: the seed's ping "
-             "of the same repetition (data/rtt.parquet), without generated load. When the "
-             "PDR is a lower bound (≥ in Table 3), so are the loads."),
-            ("invalid load points left out", "load points whose load was an invalid trial "
-             "(the generator missed the offered rate by more than the tolerance, or the "
-             "counter saw more frames than were sent): their probes did not see the stated "
-             f"load, so they are left out ({excluded} in this campaign)."),
-            ("RTT p50, p99", "per repetition, the 50th and 99th percentile (type 7) of its "
-             "answered probes at that load; the table shows the mean over the n repetitions "
-             f"and its {level} t interval (df = n - 1, the lower end clipped at 0); — with "
-             "n < 2."),
-            ("offered", "the mean over the repetitions of the load point's offered rate."),
-            ("probe loss", "per repetition, 100 · unanswered / sent probes; the mean over "
-             "the repetitions."),
-        ]),
+        ctx.define(
+            "load.latency_under_load",
+            "load.invalid_load_points_left_out",
+            "load.rtt_p50_p99",
+            "load.offered",
+            "load.probe_loss",
+            ping_interval=_setting(c.parameters.get('ping_interval_s')),
+            load_fractions=_setting(s['load_fractions']),
+            load_s=_setting(s['load_s']),
+            excluded=excluded,
+        ),
         ctx.figure(
             fig, "figure7_rtt_under_load",
             "Figure 7: RTT p50 (solid) and p99 (dashed) against the load in % of the PDR "

@@ -15,10 +15,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from analysis import plots, replication, stats, tables
+from analysis import definitions, plots, replication, stats, tables
 from analysis.document import (
     Bullets,
-    Definitions,
     Para,
     Section,
     Table,
@@ -107,42 +106,6 @@ def _effect_header(ctx: _Context) -> str:
     return f"a - b (µs) [{_level(ctx)} CI]"
 
 
-def _outcome_definitions(ctx: _Context) -> list[tuple[str, str]]:
-    a = f"{ctx.alpha:g}"
-    o = ctx.options
-    scale = ("the log of each repetition's median RTT, so differences are ratios"
-             if o.margin.scale == "log" else "each repetition's median RTT in µs")
-    return [
-        ("the unit", "the repetition: a scenario is compared through one number per repetition, "
-         f"on {scale}. Probes of one repetition share its circumstances and are not "
-         "independent samples of the scenario; the spread between repetitions is what a "
-         "verdict has to beat."),
-        ("paired by block", "when the campaign ran in blocks (each block runs every scenario "
-         "once, in a random order), the difference of two scenarios is taken within each "
-         "block, then averaged over blocks: drift over the campaign cancels. t test with "
-         "df = blocks - 1. Without blocks: Welch's unpaired t test."),
-        ("different", f"the two-sided t test of no difference has a Holm-adjusted p < {a} "
-         "(Holm over all pairs)."),
-        ("equivalent", f"the TOST (two one-sided t tests, Schuirmann) shows the difference "
-         f"lies within the margin, {o.margin.describe()}, with Holm-adjusted p < {a}; "
-         "equivalently, the (1 - 2·alpha) interval lies inside the margin. A pair can be "
-         "both when a real difference is smaller than the margin: it is reported "
-         "equivalent, with that note."),
-        ("inconclusive", "neither: the repetitions vary too much, or are too "
-         "few, to tell. Not evidence of sameness."),
-    ]
-
-
-def _settle_definition(ctx: _Context) -> tuple[str, str]:
-    return ("repetitions to settle",
-            "for an inconclusive pair: the smallest number of repetitions (blocks) at which "
-            f"the TOST or the difference test would reach {replication.POWER_TARGET:.0%} "
-            "power, whichever comes first, assuming the true difference is the one observed "
-            "and the between-repetition sd is the one observed (noncentral t; alpha / m, "
-            "the strictest step of Holm over the m pairs). An sd from a few repetitions is "
-            "itself uncertain, so read it as an order of magnitude.")
-
-
 # --------------------------------------------------------------------------- summary
 
 
@@ -204,25 +167,16 @@ def summary_section(ctx: _Context) -> Section:
     blocks_out += [Para("What weakens these verdicts:"),
                    Bullets(weak or ["nothing found: every scenario ran as requested, every "
                                     "repetition finished and every pair was settled."])]
-    blocks_out.append(Definitions([
-        ("typical median RTT", "the geometric mean of the scenario's repetition medians (the "
-         "median RTT of each repetition's answered probes), with the t interval over "
-         f"repetitions (df = R - 1, on the log scale): the {level} confidence interval."),
-        ("mean RTT", "the mean of the repetitions' mean RTTs, with its t interval over "
-         "repetitions."),
-        ("p99", "the 99th percentile of all the scenario's answered probes (type 7): a "
-         "per-probe description of its tail."),
-        ("loss", "the mean over repetitions of each repetition's loss, 100 · (sent - "
-         "received) / sent (sender → counter when the campaign measured it, else ping)."),
-        (f"share ≤ baseline {p}", "per repetition, the fraction of probes at or below the "
-         f"baseline's {p}; mean over repetitions with its t interval (Closeness section)."),
-        (f"against {ctx.baseline or 'the baseline'}", "the pair's outcome (below) and the "
-         "ratio of the scenario's typical median to the baseline's, with its "
-         f"{level} interval" if o.margin.scale == "log" else
-         "the pair's outcome (below) and the difference of the typical medians in µs"),
-        *_outcome_definitions(ctx),
-        _settle_definition(ctx),
-    ]))
+    blocks_out.append(ctx.define(
+        "summary.typical_median_rtt",
+        "summary.mean_rtt",
+        "summary.p99",
+        "summary.loss",
+        "summary.share_baseline_p",
+        "summary.against_log" if o.margin.scale == "log" else "summary.against_us",
+        *definitions.OUTCOMES,
+        "outcome.repetitions_to_settle",
+    ))
     return Section("Summary", blocks_out)
 
 
@@ -375,25 +329,12 @@ def claims_section(ctx: _Context) -> Section:
                ("power_text", "power now (if …)", text),
                ("repetitions_to_settle", "reps to settle", integer)],
               "The seed study's claims", "claims"),
-        Definitions([
-            ("verdict", "supported: the test shows the claim; contradicted: it shows the "
-             "opposite (a claimed equivalence found different; a claimed speed-up found "
-             "equivalent within the margin, or slower; a claimed closeness reversed); not "
-             "settled: neither."),
-            ("p", "for ≈ claims the pair's Holm-adjusted TOST p, for < claims its "
-             "Holm-adjusted difference p (Pairwise verdicts). For the closeness claim, on "
-             "the difference of the repetitions' shares (paired by block; a family of one): "
-             "the two-sided t test's p when it decides (above: supported; below: "
-             "contradicted), else the one-sided t test's p of H0 'the difference is at least "
-             "the study's 28 points' (rejected: contradicted, the difference is smaller)."),
-            ("power now", "the chance, with this campaign's repetitions and the observed "
-             "between-repetition sd, that the test would decide the claim if the stated "
-             "truth held: for ≈, that equivalence is shown when the true difference is 0; "
-             "for <, that a difference as large as the margin is found; for the closeness "
-             "claim, that the study's own 28-point difference is found. At alpha / m for the "
-             "pairwise claims (m pairs), alpha for the closeness claim."),
-            _settle_definition(ctx),
-        ]),
+        ctx.define(
+            "claims.verdict",
+            "claims.p",
+            "claims.power_now",
+            "outcome.repetitions_to_settle",
+        ),
     ])
 
 
@@ -432,7 +373,7 @@ def control_sections(ctx: _Context) -> list[Section]:
                     f"which treat all {a.size + b.size:,} probes as independent: Mann-Whitney "
                     f"p = {pvalue(p_mw)}, Kolmogorov-Smirnov p = {pvalue(p_ks)} (no "
                     "correction). Below alpha, they would call an A/A pair different."))
-        blocks.append(Definitions([*_outcome_definitions(ctx), _settle_definition(ctx)]))
+        blocks.append(ctx.define(*definitions.OUTCOMES, "outcome.repetitions_to_settle"))
         out.append(Section(f"A/A control: {control} (a copy of {original})", blocks))
     return out
 
@@ -463,14 +404,11 @@ def repetitions_section(ctx: _Context) -> Section:
                ("p90_us", "p90 (µs)", num), ("p99_us", "p99 (µs)", num),
                ("share", f"share ≤ baseline {p}", share)],
               "Every repetition's summary", ctx.csv(reps, "repetitions")),
-        Definitions([
-            ("median, mean, p90, p99", "of the repetition's answered probes, pooled over its "
-             "sending hosts, in µs (percentiles of type 7)."),
-            ("block", "the block the repetition ran in (empty for campaigns planned before "
-             "blocks)."),
-            (f"share ≤ baseline {p}", "the fraction of the repetition's probes at or below "
-             "the baseline's " + p + " (Closeness section)."),
-        ]),
+        ctx.define(
+            "repetitions.median_mean_p90_p99",
+            "repetitions.block",
+            "repetitions.share_baseline_p",
+        ),
         ctx.figure(fig, "figure5_repetitions",
                    "Figure 5: each marker is one repetition's median RTT, its shape the block "
                    "it ran in; the black bar beside them is the typical median (geometric "
@@ -525,44 +463,26 @@ def pairwise_section(ctx: _Context) -> Section:
         Table(r.pairs, _pair_columns(ctx),
               f"Pairwise verdicts (alpha = {ctx.alpha:g}, Holm over all pairs)",
               "pairwise_verdicts"),
-        Definitions([
-            *_outcome_definitions(ctx),
-            ("design, blocks", "paired: by block, over the blocks both ran in (their "
-             "number); unpaired: Welch; untestable: fewer than two repetitions on a side."),
-            ("typical a, b", "each scenario's typical median: the geometric mean of its "
-             "repetition medians (µs)."),
-            ("ratio a/b" if o.margin.scale == "log" else "a - b",
-             "the mean over blocks of the difference of the log repetition medians, "
-             "exponentiated (unpaired: the difference of the mean logs), with its "
-             f"{_level(ctx)} t interval" if o.margin.scale == "log" else
-             "the mean difference of the repetition medians in µs, with its t interval"),
-            ("between-rep sd", "the sd of the per-block differences (paired), or the root "
-             "mean square of the two scenarios' sds (unpaired), on the comparison's scale."),
-            ("difference p", "two-sided t test of no difference: t = estimate / se, df = "
-             "blocks - 1 (paired) or Welch-Satterthwaite (unpaired)."),
-            ("TOST p", "the larger of the two one-sided t tests' p-values, H0: the difference "
-             "is at least the margin, in either direction."),
-            ("Holm", "Holm's step-down correction within each family (difference, TOST) over "
-             "all testable pairs: sorted p-values p(1) ≤ … ≤ p(m) become max over j ≤ i of "
-             "(m - j + 1)·p(j), capped at 1; it bounds the chance of any false claim in the "
-             f"family by alpha = {ctx.alpha:g}."),
-            ("power now", "with the repetitions at hand and the observed between-repetition "
-             f"sd, at alpha / m = {r.pairs['alpha_planning'].iloc[0]:.3g}: the chance the "
-             "TOST shows equivalence when the true difference is 0, and the chance the t "
-             "test finds a true difference as large as the margin."),
-            _settle_definition(ctx),
-        ]),
+        ctx.define(
+            *definitions.OUTCOMES,
+            "pairs.design_blocks",
+            "pairs.typical_a_b",
+            "pairs.effect_log" if o.margin.scale == "log" else "pairs.effect_us",
+            "pairs.between_rep_sd",
+            "pairs.difference_p",
+            "pairs.tost_p",
+            "pairs.holm",
+            "pairs.power_now",
+            "outcome.repetitions_to_settle",
+            alpha_planning=r.pairs['alpha_planning'].iloc[0],
+        ),
         Table(groups,
               [("group", "group", text), ("members", "scenarios", text),
                ("size", "size", integer),
                ("all_pairs_equivalent", "every pair equivalent",
                 lambda x: "yes" if x else "no")],
               "Equivalence groups", ctx.csv(groups, "equivalence_groups")),
-        Definitions([
-            ("equivalence group", "scenarios linked by a chain of pairs found equivalent "
-             "(connected components of the 'equivalent' graph); 'every pair equivalent: no' "
-             "flags a chain (a ≈ b, b ≈ c, but a ≉ c)."),
-        ]),
+        ctx.define("pairs.equivalence_group"),
         Para("Why not the probes: earlier reports tested pooled probes (Mann-Whitney, "
              "Kolmogorov-Smirnov, Welch TOST over every probe). With thousands of probes and "
              "real differences between repetitions, those tests call identically configured "

@@ -1,0 +1,531 @@
+"""Every definition the report shows, in one place: what each statistic means, and its unit.
+
+``TERMS`` maps a key to a term and its meaning. Both are templates: ``{name}``
+fields are filled from the analysis settings (``wording``: the confidence
+level, alpha, the margin, the closeness percentile, the bootstrap, the
+baseline, the comparison thresholds) and from facts a section passes when it
+shows them (a threshold in µs, a count). A section shows a list of keys
+(``define``) beside the table or figure that uses them, and the section
+declaration (``analysis.sections``) names the keys each section relies on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from analysis.document import Definitions
+from analysis.replication import POWER_TARGET
+
+# How a pair of scenarios is compared, by the scale of the equivalence margin.
+SCALE_WORDS = {
+    "log": "the log of each repetition's median RTT, so differences are ratios",
+    "us": "each repetition's median RTT in µs",
+}
+
+TERMS: dict[str, tuple[str, str]] = {
+    # outcome
+    'outcome.the_unit': (
+        'the unit',
+        'the repetition: a scenario is compared through one number per repetition, '
+        'on {scale}. Probes of one repetition share its circumstances and are not '
+        'independent samples of the scenario; the spread between repetitions is '
+        'what a verdict has to beat.',
+    ),
+    'outcome.paired_by_block': (
+        'paired by block',
+        'when the campaign ran in blocks (each block runs every scenario once, in a '
+        'random order), the difference of two scenarios is taken within each block, '
+        'then averaged over blocks: drift over the campaign cancels. t test with df '
+        "= blocks - 1. Without blocks: Welch's unpaired t test.",
+    ),
+    'outcome.different': (
+        'different',
+        'the two-sided t test of no difference has a Holm-adjusted p < {alpha:g} '
+        '(Holm over all pairs).',
+    ),
+    'outcome.equivalent': (
+        'equivalent',
+        'the TOST (two one-sided t tests, Schuirmann) shows the difference lies '
+        'within the margin, {margin}, with Holm-adjusted p < {alpha:g}; equivalently, '
+        'the (1 - 2·alpha) interval lies inside the margin. A pair can be both when '
+        'a real difference is smaller than the margin: it is reported equivalent, '
+        'with that note.',
+    ),
+    'outcome.inconclusive': (
+        'inconclusive',
+        'neither: the repetitions vary too much, or are too few, to tell. Not '
+        'evidence of sameness.',
+    ),
+    'outcome.repetitions_to_settle': (
+        'repetitions to settle',
+        'for an inconclusive pair: the smallest number of repetitions (blocks) at '
+        'which the TOST or the difference test would reach {power_target:.0%} '
+        'power, whichever comes first, assuming the true difference is the one '
+        'observed and the between-repetition sd is the one observed (noncentral t; '
+        'alpha / m, the strictest step of Holm over the m pairs). An sd from a few '
+        'repetitions is itself uncertain, so read it as an order of magnitude.',
+    ),
+    # summary
+    'summary.typical_median_rtt': (
+        'typical median RTT',
+        "the geometric mean of the scenario's repetition medians (the median RTT of "
+        "each repetition's answered probes), with the t interval over repetitions "
+        '(df = R - 1, on the log scale): the {level} confidence interval.',
+    ),
+    'summary.mean_rtt': (
+        'mean RTT',
+        "the mean of the repetitions' mean RTTs, with its t interval over "
+        'repetitions.',
+    ),
+    'summary.p99': (
+        'p99',
+        "the 99th percentile of all the scenario's answered probes (type 7): a "
+        'per-probe description of its tail.',
+    ),
+    'summary.loss': (
+        'loss',
+        "the mean over repetitions of each repetition's loss, 100 · (sent - "
+        'received) / sent (sender → counter when the campaign measured it, else '
+        'ping).',
+    ),
+    'summary.share_baseline_p': (
+        'share ≤ baseline {p}',
+        "per repetition, the fraction of probes at or below the baseline's {p}; "
+        'mean over repetitions with its t interval (Closeness section).',
+    ),
+    'summary.against_log': (
+        'against {baseline}',
+        "the pair's outcome (below) and the ratio of the scenario's typical median "
+        "to the baseline's, with its {level} interval",
+    ),
+    'summary.against_us': (
+        'against {baseline}',
+        "the pair's outcome (below) and the difference of the typical medians in µs",
+    ),
+    # claims
+    'claims.verdict': (
+        'verdict',
+        'supported: the test shows the claim; contradicted: it shows the opposite '
+        '(a claimed equivalence found different; a claimed speed-up found '
+        'equivalent within the margin, or slower; a claimed closeness reversed); '
+        'not settled: neither.',
+    ),
+    'claims.p': (
+        'p',
+        "for ≈ claims the pair's Holm-adjusted TOST p, for < claims its "
+        'Holm-adjusted difference p (Pairwise verdicts). For the closeness claim, '
+        "on the difference of the repetitions' shares (paired by block; a family of "
+        "one): the two-sided t test's p when it decides (above: supported; below: "
+        "contradicted), else the one-sided t test's p of H0 'the difference is at "
+        "least the study's 28 points' (rejected: contradicted, the difference is "
+        'smaller).',
+    ),
+    'claims.power_now': (
+        'power now',
+        "the chance, with this campaign's repetitions and the observed "
+        'between-repetition sd, that the test would decide the claim if the stated '
+        'truth held: for ≈, that equivalence is shown when the true difference is '
+        '0; for <, that a difference as large as the margin is found; for the '
+        "closeness claim, that the study's own 28-point difference is found. At "
+        'alpha / m for the pairwise claims (m pairs), alpha for the closeness '
+        'claim.',
+    ),
+    # repetitions
+    'repetitions.median_mean_p90_p99': (
+        'median, mean, p90, p99',
+        "of the repetition's answered probes, pooled over its sending hosts, in µs "
+        '(percentiles of type 7).',
+    ),
+    'repetitions.block': (
+        'block',
+        'the block the repetition ran in (empty for campaigns planned before '
+        'blocks).',
+    ),
+    'repetitions.share_baseline_p': (
+        'share ≤ baseline {p}',
+        "the fraction of the repetition's probes at or below the baseline's {p} "
+        '(Closeness section).',
+    ),
+    # pairs
+    'pairs.design_blocks': (
+        'design, blocks',
+        'paired: by block, over the blocks both ran in (their number); unpaired: '
+        'Welch; untestable: fewer than two repetitions on a side.',
+    ),
+    'pairs.typical_a_b': (
+        'typical a, b',
+        "each scenario's typical median: the geometric mean of its repetition "
+        'medians (µs).',
+    ),
+    'pairs.effect_log': (
+        'ratio a/b',
+        'the mean over blocks of the difference of the log repetition medians, '
+        'exponentiated (unpaired: the difference of the mean logs), with its '
+        '{level} t interval',
+    ),
+    'pairs.effect_us': (
+        'a - b',
+        'the mean difference of the repetition medians in µs, with its t interval',
+    ),
+    'pairs.between_rep_sd': (
+        'between-rep sd',
+        'the sd of the per-block differences (paired), or the root mean square of '
+        "the two scenarios' sds (unpaired), on the comparison's scale.",
+    ),
+    'pairs.difference_p': (
+        'difference p',
+        'two-sided t test of no difference: t = estimate / se, df = blocks - 1 '
+        '(paired) or Welch-Satterthwaite (unpaired).',
+    ),
+    'pairs.tost_p': (
+        'TOST p',
+        "the larger of the two one-sided t tests' p-values, H0: the difference is "
+        'at least the margin, in either direction.',
+    ),
+    'pairs.holm': (
+        'Holm',
+        "Holm's step-down correction within each family (difference, TOST) over all "
+        'testable pairs: sorted p-values p(1) ≤ … ≤ p(m) become max over j ≤ i of '
+        '(m - j + 1)·p(j), capped at 1; it bounds the chance of any false claim in '
+        'the family by alpha = {alpha:g}.',
+    ),
+    'pairs.power_now': (
+        'power now',
+        'with the repetitions at hand and the observed between-repetition sd, at '
+        'alpha / m = {alpha_planning:.3g}: the chance the TOST shows equivalence '
+        'when the true difference is 0, and the chance the t test finds a true '
+        'difference as large as the margin.',
+    ),
+    'pairs.equivalence_group': (
+        'equivalence group',
+        'scenarios linked by a chain of pairs found equivalent (connected '
+        "components of the 'equivalent' graph); 'every pair equivalent: no' flags a "
+        'chain (a ≈ b, b ≈ c, but a ≉ c).',
+    ),
+    # loss
+    'loss.loss_of_a_repetition': (
+        'loss of a repetition',
+        "100 · (sent - received) / sent, pooled over the repetition's hosts (or "
+        'flows).',
+    ),
+    'loss.flagged_reps': (
+        'flagged reps',
+        'repetitions whose counter saw more frames of the flow than the sender sent '
+        '(foreign or duplicated frames matching the filter): their loss cannot be '
+        'measured, so they are left out of reps, of the loss statistics and of the '
+        'frame totals; the notes on the data name them.',
+    ),
+    'loss.loss_mean': (
+        'loss mean',
+        "arithmetic mean of the repetitions' losses (each repetition weighs the "
+        'same).',
+    ),
+    'loss.backend': (
+        'backend',
+        'the sending and counting tools: pf_ring = pfsend -> pfcount; '
+        "trafgen_tcpdump = netsniff-ng's trafgen -> tcpdump; trafgen_pfcount and "
+        'pfsend_tcpdump where only one end has pf_ring.ko loaded. Every counter '
+        "counts only the generated flow (BPF 'udp and dst port 3000'). pfsend paces "
+        'its frames evenly; trafgen (-b <rate>pps, netsniff-ng 0.6.8) sends each '
+        "second's frames as one burst, so on a trafgen backend this loss is the "
+        'loss of one-second bursts of that many frames, not of an even rate: the '
+        'throughput search (below) sends evenly spaced frames.',
+    ),
+    'loss.min_max': (
+        'min, max',
+        'smallest and largest repetition loss.',
+    ),
+    'loss.std': (
+        'std',
+        'sample standard deviation of the repetition losses (n - 1 in the '
+        'denominator); empty with a single repetition.',
+    ),
+    # rtt
+    'rtt.n': (
+        'n',
+        'answered probes, pooled over all repetitions and hosts; unanswered probes '
+        'count as loss, not as RTT.',
+    ),
+    'rtt.rtt_mean': (
+        'RTT mean',
+        'arithmetic mean of the n round-trip times, in microseconds.',
+    ),
+    'rtt.rtt_std': (
+        'RTT std',
+        'sample standard deviation of the n round-trip times (n - 1 in the '
+        'denominator), in microseconds: the spread of single probes, not the '
+        'uncertainty of the mean (see the confidence intervals below).',
+    ),
+    # distribution
+    'distribution.px': (
+        'pX',
+        "the X-th percentile of the answered probes' RTT, by linear interpolation "
+        "between order statistics (Hyndman-Fan type 7, numpy's default): with the n "
+        'values sorted, position h = (n - 1)·X/100, value x[⌊h⌋] + (h - '
+        '⌊h⌋)·(x[⌊h⌋+1] - x[⌊h⌋]).',
+    ),
+    'distribution.median_typical_repetition_median': (
+        'median (typical repetition median)',
+        "the geometric mean of the repetitions' median RTTs: exp of the mean of "
+        'their logs. Its between-repetition sd is the sd of those logs (about the '
+        'coefficient of variation from one repetition to the next).',
+    ),
+    'distribution.mean': (
+        'mean',
+        "the mean of the repetitions' mean RTTs (each repetition weighs the same); "
+        'between-repetition sd in µs.',
+    ),
+    'distribution.t_ci': (
+        't CI',
+        'mean ± t(df = R - 1) · sd / √R over the R repetitions (on the log scale '
+        'for the median, then back-transformed): the {level} interval that holds '
+        "when repetitions vary at random around the scenario's value. It is wide "
+        'with few repetitions (t = 4.30 for R = 3), because that is what three '
+        'repetitions can tell.',
+    ),
+    'distribution.two_level_bootstrap_ci': (
+        'two-level bootstrap CI',
+        'B = {resamples} replicates, seed {seed} (a stream per scenario name); each '
+        'draws R repetitions with replacement and, within each drawn repetition, a '
+        'resample of its probes with replacement (median: exactly, from order '
+        'statistics; mean: as the per-probe bootstrap), and recomputes the '
+        'statistic. The interval runs from the {boot_low_pct:g}th to the '
+        '{boot_high_pct:g}th percentile of the replicates. With few repetitions it '
+        'is too narrow: it only sees the R repetitions at hand (R = 3 gives 10 '
+        'distinct sets) and does not widen as t does. The verdicts use the t '
+        'interval.',
+    ),
+    # closeness
+    'closeness.share_baseline_p': (
+        'share ≤ baseline {p}',
+        'for each repetition, the fraction of its answered probes whose RTT is at '
+        "or below the baseline's {p} ({threshold_us} µs, over all the baseline's "
+        "probes); the scenario's value is the mean over its repetitions, with a t "
+        'interval over repetitions (df = R - 1, clipped to 0-100 %). The baseline '
+        'scores about {percentile:g} % by construction; a scenario as fast as the '
+        'baseline scores the same, a slower one less. This is the reading of the '
+        "seed study's 'close to the baseline X % of the time'.",
+    ),
+    'closeness.lowest_rep_highest_rep': (
+        'lowest rep, highest rep',
+        "the smallest and largest repetition's share.",
+    ),
+    'closeness.one_minus_d': (
+        '1 - D',
+        '1 minus the Kolmogorov-Smirnov distance max over x of |F_s(x) - F_b(x)| '
+        "between the scenario's and the baseline's empirical CDFs over all probes "
+        '(Figure 2): a description of the shapes (1: identical, 0: no overlap), not '
+        'a test.',
+    ),
+    # costs
+    'costs.metric': (
+        'metric',
+        "a counter's change over the counter window (the load at rate) divided by "
+        'the frames sent at rate, as the collector derived it: cpu_us_per_packet: '
+        'busy CPU time of the host, all cores (/proc/stat, non-idle non-iowait '
+        "ticks / CLK_TCK), in µs per frame; interrupts_per_packet: the host's "
+        'interrupts per frame; qemu_cpu_us_per_packet: user+system CPU time of all '
+        'QEMU threads in µs per frame; exits_per_packet: KVM exits of the VM per '
+        'frame. Host-wide counters include everything the host ran in the window: '
+        'on the embedded lab the namespace hosts and the controller share one '
+        "kernel, so Ansible's own work is in them.",
+    ),
+    'costs.host': (
+        'host',
+        "the host whose counters gave the value (qemu: the QEMU process's threads; "
+        "kvm: the VM's KVM exit counter).",
+    ),
+    'costs.mean_min_max_std': (
+        'mean, min, max, std',
+        'over repetitions; std is the sample standard deviation (n - 1).',
+    ),
+    # search
+    'search.ndr_no_drop_rate': (
+        'NDR (no-drop rate)',
+        'the highest offered rate at which no frame of the flow was lost, below the '
+        'lowest offered rate that lost any, the two within the relative granularity '
+        '({granularity}: upper / lower - 1), confirmed by the validation trial(s) '
+        'at that rate (a rate that passed once and lost in validation counts as '
+        'lost).',
+    ),
+    'search.pdr_partial_drop_rate': (
+        'PDR (partial-drop rate)',
+        'the same with a loss ratio (lost / sent) of at most {pdr_pct} (the PDR '
+        'ratio) instead of none.',
+    ),
+    'search.valid_trial': (
+        'valid trial',
+        'a trial whose generator sent the offered rate within {tolerance} (achieved '
+        "rate = frames sent / the sender's own time: it fell neither short of the "
+        'offered rate nor overshot it by more than the tolerance) and whose counter '
+        'saw no more frames than were sent. An invalid trial never counts as loss: '
+        'it is run again, or, when the generator fell short while sending flat out, '
+        'it lowers the rate the search may offer to what the generator achieved.',
+    ),
+    'search.mean': (
+        'mean',
+        "the arithmetic mean of the repetitions' rates (each repetition is one "
+        'search and weighs the same; trials are never pooled across repetitions); n '
+        'counts the repetitions with a rate.',
+    ),
+    'search.level_ci': (
+        '{level} CI',
+        "mean ± t(df = n - 1) · sd / √n over the n repetitions' rates (Student t; "
+        'the repetition is the unit of replication), the lower end clipped at 0; — '
+        'with n < 2.',
+    ),
+    'search.kframes_s_mbit_s': (
+        'kframes/s, Mbit/s',
+        "offered frames per second / 1000; and the frames' bit rate, rate · frame "
+        'bytes · 8 / 10⁶, counting the frame as generated (without the 4-byte CRC, '
+        'the 8-byte preamble and the 12-byte inter-frame gap, which add (4 + 8 + '
+        '12) · 8 bits per frame on the wire).',
+    ),
+    'search.at_least': (
+        '≥',
+        'a lower bound: the rate of at least one repetition is one, because nothing '
+        'lost up to the maximum searched (at the maximum searched), the generator '
+        'could not send faster (generator-limited), or the trials ran out before '
+        'the bounds were resolved (out of trials); the true rate may be higher, and '
+        'the mean and its interval are then of lower bounds.',
+    ),
+    'search.below_min_left_out': (
+        '< min, left out',
+        'a repetition whose search lost even at the minimum rate searched has no '
+        'NDR (PDR): it is shown as < min (in kframes/s) and left out of n, the mean '
+        'and the interval, counted under left out; so is a repetition whose trials '
+        'ran out before any rate passed.',
+    ),
+    # load
+    'load.latency_under_load': (
+        'latency under load',
+        'ICMP echo probes (ping, every {ping_interval} s) sent while the generated '
+        "flow runs at the stated fractions of the repetition's PDR "
+        '({load_fractions}), for {load_s} s each, the load started before the '
+        "probes and stopped after them; idle: the seed's ping of the same "
+        'repetition (data/rtt.parquet), without generated load. When the PDR is a '
+        'lower bound (≥ in Table 3), so are the loads.',
+    ),
+    'load.invalid_load_points_left_out': (
+        'invalid load points left out',
+        'load points whose load was an invalid trial (the generator missed the '
+        'offered rate by more than the tolerance, or the counter saw more frames '
+        'than were sent): their probes did not see the stated load, so they are '
+        'left out ({excluded} in this campaign).',
+    ),
+    'load.rtt_p50_p99': (
+        'RTT p50, p99',
+        'per repetition, the 50th and 99th percentile (type 7) of its answered '
+        'probes at that load; the table shows the mean over the n repetitions and '
+        'its {level} t interval (df = n - 1, the lower end clipped at 0); — with n '
+        '< 2.',
+    ),
+    'load.offered': (
+        'offered',
+        "the mean over the repetitions of the load point's offered rate.",
+    ),
+    'load.probe_loss': (
+        'probe loss',
+        'per repetition, 100 · unanswered / sent probes; the mean over the '
+        'repetitions.',
+    ),
+    # search
+    'search.max_achieved': (
+        'max achieved',
+        "the highest achieved rate (frames sent / the sender's own time) over all "
+        "the host's trials in this campaign, valid or not, load points included: "
+        'what its generator was seen to do with these frames.',
+    ),
+    'search.fell_short_overshot': (
+        'fell short, overshot',
+        'invalid trials whose generator sent more than {tolerance} below (fell '
+        'short) or above (overshot) the offered rate.',
+    ),
+    'search.other_invalid': (
+        'other invalid',
+        'invalid for another reason: the counter saw more frames than were sent, a '
+        "tool's closing lines were missing, or a tool failed.",
+    ),
+    'search.limit_learned': (
+        'limit learned',
+        'the highest rate a search saw the generator reach when it fell short while '
+        'sending flat out; the search then offers no more.',
+    ),
+    'search.searches_limited': (
+        'searches limited',
+        'searches whose NDR or PDR is generator-limited: the generator, not the '
+        'path measured, ended them.',
+    ),
+    # comparison
+    'comparison.median_then_now': (
+        'median then, now',
+        "each campaign's typical median: the geometric mean of the scenario's "
+        'repetition medians (µs).',
+    ),
+    'comparison.change': (
+        'change (%)',
+        '100 · (exp(d) - 1), d = mean log repetition median now - then; with its '
+        '{level} Welch t interval.',
+    ),
+    'comparison.median_p': (
+        'median p',
+        "Welch's t test (unequal variances, Welch-Satterthwaite df) on the log "
+        'repetition medians of the two campaigns: the repetition is the unit, so a '
+        "campaign's thousands of probes do not make noise between repetitions look "
+        'significant. Holm-corrected over the scenarios of each older campaign.',
+    ),
+    'comparison.loss': (
+        'loss',
+        "mean over repetitions of each repetition's loss, 100 · lost / sent (sender "
+        '→ counter when data/rate.parquet exists, else ping; a flagged repetition, '
+        "with more frames counted than sent, is left out); p from Welch's t test on "
+        'the repetition losses (p = 1 when every repetition of both is equal), '
+        'Holm-corrected likewise.',
+    ),
+    'comparison.verdict': (
+        'verdict',
+        'regressed: median up by more than {regression_threshold_pct:g} % or loss '
+        'up by more than {loss_threshold_pp:g} points, with Holm p < {alpha:g}; '
+        'improved: the same downwards; not comparable: the scenario has data in '
+        'only one of the two campaigns. A scenario with one repetition on a side is '
+        'not tested (note).',
+    ),
+}
+
+# The three outcomes of a comparison and what they rest on, shown with every verdict.
+OUTCOMES = (
+    "outcome.the_unit",
+    "outcome.paired_by_block",
+    "outcome.different",
+    "outcome.equivalent",
+    "outcome.inconclusive",
+)
+
+
+def wording(options: Any, seed: int, baseline: str) -> dict[str, Any]:
+    """The template fields every definition may use, from the analysis options."""
+    confidence = options.confidence
+    return {
+        "level": f"{100 * confidence:g} %",
+        "alpha": 1.0 - confidence,
+        "percentile": options.percentile,
+        "p": f"p{options.percentile:g}",
+        "margin": options.margin.describe(),
+        "scale": SCALE_WORDS["log" if options.margin.scale == "log" else "us"],
+        "resamples": options.resamples,
+        "seed": seed,
+        "boot_low_pct": 50 * (1 - confidence),
+        "boot_high_pct": 100 - 50 * (1 - confidence),
+        "baseline": baseline or "the baseline",
+        "power_target": POWER_TARGET,
+        "regression_threshold_pct": options.regression_threshold_pct,
+        "loss_threshold_pp": options.loss_threshold_pp,
+    }
+
+
+def define(keys: Iterable[str], values: dict[str, Any]) -> Definitions:
+    """The definitions of ``keys``, in that order, their fields filled from ``values``."""
+    return Definitions([
+        (TERMS[key][0].format(**values), TERMS[key][1].format(**values)) for key in keys
+    ])
