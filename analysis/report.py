@@ -16,23 +16,12 @@ from pathlib import Path
 import pandas as pd
 
 from analysis import plots, replication
-from analysis import report_verdicts as verdicts
 from analysis.document import to_html, to_markdown
 from analysis.load import Campaign, InputError, load_campaign
 from analysis.model import rtt_samples, samples_by_scenario
-from analysis.report_comparison import comparison_section
 from analysis.report_context import Context, Options, UsageError, analyse
-from analysis.report_evidence import (
-    closeness_section,
-    costs_section,
-    distribution_section,
-    figures_section,
-    loss_section,
-    rtt_section,
-)
 from analysis.report_folder import TargetError, check_target, staged
-from analysis.report_metadata import metadata_section
-from analysis.report_throughput import throughput_section
+from analysis.sections import build_sections
 
 
 @dataclass(frozen=True)
@@ -79,26 +68,9 @@ def build_report(options: Options) -> Outcome:
     with staged(out) as work:
         ctx = Context(campaign, options, samples, baseline, colors, seed, work,
                       analyse(campaign, options, baseline, seed))
-        # The answers first (summary, claims, control), the evidence next, the metadata last.
-        sections = [
-            verdicts.summary_section(ctx),
-            verdicts.claims_section(ctx),
-            *verdicts.control_sections(ctx),
-            loss_section(ctx),
-            rtt_section(ctx),
-            verdicts.repetitions_section(ctx),
-            figures_section(ctx),
-            distribution_section(ctx),
-            closeness_section(ctx),
-            verdicts.pairwise_section(ctx),
-            costs_section(ctx),
-            throughput_section(ctx),
-        ]
-        comparison = pd.DataFrame(columns=replication.COMPARISON_COLUMNS)
-        if options.compare:
-            section, comparison = comparison_section(ctx)
-            sections.append(section)
-        sections.append(metadata_section(ctx))
+        sections, data = build_sections(ctx)
+        comparison = data.get("comparison", {}).get(
+            "comparison", pd.DataFrame(columns=replication.COMPARISON_COLUMNS))
         title = f"kvmnetlab report — campaign {campaign.campaign_id}"
         (work / "report.md").write_text(to_markdown(title, sections), encoding="utf-8")
         (work / "index.html").write_text(to_html(title, sections, work), encoding="utf-8")

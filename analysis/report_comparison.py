@@ -25,7 +25,8 @@ from analysis.report_context import Context, Options
 # --------------------------------------------------------------------------- comparison
 
 
-def comparison_section(ctx: Context) -> tuple[Section, pd.DataFrame]:
+def compare(ctx: Context) -> dict[str, Any]:
+    """The comparison with each older campaign, the trend, and what is not like for like."""
     c, o = ctx.campaign, ctx.options
     new_loss = tables.loss_per_repetition(c.ping_summary, c.rate)
     trend = [_trend_rows(c, ctx.result.by_rep, new_loss, o)]
@@ -57,6 +58,14 @@ def comparison_section(ctx: Context) -> tuple[Section, pd.DataFrame]:
     for column in flags:
         trend_frame[column] = trend_frame[column].fillna(False).astype(bool)
     trend_frame = trend_frame.sort_values(["started_at", "campaign"], kind="stable")
+    return {"comparison": comparison, "trend": trend_frame, "olders": frames,
+            "notes": notes}
+
+
+def comparison_section(ctx: Context, data: dict[str, Any]) -> Section:
+    c, o = ctx.campaign, ctx.options
+    comparison, trend_frame, frames, notes = (data[k] for k in ("comparison", "trend",
+                                                                "olders", "notes"))
     fig = plots.plot_trend(trend_frame, colors=ctx.colors,
                            title=f"Figure 4 — typical median RTT and loss per campaign\n"
                                  f"(regression: median +{o.regression_threshold_pct:g} % or "
@@ -100,7 +109,7 @@ def comparison_section(ctx: Context) -> tuple[Section, pd.DataFrame]:
                    f"to newest by start time; a red ring marks a scenario of {c.campaign_id} "
                    "that regressed against at least one earlier campaign."),
     ]
-    return Section("Comparison with earlier campaigns", blocks), comparison
+    return Section("Comparison with earlier campaigns", blocks)
 
 
 def _trend_rows(

@@ -32,9 +32,13 @@ def status_cols() -> list[tuple[str, str, Any]]:
 # --------------------------------------------------------------------------- tables 1, 2
 
 
-def loss_section(ctx: Context) -> Section:
+def loss_table(ctx: Context) -> pd.DataFrame:
     c = ctx.campaign
-    t1 = tables.table1_loss(c.scenarios, c.ping_summary, c.rate)
+    return tables.table1_loss(c.scenarios, c.ping_summary, c.rate)
+
+
+def loss_section(ctx: Context, t1: pd.DataFrame) -> Section:
+    c = ctx.campaign
     spread = [
         ("repetitions", "reps", integer),
         ("mean_pct", "loss mean (%)", num),
@@ -77,9 +81,12 @@ def loss_section(ctx: Context) -> Section:
     )
 
 
-def rtt_section(ctx: Context) -> Section:
+def rtt_table(ctx: Context) -> pd.DataFrame:
     c = ctx.campaign
-    t2 = tables.table2_rtt(c.scenarios, ctx.samples, c.rtt)
+    return tables.table2_rtt(c.scenarios, ctx.samples, c.rtt)
+
+
+def rtt_section(ctx: Context, t2: pd.DataFrame) -> Section:
     return Section(
         "Table 2 — round-trip time per scenario",
         [
@@ -99,8 +106,9 @@ def rtt_section(ctx: Context) -> Section:
 # --------------------------------------------------------------------------- figures
 
 
-def figures_section(ctx: Context) -> Section:
-    c, o = ctx.campaign, ctx.options
+def box_table(ctx: Context) -> pd.DataFrame:
+    """Figure 1's boxes: percentiles per scenario, every scenario with a label."""
+    c = ctx.campaign
     box = stats.percentiles(ctx.samples, BOX_PERCENTILES)  # with min_us, max_us
     box = c.scenarios[["scenario", "number", "status"]].merge(box, on="scenario", how="left")
     box["n"] = box["n"].fillna(0).astype(int)
@@ -109,6 +117,11 @@ def figures_section(ctx: Context) -> Section:
         + (f"(n={r.n:,})" if r.n else f"({r.status})")
         for r in box.itertuples()
     ]
+    return box
+
+
+def figures_section(ctx: Context, box: pd.DataFrame) -> Section:
+    c, o = ctx.campaign, ctx.options
     params = c.parameters
     where = f"campaign {c.campaign_id}"
     if "ping_interval_s" in params:
@@ -160,9 +173,12 @@ def figures_section(ctx: Context) -> Section:
 # --------------------------------------------------------------------------- statistics
 
 
-def distribution_section(ctx: Context) -> Section:
+def percentile_table(ctx: Context) -> pd.DataFrame:
+    return stats.percentiles(ctx.samples, ctx.options.percentiles)
+
+
+def distribution_section(ctx: Context, pct: pd.DataFrame) -> Section:
     o = ctx.options
-    pct = stats.percentiles(ctx.samples, o.percentiles)
     iv = ctx.result.intervals
     pct_cols = [("scenario", "scenario", text), ("n", "n", integer),
                 ("min_us", "min (µs)", num)]
@@ -200,15 +216,21 @@ def distribution_section(ctx: Context) -> Section:
     )
 
 
-def closeness_section(ctx: Context) -> Section:
+def closeness_table(ctx: Context) -> pd.DataFrame | None:
+    """Closeness per repetition, summarised, with the pooled 1 - D; None without a baseline."""
+    if ctx.result.closeness.empty:
+        return None
+    pooled = stats.closeness(ctx.samples, ctx.baseline, ctx.options.percentile)
+    return ctx.result.closeness.merge(pooled[["scenario", "ks_distance", "ks_similarity"]],
+                                      on="scenario", how="left")
+
+
+def closeness_section(ctx: Context, close: pd.DataFrame | None) -> Section:
     o = ctx.options
     r = ctx.result
     p = f"p{o.percentile:g}"
-    if r.closeness.empty:
+    if close is None:
         return Section("Closeness to the baseline", [Para("No baseline with RTT data.")])
-    pooled = stats.closeness(ctx.samples, ctx.baseline, o.percentile)
-    close = r.closeness.merge(pooled[["scenario", "ks_distance", "ks_similarity"]],
-                              on="scenario", how="left")
     level = f"{100 * o.confidence:g} %"
     return Section(
         "Closeness to the baseline",
@@ -236,14 +258,22 @@ def closeness_section(ctx: Context) -> Section:
     )
 
 
-def costs_section(ctx: Context) -> Section:
+def costs_tables(ctx: Context) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """Per-packet costs per host, and summed over hosts; None when not collected."""
+    c = ctx.campaign
+    if c.costs is None:
+        return None
+    return (tables.costs_table(c.scenarios, c.costs),
+            tables.costs_table(c.scenarios, c.costs, by_host=False))
+
+
+def costs_section(ctx: Context, frames: tuple[pd.DataFrame, pd.DataFrame] | None) -> Section:
     c = ctx.campaign
     title = "Per-packet costs"
-    if c.costs is None:
+    if frames is None:
         return Section(title, [Para("Per-packet costs (data/costs.parquet): not collected in "
                                     "this campaign.")])
-    costs = tables.costs_table(c.scenarios, c.costs)
-    totals = tables.costs_table(c.scenarios, c.costs, by_host=False)
+    costs, totals = frames
     ctx.csv(totals, "costs_all_hosts")
     fig = plots.plot_costs(totals, colors=ctx.colors,
                            title=f"Figure 3 — per-packet costs per scenario "

@@ -55,7 +55,12 @@ def _kv(items: dict[str, Any], key_header: str = "key") -> pd.DataFrame:
     )
 
 
-def metadata_section(ctx: Context) -> Section:
+def scenario_table(ctx: Context) -> pd.DataFrame:
+    """The scenarios as requested, with their status and substitutions."""
+    return tables.scenario_overview(ctx.campaign.scenarios)
+
+
+def metadata_section(ctx: Context, overview: pd.DataFrame) -> Section:
     c, o = ctx.campaign, ctx.options
     m = c.manifest
     git = m.get("git") or {}
@@ -113,7 +118,6 @@ def metadata_section(ctx: Context) -> Section:
                                        ("hosts", "hosts", text)],
                             "Tool versions, read on each host", ctx.csv(versions, "tool_versions")))
     blocks += _hosts_blocks(c)
-    overview = tables.scenario_overview(c.scenarios)
     blocks.append(
         Table(
             overview,

@@ -71,9 +71,18 @@ def _settings_text(s: dict[str, Any]) -> str:
     return ", ".join(parts) if parts else "settings not recorded"
 
 
-def throughput_section(ctx: Context) -> Section:
-    c, o = ctx.campaign, ctx.options
+def ndr_pdr(ctx: Context) -> pd.DataFrame | None:
+    """Table 3 (with its texts); None when the campaign ran no throughput search."""
+    c = ctx.campaign
     if c.throughput is None and c.search_trials is None:
+        return None
+    return search.ndr_pdr_display(search.ndr_pdr_table(c.scenarios, c.throughput,
+                                                      ctx.options.confidence))
+
+
+def throughput_section(ctx: Context, table: pd.DataFrame | None) -> Section:
+    c, o = ctx.campaign, ctx.options
+    if table is None:
         return Section(THROUGHPUT_TITLE, [Para(
             "No throughput search in this campaign (data/throughput.parquet and "
             "data/search_trials.parquet absent or empty).")])
@@ -82,8 +91,6 @@ def throughput_section(ctx: Context) -> Section:
     pdr_pct = f"{100 * s['pdr_ratio']:g} %" if s["pdr_ratio"] is not None else "the PDR ratio"
     tolerance = (f"{100 * s['tolerance']:g} %" if s["tolerance"] is not None
                  else "the tolerance")
-    table = search.ndr_pdr_display(search.ndr_pdr_table(c.scenarios, c.throughput,
-                                                        o.confidence))
     results = search.search_results(c.throughput)
     ctx.csv(results, "throughput_repetitions")
     blocks: list[Any] = [

@@ -109,10 +109,9 @@ def _effect_header(ctx: _Context) -> str:
 # --------------------------------------------------------------------------- summary
 
 
-def summary_section(ctx: _Context) -> Section:
+def summary_section(ctx: _Context, frame: pd.DataFrame) -> Section:
     c, o, r = ctx.campaign, ctx.options, ctx.result
     level = _level(ctx)
-    frame = _headline(ctx)
     ctx.csv(frame.drop(columns=[k for k in frame.columns if k.endswith("_text")]), "summary")
     with_data = sorted(set(r.reps["scenario"]), key=c.scenario_order.index)
     counts = r.reps.groupby("scenario", sort=False).size()
@@ -180,7 +179,8 @@ def summary_section(ctx: _Context) -> Section:
     return Section("Summary", blocks_out)
 
 
-def _headline(ctx: _Context) -> pd.DataFrame:
+def headline(ctx: _Context) -> pd.DataFrame:
+    """Each scenario's headline numbers and its verdict against the baseline."""
     c, r = ctx.campaign, ctx.result
     out = c.scenarios[["number", "scenario", "status"]].copy()
     counts = r.reps.groupby("scenario", sort=False).size()
@@ -306,8 +306,11 @@ def weaknesses(ctx: _Context) -> list[str]:
 # --------------------------------------------------------------------------- claims
 
 
-def claims_section(ctx: _Context) -> Section:
-    claims = ctx.result.claims
+def claims_table(ctx: _Context) -> pd.DataFrame:
+    return ctx.result.claims
+
+
+def claims_section(ctx: _Context, claims: pd.DataFrame) -> Section:
     title = "The seed study's claims, tested"
     if claims.empty:
         return Section(title, [Para("This campaign does not hold the seed study's scenarios "
@@ -341,10 +344,15 @@ def claims_section(ctx: _Context) -> Section:
 # --------------------------------------------------------------------------- control
 
 
-def control_sections(ctx: _Context) -> list[Section]:
+def control_pairs(ctx: _Context) -> pd.DataFrame:
+    """The pairwise verdicts, among them each A/A control's against its original."""
+    return ctx.result.pairs
+
+
+def control_sections(ctx: _Context, pairs: pd.DataFrame) -> list[Section]:
     out = []
     for control, original in ctx.campaign.controls.items():
-        found = _pair_row(ctx.result.pairs, original, control)
+        found = _pair_row(pairs, original, control)
         blocks: list[Any] = [Para(
             f"{control} is a copy of {original}'s definition under another name, run in the "
             "same blocks, resolved and stored like any scenario. Nothing distinguishes the "
@@ -381,10 +389,15 @@ def control_sections(ctx: _Context) -> list[Section]:
 # --------------------------------------------------------------------------- repetitions
 
 
-def repetitions_section(ctx: _Context) -> Section:
-    c, o, r = ctx.campaign, ctx.options, ctx.result
-    reps = r.reps.merge(r.shares[["scenario", "repetition", "share"]],
+def repetition_table(ctx: _Context) -> pd.DataFrame:
+    """Every repetition's summary with its closeness share."""
+    r = ctx.result
+    return r.reps.merge(r.shares[["scenario", "repetition", "share"]],
                         on=["scenario", "repetition"], how="left")
+
+
+def repetitions_section(ctx: _Context, reps: pd.DataFrame) -> Section:
+    c, o, r = ctx.campaign, ctx.options, ctx.result
     typical = r.intervals.loc[r.intervals["statistic"] == "median"]
     log_y = plots.wants_log_scale(reps["median_us"].dropna(), reps["median_us"].dropna(),
                                   ratio=5.0)
@@ -448,19 +461,23 @@ def _pair_columns(ctx: _Context) -> list[tuple[str, str, Any]]:
     ]
 
 
-def pairwise_section(ctx: _Context) -> Section:
+def pair_table(ctx: _Context) -> pd.DataFrame:
+    return ctx.result.pairs
+
+
+def pairwise_section(ctx: _Context, pairs: pd.DataFrame) -> Section:
     r, o = ctx.result, ctx.options
-    if r.pairs.empty:
+    if pairs.empty:
         return Section("Pairwise verdicts", [Para("Fewer than two scenarios with RTT data.")])
-    ctx.csv(r.pairs, "pairwise_verdicts")
+    ctx.csv(pairs, "pairwise_verdicts")
     with_data = [s for s in ctx.campaign.scenario_order if s in r.by_rep]
-    groups = replication.equivalence_groups(r.pairs, with_data)
-    counts = r.pairs["outcome"].value_counts()
+    groups = replication.equivalence_groups(pairs, with_data)
+    counts = pairs["outcome"].value_counts()
     tally = ", ".join(f"{counts.get(k, 0)} {k}" for k in replication.OUTCOMES)
     return Section("Pairwise verdicts: different, equivalent or inconclusive", [
-        Para(f"Every pair of scenarios with RTT data ({len(r.pairs)} pairs: {tally}), compared "
+        Para(f"Every pair of scenarios with RTT data ({len(pairs)} pairs: {tally}), compared "
              "repetition by repetition."),
-        Table(r.pairs, _pair_columns(ctx),
+        Table(pairs, _pair_columns(ctx),
               f"Pairwise verdicts (alpha = {ctx.alpha:g}, Holm over all pairs)",
               "pairwise_verdicts"),
         ctx.define(
@@ -474,7 +491,7 @@ def pairwise_section(ctx: _Context) -> Section:
             "pairs.holm",
             "pairs.power_now",
             "outcome.repetitions_to_settle",
-            alpha_planning=r.pairs['alpha_planning'].iloc[0],
+            alpha_planning=pairs['alpha_planning'].iloc[0],
         ),
         Table(groups,
               [("group", "group", text), ("members", "scenarios", text),
