@@ -3,51 +3,23 @@
 
 from __future__ import annotations
 
-DOCUMENTATION = r"""
-module: campaign_start
-short_description: Validate campaign parameters, lock the lab, create or resume the result folder
-description:
-  - Runs on the controller only. Validates the scenario file and every campaign parameter
-    first; a bad value fails with a message naming the file and the field, before anything
-    is written or any host is changed.
-  - Refuses a results folder it cannot create or write, and a campaign whose estimated
-    size (from its parameters, collectors.space) plus a margin exceeds the free space of
-    the results file system, giving both numbers; a resumed campaign is estimated from
-    the repetitions it has left.
-  - Takes the lab lock for this ansible-playbook process; a second campaign on the same lab
-    is refused while the first runs.
-  - Creates results/<campaign-id>/ with its manifest, or, when the id names an existing
-    campaign, verifies every collected file and resumes it.
-  - The run plan is blocked (collectors.campaign.plan_runs) - block k runs repetition k of
-    every scenario in an order drawn from the seed - and every run records its block.
-  - With parameters.control naming a scenario, an A/A control (a copy of it named
-    <scenario>_aa, flagged control_of) is added and run in the same blocks.
-  - In check mode it validates and plans, and writes nothing.
-options:
-  scenario_file: {description: Scenario definitions (YAML)., type: path, required: true}
-  parameters: {description: Campaign parameters without the kvmnetlab_ prefix., type: dict, required: true}
-  campaign_id: {description: Id to create or resume; default a UTC timestamp., type: str}
-  results_dir: {description: Folder holding campaign folders., type: path, required: true}
-  lock_path: {description: The lab's lock file., type: path, required: true}
-  lab: {description: Lab name and kind, recorded in the manifest., type: dict, required: true}
-  repo: {description: kvmnetlab checkout whose git commit is recorded., type: path, required: true}
-  validate_only: {description: Validate and plan only; take no lock and write nothing., type: bool, default: false}
-author: kvmnetlab developers
-"""
-
 import os
 
 from ansible.errors import AnsibleActionFail
+from ansible_collections.kvmnetlab.lab.plugins.modules.campaign_start import DOCUMENTATION
 from ansible_collections.kvmnetlab.lab.plugins.plugin_utils.controller import ControllerAction
 
 
 class ActionModule(ControllerAction):
+    DOCUMENTATION = DOCUMENTATION  # its options are the argument spec
+
     def act(self, args, task_vars):
         from collectors import campaign, lock, space, store
         from collectors.errors import ConfigError, StoreError
 
-        scenario_file, params, results_dir, lock_path, lab, repo = self.need(
-            args, "scenario_file", "parameters", "results_dir", "lock_path", "lab", "repo")
+        scenario_file, params = args["scenario_file"], args["parameters"]
+        results_dir, lock_path = args["results_dir"], args["lock_path"]
+        lab, repo = args["lab"], args["repo"]
         try:
             scenarios = campaign.load_scenarios(scenario_file)
             parameters = campaign.validate_parameters(params, list(scenarios))

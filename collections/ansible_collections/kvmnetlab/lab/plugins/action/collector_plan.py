@@ -3,44 +3,22 @@
 
 from __future__ import annotations
 
-DOCUMENTATION = r"""
-module: collector_plan
-short_description: Turn the enabled collectors into this run's capture steps
-description:
-  - Runs on the controller. Asks every enabled collector what to capture for this
-    (scenario, repetition) on which host role and in which phase, and returns the steps
-    grouped by phase, plus the raw files to fetch from every host.
-  - Collectors this lab cannot serve (e.g. KVM exit counters under TCG) are recorded in
-    the manifest as unavailable, with the reason, for the scenario.
-options:
-  campaign_dir: {description: The campaign folder., type: path, required: true}
-  run: {description: "The run: scenario, repetition and resolved knobs.", type: dict, required: true}
-  hosts: {description: Host role (sender, receiver, hypervisor) -> inventory host., type: dict, required: true}
-  endpoint:
-    description:
-      - Addresses and QEMU pid of this run, plus C(sender_links) and C(receiver_links), the
-        output of C(ip -j addr show) on each end, from which the data interfaces and the
-        receiver's MAC are found (parsed here, on the controller).
-    type: dict
-    required: true
-  collectors: {description: Enabled collector -> host roles it covers., type: dict, required: true}
-  remote_dir: {description: This run's folder on the hosts., type: str, required: true}
-author: kvmnetlab developers
-"""
-
 from ansible.errors import AnsibleActionFail
 from ansible.module_utils.parsing.convert_bool import boolean
+from ansible_collections.kvmnetlab.lab.plugins.modules.collector_plan import DOCUMENTATION
 from ansible_collections.kvmnetlab.lab.plugins.plugin_utils.controller import ControllerAction
 
 
 class ActionModule(ControllerAction):
+    DOCUMENTATION = DOCUMENTATION  # its options are the argument spec
+
     def act(self, args, task_vars):
         from collectors import base, links
         from collectors.store import Store
 
-        campaign_dir, run, hosts, endpoint, enabled, remote_dir = self.need(
-            args, "campaign_dir", "run", "hosts", "endpoint", "collectors", "remote_dir")
-        endpoint = dict(endpoint)
+        campaign_dir, run, hosts = args["campaign_dir"], args["run"], args["hosts"]
+        enabled, remote_dir = args["collectors"], args["remote_dir"]
+        endpoint = dict(args["endpoint"])
         for end, address in (("sender", endpoint["source_address"]),
                              ("receiver", endpoint["target_address"])):
             try:

@@ -3,57 +3,8 @@
 
 from __future__ import annotations
 
-DOCUMENTATION = r"""
-module: lab_inventory_check
-short_description: Check that a real lab's inventory names everything the lab needs
-description:
-  - Runs on the controller and contacts no host. Reads, through the play's C(hostvars),
-    the variables a real lab needs on every host of C(lab_hypervisor) and C(bare_metal),
-    and the controller's C(campaign_hypervisor) and C(campaign_endpoints), and checks them
-    with C(collectors.inventory_check.check_real_lab).
-  - Fails with one line per missing or malformed variable, naming the inventory, the host
-    (and its group) or group the variable belongs to, and the variable.
-  - Required on each KVM host (group lab_hypervisor) C(ansible_host),
-    C(guest_vm_data_bridge), C(guest_vm_mgmt_bridge), C(guest_vm_guests) (each with name,
-    index, data_ip in 198.18.0.0/15, mgmt_ip); C(guest_vm_netns), if set, empty and
-    C(guest_vm_mgmt_access), if set, C(jump). On each bare-metal host C(ansible_host) and
-    C(kvmnetlab_data_interface). For the lab C(campaign_hypervisor) (a host of
-    lab_hypervisor) and C(campaign_endpoints) (hosts of the inventory or configured guests,
-    addresses in 198.18.0.0/15).
-  - Read-only; supports check mode.
-options:
-  inventory:
-    description: Inventory source(s) named in messages (C(ansible_inventory_sources)).
-    type: list
-    elements: str
-    required: true
-  base_dir:
-    description: Sources inside this folder are named relative to it (the checkout).
-    type: path
-author: kvmnetlab developers
-"""
-
-EXAMPLES = r"""
-- name: A real lab's inventory names everything it needs
-  kvmnetlab.lab.lab_inventory_check:
-    inventory: "{{ ansible_inventory_sources }}"
-    base_dir: "{{ kvmnetlab_repo }}"
-  when: kvmnetlab_lab_kind == 'real'
-"""
-
-RETURN = r"""
-problems:
-  description: One line per problem (empty when the inventory is complete).
-  returned: always
-  type: list
-  elements: str
-checked:
-  description: Hosts whose variables were checked, by group.
-  returned: always
-  type: dict
-"""
-
 from ansible.errors import AnsibleError
+from ansible_collections.kvmnetlab.lab.plugins.modules.lab_inventory_check import DOCUMENTATION
 from ansible_collections.kvmnetlab.lab.plugins.plugin_utils.controller import ControllerAction
 
 
@@ -72,11 +23,12 @@ def _read(hostvars, host, names, plain):
 
 
 class ActionModule(ControllerAction):
+    DOCUMENTATION = DOCUMENTATION  # its options are the argument spec
+
     def act(self, args, task_vars):
         from collectors import inventory_check as check
 
-        (sources,) = self.need(args, "inventory")
-        source = check.inventory_label(sources, args.get("base_dir"))
+        source = check.inventory_label(args["inventory"], args["base_dir"])
         hostvars = task_vars["hostvars"]
         groups = {name: list(hosts) for name, hosts in task_vars["groups"].items()}
         per_host = {}

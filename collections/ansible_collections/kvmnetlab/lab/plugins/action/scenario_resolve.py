@@ -3,38 +3,8 @@
 
 from __future__ import annotations
 
-DOCUMENTATION = r"""
-module: scenario_resolve
-short_description: Map requested scenario knobs to what the hosts of this lab can honour
-description:
-  - Runs on the controller. Turns each host's capability document (from
-    kvmnetlab.lab.lab_capabilities_info, run on that host) and the facts other roles set
-    on it (guest_vm_accel, guest_vm_accel_reason, guest_vm_unavailable_reason on a
-    hypervisor; pf_ring_unavailable_reason) into a per-host profile, resolves every
-    scenario against the hosts it runs on (collectors.scenarios.resolve_lab), records the
-    profiles, resolved knobs, substitutions and status in the manifest, marks the runs of
-    scenarios that cannot run, and returns the runs still to do.
-  - The running guests are the hosts of group C(guests), each with the hostvars
-    kvmnetlab_guest_hypervisor and kvmnetlab_guest_netdev that roles/guest_vm sets.
-options:
-  campaign_dir: {description: The campaign folder., type: path, required: true}
-  probes: {description: "Registered loop results of lab_capabilities_info over capability_probe_plan (item: {host, ...}).", type: list, elements: dict, required: true}
-  endpoints: {description: "The campaign's endpoints: {bare_metal: {sender, receiver, ...}, guest: {sender, ...}}.", type: dict, required: true}
-  hypervisor: {description: The hypervisor guests run on unless a guest names its own., type: str, required: true}
-  declared: {description: Capabilities the lab declares rather than probes., type: dict, default: {}}
-  guest_group: {description: Inventory group of the running guests., type: str, default: guests}
-author: kvmnetlab developers
-"""
-
-RETURN = r"""
-scenarios: {description: "scenario -> {resolved, substitutions, status, reason}.", returned: always, type: dict}
-todo: {description: The pending runs with their resolved knobs., returned: always, type: list}
-profiles: {description: host -> profile., returned: always, type: dict}
-pf_ring_hosts: {description: host -> whether pf_ring.ko is loaded there., returned: always, type: dict}
-tool_versions: {description: "tool -> {host: version}.", returned: always, type: dict}
-"""
-
 from ansible.errors import AnsibleActionFail
+from ansible_collections.kvmnetlab.lab.plugins.modules.scenario_resolve import DOCUMENTATION
 from ansible_collections.kvmnetlab.lab.plugins.plugin_utils.controller import ControllerAction
 
 # Facts other roles set on a host that its profile takes in.
@@ -43,14 +13,16 @@ _FACTS = ("guest_vm_accel", "guest_vm_accel_reason", "guest_vm_unavailable_reaso
 
 
 class ActionModule(ControllerAction):
+    DOCUMENTATION = DOCUMENTATION  # its options are the argument spec
+
     def act(self, args, task_vars):
         from collectors import capabilities
         from collectors import scenarios as resolver
         from collectors.errors import ConfigError
         from collectors.store import Store
 
-        campaign_dir, probes, endpoints, hypervisor = self.need(
-            args, "campaign_dir", "probes", "endpoints", "hypervisor")
+        campaign_dir, probes = args["campaign_dir"], args["probes"]
+        endpoints, hypervisor = args["endpoints"], args["hypervisor"]
         hostvars = task_vars.get("hostvars") or {}
         groups = task_vars.get("groups") or {}
 

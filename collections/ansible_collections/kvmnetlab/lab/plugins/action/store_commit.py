@@ -3,47 +3,18 @@
 
 from __future__ import annotations
 
-DOCUMENTATION = r"""
-module: store_commit
-short_description: Move a run's staged raw files into raw/ atomically and record the run
-description:
-  - Runs on the controller. The files under I(staging) enter raw/<scenario>/<repetition>/
-    all at once (staged beside raw/, fsynced, renamed) and only then are recorded, with
-    their sha256 and the run's status, reason and times, in one write of the manifest.
-    A run already collected is never rewritten. The staging folder is removed.
-  - When the results file system has less free space than the commit may need (the
-    tars, twice the manifest, 1 MiB), or fills up while it writes, it fails with
-    C(store_full) set and a message naming the path, the free space and what was being
-    written; the manifest stays as it was.
-options:
-  campaign_dir: {description: The campaign folder., type: path, required: true}
-  scenario: {description: Scenario name., type: str, required: true}
-  repetition: {description: Repetition number (1-based)., type: int, required: true}
-  staging: {description: Folder the raw files were fetched into., type: path}
-  bundles:
-    description:
-      - Tars fetched from the hosts, each C({host, tar, members}) with C(members) the
-        sha256 of every file as computed on the host; unpacked into I(staging)/<host>/ and
-        checked before anything is stored.
-    type: list
-    elements: dict
-    default: []
-  status: {description: done or failed., type: str, required: true}
-  reason: {description: Why the run failed., type: str}
-  started_at: {description: ISO time the run started., type: str}
-  context: {description: "Hosts, endpoint and collectors the run used (kept for parsing).", type: dict}
-author: kvmnetlab developers
-"""
-
 import contextlib
 import os
 import shutil
 
 from ansible.errors import AnsibleActionFail
+from ansible_collections.kvmnetlab.lab.plugins.modules.store_commit import DOCUMENTATION
 from ansible_collections.kvmnetlab.lab.plugins.plugin_utils.controller import ControllerAction
 
 
 class ActionModule(ControllerAction):
+    DOCUMENTATION = DOCUMENTATION  # its options are the argument spec
+
     def act(self, args, task_vars):
         from collectors.errors import StoreError, StoreFull
         from collectors.store import (
@@ -57,10 +28,8 @@ class ActionModule(ControllerAction):
             writing,
         )
 
-        campaign_dir, scenario, repetition, status = self.need(
-            args, "campaign_dir", "scenario", "repetition", "status")
-        if status not in ("done", "failed"):
-            raise AnsibleActionFail(f"status: must be done or failed, got {status!r}")
+        campaign_dir, scenario = args["campaign_dir"], args["scenario"]
+        repetition, status = args["repetition"], args["status"]  # status: done or failed
         if self._task.check_mode:
             return {"changed": True}
         store = Store(campaign_dir)

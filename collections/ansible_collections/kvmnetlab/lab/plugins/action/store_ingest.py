@@ -3,29 +3,19 @@
 
 from __future__ import annotations
 
-DOCUMENTATION = r"""
-module: store_ingest
-short_description: Parse raw/ into data/*.parquet on the controller
-description:
-  - Every completed run's raw files are parsed by their tool's parser. A file that does not
-    parse marks its run failed with the parser's message (file and line); raw/ is never
-    touched. Fails at the end when any run failed to parse and I(fail_on_parse_error) is set.
-options:
-  campaign_dir: {description: The campaign folder., type: path, required: true}
-  fail_on_parse_error: {description: Fail when a raw file did not parse., type: bool, default: false}
-author: kvmnetlab developers
-"""
-
 from ansible.errors import AnsibleActionFail
+from ansible_collections.kvmnetlab.lab.plugins.modules.store_ingest import DOCUMENTATION
 from ansible_collections.kvmnetlab.lab.plugins.plugin_utils.controller import ControllerAction
 
 
 class ActionModule(ControllerAction):
+    DOCUMENTATION = DOCUMENTATION  # its options are the argument spec
+
     def act(self, args, task_vars):
         from collectors.errors import StoreError
         from collectors.ingest import ingest
 
-        (campaign_dir,) = self.need(args, "campaign_dir")
+        campaign_dir = args["campaign_dir"]
         if self._task.check_mode:
             return {"changed": True}
         try:
