@@ -135,10 +135,13 @@ class Search:
                 # its limit, a sleep's latency makes small gaps all alike). The search
                 # goes on twice the tolerance below it, and below what it typically
                 # achieved there when that fell short
-                achieved = sorted(self.invalid[rate])[len(self.invalid[rate]) // 2]
+                # (one miss above the rate and one below: the rate lies where no gap
+                # paces it, e.g. between the cost of a frame with a sleep too short to
+                # sleep and one that really sleeps: the lower one is what it can hold)
+                short = [a for a in self.invalid[rate] if a < rate]
                 top = rate * (1 - 2 * self.tolerance)
-                if achieved < rate:
-                    top = min(top, achieved * (1 - self.tolerance))
+                if short:
+                    top = min(top, min(short) * (1 - self.tolerance))
                 self.generator_max = max(self.generator_max or 0.0, top)
                 self._cap(top)
             return
@@ -169,16 +172,22 @@ class Search:
             self.step *= 2
         self.hint = received_pps if loss_ratio and received_pps else None
 
+    def _reachable_hi(self, kind: str) -> float | None:
+        """The lowest failing rate, when the search can still offer it (a failure above
+        a maximum lowered since by the generator's limit bounds nothing reachable)."""
+        hi = self.hi[kind]
+        return hi if hi is not None and hi <= self.max_pps else None
+
     def _resolved(self, kind: str) -> bool:
-        lo, hi = self.lo[kind], self.hi[kind]
-        if hi is None:  # nothing failed: resolved when a rate within reach of the max passed
-            return lo is not None and lo * (1 + self.granularity) >= self.max_pps
-        if hi <= self.min_pps:
+        lo, hi = self.lo[kind], self._reachable_hi(kind)
+        if self.hi[kind] is not None and self.hi[kind] <= self.min_pps:
             return True  # fails even at the minimum
+        if hi is None:  # nothing failed within reach: resolved when one near the max passed
+            return lo is not None and lo * (1 + self.granularity) >= self.max_pps
         return lo is not None and hi / lo - 1 <= self.granularity
 
     def _candidate(self, kind: str) -> float:
-        lo, hi = self.lo[kind], self.hi[kind]
+        lo, hi = self.lo[kind], self._reachable_hi(kind)
         if hi is None:
             return self.max_pps
         low = lo if lo is not None else self.min_pps
@@ -222,9 +231,9 @@ class Search:
                 status = "budget"
             elif hi is not None and hi <= self.min_pps and lo is None:
                 status = "below_min"
-            elif hi is None and self.generator_max is not None:
+            elif self._reachable_hi(kind) is None and self.generator_max is not None:
                 status = "generator_limited"
-            elif hi is None:
+            elif self._reachable_hi(kind) is None:
                 status = "at_max"
             else:
                 status = "found"
@@ -460,10 +469,13 @@ class Pacer:
     which would mean no pacing at all: a rate the sender cannot pace falls short.
 
     A retry at the rate of the trial just run (the search retries a rate the sender
-    missed) corrects that trial's gap by its own error instead: the cost per frame on a
-    busy host drifts with the load beside it, so the freshest point is the best one,
-    and interpolating between the same points again would repeat the same gap (seen:
-    gap 8,395 ns gave 42.9 then 42.6 µs per frame for a 47.2 µs target).
+    missed) corrects that trial's gap by half its own error instead: the cost per frame
+    on a busy host drifts with the load beside it, so the freshest point is the best
+    one, and interpolating between the same points again would repeat the same gap
+    (seen: gap 8,395 ns gave 42.9 then 42.6 µs per frame for a 47.2 µs target). Half,
+    because near a miss the cost per frame moved about twice as much as the gap
+    (measured: +5.4 µs of gap cost +12.8 µs a frame at 30 kframes/s; -16.8 µs of gap
+    saved 36 µs at 4.5 kframes/s): a full correction overshot to the other side.
     """
 
     def __init__(self) -> None:
@@ -475,7 +487,7 @@ class Pacer:
         target = 1e9 / rate
         if self.last is not None and abs(self.last[0] / target - 1) < 1e-6:
             _, gap, measured = self.last
-            return max(1, round(gap + (target - measured)))
+            return max(1, round(gap + (target - measured) / 2))
         below = [p for p in self.points if p[1] <= target]
         above = [p for p in self.points if p[1] > target]
         if below and above:
