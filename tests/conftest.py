@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -170,3 +171,17 @@ def run_night(config: Path, night: str, *extra: str) -> tuple[subprocess.Complet
     print(f"night {night}: exit {done.returncode}\n{done.stdout[-2500:]}\n{done.stderr[-800:]}")
     results = Path(yaml.safe_load(config.read_text())["results_dir"])
     return done, night_status(results, night)
+
+
+@contextmanager
+def tmpfs(where: Path, size: str):
+    """A tmpfs of ``size`` (mount's syntax, e.g. 8m) mounted at ``where`` for the block."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    where.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+                   check=True)
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", str(where)], check=True)

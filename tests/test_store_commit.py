@@ -12,14 +12,13 @@ import signal
 import subprocess
 import sys
 import textwrap
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from collectors.errors import StoreError, StoreFull
 from collectors.store import Store, run_dir, sha256_file
-from tests.conftest import BIN, REPO
+from tests.conftest import BIN, REPO, tmpfs
 
 PARAMS = {"repetitions": 2, "ping_count": 3, "ping_interval_s": 0.01, "ping_payload_bytes": 56,
           "seed": 1, "scenarios": ["a"]}
@@ -187,19 +186,6 @@ def test_resume_refuses_only_an_altered_recorded_file(tmp_path):
         store.resume(PARAMS)
     assert store.manifest_path.read_bytes() == before  # refused: nothing moved
     assert (store.root / ".incoming/a/2/h1/ping.txt").exists()
-
-
-@contextmanager
-def tmpfs(where: Path, size: str):
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    where.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
-                   check=True)
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", str(where)], check=True)
 
 
 def fill(path: Path, leave_bytes: int) -> None:

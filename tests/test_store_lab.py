@@ -19,14 +19,13 @@ import os
 import signal
 import subprocess
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from collectors import lock
 from collectors.store import Store, sha256_file
-from tests.conftest import BIN, REPO, ansible_env, playbook
+from tests.conftest import BIN, REPO, ansible_env, playbook, tmpfs
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("root_only")]
 
@@ -134,17 +133,6 @@ def wait_for_the_lab() -> None:
             return
         time.sleep(30)
     pytest.fail(f"the lab stayed busy for 30 min: {lock.holder(LOCK)}")
-
-
-@contextmanager
-def tmpfs(where: Path, size: str):
-    where.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
-                   check=True)
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", str(where)], check=True)
 
 
 def fill(path: Path) -> None:

@@ -9,17 +9,13 @@ stop in the preflight play, before the lab lock: they need no lab and leave it a
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 
 from collectors import campaign, space
 from collectors.errors import ConfigError
-from tests.conftest import playbook, recap
+from tests.conftest import playbook, recap, tmpfs
 
 SCENARIOS = ["baseline", "virtio"]
 RAW = {"repetitions": 4, "ping_count": 200, "ping_interval_s": 0.01, "ping_payload_bytes": 56,
@@ -59,19 +55,6 @@ def test_a_results_folder_that_cannot_be_created_is_refused(tmp_path):
         space.check_results_dir(tmp_path / "file" / "results")
     assert space.check_results_dir(tmp_path / "new" / "results") == tmp_path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]  # the probe left nothing
-
-
-@contextmanager
-def tmpfs(where: Path, size: str):
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    where.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
-                   check=True)
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", str(where)], check=True)
 
 
 def test_too_little_free_space_is_refused_with_both_numbers(tmp_path):
