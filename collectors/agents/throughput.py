@@ -93,7 +93,6 @@ class Search:
         self.generator_max: float | None = None
         self.hint: float | None = None
         self.step: float | None = None  # relative step of an upward expansion, or None
-        self.failed_in_row = 0  # valid trials in a row that lost frames
         self.trials = 0
         self.outcomes: list[tuple[float, float]] = []  # valid trials: (rate, loss ratio)
         self.invalid: dict[float, list[float]] = {}  # rate -> achieved rates of invalid trials
@@ -163,7 +162,6 @@ class Search:
         # pass at such a guess the capacity is just above it: step up from there, the
         # step doubling while trials pass (MLRsearch's interval expansion).
         hinted = self.hint is not None and rate == round(self.hint, 3)
-        self.failed_in_row = self.failed_in_row + 1 if loss_ratio else 0
         if loss_ratio:
             self.step = None
         elif hinted:
@@ -186,6 +184,15 @@ class Search:
             return lo is not None and lo * (1 + self.granularity) >= self.max_pps
         return lo is not None and hi / lo - 1 <= self.granularity
 
+    def _failed_in_row(self) -> int:
+        """The valid trials at the end that lost frames (invalid ones are not counted)."""
+        count = 0
+        for _rate, loss in reversed(self.outcomes):
+            if not loss:
+                break
+            count += 1
+        return count
+
     def _candidate(self, kind: str) -> float:
         lo, hi = self.lo[kind], self._reachable_hi(kind)
         if hi is None:
@@ -196,7 +203,7 @@ class Search:
         step = 1 + self.granularity
         if self.hint is not None and low * step < self.hint < hi / step:
             return self.hint
-        if (self.hint is not None and self.failed_in_row == 1 and self.hint >= hi / step
+        if (self.hint is not None and self._failed_in_row() == 1 and self.hint >= hi / step
                 and low * step < hi / step):
             # the receiver kept up with nearly the rate that lost: the capacity is just
             # below it, one granularity down resolves it when that passes. Only after a
