@@ -1,0 +1,71 @@
+"""The task_times callback on a real ansible-playbook run, and bench/timeline.py on its output."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))
+import timeline  # bench/timeline.py
+
+
+def run_shape(tmp_path: Path) -> list[dict]:
+    out = tmp_path / "times.jsonl"
+    env = dict(os.environ, ANSIBLE_CALLBACKS_ENABLED="kvmnetlab.lab.task_times",
+               KVMNETLAB_TASK_TIMES=str(out))
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,",
+         "-c", "local", "-e", f"ansible_python_interpreter={sys.executable}",
+         "tests/task_times/campaign_shape.yml"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:]
+    return timeline.load(out)
+
+
+def test_each_loop_item_is_timed_on_its_host_and_repetitions_are_cut(tmp_path):
+    records = run_shape(tmp_path)
+    sleeps = [r for r in records if r["task"] == "Sleep on each host"]
+    # one record per item, not one more for the loop as a whole
+    assert [r["item"] for r in sleeps] == ["0.2", "0.4", "0.2", "0.4"]
+    assert all(r["target"] == "localhost" and r["action"] == "command" for r in sleeps)
+    durations = [r["end"] - r["start"] for r in sleeps]
+    # each item's interval covers its own sleep, and not the other item's
+    assert 0.2 <= durations[0] < 0.4 + 0.35 and durations[1] >= 0.4
+    assert sleeps[1]["start"] == sleeps[0]["end"]
+    skipped = [r for r in records if r["task"] == "Never runs"]
+    assert [r["status"] for r in skipped] == ["skipped", "skipped"]
+
+    reps = timeline.repetitions(records)
+    assert len(reps) == 2
+    assert [r["task"] for r in reps[0]] == [
+        "Note the start time", "Sleep on each host", "Sleep on each host", "Never runs"]
+    per = timeline.summary(reps, [0.6, 0.6])
+    # the sleeps run on the controller here: module runs, but no round trips
+    assert per["module_runs"] == 2 and per["round_trips"] == 0
+    assert per["wall_s"] >= 0.6 and per["overhead_s"] == per["wall_s"] - 0.6
+    tasks = {task: (seconds, count) for task, seconds, count in timeline.by_task(reps)}
+    assert tasks["Sleep on each host"][0] >= 0.6 and tasks["Sleep on each host"][1] == 2
+    assert tasks["Never runs"][1] == 0
+    hosts = dict((t, s) for t, s, _ in timeline.by_target(reps))
+    assert hosts["localhost"] >= 0.6 and "(controller)" in hosts
+
+
+def test_round_trips_count_module_runs_off_the_controller():
+    rec = {"status": "ok", "action": "kvmnetlab.lab.collect", "target": "kvmnl-g1"}
+    assert timeline.round_trip(rec)
+    assert not timeline.round_trip({**rec, "target": "localhost"})
+    assert not timeline.round_trip({**rec, "status": "skipped"})
+    assert not timeline.round_trip({**rec, "action": "set_fact"})
+    assert not timeline.round_trip({**rec, "action": "kvmnetlab.lab.store_commit"})
+
+
+def test_summary_refuses_mismatched_measuring():
+    try:
+        timeline.summary([[]], [])
+    except ValueError as err:
+        assert "1 repetitions timed but 0 measured" in str(err)
+    else:
+        raise AssertionError("no error")
