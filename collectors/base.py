@@ -188,36 +188,92 @@ def plan(ctx: RunContext, enabled: dict[str, list[str]], remote_dir: str) -> dic
             if phase in ("start", "traffic", "probe_start", "probe"):
                 names.append(step["file"] + ".meta.json")
             names += list(step.get("inputs", {}))
-    # One module call per host and phase (kvmnetlab.lab.collect): snapshots and the
-    # start of background captures before the load; their stop, the snapshots after
-    # it and, for hosts with no RTT probe to wait for, the packing of raw files after.
+    return {**calls(steps, files, remote_dir), "traffic": steps["traffic"],
+            "probe": steps["probe"], "hosts": sorted(files), "unavailable": unavailable}
+
+
+def calls(steps: dict[str, list[dict[str, Any]]], files: dict[str, list[str]],
+          remote_dir: str) -> dict[str, list[dict[str, Any]]]:
+    """A repetition as kvmnetlab.lab.collect calls, one per host and phase, in order.
+
+    - ``pre``: every host but the sender: snapshots, then background captures started
+      (the receiver's counter), so they run before the sender starts;
+    - ``load``: the sender, in one call: its snapshots, the load at rate, its snapshots after;
+    - ``post``: every host but the sender: background captures stopped, snapshots after
+      (the end of the counter window), then the probes' helpers started (the search's
+      receiver agent);
+    - ``finish``: the probing hosts, the sender first: the RTT probes and the search, then
+      the helpers stopped.
+
+    A host's last call packs its raw files into one tar (``pack`` says so), which the
+    action plugin brings back to the controller in the same task.
+    """
+    senders = {step["host"] for step in steps["traffic"]}
     probing = {step["host"] for step in steps["probe"] + steps["probe_start"]}
-    pre, post, pack_steps = [], [], []
+    out: dict[str, list[dict[str, Any]]] = {"pre": [], "load": [], "post": [], "finish": []}
+    last: dict[str, str] = {}
     for host in sorted(files):
         folder = f"{remote_dir}/{host}"
-        bundle = {"do": "pack", "dir": folder, "files": sorted(set(files[host])),
-                  "dest": f"{remote_dir}/{host}.tar"}
-        before = _items(steps["before"], host)
-        after = _items(steps["after"], host)
-        started = [s for s in steps["start"] if s["host"] == host]
+        before = [{"do": "snapshot", "dir": folder, "items": items}
+                  for items in [_items(steps["before"], host)] if items]
+        after = [{"do": "snapshot", "dir": folder, "items": items}
+                 for items in [_items(steps["after"], host)] if items]
+        started = [_start(s) for s in steps["start"] if s["host"] == host]
+        stopped = [{"do": "stop", "dest": s["dest"], "signal": s["stop_signal"]}
+                   for s in steps["start"] if s["host"] == host]
         helpers = [s for s in steps["probe_start"] if s["host"] == host]
-        first = ([{"do": "snapshot", "dir": folder, "items": before}] if before else []) + [
-            _start(s) for s in started]
-        last = [{"do": "stop", "dest": s["dest"], "signal": s["stop_signal"]} for s in started]
-        last += [{"do": "snapshot", "dir": folder, "items": after}] if after else []
-        last += [_start(s) for s in helpers]
-        if first:
-            pre.append({"host": host, "steps": first})
-        if host in probing:
-            if last:
-                post.append({"host": host, "steps": last})
-            pack_steps.append({"host": host, "steps": [
-                *({"do": "stop", "dest": s["dest"], "signal": s["stop_signal"]}
-                  for s in helpers), bundle]})
+        if host in senders:
+            runs = [_run(s) for s in steps["traffic"] if s["host"] == host]
+            out["load"].append({"host": host,
+                                "steps": [*before, *started, *runs, *stopped, *after,
+                                          *(_start(s) for s in helpers)]})
+            last[host] = "load"
         else:
-            post.append({"host": host, "steps": [*last, bundle]})
-    return {"pre": pre, "traffic": steps["traffic"], "post": post, "probe": steps["probe"],
-            "pack": pack_steps, "hosts": sorted(files), "unavailable": unavailable}
+            if before or started:
+                out["pre"].append({"host": host, "steps": [*before, *started]})
+            out["post"].append({"host": host,
+                                "steps": [*stopped, *after, *(_start(s) for s in helpers)]})
+            last[host] = "post"
+        if host in probing:
+            out["finish"].append({"host": host, "steps": [
+                *(_run(s) for s in steps["probe"] if s["host"] == host),
+                *({"do": "stop", "dest": s["dest"], "signal": s["stop_signal"]}
+                  for s in helpers)]})
+            last[host] = "finish"
+    # the hosts that probe first, then those that only stop a helper
+    out["finish"].sort(key=lambda call: not any(s["do"] == "run" for s in call["steps"]))
+    for phase in out.values():
+        for call in phase:
+            call["pack"] = last[call["host"]] == _phase_of(out, call)
+            # the task may take its tools' own limits, plus a minute for the rest
+            call["timeout_s"] = int(60 + sum(float(s.get("timeout_s", 0))
+                                             for s in call["steps"] if s["do"] == "run")
+                                    + 15 * sum(s["do"] == "stop" for s in call["steps"]))
+            if call["pack"]:
+                call["steps"].append({"do": "pack", "dir": f"{remote_dir}/{call['host']}",
+                                      "files": sorted(set(files[call["host"]])),
+                                      "dest": f"{remote_dir}/{call['host']}.tar"})
+    out["salvage"] = [
+        {"host": host, "steps": [
+            *({"do": "stop", "dest": s["dest"], "signal": s["stop_signal"]}
+              for s in steps["start"] + steps["probe_start"] if s["host"] == host),
+            {"do": "pack", "dir": f"{remote_dir}/{host}", "files": sorted(set(files[host])),
+             "dest": f"{remote_dir}/{host}.tar"}]}
+        for host in sorted(files)]
+    return out
+
+
+def _phase_of(out: dict[str, list[dict[str, Any]]], call: dict[str, Any]) -> str:
+    return next(phase for phase, entries in out.items() if any(c is call for c in entries))
+
+
+def _run(step: dict[str, Any]) -> dict[str, Any]:
+    """A foreground run step of the collect module (a sender, a prober, the search)."""
+    out = {"do": "run", "argv": list(step["argv"]), "dest": step["dest"],
+           "ok_rc": list(step.get("ok_rc", [0])), "timeout_s": step.get("timeout_s", 600)}
+    if step.get("inputs"):
+        out["inputs"] = step["inputs"]
+    return out
 
 
 def _start(step: dict[str, Any]) -> dict[str, Any]:

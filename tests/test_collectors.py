@@ -40,7 +40,8 @@ def files_of(steps, do="snapshot"):
 
 def test_plan_orders_phases_and_keeps_rtt_out_of_the_counter_window():
     plan = base.plan(ctx(), ALL, "/var/tmp/x/c/virtio/1")
-    pre, post, pack = by_host(plan["pre"]), by_host(plan["post"]), by_host(plan["pack"])
+    pre, load, post = by_host(plan["pre"]), by_host(plan["load"]), by_host(plan["post"])
+    finish = by_host(plan["finish"])
     # receiver: counters before, then its packet counter started; stopped before the
     # counters after; packed at once (it sends no RTT probes)
     assert [s["do"] for s in pre["g1"]] == ["snapshot", "start"]
@@ -49,18 +50,38 @@ def test_plan_orders_phases_and_keeps_rtt_out_of_the_counter_window():
     assert post["g1"][0]["dest"] == pre["g1"][1]["dest"]
     assert "cpu_before.proc_stat.txt" in files_of(pre["g1"])  # a guest has its own kernel
     assert "qemu_threads_before.txt" in files_of(pre["lab"])
+    # the sender is not in pre or post: one call has its counters around the load
+    assert "h1" not in pre and "h1" not in post
+    assert [s["do"] for s in load["h1"]] == ["snapshot", "run", "snapshot"]
+    assert load["h1"][1]["argv"][0] == "trafgen"
+    assert "cpu_before.proc_stat.txt" not in files_of(load["h1"])  # h1 shares lab's kernel
     assert [s["argv"][0] for s in plan["traffic"]] == ["trafgen"]
     assert plan["traffic"][0]["inputs"]["trafgen.cfg"].startswith("{ eth(da=52:54:00:00:00:11)")
+    assert load["h1"][1]["inputs"] == plan["traffic"][0]["inputs"]
     # the sender probes RTT after the window, so it is packed after the probe
     assert [s["argv"][0] for s in plan["probe"]] == ["ping"]
-    assert [s["do"] for s in post["h1"]] == ["snapshot"]
-    assert list(pack) == ["h1"]
-    packed = set(pack["h1"][0]["files"])
+    assert list(finish) == ["h1"]
+    assert [s["do"] for s in finish["h1"]] == ["run", "pack"]
+    packed = set(finish["h1"][-1]["files"])
     assert {"trafgen.cfg", "ping.txt", "ping.txt.meta.json", "trafgen.txt.stderr"} <= packed
-    assert pack["h1"][0]["dest"] == "/var/tmp/x/c/virtio/1/h1.tar"
+    assert finish["h1"][-1]["dest"] == "/var/tmp/x/c/virtio/1/h1.tar"
     assert {"tcpdump.txt.stderr", "tcpdump.txt.meta.json"} <= set(post["g1"][-1]["files"])
+    # exactly one call per host packs, and says so; the task timeout covers its tools
+    calls = plan["pre"] + plan["load"] + plan["post"] + plan["finish"]
+    assert sorted(c["host"] for c in calls if c["pack"]) == ["g1", "h1", "lab"]
+    assert all(c["pack"] == (c["steps"][-1]["do"] == "pack") for c in calls)
+    assert load["h1"] and by_call(plan["load"], "h1")["timeout_s"] >= 60 + float(
+        plan["traffic"][0]["timeout_s"])
+    # a failed repetition's salvage stops every background tool and packs every host
+    salvage = by_host(plan["salvage"])
+    assert sorted(salvage) == ["g1", "h1", "lab"]
+    assert [s["do"] for s in salvage["g1"]] == ["stop", "pack"]
     assert plan["unavailable"] == {"kvm": "guests run under QEMU's TCG (software emulation): "
                                           "KVM has no VM and no exit counters to read"}
+
+
+def by_call(groups, host):
+    return next(g for g in groups if g["host"] == host)
 
 
 def test_pf_ring_backend_and_kvm_where_they_exist():
@@ -107,7 +128,9 @@ def test_roles_limit_collectors_and_shared_kernels_are_read_once():
     plan = base.plan(ctx(receiver_shares_kernel=True), {"cpu": ["hypervisor", "receiver"]}, "/r")
     assert [g["host"] for g in plan["pre"]] == ["lab"]
     only_sender = base.plan(ctx(), {"netdev": ["sender"]}, "/r")
-    assert [g["host"] for g in only_sender["pre"]] == ["h1"]
+    assert [g["host"] for g in only_sender["pre"]] == ["h1"] and only_sender["load"] == []
+    # no load: the sender snapshots before and after like any other host
+    assert [g["host"] for g in only_sender["post"]] == ["h1"]
 
 
 def test_unknown_collector():
@@ -248,7 +271,7 @@ def test_the_throughput_search_runs_after_the_counter_window_one_call_per_host()
                           params, {"sender": "h1", "receiver": "g1", "hypervisor": "lab"},
                           ENDPOINT)
     plan = base.plan(run, {**ALL, "throughput": ["sender", "receiver"]}, "/r")
-    post, pack = by_host(plan["post"]), by_host(plan["pack"])
+    post, finish = by_host(plan["post"]), by_host(plan["finish"])
     # the receiver's agent starts once its counter window is closed, with its inputs
     assert [s["do"] for s in post["g1"]] == ["stop", "snapshot", "start"]
     agent = post["g1"][-1]
@@ -261,10 +284,14 @@ def test_the_throughput_search_runs_after_the_counter_window_one_call_per_host()
     tx = json.loads(plan["probe"][1]["inputs"]["search_tx.json"])
     assert tx["sender_argv"][:4] == ["chrt", "-f", "50", "trafgen"]
     assert tx["granularity"] == 0.1
+    # the sender's call (ping, then the search) comes before the agent is stopped, and
     # the agent is stopped before the receiver's files are packed
-    assert [s["do"] for s in pack["g1"]] == ["stop", "pack"]
-    assert {"search_rx.jsonl", "search_rx.jsonl.meta.json"} <= set(pack["g1"][-1]["files"])
-    assert {"search.jsonl", "search_tx.json", "search_trafgen.cfg"} <= set(pack["h1"][0]["files"])
+    assert [c["host"] for c in plan["finish"]] == ["h1", "g1"]
+    assert [s["do"] for s in finish["h1"]] == ["run", "run", "pack"]
+    assert [s["do"] for s in finish["g1"]] == ["stop", "pack"]
+    assert {"search_rx.jsonl", "search_rx.jsonl.meta.json"} <= set(finish["g1"][-1]["files"])
+    assert {"search.jsonl", "search_tx.json", "search_trafgen.cfg"} <= set(
+        finish["h1"][-1]["files"])
     # off: nothing is planned
     off = base.RunContext("virtio", 1, run.resolved, {**params, "search": False}, run.hosts,
                           ENDPOINT)

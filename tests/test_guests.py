@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, playbook, process_running, recap
+from tests.conftest import REPO, adhoc, playbook, process_running, recap
 
 pytestmark = pytest.mark.guests
 
@@ -174,8 +174,42 @@ def test_second_run_reuses_the_image_and_changes_nothing(first_run, tmp_path):
     done = playbook(str(play), extra=EXTRA, check=True)
     assert recap(done.stdout)["localhost"]["changed"] == 0, done.stdout[-4000:]
     assert "guest_image : Build |" not in done.stdout
+    # the acceleration choice comes from this boot's probe, no probe guest booted again
+    assert "(cached: probed at " in done.stdout, done.stdout[-4000:]
     after = image.stat()
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+
+
+def test_accel_probe_is_cached_per_boot_and_proven_again_when_its_identity_changes(
+        first_run, tmp_path):
+    image = max((STATE_DIR / "images").glob("*/vmlinuz"), key=lambda p: p.stat().st_mtime)
+    args = {"kernel": str(image), "initrd": str(image.parent / "initrd.img"),
+            "candidates": ["tcg"], "timeout": 120, "log_dir": str(tmp_path)}
+
+    def probe(**extra):
+        done = adhoc("localhost", "kvmnetlab.lab.guest_accel_probe", {**args, **extra},
+                     timeout=300)
+        assert done[0] == 0, done[1]
+        return done[1]
+
+    first = probe()
+    assert (first["cached"], first["accel"]) == (False, "tcg")
+    boot_id = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    assert first["identity"]["boot_id"] == boot_id
+    assert first["identity"]["qemu_version"].startswith("QEMU emulator version")
+    second = probe()
+    assert second["cached"] is True and second["accel"] == "tcg"
+    assert "(cached: probed at " in second["reason"]
+    assert second["evidence"] == first["evidence"]
+    # another boot of the host (or QEMU, or kernel): the probe boots again
+    cache = tmp_path / "accel-probe.json"
+    record = json.loads(cache.read_text())
+    record["identity"]["boot_id"] = "0" * 8 + boot_id[8:]
+    cache.write_text(json.dumps(record))
+    third = probe()
+    assert third["cached"] is False and third["evidence"]["tcg"]["booted"]
+    assert json.loads(cache.read_text())["identity"]["boot_id"] == boot_id
+    assert probe(cache=False)["cached"] is False
 
 
 def test_check_mode_on_the_running_lab_changes_nothing(first_run):

@@ -154,7 +154,7 @@ def test_state_snapshot_reads_what_kvm_host_sets_on_every_host():
             assert path in tuning["read"], (group["host"], path)
         assert "state.irqbalance.txt" in items
         # the settings land in the raw files fetched from every host
-        packed = [s for g in plan["post"] + plan["pack"] if g["host"] == group["host"]
+        packed = [s for g in plan["post"] + plan["finish"] if g["host"] == group["host"]
                   for s in g["steps"] if s["do"] == "pack"]
         assert {"state.kvm_host.json", "state.tuning.txt", "state.irqbalance.txt"} \
             <= set(packed[0]["files"])

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "bench"))
-import timeline  # bench/timeline.py
+_SPEC = importlib.util.spec_from_file_location("timeline", REPO / "bench" / "timeline.py")
+timeline = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(timeline)
 
 
 def run_shape(tmp_path: Path) -> list[dict]:

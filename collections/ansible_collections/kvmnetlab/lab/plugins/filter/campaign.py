@@ -27,6 +27,14 @@ def capability_probe_plan(guests, endpoints, hypervisor):
                       [{k: g.get(k) for k in keys} for g in guests or []])
 
 
+def fetched_bundles(results):
+    """The tars kvmnetlab.lab.collect brought back, from its registered loop results:
+    one {host, tar, members} per result with ``fetched`` (store_commit's ``bundles``)."""
+    return [{"host": r["item"]["host"], "tar": r["fetched"], "members": r.get("members") or {}}
+            for r in results or [] if isinstance(r, dict) and r.get("fetched")]
+
+
 class FilterModule:
     def filters(self):
-        return {"capability_probe_plan": capability_probe_plan}
+        return {"capability_probe_plan": capability_probe_plan,
+                "fetched_bundles": fetched_bundles}

@@ -1,7 +1,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Capturing on a measured host: run tools and read counters into raw files, verbatim.
 
-Shared by the kvmnetlab.lab.capture and kvmnetlab.lab.collect modules. Nothing
+Used by the kvmnetlab.lab.collect module (its steps). Nothing
 here parses what it captures: that happens on the controller.
 """
 

@@ -11,23 +11,36 @@ description:
   - Runs an ordered list of capture steps on the host and keeps everything verbatim in
     raw files; nothing is parsed here. Steps are
     C(snapshot) (read counter files or run short commands into files),
+    C(run) (run a tool to its end, stdout in I(dest), stderr beside it, its start, end and
+    exit in I(dest).meta.json, after writing its optional C(inputs); an exit outside
+    C(ok_rc) or a C(timeout_s) overrun fails the step),
     C(start) (start a capture tool in the background, PID in I(dest).meta.json, after
     writing its optional C(inputs), file name -> content, into I(dest)'s folder),
     C(stop) (signal it by that PID, wait for its closing statistics) and
     C(pack) (one uncompressed tar of the named files with each member's sha256).
   - Grouping the steps keeps Ansible round trips out of the measurement and makes a slow
     management path (a guest under software emulation) cost one connection per phase.
-  - Every C(stop) step is attempted even when an earlier step failed.
+  - Every C(stop) and C(pack) step is attempted even when an earlier step failed, so what
+    was captured comes back with the failure.
+  - With I(fetch_to), the action plugin brings the packed tar to the controller in the same
+    task, over the task's connection, and checks its sha256 (C(tar_sha256)) there.
 options:
   steps:
     description:
       - "Each step has C(do): C(snapshot) with C(dir) and C(items) (each C({file, read,
         read_format}) or C({file, argv, ok_rc})); C(start) with C(argv), C(dest) and
         optional C(inputs); C(stop) with C(dest) and optional C(signal) (INT or TERM);
-        C(pack) with C(dir), C(files) and C(dest)."
+        C(run) with C(argv), C(dest), optional C(inputs), C(ok_rc) (default [0]) and
+        C(timeout_s) (default 600); C(pack) with C(dir), C(files) and C(dest)."
     type: list
     elements: dict
     required: true
+  fetch_to:
+    description:
+      - A path on the controller where the tar of the pack step is fetched to (the action
+        plugin does it; the module never sees this option). The tar's sha256 is checked
+        after the transfer; a mismatch fails the task.
+    type: path
 author: kvmnetlab developers
 """
 
@@ -68,28 +81,62 @@ tar:
   description: Path of the tar written by the pack step.
   returned: when a pack step ran
   type: str
+tar_sha256:
+  description: sha256 of that tar, as written on the host.
+  returned: when a pack step ran
+  type: str
+fetched:
+  description: Where the tar was fetched to on the controller (I(fetch_to)).
+  returned: when fetch_to is given and a pack step ran
+  type: str
+rc:
+  description: Exit code of the last C(run) step's tool.
+  returned: when a run step ran
+  type: int
 """
 
+import hashlib
 import os
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.kvmnetlab.lab.plugins.module_utils.raw_capture import (
     CaptureError,
     pack,
+    run_tool,
     snapshot,
     start_tool,
     stop_tool,
     write_inputs,
 )
 
-ACTIONS = ("snapshot", "start", "stop", "pack")
+ACTIONS = ("snapshot", "start", "run", "stop", "pack")
+# Steps attempted even after an earlier step failed: background tools are always
+# stopped, and what was captured is always packed.
+ALWAYS = ("stop", "pack")
+
+
+def _inputs(step, result):
+    if step.get("inputs"):
+        folder = os.path.dirname(step["dest"])
+        os.makedirs(folder, exist_ok=True)
+        result["files"] += write_inputs(folder, step["inputs"])
+
+
+def _sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def main():
     module = AnsibleModule(
-        argument_spec={"steps": {"type": "list", "elements": "dict", "required": True}},
+        argument_spec={"steps": {"type": "list", "elements": "dict", "required": True},
+                       "fetch_to": {"type": "path"}},
         supports_check_mode=True,
     )
+    # fetch_to is the action plugin's; the module is also run without it (tests, ad hoc)
     steps = module.params["steps"]
     for index, step in enumerate(steps):
         if step.get("do") not in ACTIONS:
@@ -100,7 +147,7 @@ def main():
         module.exit_json(**result)
     error = None
     for index, step in enumerate(steps):
-        if error is not None and step["do"] != "stop":
+        if error is not None and step["do"] not in ALWAYS:
             continue
         try:
             if step["do"] == "snapshot":
@@ -108,16 +155,24 @@ def main():
                 result["files"] += files
                 result["missing"] += missing
             elif step["do"] == "start":
-                if step.get("inputs"):
-                    folder = os.path.dirname(step["dest"])
-                    os.makedirs(folder, exist_ok=True)
-                    result["files"] += write_inputs(folder, step["inputs"])
+                _inputs(step, result)
                 result["pids"][step["dest"]] = start_tool(step["argv"], step["dest"])
+            elif step["do"] == "run":
+                _inputs(step, result)
+                argv = [arg.replace("{run_dir}", os.path.dirname(step["dest"]))
+                        for arg in step["argv"]]
+                result["files"] += [step["dest"], step["dest"] + ".stderr",
+                                    step["dest"] + ".meta.json"]
+                result["rc"] = None
+                meta = run_tool(argv, step["dest"], float(step.get("timeout_s", 600)),
+                                step.get("ok_rc", [0]))
+                result["rc"] = meta["rc"]
             elif step["do"] == "stop":
                 stop_tool(step["dest"], step.get("signal", "INT"))
             else:
                 result["members"], missing = pack(step["dir"], step["files"], step["dest"])
                 result["tar"] = step["dest"]
+                result["tar_sha256"] = _sha256(step["dest"])
                 result["missing"] += missing
         except (CaptureError, OSError) as exc:
             error = error or f"steps[{index}] ({step['do']}): {exc}"

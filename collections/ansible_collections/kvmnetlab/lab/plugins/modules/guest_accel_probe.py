@@ -16,7 +16,12 @@ description:
     the serial console. The first accelerator that shows the marker is chosen.
   - The probe QEMU processes are children of the module and are always killed before it returns.
     The serial console of each probe is kept in I(log_dir) as evidence.
-  - Runs in check mode too (it changes nothing but the probe logs).
+  - The choice is cached in I(log_dir) (C(accel-probe.json)) with what it depends on, the
+    host's boot id, the QEMU version, the host's kernel release, the probe kernel and initrd
+    (path, size, mtime) and the probe's settings. While all of them are the same, the cached
+    choice is returned (C(cached=true)) without booting anything; when any of them changes, the
+    probe boots again. Only a choice that booted is cached.
+  - Runs in check mode too (it changes nothing but the probe logs and the cache).
 options:
   kernel:
     description: Guest kernel (bzImage) for direct kernel boot.
@@ -51,6 +56,11 @@ options:
     description: Folder for the probes' serial console logs (C(accel-probe-<accel>.log)).
     type: path
     required: true
+  cache:
+    description: Reuse the choice made in this boot of the host with the same QEMU, kernel,
+      probe guest and settings (see the description); C(false) always boots the probe.
+    type: bool
+    default: true
 author:
   - kvmnetlab contributors
 """
@@ -79,8 +89,18 @@ evidence:
   description: Per accelerator, C(booted) (bool), C(seconds) (s), C(console_log), C(last_line).
   returned: always
   type: dict
+cached:
+  description: Whether the choice came from the cache of an earlier probe (no guest booted).
+  returned: always
+  type: bool
+identity:
+  description: What the choice depends on (boot id, QEMU version, kernel release, probe guest,
+    settings); a cached choice is used only while it is the same.
+  returned: always
+  type: dict
 """
 
+import json
 import os
 import subprocess
 import time
@@ -140,6 +160,52 @@ def probe(params, accel):
             "last_line": _last_line(text), "why": why}
 
 
+CACHE_FILE = "accel-probe.json"
+
+
+def _file_id(path):
+    st = os.stat(path)
+    return {"path": path, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def identity(params):
+    """What a probe's outcome depends on; the cached choice holds only while it is equal."""
+    with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as handle:
+        boot_id = handle.read().strip()
+    try:
+        out = subprocess.run([params["qemu"], "-version"], capture_output=True, text=True,
+                             check=False, timeout=30).stdout
+    except OSError as err:
+        out = f"unavailable: {err}"
+    return {
+        "boot_id": boot_id,
+        "qemu_version": (out.strip().splitlines() or [""])[0],
+        "kernel_release": os.uname().release,
+        "probe_kernel": _file_id(params["kernel"]),
+        "probe_initrd": _file_id(params["initrd"]),
+        "settings": {key: params[key] for key in ("candidates", "marker", "memory_mb", "timeout")},
+    }
+
+
+def cached_choice(path, ident):
+    """The cached record when it exists, parses and was made under ``ident``; else None."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            record = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or record.get("identity") != ident or not record.get("accel"):
+        return None
+    return record
+
+
+def save_choice(path, record):
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(record, handle, indent=1, sort_keys=True)
+    os.replace(tmp, path)
+
+
 def main():
     module = AnsibleModule(
         argument_spec={
@@ -151,6 +217,7 @@ def main():
             "marker": {"type": "str", "default": "Loading, please wait"},
             "memory_mb": {"type": "int", "default": 256},
             "log_dir": {"type": "path", "required": True},
+            "cache": {"type": "bool", "default": True},
         },
         supports_check_mode=True,
     )
@@ -159,6 +226,15 @@ def main():
         if not os.path.isfile(path):
             module.fail_json(msg=f"probe needs {path}, which does not exist")
     os.makedirs(p["log_dir"], exist_ok=True)
+    ident = identity(p)
+    cache_path = os.path.join(p["log_dir"], CACHE_FILE)
+    hit = cached_choice(cache_path, ident) if p["cache"] else None
+    if hit is not None:
+        module.exit_json(
+            changed=False, accel=hit["accel"], evidence=hit["evidence"], cached=True,
+            identity=ident,
+            reason=f"{hit['reason']} (cached: probed at {hit['probed_at']} in this boot of "
+                   f"the host, with the same QEMU, kernel and probe guest)")
     evidence = {}
     reasons = []
     chosen = ""
@@ -174,7 +250,11 @@ def main():
     if not chosen:
         module.fail_json(msg=f"no accelerator booted the probe guest ({reason})",
                          evidence=evidence, accel="", reason=reason)
-    module.exit_json(changed=False, accel=chosen, reason=reason, evidence=evidence)
+    save_choice(cache_path, {
+        "identity": ident, "accel": chosen, "reason": reason, "evidence": evidence,
+        "probed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    module.exit_json(changed=False, accel=chosen, reason=reason, evidence=evidence,
+                     cached=False, identity=ident)
 
 
 if __name__ == "__main__":
