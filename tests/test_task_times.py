@@ -32,7 +32,9 @@ def test_each_loop_item_is_timed_on_its_host_and_repetitions_are_cut(tmp_path):
     sleeps = [r for r in records if r["task"] == "Sleep on each host"]
     # one record per item, not one more for the loop as a whole
     assert [r["item"] for r in sleeps] == ["0.2", "0.4", "0.2", "0.4"]
-    assert all(r["target"] == "localhost" and r["action"] == "command" for r in sleeps)
+    # the host each item ran on, as delegate_to was templated for that item
+    assert [r["target"] for r in sleeps] == ["localhost", "other"] * 2
+    assert all(r["host"] == "localhost" and r["action"] == "command" for r in sleeps)
     durations = [r["end"] - r["start"] for r in sleeps]
     # each item's interval covers its own sleep, and not the other item's
     assert 0.2 <= durations[0] < 0.4 + 0.35 and durations[1] >= 0.4
@@ -45,14 +47,14 @@ def test_each_loop_item_is_timed_on_its_host_and_repetitions_are_cut(tmp_path):
     assert [r["task"] for r in reps[0]] == [
         "Note the start time", "Sleep on each host", "Sleep on each host", "Never runs"]
     per = timeline.summary(reps, [0.6, 0.6])
-    # the sleeps run on the controller here: module runs, but no round trips
-    assert per["module_runs"] == 2 and per["round_trips"] == 0
+    # both sleeps are module runs; the one delegated away from the controller a round trip
+    assert per["module_runs"] == 2 and per["round_trips"] == 1
     assert per["wall_s"] >= 0.6 and per["overhead_s"] == per["wall_s"] - 0.6
     tasks = {task: (seconds, count) for task, seconds, count in timeline.by_task(reps)}
     assert tasks["Sleep on each host"][0] >= 0.6 and tasks["Sleep on each host"][1] == 2
     assert tasks["Never runs"][1] == 0
     hosts = dict((t, s) for t, s, _ in timeline.by_target(reps))
-    assert hosts["localhost"] >= 0.6 and "(controller)" in hosts
+    assert hosts["localhost"] >= 0.2 and hosts["other"] >= 0.4 and "(controller)" in hosts
 
 
 def test_round_trips_count_module_runs_off_the_controller():

@@ -1,20 +1,32 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Run kvmnetlab.lab.collect on its host, then bring the packed tar back in the same task.
+"""Run a host's capture steps in one command, then bring the packed tar back in the same task.
 
-The module runs on the task's (delegated) host as any module does. With ``fetch_to``,
-the tar its pack step wrote is fetched over the same connection (SSH, ip netns exec or
-local), into ``fetch_to``.part, checked against the sha256 the host computed, and only
-then renamed to ``fetch_to``. A failed module still has its tar fetched (what was
-captured before the failure comes back with it); a fetch that fails, or a tar whose
-sha256 differs, fails the task with the path named.
+The steps run in the host's own python3 as a single command on the task's connection
+(SSH, ip netns exec or local): the source of module_utils/raw_capture.py (standard
+library only), with a call of its ``agent_main`` on the steps appended, goes to
+``python3 -`` on stdin, and the result comes back as one JSON line. This skips
+Ansible's module wrapper, whose imports cost about 3 s a call in a guest under
+software emulation; what runs on the host is the same code the kvmnetlab.lab.collect
+module runs.
+
+With ``fetch_to``, the tar the pack step wrote is fetched over the same connection into
+``fetch_to``.part, checked against the sha256 the host computed, and only then renamed
+to ``fetch_to``. A failed step still has its tar fetched (what was captured before the
+failure comes back with it); a fetch that fails, or a tar whose sha256 differs, fails
+the task with the path named.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+from pathlib import Path
 
 from ansible.plugins.action import ActionBase
+from ansible_collections.kvmnetlab.lab.plugins.module_utils import raw_capture
+
+AGENT = Path(raw_capture.__file__).read_text(encoding="utf-8")
 
 
 def sha256_file(path: str) -> str:
@@ -25,23 +37,51 @@ def sha256_file(path: str) -> str:
     return digest.hexdigest()
 
 
+def agent_script(steps: list) -> str:
+    """The program piped to the host's python3: the capture code and one call of it."""
+    return f"{AGENT}\n\nagent_main({json.dumps(json.dumps(steps))})\n"
+
+
+def interpreter(task_vars: dict, delegate_to: str | None) -> str:
+    """The host's python3: its ansible_python_interpreter when set to a path, else python3."""
+    host_vars = task_vars
+    if delegate_to:
+        host_vars = (task_vars.get("ansible_delegated_vars") or {}).get(delegate_to) or {}
+    given = host_vars.get("ansible_python_interpreter")
+    return given if isinstance(given, str) and given.startswith("/") else "python3"
+
+
 class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
-        result = super().run(tmp, task_vars or {})
+        task_vars = task_vars or {}
+        result = super().run(tmp, task_vars)
         args = dict(self._task.args)
-        fetch_to = args.pop("fetch_to", None)
+        fetch_to = args.get("fetch_to")
+        steps = args.get("steps")
+        problem = raw_capture.check_steps(steps)
+        if problem:
+            return {**result, "failed": True, "msg": problem}
+        if self._task.check_mode:
+            return {**result, "changed": True, "files": [], "missing": [], "pids": {},
+                    "members": {}}
+        python = interpreter(task_vars, self._task.delegate_to)
+        done = self._low_level_execute_command(f"{python} -", in_data=agent_script(steps).encode(),
+                                               sudoable=True)
+        lines = (done.get("stdout") or "").strip().splitlines()
         try:
-            result.update(self._execute_module(module_name="kvmnetlab.lab.collect",
-                                               module_args=args, task_vars=task_vars))
-            tar = result.get("tar")
-            if fetch_to and tar and not self._task.check_mode:
-                self._fetch(tar, fetch_to, result)
-        finally:
-            self._remove_tmp_path(self._connection._shell.tmpdir)
+            result.update(json.loads(lines[-1]))
+        except (IndexError, ValueError):
+            return {**result, "failed": True, "rc": done.get("rc"),
+                    "msg": f"the capture steps gave no result on {self._host_name()} "
+                    f"(rc {done.get('rc')}): {(done.get('stderr') or '').strip()[-800:]}"}
+        if fetch_to and result.get("tar"):
+            self._fetch(result["tar"], fetch_to, result)
         return result
 
+    def _host_name(self) -> str:
+        return self._task.delegate_to or self._play_context.remote_addr
+
     def _fetch(self, tar: str, dest: str, result: dict) -> None:
-        host = self._task.delegate_to or self._play_context.remote_addr
         part = f"{dest}.part"
         try:
             os.makedirs(os.path.dirname(dest) or ".", exist_ok=True)
@@ -49,12 +89,12 @@ class ActionModule(ActionBase):
             got = sha256_file(part)
         except Exception as exc:  # any transfer error fails the task, with the path named
             result.update(failed=True, msg=self._join(
-                result, f"fetching {tar} from {host} to {dest} failed: {exc}"))
+                result, f"fetching {tar} from {self._host_name()} to {dest} failed: {exc}"))
             return
         if got != result.get("tar_sha256"):
             os.unlink(part)
             result.update(failed=True, msg=self._join(
-                result, f"{tar} from {host}: sha256 {got} on the controller, "
+                result, f"{tar} from {self._host_name()}: sha256 {got} on the controller, "
                 f"{result.get('tar_sha256')} on the host"))
             return
         os.replace(part, dest)
@@ -62,6 +102,6 @@ class ActionModule(ActionBase):
 
     @staticmethod
     def _join(result: dict, message: str) -> str:
-        """Keep the module's own failure first when there was one."""
+        """Keep the steps' own failure first when there was one."""
         return f"{result['msg']}; {message}" if result.get("failed") and result.get("msg") \
             else message

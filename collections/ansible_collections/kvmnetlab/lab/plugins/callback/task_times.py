@@ -6,8 +6,8 @@ output with ``KVMNETLAB_TASK_TIMES=<file>``. One JSON object per line and result
 
 - ``play``, ``role``, ``task``, ``action``: where in the playbook;
 - ``host``: the inventory host the task ran for; ``target``: the host the work ran
-  on (the delegated host, else ``host``); ``connection``: the target's connection
-  plugin when Ansible reported it (delegated results), else null;
+  on (``delegate_to`` as the item ran, else ``host``); ``connection``: the target's
+  connection plugin when Ansible reported it (delegated results), else null;
 - ``start``/``end``: seconds (time.time(), the controller's clock). A loop's items run
   one after another, so an item's interval starts where the previous one ended;
 - ``status``: ok, changed, failed, skipped or unreachable; ``item``: the loop label.
@@ -51,14 +51,21 @@ def record(task, host: str, result: dict | None, start: float, end: float,
            status: str, play: str) -> dict:
     """One JSON line's content (pure: the caller supplies the clock)."""
     delegated = (result or {}).get("_ansible_delegated_vars") or {}
+    # the result carries the task as it ran (per loop item), delegate_to templated
+    delegate = getattr(task, "delegate_to", None)
+    if not isinstance(delegate, str) or "{{" in delegate:
+        delegate = None
     role = task._role.get_name() if getattr(task, "_role", None) else None
+    name = task.get_name().strip()
+    if role and name.startswith(f"{role} : "):
+        name = name[len(role) + 3:]  # the role is its own field
     label = None
     if result is not None and "_ansible_item_label" in result:
         label = str(result["_ansible_item_label"])[:200]
     return {
-        "play": play, "role": role, "task": task.get_name().strip(),
+        "play": play, "role": role, "task": name,
         "action": short_action(task.action or ""), "host": host,
-        "target": delegated.get("ansible_delegated_host") or host,
+        "target": delegate or host,
         "connection": delegated.get("ansible_connection"),
         "start": round(start, 6), "end": round(end, 6), "status": status, "item": label,
     }

@@ -1,8 +1,12 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Capturing on a measured host: run tools and read counters into raw files, verbatim.
 
-Used by the kvmnetlab.lab.collect module (its steps). Nothing
-here parses what it captures: that happens on the controller.
+Python's standard library only: the kvmnetlab.lab.collect action plugin sends this
+file itself to the host's python3 (one command on the task's connection, the steps as
+JSON on the last line; see ``run_steps``), so a host under software emulation does not
+pay for Ansible's module wrapper. The kvmnetlab.lab.collect module uses the same
+functions when it is run as a plain module. Nothing here parses what it captures:
+that happens on the controller.
 """
 
 from __future__ import annotations
@@ -209,3 +213,90 @@ def pack(folder, names, dest):
             tar.add(path, arcname=name, recursive=False)
     os.replace(tmp, dest)
     return members, missing
+
+
+ACTIONS = ("snapshot", "start", "run", "stop", "pack")
+# Steps attempted even after an earlier step failed: background tools are always
+# stopped, and what was captured is always packed.
+ALWAYS = ("stop", "pack")
+
+
+def check_steps(steps):
+    """The first malformed step, named, or None."""
+    if not isinstance(steps, list):
+        return "steps: a list is expected"
+    for index, step in enumerate(steps):
+        if not isinstance(step, dict) or step.get("do") not in ACTIONS:
+            got = step.get("do") if isinstance(step, dict) else step
+            return f"steps[{index}].do: must be one of {ACTIONS}, got {got!r}"
+    return None
+
+
+def _sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _inputs(step, result):
+    if step.get("inputs"):
+        folder = os.path.dirname(step["dest"])
+        os.makedirs(folder, exist_ok=True)
+        result["files"] += write_inputs(folder, step["inputs"])
+
+
+def run_steps(steps):
+    """Run the steps in order; the result the module (or the action plugin) returns.
+
+    After a failed step only ``stop`` and ``pack`` steps run; the result then has
+    ``failed`` and ``msg`` naming the first failed step.
+    """
+    result = {"changed": True, "files": [], "missing": [], "pids": {}, "members": {}}
+    error = None
+    for index, step in enumerate(steps):
+        if error is not None and step["do"] not in ALWAYS:
+            continue
+        try:
+            if step["do"] == "snapshot":
+                files, missing = snapshot(step["dir"], step["items"])
+                result["files"] += files
+                result["missing"] += missing
+            elif step["do"] == "start":
+                _inputs(step, result)
+                result["pids"][step["dest"]] = start_tool(step["argv"], step["dest"])
+            elif step["do"] == "run":
+                _inputs(step, result)
+                argv = [arg.replace("{run_dir}", os.path.dirname(step["dest"]))
+                        for arg in step["argv"]]
+                result["files"] += [step["dest"], step["dest"] + ".stderr",
+                                    step["dest"] + ".meta.json"]
+                result["rc"] = None
+                meta = run_tool(argv, step["dest"], float(step.get("timeout_s", 600)),
+                                step.get("ok_rc", [0]))
+                result["rc"] = meta["rc"]
+            elif step["do"] == "stop":
+                stop_tool(step["dest"], step.get("signal", "INT"))
+            else:
+                result["members"], missing = pack(step["dir"], step["files"], step["dest"])
+                result["tar"] = step["dest"]
+                result["tar_sha256"] = _sha256(step["dest"])
+                result["missing"] += missing
+        except (CaptureError, OSError) as exc:
+            error = error or f"steps[{index}] ({step['do']}): {exc}"
+    if error:
+        result.update(failed=True, msg=error)
+    return result
+
+
+def agent_main(steps_json):
+    """Run the steps (a JSON text), print the result as one JSON line on stdout.
+
+    The action plugin appends ``agent_main(<the steps' JSON as a string literal>)`` to
+    this file and pipes it to ``python3 -`` on the host.
+    """
+    steps = json.loads(steps_json)
+    problem = check_steps(steps)
+    result = {"failed": True, "msg": problem} if problem else run_steps(steps)
+    print(json.dumps(result))

@@ -95,39 +95,11 @@ rc:
   type: int
 """
 
-import hashlib
-import os
-
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.kvmnetlab.lab.plugins.module_utils.raw_capture import (
-    CaptureError,
-    pack,
-    run_tool,
-    snapshot,
-    start_tool,
-    stop_tool,
-    write_inputs,
+    check_steps,
+    run_steps,
 )
-
-ACTIONS = ("snapshot", "start", "run", "stop", "pack")
-# Steps attempted even after an earlier step failed: background tools are always
-# stopped, and what was captured is always packed.
-ALWAYS = ("stop", "pack")
-
-
-def _inputs(step, result):
-    if step.get("inputs"):
-        folder = os.path.dirname(step["dest"])
-        os.makedirs(folder, exist_ok=True)
-        result["files"] += write_inputs(folder, step["inputs"])
-
-
-def _sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def main():
@@ -138,46 +110,14 @@ def main():
     )
     # fetch_to is the action plugin's; the module is also run without it (tests, ad hoc)
     steps = module.params["steps"]
-    for index, step in enumerate(steps):
-        if step.get("do") not in ACTIONS:
-            module.fail_json(msg=f"steps[{index}].do: must be one of {ACTIONS}, "
-                             f"got {step.get('do')!r}")
-    result = {"changed": True, "files": [], "missing": [], "pids": {}, "members": {}}
+    problem = check_steps(steps)
+    if problem:
+        module.fail_json(msg=problem)
     if module.check_mode:
-        module.exit_json(**result)
-    error = None
-    for index, step in enumerate(steps):
-        if error is not None and step["do"] not in ALWAYS:
-            continue
-        try:
-            if step["do"] == "snapshot":
-                files, missing = snapshot(step["dir"], step["items"])
-                result["files"] += files
-                result["missing"] += missing
-            elif step["do"] == "start":
-                _inputs(step, result)
-                result["pids"][step["dest"]] = start_tool(step["argv"], step["dest"])
-            elif step["do"] == "run":
-                _inputs(step, result)
-                argv = [arg.replace("{run_dir}", os.path.dirname(step["dest"]))
-                        for arg in step["argv"]]
-                result["files"] += [step["dest"], step["dest"] + ".stderr",
-                                    step["dest"] + ".meta.json"]
-                result["rc"] = None
-                meta = run_tool(argv, step["dest"], float(step.get("timeout_s", 600)),
-                                step.get("ok_rc", [0]))
-                result["rc"] = meta["rc"]
-            elif step["do"] == "stop":
-                stop_tool(step["dest"], step.get("signal", "INT"))
-            else:
-                result["members"], missing = pack(step["dir"], step["files"], step["dest"])
-                result["tar"] = step["dest"]
-                result["tar_sha256"] = _sha256(step["dest"])
-                result["missing"] += missing
-        except (CaptureError, OSError) as exc:
-            error = error or f"steps[{index}] ({step['do']}): {exc}"
-    if error:
-        module.fail_json(msg=error, **result)
+        module.exit_json(changed=True, files=[], missing=[], pids={}, members={})
+    result = run_steps(steps)
+    if result.get("failed"):
+        module.fail_json(**result)
     module.exit_json(**result)
 
 
