@@ -134,6 +134,26 @@ def slow_kernel_marks(what: str) -> list:
     ]
 
 
+def extended_marks(what: str) -> list:
+    """Marks of a lab test beyond the default run (which keeps the end-to-end campaign):
+    opt-in with KVMNETLAB_EXTENDED=1, root only. The README's Tests section lists them."""
+    return [
+        pytest.mark.extended,
+        pytest.mark.skipif(os.environ.get("KVMNETLAB_EXTENDED") != "1",
+                           reason=f"extended: set KVMNETLAB_EXTENDED=1 ({what})"),
+        pytest.mark.skipif(os.geteuid() != 0, reason="needs root (network namespaces)"),
+    ]
+
+
+def extended(what: str):
+    """Decorator form of ``extended_marks``, for one test of a module."""
+    def mark(test):
+        for each in extended_marks(what):
+            test = each(test)
+        return test
+    return mark
+
+
 @pytest.fixture(scope="session", autouse=True)
 def leave_the_lab_as_found():
     """Tests that run site.yml (which leaves the embedded lab up, as a user's campaign

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BIN, REPO, ansible_env, playbook
+from tests.conftest import BIN, REPO, ansible_env, extended_marks, playbook
 
-pytestmark = [pytest.mark.guests, pytest.mark.usefixtures("root_only")]
+pytestmark = [pytest.mark.guests, pytest.mark.usefixtures("root_only"),
+              *extended_marks("a guest killed mid-campaign, then resume; about 3.5 min")]
 
 PIDFILE = Path("/var/lib/kvmnetlab/local/guests/kvmnl-g1/qemu.pid")
 PARAMS = {"kvmnetlab_scenarios": "baseline,virtio", "kvmnetlab_repetitions": 3,

@@ -21,9 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, adhoc, playbook, process_running, recap
+from tests.conftest import REPO, adhoc, extended_marks, playbook, process_running, recap
 
-pytestmark = pytest.mark.guests
+pytestmark = [pytest.mark.guests,
+              *extended_marks("boots, reuses, checks and tears down the guests; about 2 min")]
 
 STATE_DIR = Path("/var/lib/kvmnetlab/local")
 GUEST = "kvmnl-g1"

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import extended
+
 ROOT = Path(__file__).resolve().parents[1]
 PLAYBOOK = """\
 - name: elvis_kernel test
@@ -105,6 +107,10 @@ def _git(tree: Path, *args: str) -> str:
                           capture_output=True, text=True).stdout.strip()
 
 
+# the role's stand-in builds: opt-in (KVMNETLAB_EXTENDED=1)
+builds = extended("the ELVIS role's builds of a stand-in kernel tree; about 1.5 min in all")
+
+
 @pytest.fixture(scope="module")
 def fake_tree(tmp_path_factory) -> tuple[Path, str]:
     if shutil.which("git") is None or shutil.which("patch") is None:
@@ -178,6 +184,7 @@ def base_vars(tmp_path: Path, tree: Path, commit: str, **over) -> dict:
     return variables
 
 
+@builds
 def test_build_then_cached_rebuild_and_check_mode_change_nothing(tmp_path, fake_tree):
     tree, commit = fake_tree
     variables = base_vars(tmp_path, tree, commit)
@@ -204,6 +211,7 @@ def test_build_then_cached_rebuild_and_check_mode_change_nothing(tmp_path, fake_
     assert facts["build"]["key"] == build["key"]
 
 
+@builds
 def test_cache_key_follows_every_input(tmp_path, fake_tree):
     tree, commit = fake_tree
     variables = base_vars(tmp_path, tree, commit)
@@ -269,6 +277,7 @@ def test_checksum_mismatch_of_the_source_tarball_is_named(tmp_path, fake_tree):
     assert "Install the build dependencies" not in out
 
 
+@builds
 def test_tarball_source_builds(tmp_path, fake_tree):
     tree, commit = fake_tree
     tarball = tmp_path / "linux-fake.tar.gz"
@@ -305,6 +314,7 @@ def test_installing_on_the_controller_is_refused_before_anything_runs(tmp_path, 
     assert not (tmp_path / "work").exists()
 
 
+@builds
 def test_building_on_another_host_delegates_every_build_step(tmp_path, fake_tree):
     # The target, kvtarget, is this machine under another inventory name; the build is
     # delegated to localhost, and the facts still land on the target.
@@ -336,6 +346,7 @@ def test_a_bad_build_host_is_refused_before_anything_runs(tmp_path, fake_tree, b
     assert not (tmp_path / "work").exists()
 
 
+@builds
 def test_upstream_mode_writes_halt_polling_and_records_knobs(tmp_path):
     knob = tmp_path / "halt_poll_ns"
     knob.write_text("200000\n")

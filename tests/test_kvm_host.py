@@ -34,7 +34,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO, lab_guest, lab_namespaces, playbook, recap, role_spec
+from tests.conftest import (
+    REPO,
+    extended,
+    lab_guest,
+    lab_namespaces,
+    playbook,
+    recap,
+    role_spec,
+)
 
 ROLE = REPO / "roles" / "kvm_host"
 README = ROLE / "README.md"
@@ -199,6 +207,10 @@ def flat(out: str) -> str:
     return " ".join(out.split())
 
 
+# kvm_host applied to a booted guest: opt-in (KVMNETLAB_EXTENDED=1)
+on_a_guest = extended("kvm_host applied to a booted guest; about 5 min in all")
+
+
 @pytest.fixture(scope="module")
 def lab_topology(root_only):
     made = not {"kvmnl-hv", "kvmnl-h1"} <= set(lab_namespaces())
@@ -320,6 +332,7 @@ def check_in_guest(host, name: str, entry: dict) -> None:
 
 
 @pytest.mark.guests
+@on_a_guest
 def test_check_mode_on_a_fresh_guest_announces_changes_and_writes_nothing(tuned_guest, guest):
     _, runs = tuned_guest
     done, out = runs["check_first"]
@@ -330,6 +343,7 @@ def test_check_mode_on_a_fresh_guest_announces_changes_and_writes_nothing(tuned_
 
 
 @pytest.mark.guests
+@on_a_guest
 def test_first_run_changes_then_reruns_change_nothing(tuned_guest):
     _, runs = tuned_guest
     for name in ("first", "second", "check"):
@@ -344,6 +358,7 @@ def test_first_run_changes_then_reruns_change_nothing(tuned_guest):
 
 
 @pytest.mark.guests
+@on_a_guest
 def test_record_shape(tuned_guest, guest):
     text = guest.file(RECORD).content_string
     record = json.loads(text)
@@ -359,6 +374,7 @@ def test_record_shape(tuned_guest, guest):
 
 
 @pytest.mark.guests
+@on_a_guest
 def test_what_the_record_calls_applied_is_so_in_the_guest(tuned_guest, guest):
     record, can = record_of(guest), guest_can(guest)
     honoured = {n for n, e in record["settings"].items() if e["status"] in ("applied", "already")}
@@ -371,6 +387,7 @@ def test_what_the_record_calls_applied_is_so_in_the_guest(tuned_guest, guest):
 
 
 @pytest.mark.guests
+@on_a_guest
 def test_what_the_guest_cannot_honour_is_recorded_unavailable_with_a_reason(tuned_guest, guest):
     _, runs = tuned_guest
     record, can = record_of(guest), guest_can(guest)
@@ -388,6 +405,7 @@ def test_what_the_guest_cannot_honour_is_recorded_unavailable_with_a_reason(tune
 
 
 @pytest.mark.guests
+@on_a_guest
 def test_a_running_irqbalance_is_stopped_and_disabled(tuned_guest, guest):
     inventory, _ = tuned_guest
     guest.run_expect([0], "printf '#!/bin/sh\\nexec sleep infinity\\n' > /usr/sbin/irqbalance"
@@ -406,6 +424,7 @@ def test_a_running_irqbalance_is_stopped_and_disabled(tuned_guest, guest):
 
 
 @pytest.mark.guests
+@on_a_guest
 def test_fail_on_unavailable_names_host_setting_and_reason(tuned_guest, guest):
     inventory, _ = tuned_guest
     done, out = tune(inventory, kvm_host_fail_on_unavailable=True)

@@ -18,10 +18,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.conftest import REPO, ansible_env
+from tests.conftest import REPO, ansible_env, extended_marks
 from tests.test_nightly_role import one, role_vars, run, unit_settings
 
-pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("root_only")]
+pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("root_only"),
+              *extended_marks("the installed unit's ExecStart runs a night; about 1 min")]
 
 NIGHT_VARS = {"kvmnetlab_scenarios": "baseline", "kvmnetlab_repetitions": 2,
               "kvmnetlab_ping_count": 40, "kvmnetlab_ping_interval_s": 0.01,

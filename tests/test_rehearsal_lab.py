@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, ansible_env, process_running, recap
+from tests.conftest import REPO, ansible_env, extended, process_running, recap
 
 NETNS = "kvmnl-rh"
 STATE = Path("/var/lib/kvmnetlab/rehearsal")
@@ -127,6 +127,8 @@ def lab(tmp_path):
         assert_nothing_left(pids)
 
 
+@extended("builds the rehearsal lab's three machines, checks them, tears them down; "
+          "about 6 min")
 def test_the_rehearsal_lab_comes_up_answers_and_leaves_nothing_behind(lab):
     for machine, address in MACHINES.items():
         # plain SSH at its own address; its hostname says which machine answered

@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BIN, REPO, ansible_env, playbook
+from tests.conftest import BIN, REPO, ansible_env, extended_marks, playbook
 
-pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("root_only")]
+pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("root_only"),
+              *extended_marks("SIGINT and an edited raw file, then resume; about 2 min")]
 
 PARAMS = {"kvmnetlab_scenarios": "baseline", "kvmnetlab_repetitions": 4,
           "kvmnetlab_ping_count": 150, "kvmnetlab_ping_interval_s": 0.01,

@@ -25,9 +25,10 @@ import pytest
 
 from collectors import lock
 from collectors.store import Store, sha256_file
-from tests.conftest import BIN, REPO, ansible_env, playbook, tmpfs
+from tests.conftest import BIN, REPO, ansible_env, extended_marks, playbook, tmpfs
 
-pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("root_only")]
+pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("root_only"),
+              *extended_marks("a full disk and hard kills, then resume; about 1.5 min")]
 
 PARAMS = {"kvmnetlab_scenarios": "baseline", "kvmnetlab_ping_count": 20,
           "kvmnetlab_ping_interval_s": 0.01, "kvmnetlab_rate_frames": 2000,
