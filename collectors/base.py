@@ -53,6 +53,9 @@ class Capture:
     ok_rc: tuple[int, ...] = (0,)
     timeout_s: float = 60.0
     stop_signal: str = "INT"
+    #: a background tool's line that proves it captures (e.g. tcpdump's "listening on"):
+    #: its start waits for that text in its stderr or stdout, instead of a fixed pause
+    ready: str | None = None
     #: files written into the run folder on the host before ``argv`` runs (name, content);
     #: ``{run_dir}`` in ``argv`` is replaced by that folder. They are fetched with the rest.
     inputs: tuple[tuple[str, str], ...] | None = None
@@ -283,6 +286,8 @@ def _start(step: dict[str, Any]) -> dict[str, Any]:
     out = {"do": "start", "argv": argv, "dest": step["dest"]}
     if step.get("inputs"):
         out["inputs"] = step["inputs"]
+    if step.get("ready"):
+        out["ready"] = step["ready"]
     return out
 
 

@@ -149,7 +149,9 @@ class RateCollector(Collector):
         else:
             caps.append(Capture(self.name, "receiver", "start", "tcpdump.txt",
                                 argv=("tcpdump", "-i", e["receiver_if"], "-n", "-q", "-w",
-                                      "/dev/null", FLOW_FILTER), timeout_s=duration + 120))
+                                      "/dev/null", FLOW_FILTER), timeout_s=duration + 120,
+                                # printed once the capture is open (pcap activated, filter set)
+                                ready="listening on"))
         if sender == "pfsend":
             caps.append(Capture(self.name, "sender", "traffic", "pfsend.txt",
                                 argv=("pfsend", "-i", e["sender_if"], "-n", str(frames),

@@ -2,6 +2,7 @@
 
 import json
 import math
+import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -12,6 +13,7 @@ from collectors.builtin import RateCollector, derive_costs, trafgen_config
 from collectors.errors import ParseError, UnreadableError
 from collectors.ingest import frame
 from collectors.parsers import tcpdump
+from tests.conftest import REPO
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PARAMS = {"ping_count": 10, "ping_interval_s": 0.01, "ping_payload_bytes": 56,
@@ -325,3 +327,30 @@ def test_cpu_collector_names_an_unreadable_clk_tck(tmp_path):
     run = ctx(receiver_shares_kernel=True)
     with pytest.raises(UnreadableError, match=r"cpu_before\.clk_tck\.txt: cannot read"):
         CpuCollector().parse(base.RunFiles(tmp_path, "raw", run.hosts), run)
+
+
+def test_a_background_start_waits_for_the_tools_ready_line(tmp_path):
+    sys.path.insert(0, str(REPO / "collections"))
+    from ansible_collections.kvmnetlab.lab.plugins.module_utils.raw_capture import (
+        CaptureError,
+        start_tool,
+        stop_tool,
+    )
+
+    late = tmp_path / "late.txt"
+    pid = start_tool(["sh", "-c", "sleep 0.4; echo 'listening on data0' >&2; sleep 30"],
+                     str(late), ready="listening on")
+    meta = json.loads((tmp_path / "late.txt.meta.json").read_text())
+    assert meta["pid"] == pid and meta["ready_at"] - meta["started_at"] >= 0.4
+    stop_tool(str(late), "TERM")
+    with pytest.raises(CaptureError, match=r"did not say 'listening on' within 0\.5 s"):
+        start_tool(["sleep", "30"], str(tmp_path / "silent.txt"), ready="listening on",
+                   ready_timeout_s=0.5)
+    stop_tool(str(tmp_path / "silent.txt"), "TERM")
+    with pytest.raises(CaptureError, match="exited at once"):
+        start_tool(["sh", "-c", "echo no such interface >&2; exit 1"],
+                   str(tmp_path / "gone.txt"), ready="listening on")
+    # tcpdump, the receiver's counter, is started that way
+    plan = base.plan(ctx(), ALL, "/r")
+    counter = [s for s in by_host(plan["pre"])["g1"] if s["do"] == "start"]
+    assert counter[0]["argv"][0] == "tcpdump" and counter[0]["ready"] == "listening on"

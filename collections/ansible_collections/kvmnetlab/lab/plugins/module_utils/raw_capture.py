@@ -80,8 +80,25 @@ def run_tool(argv, dest, timeout_s, ok_rc):
     return meta
 
 
-def start_tool(argv, dest, settle_s=0.5):
-    """Start ``argv`` in its own session, output to files; return its PID."""
+def _said(dest, text):
+    for path in (dest + ".stderr", dest):
+        try:
+            with open(path, "rb") as handle:
+                if text.encode() in handle.read():
+                    return True
+        except OSError:
+            pass
+    return False
+
+
+def start_tool(argv, dest, settle_s=0.5, ready=None, ready_timeout_s=30.0):
+    """Start ``argv`` in its own session, output to files; return its PID.
+
+    With ``ready``, wait until the tool writes that text to its stderr or stdout (it
+    proves the capture is open; the time is kept as ``ready_at``), else pause
+    ``settle_s``. A tool that exits first, or stays silent past ``ready_timeout_s``,
+    fails the start.
+    """
     os.makedirs(os.path.dirname(dest) or ".", exist_ok=True)
     meta = {"argv": argv, "started_at": time.time(), "host": socket.gethostname()}
     with open(dest, "wb") as out, open(dest + ".stderr", "wb") as err:
@@ -92,7 +109,21 @@ def start_tool(argv, dest, settle_s=0.5):
             raise CaptureError(f"cannot run {argv[0]}: {exc}") from None
     meta["pid"] = proc.pid
     _write_meta(dest, meta)
-    time.sleep(settle_s)  # a capture tool needs a moment to open its socket
+    if ready:
+        deadline = time.monotonic() + ready_timeout_s
+        while not _said(dest, ready):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
+        else:
+            meta["ready_at"] = time.time()
+            _write_meta(dest, meta)
+            return proc.pid
+        if proc.poll() is None:
+            raise CaptureError(f"{argv[0]} did not say {ready!r} within {ready_timeout_s} s: "
+                               f"{_tail(dest + '.stderr')}")
+    else:
+        time.sleep(settle_s)  # a capture tool needs a moment to open its socket
     if proc.poll() is not None:
         raise CaptureError(f"{argv[0]} exited at once ({proc.returncode}): "
                            f"{_tail(dest + '.stderr')}")
@@ -265,7 +296,8 @@ def run_steps(steps):
                 result["missing"] += missing
             elif step["do"] == "start":
                 _inputs(step, result)
-                result["pids"][step["dest"]] = start_tool(step["argv"], step["dest"])
+                result["pids"][step["dest"]] = start_tool(step["argv"], step["dest"],
+                                                          ready=step.get("ready"))
             elif step["do"] == "run":
                 _inputs(step, result)
                 argv = [arg.replace("{run_dir}", os.path.dirname(step["dest"]))
