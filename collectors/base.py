@@ -208,7 +208,7 @@ def calls(steps: dict[str, list[dict[str, Any]]], files: dict[str, list[str]],
     - ``finish``: the probing hosts, the sender first: the RTT probes and the search, then
       the helpers stopped.
 
-    A host's last call packs its raw files into one tar (``pack`` says so), which the
+    A host's last call ends with a ``pack`` step (its raw files in one tar), which the
     action plugin brings back to the controller in the same task.
     """
     senders = {step["host"] for step in steps["traffic"]}
@@ -222,8 +222,7 @@ def calls(steps: dict[str, list[dict[str, Any]]], files: dict[str, list[str]],
         after = [{"do": "snapshot", "dir": folder, "items": items}
                  for items in [_items(steps["after"], host)] if items]
         started = [_start(s) for s in steps["start"] if s["host"] == host]
-        stopped = [{"do": "stop", "dest": s["dest"], "signal": s["stop_signal"]}
-                   for s in steps["start"] if s["host"] == host]
+        stopped = [_stop(s) for s in steps["start"] if s["host"] == host]
         helpers = [s for s in steps["probe_start"] if s["host"] == host]
         if host in senders:
             runs = [_run(s) for s in steps["traffic"] if s["host"] == host]
@@ -240,34 +239,34 @@ def calls(steps: dict[str, list[dict[str, Any]]], files: dict[str, list[str]],
         if host in probing:
             out["finish"].append({"host": host, "steps": [
                 *(_run(s) for s in steps["probe"] if s["host"] == host),
-                *({"do": "stop", "dest": s["dest"], "signal": s["stop_signal"]}
-                  for s in helpers)]})
+                *(_stop(s) for s in helpers)]})
             last[host] = "finish"
     # the hosts that probe first, then those that only stop a helper
     out["finish"].sort(key=lambda call: not any(s["do"] == "run" for s in call["steps"]))
-    for phase in out.values():
-        for call in phase:
-            call["pack"] = last[call["host"]] == _phase_of(out, call)
+    for phase, entries in out.items():
+        for call in entries:
+            if last[call["host"]] == phase:
+                call["steps"].append(_pack(remote_dir, call["host"], files[call["host"]]))
             # the task may take its tools' own limits, plus a minute for the rest
             call["timeout_s"] = int(60 + sum(float(s.get("timeout_s", 0))
                                              for s in call["steps"] if s["do"] == "run")
                                     + 15 * sum(s["do"] == "stop" for s in call["steps"]))
-            if call["pack"]:
-                call["steps"].append({"do": "pack", "dir": f"{remote_dir}/{call['host']}",
-                                      "files": sorted(set(files[call["host"]])),
-                                      "dest": f"{remote_dir}/{call['host']}.tar"})
     out["salvage"] = [
         {"host": host, "steps": [
-            *({"do": "stop", "dest": s["dest"], "signal": s["stop_signal"]}
-              for s in steps["start"] + steps["probe_start"] if s["host"] == host),
-            {"do": "pack", "dir": f"{remote_dir}/{host}", "files": sorted(set(files[host])),
-             "dest": f"{remote_dir}/{host}.tar"}]}
+            *(_stop(s) for s in steps["start"] + steps["probe_start"] if s["host"] == host),
+            _pack(remote_dir, host, files[host])]}
         for host in sorted(files)]
     return out
 
 
-def _phase_of(out: dict[str, list[dict[str, Any]]], call: dict[str, Any]) -> str:
-    return next(phase for phase, entries in out.items() if any(c is call for c in entries))
+def _stop(step: dict[str, Any]) -> dict[str, Any]:
+    return {"do": "stop", "dest": step["dest"], "signal": step["stop_signal"]}
+
+
+def _pack(remote_dir: str, host: str, names: list[str]) -> dict[str, Any]:
+    """The host's raw files, one tar beside its run folder."""
+    return {"do": "pack", "dir": f"{remote_dir}/{host}", "files": sorted(set(names)),
+            "dest": f"{remote_dir}/{host}.tar"}
 
 
 def _run(step: dict[str, Any]) -> dict[str, Any]:

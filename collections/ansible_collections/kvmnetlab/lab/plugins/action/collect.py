@@ -18,7 +18,6 @@ the task with the path named.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -27,14 +26,6 @@ from ansible.plugins.action import ActionBase
 from ansible_collections.kvmnetlab.lab.plugins.module_utils import raw_capture
 
 AGENT = Path(raw_capture.__file__).read_text(encoding="utf-8")
-
-
-def sha256_file(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def agent_script(steps: list) -> str:
@@ -86,7 +77,7 @@ class ActionModule(ActionBase):
         try:
             os.makedirs(os.path.dirname(dest) or ".", exist_ok=True)
             self._connection.fetch_file(tar, part)
-            got = sha256_file(part)
+            got = raw_capture.sha256_file(part)
         except Exception as exc:  # any transfer error fails the task, with the path named
             result.update(failed=True, msg=self._join(
                 result, f"fetching {tar} from {self._host_name()} to {dest} failed: {exc}"))

@@ -35,13 +35,6 @@ DOCUMENTATION = """
       - enabled with ANSIBLE_CALLBACKS_ENABLED=kvmnetlab.lab.task_times
 """
 
-# Actions that run on the controller only, whatever host they are "for".
-CONTROLLER_ACTIONS = frozenset({
-    "set_fact", "debug", "assert", "fail", "meta", "include_tasks", "import_tasks",
-    "include_role", "include_vars", "add_host", "group_by", "pause", "set_stats",
-})
-
-
 def short_action(action: str) -> str:
     """``ansible.builtin.set_fact`` -> ``set_fact``; collection actions keep their name."""
     return action.split(".")[-1] if action.startswith("ansible.") else action

@@ -263,7 +263,8 @@ def check_steps(steps):
     return None
 
 
-def _sha256(path):
+def sha256_file(path):
+    """sha256 of a file, read in chunks (the host's tar; the controller checks its copy)."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
@@ -304,7 +305,6 @@ def run_steps(steps):
                         for arg in step["argv"]]
                 result["files"] += [step["dest"], step["dest"] + ".stderr",
                                     step["dest"] + ".meta.json"]
-                result["rc"] = None
                 meta = run_tool(argv, step["dest"], float(step.get("timeout_s", 600)),
                                 step.get("ok_rc", [0]))
                 result["rc"] = meta["rc"]
@@ -313,7 +313,7 @@ def run_steps(steps):
             else:
                 result["members"], missing = pack(step["dir"], step["files"], step["dest"])
                 result["tar"] = step["dest"]
-                result["tar_sha256"] = _sha256(step["dest"])
+                result["tar_sha256"] = sha256_file(step["dest"])
                 result["missing"] += missing
         except (CaptureError, OSError) as exc:
             error = error or f"steps[{index}] ({step['do']}): {exc}"
