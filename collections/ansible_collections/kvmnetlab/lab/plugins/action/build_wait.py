@@ -141,8 +141,9 @@ def failure_message(name: str, where: str, elapsed: float, status: dict | None,
         if status.get("msg"):
             text += f": {status['msg']}"
     if log:
-        text += (f"\nthe last {len(tail.splitlines())} lines of {log}:\n{tail}" if tail
-                 else f"\n{log} is empty or missing")
+        count = len(tail.splitlines())
+        lines = "line" if count == 1 else f"{count} lines"
+        text += f"\nthe last {lines} of {log}:\n{tail}" if tail else f"\n{log} is empty or missing"
     return text
 
 
@@ -189,7 +190,7 @@ class ActionModule(DocumentedAction):
             if self._clock() - last_report >= args["interval"]:
                 display.display(self.progress(name, where, elapsed, log, args["steps"]))
                 last_report = self._clock()
-            self._sleep(args["poll"])
+            self._sleep(min(args["poll"], args["interval"]))
 
         result = {"changed": False, "elapsed": int(elapsed)}
         if log:

@@ -50,7 +50,7 @@ options:
     type: int
     default: 30
   poll:
-    description: Seconds between checks of the job.
+    description: Seconds between checks of the job (at most I(interval)).
     type: int
     default: 5
   timeout:
