@@ -112,6 +112,10 @@ def test_a_failure_message_says_why_and_ends_with_the_log_tail():
     assert bw.failure_message("x", "h", 1, {"msg": "could not find job"}, 0, "/l", "") == \
         "build x on h failed after 1 s: could not find job\n/l is empty or missing"
     assert bw.failure_message("x", "h", 1, {"rc": 1}) == "build x on h failed after 1 s (rc 1)"
+    # a job that failed before its output went to the log: what it printed instead
+    assert bw.failure_message("x", "h", 1, {"rc": 1}, 0, "/l", "", "mkdir: Permission denied") \
+        == ("build x on h failed after 1 s (rc 1)\n/l is empty or missing\n"
+            "the end of its output:\nmkdir: Permission denied")
 
 
 # --- the wait loop on a fake clock ------------------------------------------------------

@@ -189,7 +189,7 @@ def test_install_boot_once_verify_then_default(tmp_path, grub_guest):
     counts = recap(out)
     assert counts[GUEST]["changed"] == 0, out[-4000:]
     assert counts["localhost"]["changed"] == 0, out[-4000:]
-    assert "Start the build in the background" not in out
+    assert "Start in the background" not in out
     assert guest().file("/proc/sys/kernel/random/boot_id").content_string == boot_id
     done, out, check_s = run(tmp_path, grub_guest, MARKER, "--check")
     assert done.returncode == 0, out[-6000:]

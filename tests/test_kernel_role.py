@@ -238,7 +238,7 @@ def test_patch_that_does_not_apply_is_named_and_nothing_is_built(tmp_path, fake_
     assert "patch 2 of 2 (0002-bad) does not apply" in out, out
     assert not list((tmp_path / "work").glob("*/build.json"))
     assert not list((tmp_path / "work").glob("*/prepared"))
-    assert "Start the build" not in out
+    assert "Start in the background" not in out
 
 
 def test_checksum_mismatch_of_a_downloaded_patch_is_named(tmp_path, fake_tree):
@@ -323,7 +323,7 @@ def test_building_on_another_host_delegates_every_build_step(tmp_path, fake_tree
     rc, out, counts, facts = run_role(tmp_path, variables, host="kvtarget", name="delegated")
     assert rc == 0, out
     assert facts["build"]["kernel_release"] == "6.1.0-fake-kvmnetlab"
-    started = out.split("TASK [elvis_kernel : Start the build in the background]")[1]
+    started = out.split("TASK [build_ship : Build | Start in the background - kernel bzImage]")[1]
     assert started.split("\n")[1].startswith("changed: [kvtarget -> localhost]"), started[:300]
     assert "ok: [kvtarget -> localhost]" in out.split("Compute the cache key")[1][:200]
     rc, out, counts, again = run_role(tmp_path, variables, host="kvtarget", name="again")

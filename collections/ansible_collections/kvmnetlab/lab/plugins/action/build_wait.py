@@ -129,8 +129,10 @@ def timed_out(elapsed: float, timeout: int, poll: int) -> bool:
 
 
 def failure_message(name: str, where: str, elapsed: float, status: dict | None,
-                    timeout: int = 0, log: str | None = None, tail: str = "") -> str:
-    """Why the wait failed, with the log's tail when there is one."""
+                    timeout: int = 0, log: str | None = None, tail: str = "",
+                    output: str = "") -> str:
+    """Why the wait failed, with the log's tail when there is one, else the end of the
+    job's own ``output`` (what it printed before its output went to the log)."""
     if status is None:
         text = (f"build {name} on {where} is still running after {format_elapsed(elapsed)}, "
                 f"past its timeout of {timeout} s")
@@ -144,6 +146,8 @@ def failure_message(name: str, where: str, elapsed: float, status: dict | None,
         count = len(tail.splitlines())
         lines = "line" if count == 1 else f"{count} lines"
         text += f"\nthe last {lines} of {log}:\n{tail}" if tail else f"\n{log} is empty or missing"
+    if output and not tail:
+        text += f"\nthe end of its output:\n{output}"
     return text
 
 
@@ -202,8 +206,10 @@ class ActionModule(DocumentedAction):
                 return result
         tail = self.read(tail_command(log, args["tail"])) if log and args["tail"] else ""
         tail = tail_lines(tail, args["tail"])
+        output = tail_lines((status or {}).get("stderr") or (status or {}).get("stdout") or "",
+                            args["tail"])
         result.update(failed=True, msg=failure_message(name, where, elapsed, status,
-                                                       args["timeout"], log, tail))
+                                                       args["timeout"], log, tail, output))
         return result
 
     def progress(self, name, where, elapsed, log, steps) -> str:
