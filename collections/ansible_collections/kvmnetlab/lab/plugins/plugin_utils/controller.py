@@ -24,7 +24,7 @@ else:
     _IMPORT_ERROR = None
 
 
-class ControllerAction(DocumentedAction):
+class ControllerAction(DocumentedAction, abstract=True):
     """An action that only touches the controller; subclasses implement ``act``.
 
     A subclass sets ``DOCUMENTATION`` to its module stub's; ``act`` receives the task's

@@ -21,9 +21,10 @@ from ansible_collections.kvmnetlab.lab.plugins.plugin_utils.argspec import spec_
 class DocumentedAction(ActionBase):
     """An action whose options are those its module stub documents.
 
-    A subclass sets ``DOCUMENTATION`` to its module stub's; ``validated_args`` returns the
-    task's arguments validated against the options documented there (types converted,
-    defaults filled in, every documented option present).
+    A subclass sets ``DOCUMENTATION`` to its module stub's (a shared base says
+    ``abstract=True`` instead); ``validated_args`` returns the task's arguments validated
+    against the options documented there (types converted, defaults filled in, every
+    documented option present).
     """
 
     TRANSFERS_FILES = False
@@ -31,8 +32,10 @@ class DocumentedAction(ActionBase):
     DOCUMENTATION = ""
     ARGUMENT_SPEC: ClassVar[dict] = {}
 
-    def __init_subclass__(cls, **kwargs):
+    def __init_subclass__(cls, abstract: bool = False, **kwargs):
         super().__init_subclass__(**kwargs)
+        if abstract:  # a base of other actions, such as ControllerAction
+            return
         if not cls.DOCUMENTATION:
             raise TypeError(f"{cls.__module__}: a documented action needs its module stub's "
                             "DOCUMENTATION (its options are the argument spec)")
