@@ -175,6 +175,7 @@ def test_second_run_reuses_the_image_and_changes_nothing(first_run, tmp_path):
     done = playbook(str(play), extra=EXTRA, check=True)
     assert recap(done.stdout)["localhost"]["changed"] == 0, done.stdout[-4000:]
     assert "guest_image : Build |" not in done.stdout
+    assert "build_ship : Build |" not in done.stdout
     # the acceleration choice comes from this boot's probe, no probe guest booted again
     assert "(cached: probed at " in done.stdout, done.stdout[-4000:]
     after = image.stat()
