@@ -52,8 +52,9 @@ def agreement_by_repetition(rtt: pd.DataFrame | None,
 
 
 def disagrees(ratio: float, threshold: float = THRESHOLD) -> bool:
-    """Whether fping's p50 is more than ``threshold`` (a fraction) away from ping's."""
-    return bool(np.isfinite(ratio) and abs(ratio - 1.0) > threshold)
+    """Whether fping's p50 is more than ``threshold`` (a fraction) away from ping's (a
+    ratio of exactly 1 ± threshold, to rounding, agrees)."""
+    return bool(np.isfinite(ratio) and abs(ratio - 1.0) - threshold > 1e-9)
 
 
 def sockperf_by_scenario(sockperf: pd.DataFrame | None) -> pd.DataFrame:
