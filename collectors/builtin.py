@@ -12,10 +12,9 @@ from typing import Any, ClassVar
 
 from collectors.base import Availability, Capture, Collector, RunContext, RunFiles, register
 from collectors.errors import ParseError
+from collectors.parsers import fping as fping_parser
 from collectors.parsers import pfcount as pfcount_parser
 from collectors.parsers import pfsend as pfsend_parser
-from collectors.parsers import fping as fping_parser
-from collectors.parsers import sockperf as sockperf_parser
 from collectors.parsers import (
     ping,
     proc_interrupts,
@@ -25,6 +24,7 @@ from collectors.parsers import (
     tcpdump,
     trafgen,
 )
+from collectors.parsers import sockperf as sockperf_parser
 from collectors.parsers._text import read_text
 
 KEY = {"scenario": "string", "repetition": "int64", "host": "string"}

@@ -11,6 +11,7 @@ that happens on the controller.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import hashlib
 import json
@@ -67,54 +68,52 @@ def run_tools(tools):
     are kept in each ``.meta.json`` (``started_at``), so the offset actually achieved
     is on record. Every tool is waited for; the first failure is raised after that.
     """
-    procs, metas, handles = [], [], []
-    first = None
-    try:
-        for index, tool in enumerate(tools):
-            argv, dest = tool["argv"], tool["dest"]
-            os.makedirs(os.path.dirname(dest) or ".", exist_ok=True)
-            if index and first is not None:
-                pause = first + float(tool.get("offset_s") or 0.0) - time.monotonic()
-                if pause > 0:
-                    time.sleep(pause)
-            out, err = open(dest, "wb"), open(dest + ".stderr", "wb")
-            handles += [out, err]
-            began = time.monotonic()
-            meta = {"argv": argv, "started_at": time.time(), "host": socket.gethostname()}
-            try:
-                proc = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
-            except OSError as exc:
-                raise CaptureError(f"cannot run {argv[0]}: {exc}") from None
-            if first is None:
-                first = began
-            procs.append((proc, began + float(tool["timeout_s"])))
-            metas.append(meta)
-    finally:
-        failure = None
-        for index, (proc, deadline) in enumerate(procs):
-            timed_out = False
-            try:
-                rc = proc.wait(timeout=max(deadline - time.monotonic(), 0.0))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-                rc, timed_out = -9, True
-            metas[index].update(rc=rc, timed_out=timed_out, finished_at=time.time())
-        for handle in handles:
-            handle.flush()
-            os.fsync(handle.fileno())
-            handle.close()
-        for index, meta in enumerate(metas):
-            tool = tools[index]
-            _write_meta(tool["dest"], meta)
-            if failure is None and meta["timed_out"]:
-                failure = (f"{meta['argv'][0]} did not finish within {tool['timeout_s']} s; "
-                           f"partial output kept in {tool['dest']}")
-            elif failure is None and meta["rc"] not in tool.get("ok_rc", [0]):
-                failure = (f"{meta['argv'][0]} exited {meta['rc']}: "
-                           f"{_tail(tool['dest'] + '.stderr')}; output kept in {tool['dest']}")
-    if failure:
-        raise CaptureError(failure)
+    procs, metas = [], []
+    with contextlib.ExitStack() as files:
+        try:
+            first = None
+            for tool in tools:
+                argv, dest = tool["argv"], tool["dest"]
+                os.makedirs(os.path.dirname(dest) or ".", exist_ok=True)
+                if first is not None:
+                    pause = first + float(tool.get("offset_s") or 0.0) - time.monotonic()
+                    if pause > 0:
+                        time.sleep(pause)
+                out = files.enter_context(open(dest, "wb"))
+                err = files.enter_context(open(dest + ".stderr", "wb"))
+                began = time.monotonic()
+                meta = {"argv": argv, "started_at": time.time(), "host": socket.gethostname()}
+                try:
+                    proc = subprocess.Popen(argv, stdout=out, stderr=err,
+                                            stdin=subprocess.DEVNULL)
+                except OSError as exc:
+                    raise CaptureError(f"cannot run {argv[0]}: {exc}") from None
+                first = began if first is None else first
+                procs.append((proc, began + float(tool["timeout_s"]), out, meta))
+                metas.append(meta)
+        finally:  # what was started is always waited for, and its end recorded
+            for proc, deadline, out, meta in procs:
+                timed_out = False
+                try:
+                    rc = proc.wait(timeout=max(deadline - time.monotonic(), 0.0))
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+                    rc, timed_out = -9, True
+                meta.update(rc=rc, timed_out=timed_out, finished_at=time.time())
+                out.flush()
+                os.fsync(out.fileno())
+            for index, meta in enumerate(metas):
+                _write_meta(tools[index]["dest"], meta)
+    for index, meta in enumerate(metas):
+        tool = tools[index]
+        if meta["timed_out"]:
+            raise CaptureError(f"{meta['argv'][0]} did not finish within {tool['timeout_s']} "
+                               f"s; partial output kept in {tool['dest']}")
+        if meta["rc"] not in tool.get("ok_rc", [0]):
+            raise CaptureError(f"{meta['argv'][0]} exited {meta['rc']}: "
+                               f"{_tail(tool['dest'] + '.stderr')}; output kept in "
+                               f"{tool['dest']}")
     return metas
 
 
