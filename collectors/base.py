@@ -15,8 +15,8 @@ Lifecycle of one (scenario, repetition)::
     after    -> snapshots again; before..after is the counter window
     probe_start -> background helpers of the probes, started after the counter window
                 (the throughput search's receiver agent) and stopped before the fetch
-    probe    -> measurements kept out of the counter window (ping's per-packet RTT, the
-                throughput search)
+    probe    -> measurements kept out of the counter window (ping's per-packet RTT with
+                fping beside it, sockperf where enabled, the throughput search)
     fetch    -> every raw file is pulled back to the controller, verbatim (one tar per
                 host, each member's sha256 checked against the host's)
     parse    -> controller only: raw files -> tidy rows (tables under data/)
@@ -210,8 +210,9 @@ def calls(steps: dict[str, list[dict[str, Any]]], files: dict[str, list[str]],
     - ``post``: every host but the sender: background captures stopped, snapshots after
       (the end of the counter window), then the probes' helpers started (the search's
       receiver agent);
-    - ``finish``: the probing hosts, the sender first: the RTT probes and the search, then
-      the helpers stopped.
+    - ``finish``: the probing hosts, the sender first: the RTT probes (a probe planned
+      ``alongside`` another, fping beside ping, runs in that one's step, at the same
+      time) and the search, then the helpers stopped.
 
     A host's last call ends with a ``pack`` step (its raw files in one tar), which the
     action plugin brings back to the controller in the same task.
