@@ -121,10 +121,22 @@ def test_sockperf_when_enabled_serves_on_the_receiver_and_pings_after_ping():
     assert {"sockperf_server.txt", "sockperf_server.txt.meta.json"} <= set(finish[-1]["files"])
 
 
-def test_the_campaign_role_adds_sockperf_only_when_asked():
-    run = (REPO / "roles/campaign/tasks/run.yml").read_text()
-    assert "combine({'sockperf': ['sender', 'receiver']}" in run
-    assert "if campaign_sockperf | bool else {}" in run
+@pytest.mark.parametrize(("flag", "added"), [(False, False), (True, True), ("false", False),
+                                           ("true", True)])
+def test_the_campaign_role_adds_sockperf_only_when_asked(flag, added):
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.template import Templar, trust_as_template
+
+    tasks = yaml.safe_load((REPO / "roles/campaign/tasks/run.yml").read_text())
+    expression = tasks[0]["vars"]["campaign_enabled_collectors"]
+    assert "campaign_enabled_collectors" in json.dumps(tasks[0]["block"])
+    templar = Templar(loader=DataLoader(), variables={
+        "campaign_collectors": DEFAULTS["campaign_collectors"], "campaign_sockperf": flag})
+    enabled = templar.template(trust_as_template(expression))
+    expected = dict(DEFAULTS["campaign_collectors"])
+    if added:
+        expected["sockperf"] = ["sender", "receiver"]
+    assert enabled == expected
     playbook = (REPO / "playbooks/campaign.yml").read_text()
     assert 'campaign_sockperf: "{{ kvmnetlab_sockperf | default(false) }}"' in playbook
     for lab in ("local", "lab.example"):
