@@ -491,6 +491,49 @@ TERMS: dict[str, tuple[str, str]] = {
         'only one of the two campaigns. A scenario with one repetition on a side is '
         'not tested (note).',
     ),
+    # probe agreement (the independent probe)
+    'probes.interleaving': (
+        'fping beside ping',
+        'fping probed the same target from the same host as ping, in the same '
+        'repetition and the same capture call: both were started together, each '
+        "with the campaign's probe count and spacing ({interval}), fping {offset} "
+        'after ping, so that their probes alternate on the path. The alternation is '
+        "approximate: each tool's own start-up and timer drift move the phase (the "
+        "real starts are in each run's ping.txt.meta.json and fping.txt.meta.json).",
+    ),
+    'probes.p50_of_a_repetition': (
+        'p50 of a repetition',
+        "the median round-trip time of one tool's answered probes in one "
+        'repetition, in µs; unanswered probes are left out.',
+    ),
+    'probes.ping_fping_p50': (
+        'ping p50, fping p50',
+        'the median over the repetitions of the p50 of a repetition, in µs: the '
+        'repetition is the unit. Where fping has data both are taken over the same '
+        'repetitions, those where both tools had answered probes (reps counts them); '
+        "elsewhere ping's is over all its repetitions (counted instead).",
+    ),
+    'probes.ratio': (
+        'ratio',
+        "fping p50 / ping p50 (dimensionless); 1 is perfect agreement.",
+    ),
+    'probes.disagree': (
+        'disagree',
+        '|ratio - 1| > {threshold_pct:g} %: the two probes do not see the same RTT, '
+        "so the scenario's RTT is not confirmed by an independent tool; agree "
+        'otherwise. fping not collected: the campaign has no fping data (collected '
+        'before fping ran beside ping, or with the fping collector off), so ping '
+        'has no independent check.',
+    ),
+    'probes.sockperf': (
+        'sockperf p50',
+        "where the campaign enabled it (kvmnetlab_sockperf): sockperf ping-pong's "
+        '50th percentile, UDP request/response between the same hosts after ping '
+        'and fping, at one message per probe interval, sockperf dropping its first '
+        '400 ms and last 50 ms; the median over repetitions, in µs, of the statistic '
+        'its output reported: RTT (run with --full-rtt) or RTT/2 (sockperf\'s '
+        'default one-way latency). Another protocol: shown, not compared.',
+    ),
 }
 
 # The three outcomes of a comparison and what they rest on, shown with every verdict.

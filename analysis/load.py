@@ -139,7 +139,28 @@ TABLES: dict[str, dict[str, tuple[Any, str]]] = {
         "answered": _BOOL,
         "rtt_us": _FLOAT,
     },
+    # The independent probes (collectors/builtin.py): fping's per-probe RTT beside ping's,
+    # and sockperf's UDP ping-pong summary where the campaign enabled it.
+    "fping_rtt": {
+        "scenario": _STR,
+        "repetition": _INT,
+        "host": _STR,
+        "answered": _BOOL,
+        "rtt_us": _FLOAT,
+    },
+    "sockperf": {
+        "scenario": _STR,
+        "repetition": _INT,
+        "host": _STR,
+        "statistic": _STR,
+        "observations": _INT,
+        "p50_us": _FLOAT,
+    },
 }
+# The independent probes' tables: used only when present and not empty, so a campaign
+# collected before them (or without sockperf) loads as before.
+PROBE_TABLES = ("fping_rtt", "sockperf")
+SOCKPERF_STATISTICS = ("rtt", "half_rtt")
 # The throughput search's tables: like rate and costs, used only when present and not empty,
 # so a campaign without them loads as before.
 SEARCH_TABLES = ("throughput", "search_trials", "rtt_load")
@@ -188,6 +209,8 @@ class Campaign:
     throughput: pd.DataFrame | None = None
     search_trials: pd.DataFrame | None = None
     rtt_load: pd.DataFrame | None = None
+    fping_rtt: pd.DataFrame | None = None
+    sockperf: pd.DataFrame | None = None
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -254,7 +277,7 @@ def load_campaign(path: str | Path, *, verify: bool = True) -> Campaign:
         if verify and rel in files:
             _verify_checksum(file, files[rel], manifest_path, rel)
         tables[name] = _read_table(file, name, known)
-        if name in ("rate", "costs", *SEARCH_TABLES) and tables[name].empty:
+        if name in ("rate", "costs", *SEARCH_TABLES, *PROBE_TABLES) and tables[name].empty:
             tables[name] = None  # ingest writes every table; no rows means not collected
 
     warnings = _consistency_warnings(scenarios, tables)
@@ -269,6 +292,8 @@ def load_campaign(path: str | Path, *, verify: bool = True) -> Campaign:
         throughput=tables["throughput"],
         search_trials=tables["search_trials"],
         rtt_load=tables["rtt_load"],
+        fping_rtt=tables["fping_rtt"],
+        sockperf=tables["sockperf"],
         warnings=warnings,
     )
 
@@ -511,6 +536,15 @@ def _check_values(file: Path, name: str, frame: pd.DataFrame) -> None:
         loss = frame["loss_ratio"]
         _first_bad(file, "loss_ratio", frame["valid"] & ~((loss >= 0) & (loss <= 1)),
                    "a valid trial's loss ratio must be in [0, 1]")
+    elif name == "fping_rtt":
+        rtt = frame["rtt_us"]
+        _first_bad(file, "rtt_us", frame["answered"] & ~((rtt >= 0) & np.isfinite(rtt)),
+                   "answered probe without a finite rtt >= 0")
+    elif name == "sockperf":
+        _first_bad(file, "statistic", ~frame["statistic"].isin(SOCKPERF_STATISTICS),
+                   f"must be one of {', '.join(SOCKPERF_STATISTICS)}")
+        _first_bad(file, "p50_us", ~((frame["p50_us"] >= 0) & np.isfinite(frame["p50_us"])),
+                   "must be a finite number >= 0")
     elif name == "rtt_load":
         rtt = frame["rtt_us"]
         _first_bad(file, "rtt_us", frame["answered"] & ~((rtt >= 0) & np.isfinite(rtt)),

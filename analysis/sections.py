@@ -17,6 +17,7 @@ from typing import Any
 from analysis import report_comparison as comparison
 from analysis import report_evidence as evidence
 from analysis import report_metadata as metadata
+from analysis import report_probes as probes
 from analysis import report_throughput as throughput
 from analysis import report_verdicts as verdicts
 from analysis.definitions import OUTCOMES
@@ -65,6 +66,9 @@ SECTIONS: tuple[SectionSpec, ...] = (
     SectionSpec(
         "rtt", "Table 2 — round-trip time per scenario", evidence.rtt_table,
         evidence.rtt_section, definitions=("rtt.n", "rtt.rtt_mean", "rtt.rtt_std")),
+    SectionSpec(
+        "probes", probes.PROBES_TITLE, probes.agreement, probes.probes_section,
+        definitions=probes.DEFINITIONS),
     SectionSpec(
         "repetitions", "Repetitions and blocks", verdicts.repetition_table,
         verdicts.repetitions_section, figures=("figure5_repetitions",),

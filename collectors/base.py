@@ -15,8 +15,8 @@ Lifecycle of one (scenario, repetition)::
     after    -> snapshots again; before..after is the counter window
     probe_start -> background helpers of the probes, started after the counter window
                 (the throughput search's receiver agent) and stopped before the fetch
-    probe    -> measurements kept out of the counter window (ping's per-packet RTT, the
-                throughput search)
+    probe    -> measurements kept out of the counter window (ping's per-packet RTT with
+                fping beside it, sockperf where enabled, the throughput search)
     fetch    -> every raw file is pulled back to the controller, verbatim (one tar per
                 host, each member's sha256 checked against the host's)
     parse    -> controller only: raw files -> tidy rows (tables under data/)
@@ -59,6 +59,11 @@ class Capture:
     #: files written into the run folder on the host before ``argv`` runs (name, content);
     #: ``{run_dir}`` in ``argv`` is replaced by that folder. They are fetched with the rest.
     inputs: tuple[tuple[str, str], ...] | None = None
+    #: a probe run at the same time as another probe of the same host (that probe's
+    #: ``file``), in the same call, started ``offset_s`` seconds after it; where that probe
+    #: is not planned, it runs on its own
+    alongside: str | None = None
+    offset_s: float | None = None
 
     def to_step(self, host: str) -> dict[str, Any]:
         step = {k: v for k, v in asdict(self).items() if v is not None}
@@ -205,8 +210,9 @@ def calls(steps: dict[str, list[dict[str, Any]]], files: dict[str, list[str]],
     - ``post``: every host but the sender: background captures stopped, snapshots after
       (the end of the counter window), then the probes' helpers started (the search's
       receiver agent);
-    - ``finish``: the probing hosts, the sender first: the RTT probes and the search, then
-      the helpers stopped.
+    - ``finish``: the probing hosts, the sender first: the RTT probes (a probe planned
+      ``alongside`` another, fping beside ping, runs in that one's step, at the same
+      time) and the search, then the helpers stopped.
 
     A host's last call ends with a ``pack`` step (its raw files in one tar), which the
     action plugin brings back to the controller in the same task.
@@ -238,7 +244,7 @@ def calls(steps: dict[str, list[dict[str, Any]]], files: dict[str, list[str]],
             last[host] = "post"
         if host in probing:
             out["finish"].append({"host": host, "steps": [
-                *(_run(s) for s in steps["probe"] if s["host"] == host),
+                *_probes([s for s in steps["probe"] if s["host"] == host]),
                 *(_stop(s) for s in helpers)]})
             last[host] = "finish"
     # the hosts that probe first, then those that only stop a helper
@@ -248,7 +254,8 @@ def calls(steps: dict[str, list[dict[str, Any]]], files: dict[str, list[str]],
             if last[call["host"]] == phase:
                 call["steps"].append(_pack(remote_dir, call["host"], files[call["host"]]))
             # the task may take its tools' own limits, plus a minute for the rest
-            call["timeout_s"] = int(60 + sum(float(s.get("timeout_s", 0))
+            call["timeout_s"] = int(60 + sum(max(float(t.get("timeout_s", 0))
+                                                 for t in [s, *s.get("together", [])])
                                              for s in call["steps"] if s["do"] == "run")
                                     + 15 * sum(s["do"] == "stop" for s in call["steps"]))
     out["salvage"] = [
@@ -275,6 +282,24 @@ def _run(step: dict[str, Any]) -> dict[str, Any]:
            "ok_rc": list(step.get("ok_rc", [0])), "timeout_s": step.get("timeout_s", 600)}
     if step.get("inputs"):
         out["inputs"] = step["inputs"]
+    return out
+
+
+def _probes(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A host's probe run steps in order; a probe ``alongside`` another planned one rides in
+    that one's step (``together``), started ``offset_s`` after it."""
+    files = {s["file"] for s in steps}
+    riders = [s for s in steps if s.get("alongside") in files]
+    out = []
+    for step in steps:
+        if step in riders:
+            continue
+        run = _run(step)
+        together = [{**_run(r), "offset_s": float(r.get("offset_s") or 0.0)}
+                    for r in riders if r["alongside"] == step["file"]]
+        if together:
+            run["together"] = together
+        out.append(run)
     return out
 
 

@@ -6,10 +6,13 @@ column. A counter a lab does not have is reported as unavailable, never as 0.
 
 from __future__ import annotations
 
+import json
+import math
 from typing import Any, ClassVar
 
-from collectors.base import Availability, Capture, Collector, RunContext, register
+from collectors.base import Availability, Capture, Collector, RunContext, RunFiles, register
 from collectors.errors import ParseError
+from collectors.parsers import fping as fping_parser
 from collectors.parsers import pfcount as pfcount_parser
 from collectors.parsers import pfsend as pfsend_parser
 from collectors.parsers import (
@@ -21,6 +24,7 @@ from collectors.parsers import (
     tcpdump,
     trafgen,
 )
+from collectors.parsers import sockperf as sockperf_parser
 from collectors.parsers._text import read_text
 
 KEY = {"scenario": "string", "repetition": "int64", "host": "string"}
@@ -72,6 +76,130 @@ class PingCollector(Collector):
                    "interval_s": ctx.parameters["ping_interval_s"],
                    "payload_bytes": ctx.parameters["ping_payload_bytes"]}
         return {"rtt": rows, "ping_summary": [summary]}
+
+
+# --------------------------------------------------------------------------- the
+# independent probes: fping beside ping, and (optional) sockperf's UDP request/response
+
+
+def _started_at(files: RunFiles, role: str, name: str) -> float | None:
+    """When the agent started a probe (its .meta.json), or None if not recorded."""
+    if not files.has(role, name + ".meta.json"):
+        return None
+    try:
+        return float(json.loads(read_text(files.path(role, name + ".meta.json")))["started_at"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+@register
+class FpingCollector(Collector):
+    """Per-probe ICMP RTT from fping, the independent check of ping's RTT.
+
+    fping probes the same target from the same host as ``ping``, in the same repetition
+    and in the same call: the two are started together, each at the campaign's probe
+    count and spacing (``ping_count``, ``ping_interval_s``; fping's ``-p``), fping half
+    an interval after ping, so their probes alternate on the path and neither tool's
+    probe spacing changes. ``-t`` (fping's per-probe timeout) is at least 1 s, so a
+    reply later than one interval still counts, as it does for ping. ``-D`` stamps its
+    per-reply lines (stdout); the samples are read from the summary it prints on stderr
+    (``-C``), in µs. ``start_offset_s`` is fping's start after ping's as the two tools'
+    .meta.json recorded it (NaN when ping did not run beside it).
+    """
+
+    name = "fping"
+    tables: ClassVar[dict[str, dict[str, str]]] = {
+        "fping_rtt": {**KEY, "target": "string", "seq": "int64", "answered": "bool",
+                      "rtt_us": "float64", "interval_s": "float64",
+                      "start_offset_s": "float64"},
+    }
+    ALONGSIDE = "ping.txt"
+
+    @staticmethod
+    def offset_s(parameters: dict[str, Any]) -> float:
+        """fping's start after ping's: half the probe interval (s)."""
+        return parameters["ping_interval_s"] / 2
+
+    def captures(self, ctx):
+        p = ctx.parameters
+        period_ms = p["ping_interval_s"] * 1000
+        timeout_ms = max(1000, int(period_ms + 0.999))
+        argv = ("fping", "-C", str(p["ping_count"]), "-p", f"{period_ms:g}",
+                "-t", str(timeout_ms), "-b", str(p["ping_payload_bytes"]), "-D",
+                ctx.endpoint["target_address"])
+        duration = p["ping_count"] * p["ping_interval_s"] + timeout_ms / 1000
+        return [Capture(self.name, "sender", "probe", "fping.txt", argv=argv, ok_rc=(0, 1),
+                        timeout_s=int(duration + 30.999), alongside=self.ALONGSIDE,
+                        offset_s=self.offset_s(p))]
+
+    def parse(self, files, ctx):
+        result = fping_parser.parse(files.path("sender", "fping.txt.stderr"))
+        key = _key(ctx, "sender")
+        began = _started_at(files, "sender", "fping.txt")
+        ping_began = _started_at(files, "sender", self.ALONGSIDE)
+        offset = began - ping_began if began is not None and ping_began is not None \
+            else float("nan")
+        return {"fping_rtt": [
+            {**key, "target": row["host"], "seq": row["probe"], "answered": row["answered"],
+             "rtt_us": row["rtt_us"] if row["rtt_us"] is not None else float("nan"),
+             "interval_s": ctx.parameters["ping_interval_s"], "start_offset_s": offset}
+            for row in result.rows()]}
+
+
+@register
+class SockperfCollector(Collector):
+    """UDP request/response RTT from sockperf's ping-pong (optional; off by default).
+
+    ``sockperf server`` runs on the receiver from after the counter window until the
+    probes end; the sender runs ``sockperf ping-pong`` against it after ping and fping,
+    at one message per probe interval (``--mps``) for long enough to keep about
+    ``ping_count`` messages once sockperf drops its first 400 ms and last 50 ms. It runs
+    with ``--full-rtt``, so its numbers are round-trip times; ``statistic`` records what
+    the output itself says (``rtt``, or ``half_rtt``: sockperf's default one-way
+    "latency", RTT/2), never assumed.
+    """
+
+    name = "sockperf"
+    tables: ClassVar[dict[str, dict[str, str]]] = {
+        "sockperf": {**KEY, "target": "string", "statistic": "string", "mps": "int64",
+                     "duration_s": "int64", "observations": "int64", "dropped": "int64",
+                     "p50_us": "float64", "p99_us": "float64", "avg_us": "float64",
+                     "min_us": "float64", "max_us": "float64"},
+    }
+    PORT = 11111
+
+    @staticmethod
+    def plan_run(parameters: dict[str, Any]) -> tuple[int, int]:
+        """(messages per second, run time in s) for the ping-pong."""
+        interval = parameters["ping_interval_s"]
+        mps = max(1, round(1 / interval))
+        return mps, max(1, math.ceil(parameters["ping_count"] * interval + 0.45))
+
+    def captures(self, ctx):
+        target = ctx.endpoint["target_address"]
+        mps, duration = self.plan_run(ctx.parameters)
+        return [
+            Capture(self.name, "receiver", "probe_start", "sockperf_server.txt",
+                    argv=("sockperf", "server", "-i", target, "-p", str(self.PORT)),
+                    timeout_s=duration + 120),
+            Capture(self.name, "sender", "probe", "sockperf.txt",
+                    argv=("sockperf", "ping-pong", "-i", target, "-p", str(self.PORT),
+                          "-t", str(duration), f"--mps={mps}", "--full-rtt"),
+                    timeout_s=duration + 30)]
+
+    def parse(self, files, ctx):
+        r = sockperf_parser.parse(files.path("sender", "sockperf.txt"))
+        mps, duration = self.plan_run(ctx.parameters)
+        at = {p["percentile"]: p["value_us"] for p in r.percentiles}
+        for needed in (50.0, 99.0):
+            if needed not in at:
+                raise ParseError(files.path("sender", "sockperf.txt"), None,
+                                 f"no percentile {needed:g} line")
+        return {"sockperf": [{
+            **_key(ctx, "sender"), "target": ctx.endpoint["target_address"],
+            "statistic": r.statistic, "mps": mps, "duration_s": duration,
+            "observations": r.observations, "dropped": r.dropped, "p50_us": at[50.0],
+            "p99_us": at[99.0], "avg_us": r.avg_us, "min_us": r.min_us, "max_us": r.max_us}]}
 
 
 def received_above_sent(excess: int) -> str:

@@ -18,6 +18,7 @@ from collectors.store import existing_ancestor, free_bytes, human_bytes, mount_p
 BLOCK_BYTES = 4096  # a small file still takes a block
 RAW_FILES_PER_RUN = 128  # files a repetition stores (76 bare metal, 83 with a guest)
 PING_LINE_BYTES = 100  # one probe's line of ping -D output (about 81 bytes)
+FPING_PROBE_BYTES = 90  # one probe of fping beside ping: its -D line and summary sample
 SEARCH_TRIAL_BYTES = 16 << 10  # raw output of one throughput trial
 PROBE_ROW_BYTES = 64  # one probe in data/*.parquet
 DATA_FIXED_BYTES = 256 << 10
@@ -31,7 +32,8 @@ SOURCE = "campaign parameters"
 
 def run_bytes(parameters: Parameters) -> int:
     """Raw bytes one repetition stores (bytes)."""
-    size = RAW_FILES_PER_RUN * BLOCK_BYTES + parameters.ping_count * PING_LINE_BYTES
+    size = (RAW_FILES_PER_RUN * BLOCK_BYTES
+            + parameters.ping_count * (PING_LINE_BYTES + FPING_PROBE_BYTES))
     search = parameters.search
     if search is not None:
         trials = search.max_trials + 2 * search.validations + len(search.load_fractions)
@@ -45,7 +47,7 @@ def estimate_bytes(parameters: Parameters, runs: int) -> int:
     one repetition's tars while it is committed, tables, report and manifest (twice while
     it is rewritten)."""
     raw = run_bytes(parameters)
-    data = DATA_FIXED_BYTES + runs * parameters.ping_count * PROBE_ROW_BYTES
+    data = DATA_FIXED_BYTES + runs * parameters.ping_count * 2 * PROBE_ROW_BYTES  # ping, fping
     manifest = MANIFEST_FIXED_BYTES + runs * MANIFEST_RUN_BYTES
     return runs * raw + raw + data + REPORT_BYTES + 2 * manifest
 

@@ -27,7 +27,9 @@ COUNT = 40
 PARAMS = {"kvmnetlab_ping_count": COUNT, "kvmnetlab_ping_interval_s": 0.005,
           "kvmnetlab_repetitions": 3, "kvmnetlab_seed": 11, "kvmnetlab_rate_frames": 5000,
           # the search in the first repetition of each scenario only
-          "kvmnetlab_search_repetitions": 1}
+          "kvmnetlab_search_repetitions": 1,
+          # the optional UDP probe too, so that its plan, agent run and ingest are proved
+          "kvmnetlab_sockperf": True}
 SEARCHED = 1  # repetitions 1..SEARCHED search
 REPLY = re.compile(
     r"^\[(\d+\.\d+)\] \d+ bytes from [\d.]+: icmp_seq=(\d+) ttl=\d+ time=([\d.]+) ms$")
@@ -182,6 +184,43 @@ def test_report_tables_match_a_hand_computation_from_raw(campaign):
     assert t2.loc["baseline", "rtt_std_us"] == pytest.approx(statistics.stdev(all_rtts))
     # a veth pair between two namespaces answers in microseconds, not seconds
     assert 0.5 < statistics.median(all_rtts) < 5000
+
+
+def test_fping_ran_beside_ping_and_the_report_compares_them(campaign):
+    """fping in the same call as ping, half an interval later, on every done run; the
+    probe agreement table recomputed by hand from the raw files; sockperf in RTT."""
+    root, _ = campaign
+    manifest = json.loads((root / "manifest.json").read_text())
+    done = [r for r in manifest["runs"] if r["status"] == "done"]
+    fping = pd.read_parquet(root / "data/fping_rtt.parquet")
+    per_run = fping.groupby(["scenario", "repetition"], observed=True).size()
+    assert set(per_run.index) == {(r["scenario"], r["repetition"]) for r in done}
+    assert (per_run == COUNT).all()
+    ping_p50, fping_p50 = [], []
+    for rep in (1, 2, 3):
+        sender = root / "raw" / "baseline" / str(rep) / "kvmnl-h1"
+        ping_meta = json.loads((sender / "ping.txt.meta.json").read_text())
+        fping_meta = json.loads((sender / "fping.txt.meta.json").read_text())
+        # started half an interval (2.5 ms) after ping, while ping still ran
+        assert 0.0025 <= fping_meta["started_at"] - ping_meta["started_at"] < 0.05
+        assert fping_meta["started_at"] < ping_meta["finished_at"]
+        samples = (sender / "fping.txt.stderr").read_text().strip().split(" : ")[1].split()
+        fping_p50.append(statistics.median(float(v) * 1000.0 for v in samples if v != "-"))
+        ping_p50.append(statistics.median(hand_parse(sender / "ping.txt")[0]))
+    agreement = table(root / "report", "probe_agreement").set_index("scenario")
+    row = agreement.loc["baseline"]
+    assert row["repetitions"] == 3
+    assert row["ping_p50_us"] == pytest.approx(statistics.median(ping_p50))
+    assert row["fping_p50_us"] == pytest.approx(statistics.median(fping_p50))
+    assert row["ratio"] == pytest.approx(row["fping_p50_us"] / row["ping_p50_us"])
+    assert row["disagree"] == (abs(row["ratio"] - 1) > 0.10)
+    report = (root / "report" / "report.md").read_text()
+    assert "## Probe agreement — ping and fping" in report
+    assert "fping was not collected" not in report
+    sockperf = pd.read_parquet(root / "data/sockperf.parquet")
+    assert len(sockperf) == len(done) and set(sockperf["statistic"]) == {"rtt"}
+    assert (sockperf["p50_us"] > 0).all()
+    assert set(agreement["sockperf_statistic"].dropna()) == {"RTT"}
 
 
 def test_report_has_units_figures_and_every_scenario(campaign):

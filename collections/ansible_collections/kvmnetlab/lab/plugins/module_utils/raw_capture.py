@@ -11,6 +11,7 @@ that happens on the controller.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import hashlib
 import json
@@ -55,29 +56,65 @@ def _tail(path):
 
 def run_tool(argv, dest, timeout_s, ok_rc):
     """Run ``argv`` with stdout in ``dest`` and stderr in ``dest``.stderr; record .meta.json."""
-    os.makedirs(os.path.dirname(dest) or ".", exist_ok=True)
-    started = time.time()
-    meta = {"argv": argv, "started_at": started, "host": socket.gethostname()}
-    timed_out = False
-    with open(dest, "wb") as out, open(dest + ".stderr", "wb") as err:
+    return run_tools([{"argv": argv, "dest": dest, "timeout_s": timeout_s, "ok_rc": ok_rc}])[0]
+
+
+def run_tools(tools):
+    """Run tools at the same time, each to its own files; return their metas in order.
+
+    Each tool is ``{argv, dest, timeout_s, ok_rc, offset_s}``: it starts ``offset_s``
+    seconds after the first one started (0 if absent; the first tool's own offset is
+    ignored) and is killed at ``timeout_s`` after its own start. The real start times
+    are kept in each ``.meta.json`` (``started_at``), so the offset actually achieved
+    is on record. Every tool is waited for; the first failure is raised after that.
+    """
+    procs, metas = [], []
+    with contextlib.ExitStack() as files:
         try:
-            rc = subprocess.run(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-                                timeout=timeout_s, check=False).returncode
-        except subprocess.TimeoutExpired:
-            rc, timed_out = -9, True
-        except OSError as exc:
-            raise CaptureError(f"cannot run {argv[0]}: {exc}") from None
-        out.flush()
-        os.fsync(out.fileno())
-    meta.update(rc=rc, timed_out=timed_out, finished_at=time.time())
-    _write_meta(dest, meta)
-    if timed_out:
-        raise CaptureError(f"{argv[0]} did not finish within {timeout_s} s; partial output "
-                           f"kept in {dest}")
-    if rc not in ok_rc:
-        raise CaptureError(f"{argv[0]} exited {rc}: {_tail(dest + '.stderr')}; output kept "
-                           f"in {dest}")
-    return meta
+            first = None
+            for tool in tools:
+                argv, dest = tool["argv"], tool["dest"]
+                os.makedirs(os.path.dirname(dest) or ".", exist_ok=True)
+                if first is not None:
+                    pause = first + float(tool.get("offset_s") or 0.0) - time.monotonic()
+                    if pause > 0:
+                        time.sleep(pause)
+                out = files.enter_context(open(dest, "wb"))
+                err = files.enter_context(open(dest + ".stderr", "wb"))
+                began = time.monotonic()
+                meta = {"argv": argv, "started_at": time.time(), "host": socket.gethostname()}
+                try:
+                    proc = subprocess.Popen(argv, stdout=out, stderr=err,
+                                            stdin=subprocess.DEVNULL)
+                except OSError as exc:
+                    raise CaptureError(f"cannot run {argv[0]}: {exc}") from None
+                first = began if first is None else first
+                procs.append((proc, began + float(tool["timeout_s"]), out, meta))
+                metas.append(meta)
+        finally:  # what was started is always waited for, and its end recorded
+            for proc, deadline, out, meta in procs:
+                timed_out = False
+                try:
+                    rc = proc.wait(timeout=max(deadline - time.monotonic(), 0.0))
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+                    rc, timed_out = -9, True
+                meta.update(rc=rc, timed_out=timed_out, finished_at=time.time())
+                out.flush()
+                os.fsync(out.fileno())
+            for index, meta in enumerate(metas):
+                _write_meta(tools[index]["dest"], meta)
+    for index, meta in enumerate(metas):
+        tool = tools[index]
+        if meta["timed_out"]:
+            raise CaptureError(f"{meta['argv'][0]} did not finish within {tool['timeout_s']} "
+                               f"s; partial output kept in {tool['dest']}")
+        if meta["rc"] not in tool.get("ok_rc", [0]):
+            raise CaptureError(f"{meta['argv'][0]} exited {meta['rc']}: "
+                               f"{_tail(tool['dest'] + '.stderr')}; output kept in "
+                               f"{tool['dest']}")
+    return metas
 
 
 def _said(dest, text):
@@ -301,13 +338,17 @@ def run_steps(steps):
                                                           ready=step.get("ready"))
             elif step["do"] == "run":
                 _inputs(step, result)
-                argv = [arg.replace("{run_dir}", os.path.dirname(step["dest"]))
-                        for arg in step["argv"]]
-                result["files"] += [step["dest"], step["dest"] + ".stderr",
-                                    step["dest"] + ".meta.json"]
-                meta = run_tool(argv, step["dest"], float(step.get("timeout_s", 600)),
-                                step.get("ok_rc", [0]))
-                result["rc"] = meta["rc"]
+                tools = [step, *step.get("together", [])]
+                for tool in tools:
+                    result["files"] += [tool["dest"], tool["dest"] + ".stderr",
+                                        tool["dest"] + ".meta.json"]
+                metas = run_tools([
+                    {"argv": [arg.replace("{run_dir}", os.path.dirname(tool["dest"]))
+                              for arg in tool["argv"]],
+                     "dest": tool["dest"], "timeout_s": float(tool.get("timeout_s", 600)),
+                     "ok_rc": tool.get("ok_rc", [0]), "offset_s": tool.get("offset_s")}
+                    for tool in tools])
+                result["rc"] = metas[0]["rc"]
             elif step["do"] == "stop":
                 stop_tool(step["dest"], step.get("signal", "INT"))
             else:

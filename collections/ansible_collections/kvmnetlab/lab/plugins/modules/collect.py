@@ -31,7 +31,9 @@ options:
         read_format}) or C({file, argv, ok_rc})); C(start) with C(argv), C(dest) and
         optional C(inputs); C(stop) with C(dest) and optional C(signal) (INT or TERM);
         C(run) with C(argv), C(dest), optional C(inputs), C(ok_rc) (default [0]) and
-        C(timeout_s) (default 600); C(pack) with C(dir), C(files) and C(dest)."
+        C(timeout_s) (default 600), and optional C(together): tools run at the same time
+        as it ({argv, dest, ok_rc, timeout_s, offset_s}), each started C(offset_s) seconds
+        after it, all waited for; C(pack) with C(dir), C(files) and C(dest)."
     type: list
     elements: dict
     required: true
