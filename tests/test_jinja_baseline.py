@@ -13,6 +13,7 @@ import hashlib
 import importlib.util
 import json
 import re
+import subprocess
 import sys
 
 import pytest
@@ -240,3 +241,20 @@ def test_cache_key_depends_on_every_input_not_on_key_order():
 def test_cache_key_refuses_what_is_not_a_recipe(inputs, message):
     with pytest.raises(cache.AnsibleFilterError, match=message):
         cache.cache_key(inputs)
+
+
+# --- the filters document themselves as ansible-doc shows filters --------------------------------
+def test_ansible_doc_shows_the_moved_filters():
+    from tests.conftest import BIN, ansible_env
+
+    names = ["qemu_argv", "patch_series", "cache_key", "guest_layout"]
+    done = subprocess.run([str(BIN / "ansible-doc"), "-t", "filter", "--json",
+                           *(f"kvmnetlab.lab.{name}" for name in names)],
+                          cwd=REPO, env=ansible_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    docs = json.loads(done.stdout)
+    for name in names:
+        entry = docs[f"kvmnetlab.lab.{name}"]
+        assert entry["doc"]["name"] == name
+        assert "_input" in entry["doc"]["options"]
+        assert entry["examples"] and "_value" in entry["return"]
