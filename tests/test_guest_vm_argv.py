@@ -1,8 +1,10 @@
 """The QEMU command line guest_vm renders, for a guest booted directly and one booted by grub;
 how guest_vm's SSH reaches the guests (its filter plugin), as plain Python.
 
-Fast: the role's own template (roles/guest_vm/templates/qemu-argv.yml.j2) is rendered by
-ansible-playbook with the role's defaults and internal vars; no QEMU runs. The grub path is
+Fast: the role's start-phase expression (the filter kvmnetlab.lab.qemu_argv on guest_vm_qemu)
+is rendered by ansible-playbook with the role's defaults and internal vars and the image's
+layout; no QEMU runs. tests/test_jinja_baseline.py checks the filter as Python, against what
+the template it replaced rendered. The grub path is
 booted for real by the opt-in test tests/test_kernel_install_embedded.py.
 """
 
@@ -25,12 +27,11 @@ PLAY = """\
   vars_files:
     - {repo}/roles/guest_vm/defaults/main.yml
     - {repo}/roles/guest_vm/vars/main.yml
+    - {repo}/roles/guest_image/vars/main.yml
   tasks:
     - name: Render
       ansible.builtin.copy:
-        content: >-
-          {{{{ lookup('ansible.builtin.template',
-                      '{repo}/roles/guest_vm/templates/qemu-argv.yml.j2') | from_yaml | to_json }}}}
+        content: "{{{{ guest_vm_guest | kvmnetlab.lab.qemu_argv(guest_vm_qemu) | to_json }}}}"
         dest: "{{{{ out }}}}"
         mode: "0644"
 """
@@ -279,9 +280,10 @@ def test_a_plain_guest_keeps_its_two_nics_and_network_files():
         "10-kvmnetlab-data0.network", "20-kvmnetlab-mgmt0.network"]
 
 
-def test_more_than_two_extra_nics_or_one_without_a_bridge_is_refused():
-    with pytest.raises(gvf.AnsibleFilterError, match=r"kvmnl-g1\]\.extra_nics: at most 2"):
-        gvf.guest_nics(lab_guest("kvmnl-g1", 1, extra_nics=[{"bridge": "b"}] * 3), "d", "m")
+def test_more_extra_nics_than_the_layout_has_slots_or_one_without_a_bridge_is_refused(tmp_path):
+    with pytest.raises(AssertionError, match=r"kvmnl-g1\]: data3 has no PCI slot in "
+                                             r"guest_vm_layout.nics \(at most 2 extra_nics\)"):
+        render(tmp_path, lab_guest("kvmnl-g1", 1, extra_nics=[{"bridge": "b"}] * 3))
     with pytest.raises(gvf.AnsibleFilterError, match=r"extra_nics\[0\]: needs a bridge"):
         gvf.guest_nics(lab_guest("kvmnl-g1", 1, extra_nics=[{"ip": "198.18.2.1"}]), "d", "m")
 

@@ -150,33 +150,27 @@ def guest_unavailable_reason(status: dict, *, configured: int, image_ready: bool
     return f"every guest{where} is down ({reasons or 'none was started'})"
 
 
-# A guest's NICs by PCI slot: the image names them (guest_image's customise.sh) data0 at
-# 00:10.0, mgmt0 at 00:11.0, and the extra data NICs data1 and data2 at 00:12.0 and 00:13.0.
-MAX_EXTRA_NICS = 2
-
-
 def guest_nics(guest: dict, data_bridge: str, mgmt_bridge: str) -> list[dict]:
-    """Every NIC of one guest, in PCI order: ``{ifname, tap, bridge, address, slot, mac, kind}``.
+    """Every NIC of one guest, in order: ``{ifname, tap, bridge, address, mac, kind}``.
 
     ``data0`` (tap ``kvtap-<index>d``) joins the guest's own ``data_bridge``, else
-    ``data_bridge``, and ``mgmt0`` (``kvtap-<index>m``) ``mgmt_bridge``; each item of the guest's ``extra_nics`` (``{bridge, ip}``) adds
-    ``data<k>`` (``kvtap-<index>d<k>``) on its own bridge, for a host with a second data
-    link. An address may be null: the NIC is left without one (an admin enslaves it to a
-    bridge of their own, as on a KVM host whose data NIC joins its guests' bridge).
+    ``data_bridge``, and ``mgmt0`` (``kvtap-<index>m``) ``mgmt_bridge``; each item of the
+    guest's ``extra_nics`` (``{bridge, ip}``) adds ``data<k>`` (``kvtap-<index>d<k>``) on its
+    own bridge, for a host with a second data link. An address may be null: the NIC is left
+    without one (an admin enslaves it to a bridge of their own, as on a KVM host whose data
+    NIC joins its guests' bridge). Where each NIC sits on the PCI bus, and so which name the
+    image gives it, is the guest's layout (guest_vm_layout; see qemu_argv).
     """
     name = guest.get("name", "?")
     index = int(guest["index"])
     extra = guest.get("extra_nics") or []
-    if len(extra) > MAX_EXTRA_NICS:
-        raise AnsibleFilterError(
-            f"guest_vm_guests[{name}].extra_nics: at most {MAX_EXTRA_NICS} extra data NICs, "
-            f"got {len(extra)}")
     nics = [
-        {"ifname": "data0", "tap": f"kvtap-{index}d", "bridge": guest.get("data_bridge") or data_bridge,
-         "address": guest.get("data_ip") or None, "slot": 0x10,
+        {"ifname": "data0", "tap": f"kvtap-{index}d",
+         "bridge": guest.get("data_bridge") or data_bridge,
+         "address": guest.get("data_ip") or None,
          "mac": f"52:54:00:18:01:{index:02x}", "kind": "data"},
         {"ifname": "mgmt0", "tap": f"kvtap-{index}m", "bridge": mgmt_bridge,
-         "address": guest.get("mgmt_ip") or None, "slot": 0x11,
+         "address": guest.get("mgmt_ip") or None,
          "mac": f"52:54:00:19:00:{index:02x}", "kind": "mgmt"},
     ]
     for k, nic in enumerate(extra, start=1):
@@ -184,7 +178,7 @@ def guest_nics(guest: dict, data_bridge: str, mgmt_bridge: str) -> list[dict]:
             raise AnsibleFilterError(
                 f"guest_vm_guests[{name}].extra_nics[{k - 1}]: needs a bridge (and an ip, or null)")
         nics.append({"ifname": f"data{k}", "tap": f"kvtap-{index}d{k}", "bridge": nic["bridge"],
-                     "address": nic.get("ip") or None, "slot": 0x11 + k,
+                     "address": nic.get("ip") or None,
                      "mac": f"52:54:00:18:{k + 1:02x}:{index:02x}", "kind": "data"})
     return nics
 
@@ -218,6 +212,160 @@ def guest_networks(guests: list, data_prefix: int, mgmt_prefix: int) -> list[dic
     return files
 
 
+# --- the QEMU command line ---------------------------------------------------------------------
+# What qemu_argv needs besides the guest; each is the role variable guest_vm_<key>.
+QEMU_SETTINGS = ("qemu_binary", "machine", "accel", "state_dir", "seed_sha1", "kernel", "initrd",
+                 "overlay", "disk_overlay", "root_cache", "kernel_extra_args", "layout")
+
+
+def _pci_slot(value, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 0x20:
+        raise AnsibleFilterError(f"{field}: a PCI slot on bus 00 (1 to 0x1f), got {value!r}")
+    return value
+
+
+def guest_layout(layout) -> dict:
+    """The guest's virtual hardware, checked: ``{root, seed, nics}``.
+
+    ``root`` and ``seed`` are ``{device, pci_slot, label}`` (the disks, in PCI order so that
+    the guest names them ``device``); ``nics`` is a list of ``{name, pci_slot}`` in the
+    guest_nics order (data0, mgmt0, then the extra data NICs). Errors name the field under
+    guest_vm_layout.
+    """
+    where = "guest_vm_layout"
+    if not isinstance(layout, dict):
+        raise AnsibleFilterError(f"{where}: a dict with root, seed and nics, got {layout!r}")
+    for disk in ("root", "seed"):
+        spec = layout.get(disk)
+        if not isinstance(spec, dict):
+            raise AnsibleFilterError(f"{where}.{disk}: a dict with device, pci_slot and label")
+        _pci_slot(spec.get("pci_slot"), f"{where}.{disk}.pci_slot")
+        for key in ("device", "label"):
+            if not isinstance(spec.get(key), str) or not spec[key]:
+                raise AnsibleFilterError(f"{where}.{disk}.{key}: a non-empty string, "
+                                         f"got {spec.get(key)!r}")
+    if layout["root"]["pci_slot"] >= layout["seed"]["pci_slot"]:
+        raise AnsibleFilterError(f"{where}: the root disk's PCI slot must come before the "
+                                 "seed's (the guest names virtio disks in PCI order)")
+    nics = layout.get("nics")
+    if not isinstance(nics, list) or len(nics) < 2:
+        raise AnsibleFilterError(f"{where}.nics: a list of {{name, pci_slot}}, data0 and mgmt0 "
+                                 f"first, got {nics!r}")
+    for i, nic in enumerate(nics):
+        if not isinstance(nic, dict) or not nic.get("name"):
+            raise AnsibleFilterError(f"{where}.nics[{i}]: needs a name and a pci_slot")
+        _pci_slot(nic.get("pci_slot"), f"{where}.nics[{i}].pci_slot")
+    slots = [layout["root"]["pci_slot"], layout["seed"]["pci_slot"]] + [
+        nic["pci_slot"] for nic in nics]
+    if len(set(slots)) != len(slots):
+        raise AnsibleFilterError(f"{where}: two devices share a PCI slot ({slots})")
+    return layout
+
+
+def _count(value, default: int, field: str) -> int:
+    if value is None:
+        return default
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = 0
+    if isinstance(value, bool) or number < 1:
+        raise AnsibleFilterError(f"{field}: a positive integer, got {value!r}")
+    return number
+
+
+def qemu_argv(guest: dict, settings: dict) -> list[str]:
+    """The QEMU command line of one guest (guest_vm's start phase), one argument per item.
+
+    ``guest`` is one item of guest_vm_guests; ``settings`` holds the role's
+    ``guest_vm_<key>`` values for every key of QEMU_SETTINGS (``seed_sha1`` is the sha1 of
+    this guest's seed disk, ``overlay`` and ``disk_overlay`` the names of its root overlay for
+    a guest booted directly and through grub). Where each disk and NIC sits on the PCI bus
+    comes from ``settings.layout`` (guest_layout), which the image's recipe reads too.
+    """
+    if not isinstance(guest, dict) or not guest.get("name"):
+        raise AnsibleFilterError(f"guest_vm_guests: an item needs a name, got {guest!r}")
+    name = guest["name"]
+    field = f"guest_vm_guests[{name}]"
+    missing = [key for key in QEMU_SETTINGS if key not in (settings or {})]
+    if missing:
+        raise AnsibleFilterError(f"qemu_argv for {name}: settings lack "
+                                 + ", ".join(f"{key} (guest_vm_{key})" for key in missing))
+    s = settings
+    layout = guest_layout(s["layout"])
+    index = guest.get("index")
+    if isinstance(index, bool) or not isinstance(index, int) or not 1 <= index <= 99:
+        raise AnsibleFilterError(f"{field}.index: an integer from 1 to 99, got {index!r}")
+    seed = str(s["seed_sha1"] or "")
+    if len(seed) < 12:
+        raise AnsibleFilterError(f"guest_vm_seed_sha1 of {name}: the seed disk's sha1, "
+                                 f"got {seed!r}")
+    boot = guest.get("boot") or "direct"
+    if boot not in ("direct", "disk"):
+        raise AnsibleFilterError(f"{field}.boot: direct or disk, got {boot!r}")
+    netdev = guest.get("netdev") or {}
+    queues = _count(netdev.get("queues") or None, 1, f"{field}.netdev.queues")
+    poll_us = netdev.get("poll_us")
+    io_thread = (guest.get("pin") or {}).get("io_thread")
+    memory = _count(guest.get("memory_mb"), 768, f"{field}.memory_mb")
+    vcpus = _count(guest.get("vcpus"), 1, f"{field}.vcpus")
+    disk_boot = boot == "disk"
+    folder = f"{s['state_dir']}/guests/{name}"
+    root, seed_disk = layout["root"], layout["seed"]
+    slots = {nic["name"]: nic["pci_slot"] for nic in layout["nics"]}
+
+    argv = [s["qemu_binary"], "-name", name,
+            "-machine", f"{s['machine']},accel={s['accel']}",
+            "-cpu", "host" if s["accel"] == "kvm" else "max",
+            "-m", str(memory), "-smp", str(vcpus),
+            "-nodefaults", "-no-user-config", "-display", "none"]
+    if io_thread is not None:
+        argv += ["-object", "iothread,id=io0"]
+    if disk_boot:
+        # grub boots the guest: the seed's fingerprint still enters the command line, so a
+        # new seed restarts it
+        argv += ["-fw_cfg", f"name=opt/kvmnetlab/seed,string={seed[:12]}"]
+    else:
+        append = ["root=" + root["device"], "rw", "console=ttyS0", f"kvmnetlab.guest={name}",
+                  f"kvmnetlab.seed={seed[:12]}"]
+        if s["kernel_extra_args"]:
+            append.append(s["kernel_extra_args"])
+        argv += ["-kernel", s["kernel"], "-initrd", s["initrd"], "-append", " ".join(append)]
+    overlay = s["disk_overlay"] if disk_boot else s["overlay"]
+    root_device = ["virtio-blk-pci", "drive=root", f"addr={root['pci_slot']:#x}"]
+    if disk_boot:
+        root_device.append("bootindex=0")
+    if io_thread is not None:
+        root_device.append("iothread=io0")
+    cache = f",cache={s['root_cache']}" if s["root_cache"] else ""
+    argv += ["-drive", f"file={folder}/{overlay},format=qcow2,if=none,id=root{cache}",
+             "-device", ",".join(root_device),
+             "-drive", f"file={folder}/seed.img,format=raw,if=none,id=seed,readonly=on",
+             "-device", f"virtio-blk-pci,drive=seed,addr={seed_disk['pci_slot']:#x}"]
+    for nic in guest_nics(guest, "", ""):
+        if nic["ifname"] not in slots:
+            raise AnsibleFilterError(
+                f"{field}: {nic['ifname']} has no PCI slot in guest_vm_layout.nics (at most "
+                f"{len(slots) - 2} extra_nics)")
+        netdev_id = {"data0": "data", "mgmt0": "mgmt"}.get(nic["ifname"], nic["ifname"])
+        tap = [f"tap,id={netdev_id},ifname={nic['tap']},script=no,downscript=no"]
+        device = [f"virtio-net-pci,netdev={netdev_id},mac={nic['mac']}",
+                  f"addr={slots[nic['ifname']]:#x}"]
+        if nic["ifname"] == "data0":
+            if netdev.get("vhost"):
+                tap.append("vhost=on")
+            if queues > 1:
+                tap.append(f"queues={queues}")
+                device += ["mq=on", f"vectors={2 * queues + 2}"]
+            if poll_us is not None:
+                tap.append(f"poll-us={poll_us}")
+        argv += ["-netdev", ",".join(tap), "-device", ",".join(device)]
+    argv += ["-serial", f"file:{folder}/console.log",
+             "-qmp", f"unix:{folder}/qmp.sock,server=on,wait=off",
+             "-pidfile", f"{folder}/qemu.pid", "-daemonize"]
+    return [str(arg) for arg in argv]
+
+
 class FilterModule:
     """kvmnetlab.lab filters of the guest_vm role."""
 
@@ -231,4 +379,6 @@ class FilterModule:
             "guest_nics": guest_nics,
             "guest_taps": guest_taps,
             "guest_networks": guest_networks,
+            "guest_layout": guest_layout,
+            "qemu_argv": qemu_argv,
         }

@@ -6,6 +6,7 @@ target host, so it runs on the controller and is unit-tested without a kernel.
 
 from __future__ import annotations
 
+import posixpath
 import re
 
 try:
@@ -13,6 +14,7 @@ try:
 except ImportError:  # pragma: no cover - only when imported outside Ansible's venv
     AnsibleFilterError = ValueError  # type: ignore[assignment,misc]
 
+_SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 _SET = re.compile(r"^(CONFIG_[A-Za-z0-9_]+)=(.*)$")
 _UNSET = re.compile(r"^# (CONFIG_[A-Za-z0-9_]+) is not set$")
 _KCONFIG_SYMBOL = re.compile(r"^\s*(?:menu)?config\s+([A-Za-z0-9_]+)\s*$")
@@ -150,6 +152,43 @@ def grub_entry(grub_cfg: str, kernel_release: str, source: str = "grub.cfg") -> 
     )
 
 
+def patch_series(results: list, work_dir: str) -> list[dict]:
+    """The ordered patch series of the build, from the role's patch checksums.
+
+    ``results`` are the registered results of the role's stat loop over
+    elvis_kernel_patches, in order: ``{item, stat}`` for a local patch (``stat.checksum``
+    is the file's sha256 on the controller), ``{item}`` alone for a patch given by URL
+    (its ``item.sha256`` is the expected one). Each patch becomes ``{name, path, url,
+    sha256, file}``: its name (``item.name``, else the base name of its path or URL), the
+    lower-case sha256, and the file it is stored as on the build host,
+    ``<work_dir>/patches/<sha256>.patch``. Errors name the item of elvis_kernel_patches.
+    """
+    if not work_dir:
+        raise AnsibleFilterError("patch_series: elvis_kernel_work_dir is empty")
+    series = []
+    for number, result in enumerate(results or []):
+        field = f"elvis_kernel_patches[{number}]"
+        patch = result.get("item") if isinstance(result, dict) else result
+        if not isinstance(patch, dict):
+            raise AnsibleFilterError(f"{field}: a dict with a path or a url, got {patch!r}")
+        source = patch.get("path", patch.get("url"))
+        if not source:
+            raise AnsibleFilterError(f"{field}: needs a path (a file on the controller) or a url")
+        stat = result.get("stat")
+        if stat is not None:
+            checksum, what = stat.get("checksum"), f"{field}.path ({patch.get('path')}): checksum"
+        else:
+            checksum, what = patch.get("sha256"), f"{field}.sha256"
+        if not isinstance(checksum, str) or not _SHA256.match(checksum):
+            raise AnsibleFilterError(f"{what}: a sha256 of 64 hex digits, got {checksum!r}")
+        checksum = checksum.lower()
+        series.append({"name": patch.get("name", posixpath.basename(source)),
+                       "path": patch.get("path", ""), "url": patch.get("url", ""),
+                       "sha256": checksum,
+                       "file": f"{work_dir}/patches/{checksum}.patch"})
+    return series
+
+
 class FilterModule:
     """Kernel build and boot filters (used by the elvis_kernel role), called by their
     FQCN, e.g. ``kvmnetlab.lab.grub_entry``."""
@@ -160,4 +199,5 @@ class FilterModule:
             "kconfig_symbols": kconfig_symbols,
             "kconfig_report": kconfig_report,
             "grub_entry": grub_entry,
+            "patch_series": patch_series,
         }
