@@ -35,7 +35,7 @@ import pyarrow.parquet as pq
 from analysis.load import InputError, load_campaign
 from analysis.model import rtt_by_repetition
 from analysis.replication import repetition_summary
-from collectors.store import MANIFEST, sha256_file
+from kvmnetlab.store import MANIFEST, sha256_file
 
 CATALOG = "nights.parquet"
 OUTCOMES = ("done", "failed", "skipped", "refused")

@@ -21,9 +21,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from collectors.builtin import received_above_sent
-from collectors.errors import StoreError
-from collectors.store import FORMAT_VERSION, MANIFEST, sha256_file
-from collectors.store import RUN_STATES as RUN_STATUSES
+from kvmnetlab.errors import StoreError
+from kvmnetlab.store import FORMAT_VERSION, MANIFEST, sha256_file
+from kvmnetlab.store import RUN_STATES as RUN_STATUSES
 
 SCENARIO_STATUSES = ("run", "not_run", "skipped", "failed")
 

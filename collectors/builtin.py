@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from collectors.base import Availability, Capture, Collector, RunContext, register
-from collectors.errors import ParseError
 from collectors.parsers import pfcount as pfcount_parser
 from collectors.parsers import pfsend as pfsend_parser
 from collectors.parsers import (
@@ -22,6 +21,7 @@ from collectors.parsers import (
     trafgen,
 )
 from collectors.parsers._text import read_text
+from kvmnetlab.errors import ParseError
 
 KEY = {"scenario": "string", "repetition": "int64", "host": "string"}
 COUNTER_COLUMNS = {**KEY, "source": "string", "item": "string", "counter": "string",

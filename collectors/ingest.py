@@ -20,8 +20,8 @@ import pandas as pd
 
 from collectors import base
 from collectors.builtin import COSTS_COLUMNS, derive_costs
-from collectors.errors import ParseError, UnreadableError
-from collectors.store import Store, atomic_write_bytes, run_dir
+from kvmnetlab.errors import ParseError, UnreadableError
+from kvmnetlab.store import Store, atomic_write_bytes, run_dir
 
 #: a run whose primary measurement does not parse has failed
 PRIMARY = ("ping",)

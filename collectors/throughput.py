@@ -28,10 +28,10 @@ from typing import Any, ClassVar
 from collectors.agents import throughput as agent
 from collectors.base import Capture, Collector, RunContext, register
 from collectors.builtin import FLOW_FILTER, KEY, RateCollector, _key, trafgen_config
-from collectors.errors import ParseError
 from collectors.parsers import pfcount as pfcount_parser
 from collectors.parsers import pfsend as pfsend_parser
 from collectors.parsers import ping, tcpdump, trafgen
+from kvmnetlab.errors import ParseError
 
 #: the control connection's TCP port on the receiver's data address
 CONTROL_PORT = 3001

@@ -96,7 +96,7 @@ def read_nights(results_dir: Path) -> list[Night]:
 
 
 def _write_json(path: Path, document: Any) -> None:
-    from collectors.store import atomic_write_json
+    from kvmnetlab.store import atomic_write_json
 
     atomic_write_json(path, document)
 

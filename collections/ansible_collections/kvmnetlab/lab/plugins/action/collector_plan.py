@@ -13,8 +13,9 @@ class ActionModule(ControllerAction):
     DOCUMENTATION = DOCUMENTATION  # its options are the argument spec
 
     def act(self, args, task_vars):
-        from collectors import base, links
-        from collectors.store import Store
+        from collectors import base
+        from kvmnetlab import links
+        from kvmnetlab.store import Store
 
         campaign_dir, run, hosts = args["campaign_dir"], args["run"], args["hosts"]
         enabled, remote_dir = args["collectors"], args["remote_dir"]

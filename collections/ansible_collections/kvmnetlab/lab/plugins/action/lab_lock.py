@@ -12,8 +12,8 @@ class ActionModule(ControllerAction):
     DOCUMENTATION = DOCUMENTATION  # its options are the argument spec
 
     def act(self, args, task_vars):
-        from collectors import lock
-        from collectors.store import utcnow
+        from kvmnetlab import lock
+        from kvmnetlab.store import utcnow
 
         path = args["path"]
         owner = lock.playbook_pid()

@@ -11,7 +11,7 @@ class ActionModule(ControllerAction):
     DOCUMENTATION = DOCUMENTATION  # its options are the argument spec
 
     def act(self, args, task_vars):
-        from collectors.store import Store, utcnow
+        from kvmnetlab.store import Store, utcnow
 
         campaign_dir = args["campaign_dir"]
         # the sections are merge's documented suboptions (an unknown one is refused)

@@ -16,10 +16,10 @@ class ActionModule(ControllerAction):
     DOCUMENTATION = DOCUMENTATION  # its options are the argument spec
 
     def act(self, args, task_vars):
-        from collectors import capabilities
-        from collectors import scenarios as resolver
-        from collectors.errors import ConfigError
-        from collectors.store import Store
+        from kvmnetlab import capabilities
+        from kvmnetlab import resolve as resolver
+        from kvmnetlab.errors import ConfigError
+        from kvmnetlab.store import Store
 
         campaign_dir, probes = args["campaign_dir"], args["probes"]
         endpoints, hypervisor = args["endpoints"], args["hypervisor"]

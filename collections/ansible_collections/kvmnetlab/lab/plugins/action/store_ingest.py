@@ -12,8 +12,8 @@ class ActionModule(ControllerAction):
     DOCUMENTATION = DOCUMENTATION  # its options are the argument spec
 
     def act(self, args, task_vars):
-        from collectors.errors import StoreError
         from collectors.ingest import ingest
+        from kvmnetlab.errors import StoreError
 
         campaign_dir = args["campaign_dir"]
         if self._task.check_mode:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from collectors.errors import StoreError, StoreFull
+from kvmnetlab.errors import StoreError, StoreFull
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"

@@ -39,7 +39,7 @@ class StoreFull(StoreError):
     """
 
     def __init__(self, path: str | Path, free: int, what: str, mount: str | Path) -> None:
-        from collectors.store import human_bytes
+        from kvmnetlab.store import human_bytes
 
         self.path = str(path)
         self.free = free
