@@ -21,11 +21,9 @@ from collectors.parsers import (
     trafgen,
 )
 from collectors.parsers._text import read_text
+from kvmnetlab import store_format
 from kvmnetlab.errors import ParseError
 
-KEY = {"scenario": "string", "repetition": "int64", "host": "string"}
-COUNTER_COLUMNS = {**KEY, "source": "string", "item": "string", "counter": "string",
-                   "before": "int64", "after": "int64", "delta": "int64", "unit": "string"}
 # The generated flow of the rate test, as pfsend generates it (UDP 2012 -> 3000).
 FLOW_SPORT, FLOW_DPORT = 2012, 3000
 FLOW_FILTER = f"udp and dst port {FLOW_DPORT}"
@@ -41,12 +39,7 @@ class PingCollector(Collector):
 
     name = "ping"
     tables: ClassVar[dict[str, dict[str, str]]] = {
-        "rtt": {**KEY, "seq": "int64", "timestamp_s": "float64", "answered": "bool",
-                "rtt_us": "float64", "duplicates": "int64"},
-        "ping_summary": {**KEY, "transmitted": "int64", "received": "int64",
-                         "duplicates": "int64", "errors": "int64", "loss_pct": "float64",
-                         "interval_s": "float64", "payload_bytes": "int64"},
-    }
+        "rtt": store_format.dtypes("rtt"), "ping_summary": store_format.dtypes("ping_summary")}
 
     def captures(self, ctx):
         p = ctx.parameters
@@ -104,12 +97,7 @@ class RateCollector(Collector):
     #: ``lost`` is null and ``loss_pct`` NaN when the counter saw more frames of the flow
     #: than were sent: that loss is not measurable. ``excess_frames`` then holds
     #: received - sent (else 0) and ``flag`` says why (else "").
-    tables: ClassVar[dict[str, dict[str, str]]] = {"rate": {
-        **KEY, "backend": "string", "frame_bytes": "int64", "rate_pps": "float64",
-        "sent": "int64", "received": "int64", "lost": "Int64", "loss_pct": "float64",
-        "excess_frames": "int64", "flag": "string",
-        "receiver_host": "string", "receiver_if_rx_packets": "int64",
-        "receiver_drops": "int64"}}
+    tables: ClassVar[dict[str, dict[str, str]]] = {"rate": store_format.dtypes("rate")}
 
     @staticmethod
     def tools(ctx: RunContext) -> tuple[str, str]:
@@ -219,7 +207,7 @@ class NetCountersCollector(Collector):
     """
 
     name = "netdev"
-    tables: ClassVar[dict[str, dict[str, str]]] = {"counters": COUNTER_COLUMNS}
+    tables: ClassVar[dict[str, dict[str, str]]] = {"counters": store_format.dtypes("counters")}
 
     def captures(self, ctx):
         caps = []
@@ -263,7 +251,7 @@ class CpuCollector(Collector):
     """
 
     name = "cpu"
-    tables: ClassVar[dict[str, dict[str, str]]] = {"counters": COUNTER_COLUMNS}
+    tables: ClassVar[dict[str, dict[str, str]]] = {"counters": store_format.dtypes("counters")}
 
     def captures(self, ctx):
         caps = []
@@ -319,7 +307,7 @@ class QemuThreadsCollector(Collector):
     """CPU time of the QEMU process's threads (vCPU, I/O, vhost-<pid>) on the hypervisor."""
 
     name = "qemu_threads"
-    tables: ClassVar[dict[str, dict[str, str]]] = {"counters": COUNTER_COLUMNS}
+    tables: ClassVar[dict[str, dict[str, str]]] = {"counters": store_format.dtypes("counters")}
 
     def availability(self, ctx):
         if not ctx.virtualized:
@@ -352,7 +340,7 @@ class KvmStatsCollector(Collector):
     """KVM exits and related counters of the guest's VM, from debugfs (/sys/kernel/debug/kvm)."""
 
     name = "kvm"
-    tables: ClassVar[dict[str, dict[str, str]]] = {"counters": COUNTER_COLUMNS}
+    tables: ClassVar[dict[str, dict[str, str]]] = {"counters": store_format.dtypes("counters")}
 
     def availability(self, ctx):
         if not ctx.virtualized:
@@ -502,6 +490,3 @@ def derive_costs(counters: list[dict], rate: list[dict]) -> list[dict]:
                     "unit": "KVM exits per packet"})
     return out
 
-
-COSTS_COLUMNS = {"scenario": "string", "repetition": "int64", "host": "string",
-                 "metric": "string", "value": "float64", "unit": "string"}

@@ -19,8 +19,9 @@ from typing import Any
 import pandas as pd
 
 from collectors import base
-from collectors.builtin import COSTS_COLUMNS, derive_costs
-from kvmnetlab.errors import ParseError, UnreadableError
+from collectors.builtin import derive_costs
+from kvmnetlab import store_format
+from kvmnetlab.errors import ParseError, StoreError, UnreadableError
 from kvmnetlab.store import Store, atomic_write_bytes, run_dir
 
 #: a run whose primary measurement does not parse has failed
@@ -53,9 +54,13 @@ def ingest(root: str | Path) -> dict[str, Any]:
     store = Store(root)
     manifest = store.load()
     tables: dict[str, list[dict]] = {}
-    columns: dict[str, dict[str, str]] = {"costs": COSTS_COLUMNS}
+    # every table of the format is written, empty when no collector filled it
+    columns = {name: store_format.dtypes(name) for name in store_format.TABLES}
     for name in base.known():
-        columns.update(base.get(name).tables)
+        undeclared = sorted(set(base.get(name).tables) - set(columns))
+        if undeclared:
+            raise StoreError(f"collector {name}: tables {', '.join(undeclared)} are not "
+                             "declared in kvmnetlab.store_format")
     failed: list[str] = []
     for run in manifest["runs"]:
         if run["status"] != "done":

@@ -109,7 +109,7 @@ def test_bad_manifest_is_named(tmp_path):
     with pytest.raises(StoreError, match=r"manifest\.json: not valid JSON: line 1"):
         store.load()
     store.manifest_path.write_text(json.dumps({"format_version": 1, "campaign_id": "c1"}))
-    with pytest.raises(StoreError, match=r"manifest\.json: runs: missing"):
+    with pytest.raises(StoreError, match=r"manifest\.json: parameters: missing"):
         store.load()
 
 
