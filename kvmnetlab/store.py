@@ -10,7 +10,6 @@ superseded/<n>/, and running what is missing.
 from __future__ import annotations
 
 import contextlib
-import copy
 import datetime as _dt
 import errno
 import hashlib
@@ -122,9 +121,9 @@ class Store:
         have: nothing is written), so a module reports ``changed`` truthfully.
         """
         manifest = self.load()
-        before = copy.deepcopy(manifest)
+        before = store_format.dump_manifest(manifest)
         change(manifest)
-        changed = manifest != before
+        changed = store_format.dump_manifest(manifest) != before
         if changed and not dry_run:
             self.save(manifest)
         return manifest, changed

@@ -41,12 +41,14 @@ class ActionModule(ControllerAction):
                              remote_dir)
         except KeyError as exc:
             raise AnsibleActionFail(str(exc)) from None
-        scenario = manifest["scenarios"][run["scenario"]]
-        if scenario.get("collectors_unavailable") != plan["unavailable"]:
-            scenario["collectors_unavailable"] = plan["unavailable"]
-            if not self._task.check_mode:
-                store.save(manifest)
+
+        def record_unavailable(manifest):
+            manifest["scenarios"][run["scenario"]]["collectors_unavailable"] = \
+                plan["unavailable"]
+
+        # written only when it differs (the first repetition of a scenario, as a rule)
+        manifest, changed = store.update(record_unavailable, dry_run=self._task.check_mode)
         run_entry = store.find_run(manifest, run["scenario"], run["repetition"])
         plan["context"] = {"hosts": hosts, "endpoint": endpoint, "collectors": wanted,
                            "attempt": run_entry.get("attempt", 1)}
-        return {"changed": False, "plan": plan}
+        return {"changed": changed, "plan": plan}

@@ -56,27 +56,30 @@ class ActionModule(ControllerAction):
             resolved = resolver.resolve_lab(definitions, profiles, lab)
         except resolver.ScenarioFailed as exc:
             raise AnsibleActionFail(str(exc)) from None
-        for name, outcome in resolved.items():
-            manifest["scenarios"][name].update(
-                resolved=outcome["resolved"], substitutions=outcome["substitutions"],
-                status=outcome["status"], reason=outcome["reason"])
-        for run in manifest["runs"]:
-            outcome = resolved[run["scenario"]]
-            if run["status"] in ("pending", "not_run", "skipped") and outcome["status"] != "run":
-                run.update(status=outcome["status"], reason=outcome["reason"])
-            elif run["status"] in ("not_run", "skipped") and outcome["status"] == "run":
-                run.update(status="pending", reason=None)
-        manifest["lab"]["profile"] = {
-            "format_version": capabilities.CAPABILITY_FORMAT_VERSION,
-            "hosts": profiles,
-            "roles": {"endpoints": endpoints, "hypervisor": hypervisor, "guests": guests},
-            "declared": lab["declared"],
-        }
-        if not self._task.check_mode:
-            store.save(manifest)
+
+        def record(manifest):
+            for name, outcome in resolved.items():
+                manifest["scenarios"][name].update(
+                    resolved=outcome["resolved"], substitutions=outcome["substitutions"],
+                    status=outcome["status"], reason=outcome["reason"])
+            for run in manifest["runs"]:
+                outcome = resolved[run["scenario"]]
+                if run["status"] in ("pending", "not_run", "skipped") and \
+                        outcome["status"] != "run":
+                    run.update(status=outcome["status"], reason=outcome["reason"])
+                elif run["status"] in ("not_run", "skipped") and outcome["status"] == "run":
+                    run.update(status="pending", reason=None)
+            manifest["lab"]["profile"] = {
+                "format_version": capabilities.CAPABILITY_FORMAT_VERSION,
+                "hosts": profiles,
+                "roles": {"endpoints": endpoints, "hypervisor": hypervisor, "guests": guests},
+                "declared": lab["declared"],
+            }
+
+        manifest, changed = store.update(record, dry_run=self._task.check_mode)
         todo = [{"scenario": r["scenario"], "repetition": r["repetition"],
                  **resolved[r["scenario"]]["resolved"]}
                 for r in manifest["runs"] if r["status"] == "pending"]
-        return {"changed": False, "scenarios": resolved, "todo": todo, "profiles": profiles,
+        return {"changed": changed, "scenarios": resolved, "todo": todo, "profiles": profiles,
                 "pf_ring_hosts": {h: bool(p.get("pf_ring")) for h, p in profiles.items()},
                 "tool_versions": capabilities.tool_versions(profiles)}

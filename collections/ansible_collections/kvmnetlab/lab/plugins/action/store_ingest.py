@@ -25,4 +25,5 @@ class ActionModule(ControllerAction):
         if outcome["failed"] and args.get("fail_on_parse_error"):
             raise AnsibleActionFail("raw files that did not parse: " + "; ".join(outcome["failed"]))
         # Not "failed": Ansible would read a non-empty list there as a failed task.
-        return {"changed": True, "rows": outcome["rows"], "unparsed": outcome["failed"]}
+        return {"changed": outcome["changed"], "rows": outcome["rows"],
+                "unparsed": outcome["failed"]}

@@ -53,7 +53,7 @@ options:
 attributes:
   check_mode:
     support: full
-    details: Resolves the same; the manifest is not written.
+    details: Resolves the same and reports whether the manifest would change; it is not written.
   diff_mode:
     support: none
 """
