@@ -27,9 +27,12 @@ from kvmnetlab.store import sha256_file
 from kvmnetlab.store_format import MANIFEST, SCENARIO_STATUSES
 from kvmnetlab.store_format import RUN_STATES as RUN_STATUSES
 
-#: a results folder that does not match the format: ``path`` names the file and
-#: ``field`` the column or dotted manifest key
-InputError = FormatError
+
+class InputError(FormatError):
+    """A results folder does not match the result-store format (kvmnetlab.store_format).
+
+    ``path`` is the offending file and ``field`` the column or dotted manifest key.
+    """
 
 # Column type checks by the dtype ingest writes (kvmnetlab.store_format): an Arrow type
 # predicate and a description for errors.
@@ -163,7 +166,10 @@ def load_campaign(path: str | Path, *, verify: bool = True) -> Campaign:
 
 def _read_manifest(path: Path) -> dict[str, Any]:
     """The manifest, upgraded to the current format and checked (kvmnetlab.store_format)."""
-    return store_format.read_manifest(path)
+    try:
+        return store_format.read_manifest(path)
+    except FormatError as exc:
+        raise InputError(exc.path, exc.field, exc.reason) from None
 
 
 def _scenario_frame(path: Path, manifest: dict[str, Any]) -> pd.DataFrame:
