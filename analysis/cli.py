@@ -15,7 +15,7 @@ from pathlib import Path
 from analysis import stats
 from analysis.load import InputError
 from analysis.report import Options, UsageError, build_report
-from collectors.errors import StoreError
+from kvmnetlab.errors import StoreError
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_REGRESSION = 0, 2, 3
 

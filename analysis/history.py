@@ -35,7 +35,7 @@ import pyarrow.parquet as pq
 from analysis.load import InputError, load_campaign
 from analysis.model import rtt_by_repetition
 from analysis.replication import repetition_summary
-from collectors.store import MANIFEST, sha256_file
+from kvmnetlab.store import MANIFEST, sha256_file
 
 CATALOG = "nights.parquet"
 OUTCOMES = ("done", "failed", "skipped", "refused")
@@ -65,7 +65,7 @@ METRICS: dict[str, str] = {
 HIGHER_IS_BETTER = frozenset({"ndr_pps", "pdr_pps"})
 RTT_PERCENTILES = {"rtt_p50_us": "median_us", "rtt_p90_us": "p90_us", "rtt_p99_us": "p99_us"}
 
-# data/throughput.parquet (collectors/throughput.py SEARCH_COLUMNS): one row per (scenario,
+# data/throughput.parquet (kvmnetlab/store_format.py TABLES): one row per (scenario,
 # repetition), NDR and PDR in frames/s, null when the search found no rate.
 THROUGHPUT = "data/throughput.parquet"
 THROUGHPUT_COLUMNS = ("scenario", "repetition", "ndr_pps", "pdr_pps")

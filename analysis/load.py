@@ -21,28 +21,21 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from collectors.builtin import received_above_sent
-from collectors.errors import StoreError
-from collectors.store import FORMAT_VERSION, MANIFEST, sha256_file
-from collectors.store import RUN_STATES as RUN_STATUSES
+from kvmnetlab import store_format
+from kvmnetlab.errors import FormatError
+from kvmnetlab.store import sha256_file
+from kvmnetlab.store_format import MANIFEST, SCENARIO_STATUSES
+from kvmnetlab.store_format import RUN_STATES as RUN_STATUSES
 
-SCENARIO_STATUSES = ("run", "not_run", "skipped", "failed")
 
-
-class InputError(StoreError):
-    """A results folder does not match the result-store format.
+class InputError(FormatError):
+    """A results folder does not match the result-store format (kvmnetlab.store_format).
 
     ``path`` is the offending file and ``field`` the column or dotted manifest key.
     """
 
-    def __init__(self, path: str | Path, field: str | None, message: str) -> None:
-        self.path = str(path)
-        self.field = field
-        self.reason = message
-        where = f"{self.path}: {field}" if field else self.path
-        super().__init__(f"{where}: {message}")
-
-
-# Columns read from each table: name -> (arrow type predicate, description for errors).
+# Column type checks by the dtype ingest writes (kvmnetlab.store_format): an Arrow type
+# predicate and a description for errors.
 _INT = (pa.types.is_integer, "an integer")
 _FLOAT = (lambda t: pa.types.is_floating(t) or pa.types.is_integer(t), "a number")
 _BOOL = (pa.types.is_boolean, "a boolean")
@@ -53,110 +46,9 @@ _STR = (
     or (pa.types.is_dictionary(t) and pa.types.is_string(t.value_type)),
     "a string",
 )
-
-TABLES: dict[str, dict[str, tuple[Any, str]]] = {
-    "rtt": {
-        "scenario": _STR,
-        "repetition": _INT,
-        "host": _STR,
-        "answered": _BOOL,
-        "rtt_us": _FLOAT,
-    },
-    "ping_summary": {
-        "scenario": _STR,
-        "repetition": _INT,
-        "host": _STR,
-        "transmitted": _INT,
-        "received": _INT,
-        "loss_pct": _FLOAT,
-    },
-    "rate": {
-        "scenario": _STR,
-        "repetition": _INT,
-        "backend": _STR,
-        "sent": _INT,
-        "received": _INT,
-        "lost": _INT,
-        "loss_pct": _FLOAT,
-        "frame_bytes": _INT,
-        "rate_pps": _FLOAT,
-    },
-    "costs": {
-        "scenario": _STR,
-        "repetition": _INT,
-        "metric": _STR,
-        "value": _FLOAT,
-        "unit": _STR,
-    },
-    # The throughput search (collectors/throughput.py), when the campaign ran it: one row
-    # per search (scenario, repetition), every trial, and the RTT probes sent under load.
-    "throughput": {
-        "scenario": _STR,
-        "repetition": _INT,
-        "host": _STR,
-        "backend": _STR,
-        "frame_bytes": _INT,
-        "ndr_pps": _FLOAT,
-        "ndr_upper_pps": _FLOAT,
-        "ndr_status": _STR,
-        "pdr_pps": _FLOAT,
-        "pdr_upper_pps": _FLOAT,
-        "pdr_status": _STR,
-        "pdr_loss_ratio": _FLOAT,
-        "granularity": _FLOAT,
-        "min_pps": _FLOAT,
-        "max_pps": _FLOAT,
-        "trials": _INT,
-        "invalid_trials": _INT,
-        "generator_max_pps": _FLOAT,
-        "achieved_max_pps": _FLOAT,
-    },
-    "search_trials": {
-        "scenario": _STR,
-        "repetition": _INT,
-        "host": _STR,
-        "backend": _STR,
-        "frame_bytes": _INT,
-        "trial": _INT,
-        "phase": _STR,
-        "offered_pps": _FLOAT,
-        "duration_s": _FLOAT,
-        "sent": _INT,
-        "achieved_pps": _FLOAT,
-        "received": _INT,
-        "loss_ratio": _FLOAT,
-        "valid": _BOOL,
-        "invalid_reason": _STR,
-    },
-    "rtt_load": {
-        "scenario": _STR,
-        "repetition": _INT,
-        "host": _STR,
-        "fraction": _FLOAT,
-        "offered_pps": _FLOAT,
-        "load_valid": _BOOL,
-        "seq": _INT,
-        "answered": _BOOL,
-        "rtt_us": _FLOAT,
-    },
-    # The independent probes (collectors/builtin.py): fping's per-probe RTT beside ping's,
-    # and sockperf's UDP ping-pong summary where the campaign enabled it.
-    "fping_rtt": {
-        "scenario": _STR,
-        "repetition": _INT,
-        "host": _STR,
-        "answered": _BOOL,
-        "rtt_us": _FLOAT,
-    },
-    "sockperf": {
-        "scenario": _STR,
-        "repetition": _INT,
-        "host": _STR,
-        "statistic": _STR,
-        "observations": _INT,
-        "p50_us": _FLOAT,
-    },
-}
+_CHECKS = {"int64": _INT, "Int64": _INT, "float64": _FLOAT, "bool": _BOOL, "string": _STR}
+# The tables analysis reads: those of the format with columns marked ``read``.
+TABLES = tuple(name for name in store_format.TABLES if store_format.read_columns(name)[0])
 # The independent probes' tables: used only when present and not empty, so a campaign
 # collected before them (or without sockperf) loads as before.
 PROBE_TABLES = ("fping_rtt", "sockperf")
@@ -166,28 +58,7 @@ SOCKPERF_STATISTICS = ("rtt", "half_rtt")
 SEARCH_TABLES = ("throughput", "search_trials", "rtt_load")
 SEARCH_STATUSES = ("found", "at_max", "generator_limited", "below_min", "budget")
 TRIAL_PHASES = ("search", "validation", "load")
-# Read when present: the host that reported a per-packet cost; a rate row's excess frames
-# and flag (campaigns ingested before they existed lack them: they are worked out on load);
-# a trial's fraction of the PDR (load points; campaigns searched before RTT was probed
-# under load lack it).
-OPTIONAL: dict[str, dict[str, tuple[Any, str]]] = {
-    "costs": {"host": _STR},
-    "rate": {"excess_frames": _INT, "flag": _STR},
-    "search_trials": {"fraction": _FLOAT},
-}
 _CATEGORICAL = ("scenario", "host", "backend", "metric", "unit")
-# Columns where a null (NaN) is legal: an unanswered probe; a loss when nothing was sent, or
-# (rate) when the counter saw more frames than were sent, so that no loss can be measured.
-NULLABLE = ("rtt_us", "loss_pct", "lost")
-# ... and per table: a search's NDR/PDR when even the minimum lost (below_min) or the trials
-# ran out first, a bound not found, a generator limit never met; a trial whose tools' closing
-# lines are missing (no count, no achieved rate), an invalid trial's loss, a trial that is
-# no load point (fraction).
-NULLABLE_IN: dict[str, tuple[str, ...]] = {
-    "throughput": ("ndr_pps", "ndr_upper_pps", "pdr_pps", "pdr_upper_pps",
-                   "generator_max_pps", "achieved_max_pps"),
-    "search_trials": ("sent", "achieved_pps", "received", "loss_ratio", "fraction"),
-}
 
 
 @dataclass(frozen=True)
@@ -302,58 +173,11 @@ def load_campaign(path: str | Path, *, verify: bool = True) -> Campaign:
 
 
 def _read_manifest(path: Path) -> dict[str, Any]:
+    """The manifest, upgraded to the current format and checked (kvmnetlab.store_format)."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(path, None, "missing: not a campaign folder") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(path, None, f"cannot be read: {exc}") from exc
-    try:
-        manifest = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(
-            path, None, f"not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
-        ) from exc
-    if not isinstance(manifest, dict):
-        raise InputError(path, None, "must hold a JSON object")
-
-    def need(key: str, kind: type | tuple[type, ...], what: str) -> Any:
-        if key not in manifest:
-            raise InputError(path, key, "missing")
-        value = manifest[key]
-        if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
-            raise InputError(path, key, f"must be {what}, got {value!r}")
-        return value
-
-    version = need("format_version", int, "an integer")
-    if version != FORMAT_VERSION:
-        raise InputError(
-            path, "format_version", f"is {version}; this analysis reads version {FORMAT_VERSION}"
-        )
-    need("campaign_id", str, "a string")
-    parameters = need("parameters", dict, "an object")
-    need("scenarios", dict, "an object")
-    for key, kind, what in (
-        ("repetitions", int, "an integer"),
-        ("ping_count", int, "an integer"),
-        ("ping_interval_s", (int, float), "a number (seconds)"),
-        ("ping_payload_bytes", int, "an integer (bytes)"),
-        ("seed", int, "an integer"),
-    ):
-        if key in parameters and parameters[key] is not None:
-            value = parameters[key]
-            if isinstance(value, bool) or not isinstance(value, kind):
-                raise InputError(path, f"parameters.{key}", f"must be {what}, got {value!r}")
-    for key in ("started_at", "finished_at"):
-        if manifest.get(key) is not None and not isinstance(manifest[key], str):
-            raise InputError(path, key, f"must be an ISO 8601 string, got {manifest[key]!r}")
-    for key in ("lab", "git", "tool_versions", "files"):
-        if manifest.get(key) is not None and not isinstance(manifest[key], dict):
-            raise InputError(path, key, "must be an object")
-    for key in ("runs", "order"):
-        if manifest.get(key) is not None and not isinstance(manifest[key], list):
-            raise InputError(path, key, "must be a list")
-    return manifest
+        return store_format.read_manifest(path)
+    except FormatError as exc:
+        raise InputError(exc.path, exc.field, exc.reason) from None
 
 
 def _scenario_frame(path: Path, manifest: dict[str, Any]) -> pd.DataFrame:
@@ -449,12 +273,13 @@ def _verify_checksum(file: Path, entry: Any, manifest_path: Path, rel: str) -> N
 
 
 def _read_table(file: Path, name: str, known: set[str]) -> pd.DataFrame:
-    spec = TABLES[name]
+    spec, optional = store_format.read_columns(name)
     try:
         schema = pq.read_schema(file)
     except (OSError, pa.ArrowException) as exc:
         raise InputError(file, None, f"not a readable Parquet file ({exc})") from exc
-    for column, (is_ok, what) in spec.items():
+    for column, declared in spec.items():
+        is_ok, what = _CHECKS[declared.dtype]
         index = schema.get_field_index(column)
         if index < 0:
             raise InputError(file, column, "column missing")
@@ -462,8 +287,9 @@ def _read_table(file: Path, name: str, known: set[str]) -> pd.DataFrame:
             raise InputError(
                 file, column, f"must be {what}, found Parquet type {schema.field(index).type}"
             )
-    optional = {c: t for c, t in OPTIONAL.get(name, {}).items() if c in schema.names}
-    for column, (is_ok, what) in optional.items():
+    optional = {c: d for c, d in optional.items() if c in schema.names}
+    for column, declared in optional.items():
+        is_ok, what = _CHECKS[declared.dtype]
         found = schema.field(column).type
         if not is_ok(found):
             raise InputError(file, column, f"must be {what}, found Parquet type {found}")
@@ -477,8 +303,7 @@ def _read_table(file: Path, name: str, known: set[str]) -> pd.DataFrame:
     except (OSError, pa.ArrowException) as exc:
         raise InputError(file, None, f"not a readable Parquet file ({exc})") from exc
     for column in columns:
-        nullable = column in NULLABLE or column in NULLABLE_IN.get(name, ())
-        if not nullable and table.column(column).null_count:
+        if not store_format.TABLES[name][column].nullable and table.column(column).null_count:
             row = pc.index(pc.is_null(table.column(column)), True).as_py()
             raise InputError(file, column, f"null value (row {row})")
     # self_destruct frees each Arrow column once converted: peak memory ~ one copy, not two

@@ -14,7 +14,7 @@ that compares scenarios therefore works on one number per repetition:
   medians, with a t interval over repetitions (df = R - 1), and a two-level
   (cluster) bootstrap interval beside it;
 - two scenarios are compared *paired by block* when the campaign ran in blocks
-  (``collectors.campaign.plan_runs``), otherwise unpaired (Welch): a t test of
+  (``kvmnetlab.campaign.plan_runs``), otherwise unpaired (Welch): a t test of
   no difference and Schuirmann's TOST of equivalence within the margin, each
   Holm-corrected over all pairs, give one of three outcomes (different,
   equivalent, inconclusive), and a power analysis on the observed

@@ -305,7 +305,7 @@ def _knob(value: object) -> str:
     return str(value)
 
 
-# What each row of the per-host lab profile means (collectors/capabilities.py builds
+# What each row of the per-host lab profile means (kvmnetlab/capabilities.py builds
 # the profiles from each host's own capability document).
 PROFILE_ROWS: tuple[tuple[str, str], ...] = (
     ("reachable", "answered the capability probe"),

@@ -21,7 +21,6 @@ Targets: 10^7 samples in <= 20 s and <= 2 GiB. Exit status 1 when missed.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -32,6 +31,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from kvmnetlab.store import Store
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET_SECONDS = 20.0
@@ -93,30 +94,26 @@ def build_campaign(root: Path, total: int, *, continuous: bool, seed: int = 1) -
     assert writer is not None
     writer.close()
     pq.write_table(pa.Table.from_pylist(summary), root / "data" / "ping_summary.parquet")
-    manifest = {
-        "format_version": 1,
-        "campaign_id": root.name,
-        "started_at": "2025-11-26T00:00:00Z",
-        "finished_at": "2025-11-26T01:00:00Z",
-        "git": {"commit": "bench", "dirty": False},
-        "tool_versions": {"ping": "synthetic"},
-        "lab": {"name": "synthetic", "profile": {}},
-        "parameters": {"repetitions": REPETITIONS, "ping_count": per_rep,
-                       "ping_interval_s": 0.001, "ping_payload_bytes": 56, "seed": seed},
-        "scenarios": {
-            name: {"number": number, "title": name, "virtualization": virt, "status": "run",
-                   "reason": None, "substitutions": []}
-            for name, (number, virt, _, _) in SCENARIOS.items()
-        },
-        "order": [],
-        "runs": [
+    # a campaign as the store creates it, then its runs recorded done
+    store = Store(root)
+    store.create(
+        root.name,
+        {"repetitions": REPETITIONS, "ping_count": per_rep, "ping_interval_s": 0.001,
+         "ping_payload_bytes": 56, "seed": seed},
+        {name: {"number": number, "title": name, "virtualization": virt, "status": "run",
+                "reason": None, "substitutions": []}
+         for name, (number, virt, _, _) in SCENARIOS.items()},
+        [], {"name": "synthetic", "profile": {}}, {"commit": "bench", "dirty": False})
+
+    def done(manifest: dict) -> None:
+        manifest.update(started_at="2025-11-26T00:00:00Z", finished_at="2025-11-26T01:00:00Z",
+                        tool_versions={"ping": "synthetic"})
+        manifest["runs"] = [
             {"scenario": name, "repetition": rep, "block": rep, "status": "done",
              "reason": None}
-            for rep in range(1, REPETITIONS + 1) for name in SCENARIOS
-        ],
-        "files": {},
-    }
-    (root / "manifest.json").write_text(json.dumps(manifest, indent=1))
+            for rep in range(1, REPETITIONS + 1) for name in SCENARIOS]
+
+    store.update(done)
 
 
 def run_report(root: Path) -> tuple[float, float, int, int]:

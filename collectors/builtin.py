@@ -11,7 +11,6 @@ import math
 from typing import Any, ClassVar
 
 from collectors.base import Availability, Capture, Collector, RunContext, RunFiles, register
-from collectors.errors import ParseError
 from collectors.parsers import fping as fping_parser
 from collectors.parsers import pfcount as pfcount_parser
 from collectors.parsers import pfsend as pfsend_parser
@@ -26,10 +25,9 @@ from collectors.parsers import (
 )
 from collectors.parsers import sockperf as sockperf_parser
 from collectors.parsers._text import read_text
+from kvmnetlab import store_format
+from kvmnetlab.errors import ParseError
 
-KEY = {"scenario": "string", "repetition": "int64", "host": "string"}
-COUNTER_COLUMNS = {**KEY, "source": "string", "item": "string", "counter": "string",
-                   "before": "int64", "after": "int64", "delta": "int64", "unit": "string"}
 # The generated flow of the rate test, as pfsend generates it (UDP 2012 -> 3000).
 FLOW_SPORT, FLOW_DPORT = 2012, 3000
 FLOW_FILTER = f"udp and dst port {FLOW_DPORT}"
@@ -45,12 +43,7 @@ class PingCollector(Collector):
 
     name = "ping"
     tables: ClassVar[dict[str, dict[str, str]]] = {
-        "rtt": {**KEY, "seq": "int64", "timestamp_s": "float64", "answered": "bool",
-                "rtt_us": "float64", "duplicates": "int64"},
-        "ping_summary": {**KEY, "transmitted": "int64", "received": "int64",
-                         "duplicates": "int64", "errors": "int64", "loss_pct": "float64",
-                         "interval_s": "float64", "payload_bytes": "int64"},
-    }
+        "rtt": store_format.dtypes("rtt"), "ping_summary": store_format.dtypes("ping_summary")}
 
     def captures(self, ctx):
         p = ctx.parameters
@@ -108,11 +101,7 @@ class FpingCollector(Collector):
     """
 
     name = "fping"
-    tables: ClassVar[dict[str, dict[str, str]]] = {
-        "fping_rtt": {**KEY, "target": "string", "seq": "int64", "answered": "bool",
-                      "rtt_us": "float64", "interval_s": "float64",
-                      "start_offset_s": "float64"},
-    }
+    tables: ClassVar[dict[str, dict[str, str]]] = {"fping_rtt": store_format.dtypes("fping_rtt")}
     ALONGSIDE = "ping.txt"
 
     @staticmethod
@@ -160,12 +149,7 @@ class SockperfCollector(Collector):
     """
 
     name = "sockperf"
-    tables: ClassVar[dict[str, dict[str, str]]] = {
-        "sockperf": {**KEY, "target": "string", "statistic": "string", "mps": "int64",
-                     "duration_s": "int64", "observations": "int64", "dropped": "int64",
-                     "p50_us": "float64", "p99_us": "float64", "avg_us": "float64",
-                     "min_us": "float64", "max_us": "float64"},
-    }
+    tables: ClassVar[dict[str, dict[str, str]]] = {"sockperf": store_format.dtypes("sockperf")}
     PORT = 11111
 
     @staticmethod
@@ -232,12 +216,7 @@ class RateCollector(Collector):
     #: ``lost`` is null and ``loss_pct`` NaN when the counter saw more frames of the flow
     #: than were sent: that loss is not measurable. ``excess_frames`` then holds
     #: received - sent (else 0) and ``flag`` says why (else "").
-    tables: ClassVar[dict[str, dict[str, str]]] = {"rate": {
-        **KEY, "backend": "string", "frame_bytes": "int64", "rate_pps": "float64",
-        "sent": "int64", "received": "int64", "lost": "Int64", "loss_pct": "float64",
-        "excess_frames": "int64", "flag": "string",
-        "receiver_host": "string", "receiver_if_rx_packets": "int64",
-        "receiver_drops": "int64"}}
+    tables: ClassVar[dict[str, dict[str, str]]] = {"rate": store_format.dtypes("rate")}
 
     @staticmethod
     def tools(ctx: RunContext) -> tuple[str, str]:
@@ -347,7 +326,7 @@ class NetCountersCollector(Collector):
     """
 
     name = "netdev"
-    tables: ClassVar[dict[str, dict[str, str]]] = {"counters": COUNTER_COLUMNS}
+    tables: ClassVar[dict[str, dict[str, str]]] = {"counters": store_format.dtypes("counters")}
 
     def captures(self, ctx):
         caps = []
@@ -391,7 +370,7 @@ class CpuCollector(Collector):
     """
 
     name = "cpu"
-    tables: ClassVar[dict[str, dict[str, str]]] = {"counters": COUNTER_COLUMNS}
+    tables: ClassVar[dict[str, dict[str, str]]] = {"counters": store_format.dtypes("counters")}
 
     def captures(self, ctx):
         caps = []
@@ -447,7 +426,7 @@ class QemuThreadsCollector(Collector):
     """CPU time of the QEMU process's threads (vCPU, I/O, vhost-<pid>) on the hypervisor."""
 
     name = "qemu_threads"
-    tables: ClassVar[dict[str, dict[str, str]]] = {"counters": COUNTER_COLUMNS}
+    tables: ClassVar[dict[str, dict[str, str]]] = {"counters": store_format.dtypes("counters")}
 
     def availability(self, ctx):
         if not ctx.virtualized:
@@ -480,7 +459,7 @@ class KvmStatsCollector(Collector):
     """KVM exits and related counters of the guest's VM, from debugfs (/sys/kernel/debug/kvm)."""
 
     name = "kvm"
-    tables: ClassVar[dict[str, dict[str, str]]] = {"counters": COUNTER_COLUMNS}
+    tables: ClassVar[dict[str, dict[str, str]]] = {"counters": store_format.dtypes("counters")}
 
     def availability(self, ctx):
         if not ctx.virtualized:
@@ -630,6 +609,3 @@ def derive_costs(counters: list[dict], rate: list[dict]) -> list[dict]:
                     "unit": "KVM exits per packet"})
     return out
 
-
-COSTS_COLUMNS = {"scenario": "string", "repetition": "int64", "host": "string",
-                 "metric": "string", "value": "float64", "unit": "string"}

@@ -19,9 +19,10 @@ from typing import Any
 import pandas as pd
 
 from collectors import base
-from collectors.builtin import COSTS_COLUMNS, derive_costs
-from collectors.errors import ParseError, UnreadableError
-from collectors.store import Store, atomic_write_bytes, run_dir
+from collectors.builtin import derive_costs
+from kvmnetlab import store_format
+from kvmnetlab.errors import ParseError, StoreError, UnreadableError
+from kvmnetlab.store import Store, atomic_write_bytes, run_dir
 
 #: a run whose primary measurement does not parse has failed
 PRIMARY = ("ping",)
@@ -31,10 +32,15 @@ def frame(rows: list[dict[str, Any]], columns: dict[str, str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(columns)).astype(columns)
 
 
-def write_parquet(table: pd.DataFrame, path: Path) -> None:
+def write_parquet(table: pd.DataFrame, path: Path) -> bool:
+    """Write ``table`` to ``path`` unless it holds those bytes already; return whether written."""
     buffer = io.BytesIO()
     table.to_parquet(buffer, index=False)
-    atomic_write_bytes(path, buffer.getvalue())
+    data = buffer.getvalue()
+    if path.is_file() and path.read_bytes() == data:
+        return False
+    atomic_write_bytes(path, data)
+    return True
 
 
 def _context(manifest: dict, run: dict) -> base.RunContext:
@@ -48,14 +54,21 @@ def _context(manifest: dict, run: dict) -> base.RunContext:
 def ingest(root: str | Path) -> dict[str, Any]:
     """Parse every completed run of the campaign at ``root``; write data/*.parquet.
 
-    Returns ``{"rows": probes parsed, "failed": [messages]}`` and updates the manifest.
+    Returns ``{"rows": probes parsed, "failed": [messages], "changed": whether a table or
+    the manifest was written}``; the manifest is updated through the store (runs' outcomes,
+    the tables' checksums). Tables and manifest already as they would be are left alone.
     """
     store = Store(root)
     manifest = store.load()
+    outcomes: dict[tuple[str, int], dict[str, Any]] = {}  # run -> fields to set
     tables: dict[str, list[dict]] = {}
-    columns: dict[str, dict[str, str]] = {"costs": COSTS_COLUMNS}
+    # every table of the format is written, empty when no collector filled it
+    columns = {name: store_format.dtypes(name) for name in store_format.TABLES}
     for name in base.known():
-        columns.update(base.get(name).tables)
+        undeclared = sorted(set(base.get(name).tables) - set(columns))
+        if undeclared:
+            raise StoreError(f"collector {name}: tables {', '.join(undeclared)} are not "
+                             "declared in kvmnetlab.store_format")
     failed: list[str] = []
     for run in manifest["runs"]:
         if run["status"] != "done":
@@ -92,16 +105,24 @@ def ingest(root: str | Path) -> dict[str, Any]:
                 if unreadable else []
             reasons += ["parse error: " + "; ".join(errors[n] for n in primary)] if primary \
                 else []
-            run.update(status="failed", reason="; ".join(reasons))
+            outcomes[(run["scenario"], run["repetition"])] = {
+                "status": "failed", "reason": "; ".join(reasons)}
             continue
-        run["collector_errors"] = errors
+        outcomes[(run["scenario"], run["repetition"])] = {"collector_errors": errors}
         produced["costs"] = derive_costs(produced.get("counters", []), produced.get("rate", []))
         for table, rows in produced.items():
             tables.setdefault(table, []).extend(rows)
     probes = len(tables.get("rtt", []))
     data = store.root / "data"
+    written = False
     for table, cols in columns.items():
-        write_parquet(frame(tables.get(table, []), cols), data / f"{table}.parquet")
-        store.record_derived(manifest, f"data/{table}.parquet")
-    store.save(manifest)
-    return {"rows": probes, "failed": failed}
+        written |= write_parquet(frame(tables.get(table, []), cols), data / f"{table}.parquet")
+
+    def record(manifest: dict[str, Any]) -> None:
+        for run in manifest["runs"]:
+            run.update(outcomes.get((run["scenario"], run["repetition"]), {}))
+        for table in columns:
+            store.record_derived(manifest, f"data/{table}.parquet")
+
+    _, changed = store.update(record)
+    return {"rows": probes, "failed": failed, "changed": written or changed}

@@ -27,32 +27,17 @@ from typing import Any, ClassVar
 
 from collectors.agents import throughput as agent
 from collectors.base import Capture, Collector, RunContext, register
-from collectors.builtin import FLOW_FILTER, KEY, RateCollector, _key, trafgen_config
-from collectors.errors import ParseError
+from collectors.builtin import FLOW_FILTER, RateCollector, _key, trafgen_config
 from collectors.parsers import pfcount as pfcount_parser
 from collectors.parsers import pfsend as pfsend_parser
 from collectors.parsers import ping, tcpdump, trafgen
+from kvmnetlab import store_format
+from kvmnetlab.errors import ParseError
 
 #: the control connection's TCP port on the receiver's data address
 CONTROL_PORT = 3001
 AGENT_SOURCE = Path(agent.__file__)
 
-TRIAL_COLUMNS = {
-    **KEY, "trial": "int64", "phase": "string", "backend": "string", "frame_bytes": "int64",
-    "offered_pps": "float64", "duration_s": "float64", "frames": "int64", "sent": "Int64",
-    "sender_time_s": "float64", "achieved_pps": "float64", "received": "Int64",
-    "loss_ratio": "float64", "valid": "bool", "invalid_reason": "string",
-    "receiver_ready_s": "float64", "fraction": "float64"}
-LOAD_RTT_COLUMNS = {
-    **KEY, "fraction": "float64", "offered_pps": "float64", "load_valid": "bool",
-    "seq": "int64", "timestamp_s": "float64", "answered": "bool", "rtt_us": "float64"}
-SEARCH_COLUMNS = {
-    **KEY, "backend": "string", "frame_bytes": "int64", "ndr_pps": "float64",
-    "ndr_upper_pps": "float64", "ndr_status": "string", "pdr_pps": "float64",
-    "pdr_upper_pps": "float64", "pdr_status": "string", "pdr_loss_ratio": "float64",
-    "granularity": "float64", "min_pps": "float64", "max_pps": "float64", "trials": "int64",
-    "invalid_trials": "int64", "generator_max_pps": "float64", "achieved_max_pps": "float64",
-    "search_s": "float64"}
 
 
 def searches(parameters: dict[str, Any], repetition: int) -> bool:
@@ -90,9 +75,8 @@ class ThroughputCollector(Collector):
     """
 
     name = "throughput"
-    tables: ClassVar[dict[str, dict[str, str]]] = {"search_trials": TRIAL_COLUMNS,
-                                                   "throughput": SEARCH_COLUMNS,
-                                                   "rtt_load": LOAD_RTT_COLUMNS}
+    tables: ClassVar[dict[str, dict[str, str]]] = {
+        name: store_format.dtypes(name) for name in ("search_trials", "throughput", "rtt_load")}
 
     def captures(self, ctx: RunContext) -> list[Capture]:
         p, e = ctx.parameters, ctx.endpoint

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-# A campaign id, as collectors.campaign.CAMPAIGN_ID accepts it.
+# A campaign id, as kvmnetlab.campaign.CAMPAIGN_ID accepts it.
 NIGHT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 # Folders of results_dir that are not campaigns.
 RESERVED_NAMES = ("history",)

@@ -93,8 +93,8 @@ class Holder:
 
 def live_holder(path: Path) -> Holder | None:
     """The live process holding the lab lock at ``path``, or None (free, or stale: its
-    process is gone), judged by collectors.lock (PID and kernel start time)."""
-    from collectors import lock
+    process is gone), judged by kvmnetlab.lock (PID and kernel start time)."""
+    from kvmnetlab import lock
 
     info = lock.holder(path)
     if info is None:

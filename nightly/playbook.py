@@ -15,7 +15,7 @@ from typing import Any, TextIO
 
 from nightly.lab import ansible_env
 
-# What collectors.lock.LabBusy says when another campaign holds the lab.
+# What kvmnetlab.lock.LabBusy says when another campaign holds the lab.
 BUSY_MARKER = "lab is busy:"
 _MAX_REASON = 600  # characters
 

@@ -171,7 +171,7 @@ def new_changes(changes: list[dict[str, Any]], reported: list[dict[str, Any]]
 
 def save_reported(path: Path, reported: list[dict[str, Any]], regressions: list[dict],
                   progressions: list[dict], *, night: str) -> None:
-    from collectors.store import atomic_write_json
+    from kvmnetlab.store import atomic_write_json
 
     added = [{"scenario": c["scenario"], "metric": c["metric"], "night": c["night"],
               "direction": direction, "reported_by": night}

@@ -95,12 +95,6 @@ def read_nights(results_dir: Path) -> list[Night]:
     return nights
 
 
-def _write_json(path: Path, document: Any) -> None:
-    from collectors.store import atomic_write_json
-
-    atomic_write_json(path, document)
-
-
 def _remove_empty_dirs(top: Path) -> None:
     """Remove the empty folders below ``top`` (``top`` itself stays)."""
     if not top.is_dir():
@@ -132,7 +126,12 @@ def prune_campaign(root: Path, when: str) -> Pruned:
             result.missing.append(rel)
     newly = [rel for rel in doomed if not is_pruned(files[rel])]
     if newly:
-        _write_json(manifest_path, mark_pruned(manifest, newly, when))
+        from kvmnetlab.store import Store
+
+        def mark(latest: dict[str, Any]) -> None:
+            latest["files"] = mark_pruned(latest, newly, when)["files"]
+
+        Store(root).update(mark)  # the store's one writer: atomic and fsynced
     for rel in doomed:
         path = root / rel
         with contextlib.suppress(FileNotFoundError):

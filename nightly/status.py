@@ -57,7 +57,7 @@ class NightStatus:
 
 def write(status: NightStatus, night_path: Path, history_path: Path) -> None:
     """The night's status.json, then the same document as history/status.json (the latest)."""
-    from collectors.store import atomic_write_json
+    from kvmnetlab.store import atomic_write_json
 
     document = status.document()
     atomic_write_json(night_path, document)

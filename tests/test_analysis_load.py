@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from analysis.load import InputError, load_campaign
-from collectors.errors import StoreError
+from kvmnetlab.errors import StoreError
 from tests.analysis_data import store
 
 

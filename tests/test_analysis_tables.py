@@ -174,7 +174,7 @@ def test_lab_profile_is_one_column_per_host_from_real_documents():
     import json
     from pathlib import Path
 
-    from collectors.capabilities import host_profile
+    from kvmnetlab.capabilities import host_profile
 
     fixtures = Path(__file__).resolve().parent / "fixtures" / "capabilities"
     docs = {p.stem: json.loads(p.read_text()) for p in sorted(fixtures.glob("*.json"))}

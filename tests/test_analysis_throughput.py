@@ -14,11 +14,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import history, load, plots
+from analysis import history, plots
 from analysis import throughput as tp
 from analysis.load import InputError, load_campaign
 from analysis.report import Options, build_report
 from collectors import throughput as collector
+from kvmnetlab.store_format import dtypes
 from tests.analysis_data import store
 
 T_975_DF2 = 4.302652729911275  # Student t, 97.5th percentile, 2 degrees of freedom
@@ -88,7 +89,7 @@ def trials_frame(rows=TRIALS) -> pd.DataFrame:
     loss = (frame["sent"] - frame["received"]).astype(float) / frame["sent"].astype(float)
     frame["loss_ratio"] = loss.where(frame["valid"])
     frame["receiver_ready_s"] = 0.03
-    return frame[list(collector.TRIAL_COLUMNS)]
+    return frame[list(dtypes("search_trials"))]
 
 
 def load_frame(points) -> pd.DataFrame:
@@ -100,7 +101,7 @@ def load_frame(points) -> pd.DataFrame:
             rtt = NAN if seq == 1 else offset + seq - 2
             rows.append((name, rep, "h1", fraction, offered, valid, seq, 1.7e9 + seq * 0.01,
                          seq != 1, rtt))
-    frame = pd.DataFrame(rows, columns=list(collector.LOAD_RTT_COLUMNS))
+    frame = pd.DataFrame(rows, columns=list(dtypes("rtt_load")))
     return frame
 
 
@@ -371,12 +372,11 @@ def test_a_malformed_search_table_names_the_file_and_the_column(tmp_path, table,
 
 
 def test_the_loader_reads_only_columns_the_collector_writes():
-    written = {"throughput": collector.SEARCH_COLUMNS, "search_trials": collector.TRIAL_COLUMNS,
-               "rtt_load": collector.LOAD_RTT_COLUMNS}
-    for name, columns in written.items():
-        assert set(load.TABLES[name]) | set(load.OPTIONAL.get(name, {})) <= set(columns), name
+    # one declaration (kvmnetlab.store_format): the collector writes it, the loader reads it
+    for name in ("throughput", "search_trials", "rtt_load"):
+        assert collector.ThroughputCollector.tables[name] == dtypes(name), name
     # and the nightly history's
-    assert set(history.THROUGHPUT_COLUMNS) <= set(collector.SEARCH_COLUMNS)
+    assert set(history.THROUGHPUT_COLUMNS) <= set(dtypes("throughput"))
 
 
 # --------------------------------------------------------------------------- the report

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from collectors import campaign
-from collectors.errors import ConfigError, StoreError
+from kvmnetlab import campaign
+from kvmnetlab.errors import ConfigError, StoreError
 
 REPO = Path(__file__).resolve().parents[1]
 SEED = REPO / "scenarios" / "seed.yml"
@@ -247,7 +247,7 @@ def test_control_name_must_be_free():
 
 
 def test_blocks_are_recorded_and_survive_a_resume(tmp_path):
-    from collectors.store import Store
+    from kvmnetlab.store import Store
 
     scenarios = campaign.load_scenarios(SEED)
     params = campaign.validate_parameters({**GOOD, "control": "virtio"}, list(scenarios))
@@ -269,7 +269,7 @@ def test_blocks_are_recorded_and_survive_a_resume(tmp_path):
 
 
 def test_a_campaign_from_before_the_control_parameter_resumes(tmp_path):
-    from collectors.store import Store
+    from kvmnetlab.store import Store
 
     params = campaign.validate_parameters(GOOD, ["baseline"])
     old = {k: v for k, v in params.as_dict().items() if k != "control"}

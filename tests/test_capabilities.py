@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from collectors import campaign
-from collectors.capabilities import (
+from kvmnetlab import campaign
+from kvmnetlab.capabilities import (
     host_profile,
     parse_ethtool_features,
     scenario_capabilities,
 )
-from collectors.errors import ConfigError
-from collectors.scenarios import resolve_lab
+from kvmnetlab.errors import ConfigError
+from kvmnetlab.resolve import resolve_lab
 
 HERE = Path(__file__).resolve().parent
 BASE = json.loads((HERE / "fixtures" / "capabilities" / "localhost.json").read_text())

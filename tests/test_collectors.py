@@ -8,11 +8,12 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from collectors import base, links
+from collectors import base
 from collectors.builtin import RateCollector, derive_costs, trafgen_config
-from collectors.errors import ParseError, UnreadableError
 from collectors.ingest import frame
 from collectors.parsers import tcpdump
+from kvmnetlab import links
+from kvmnetlab.errors import ParseError, UnreadableError
 from tests.conftest import REPO
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -267,7 +268,7 @@ def test_rate_received_equal_to_sent_is_no_loss_and_no_flag(tmp_path):
 
 
 def test_the_throughput_search_runs_after_the_counter_window_one_call_per_host():
-    from collectors.campaign import Search
+    from kvmnetlab.campaign import Search
 
     params = {**PARAMS, "search": True, **Search.default().as_dict()}
     run = base.RunContext("virtio", 1, {"virtualization": "tcg", "capture": "af_packet"},

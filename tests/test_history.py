@@ -17,7 +17,7 @@ import pytest
 
 from analysis import history
 from analysis.load import InputError
-from collectors.errors import StoreError
+from kvmnetlab.errors import StoreError
 from tests.analysis_data import store
 
 CAMPAIGNS = Path(__file__).parent / "analysis_data" / "campaigns"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from collectors.ingest import ingest
-from collectors.store import Store, run_dir
+from kvmnetlab.store import Store, run_dir
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ping"
 PARAMS = {"repetitions": 2, "ping_count": 10, "ping_interval_s": 0.01, "ping_payload_bytes": 56,

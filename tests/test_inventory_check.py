@@ -1,4 +1,4 @@
-"""collectors.inventory_check: what a real lab's inventory must name (pure Python, fast).
+"""kvmnetlab.inventory_check: what a real lab's inventory must name (pure Python, fast).
 
 The data mirrors inventory/lab.example as the action plugin reads it: groups, the
 variables of each KVM and bare-metal host (unset ones absent), the controller's
@@ -11,7 +11,7 @@ import copy
 
 import pytest
 
-from collectors.inventory_check import check_real_lab, inventory_label, plain
+from kvmnetlab.inventory_check import check_real_lab, inventory_label, plain
 
 SRC = "inventory/lab.example"
 GROUPS = {

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 import testinfra
 
-from collectors.store import sha256_file
+from kvmnetlab.store import sha256_file
 from tests.conftest import REPO, lab_namespaces, playbook, recap
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("root_only")]

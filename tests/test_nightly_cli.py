@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from collectors import lock
+from kvmnetlab import lock
 from tests.conftest import night_status
 
 REPO = Path(__file__).resolve().parents[1]
@@ -63,7 +63,7 @@ def lock_path(tmp: Path) -> Path:
 
 
 def write_lock(path: Path, proc: subprocess.Popen, campaign: str) -> None:
-    """The lock as collectors.lock writes it for the live process ``proc``."""
+    """The lock as kvmnetlab.lock writes it for the live process ``proc``."""
     start_time = lock._start_time(proc.pid)
     assert start_time is not None
     path.parent.mkdir(parents=True, exist_ok=True)

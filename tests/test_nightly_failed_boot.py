@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from collectors import lock
+from kvmnetlab import lock
 from tests.conftest import playbook, run_night
 
 pytestmark = [

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from analysis.load import load_campaign
-from collectors import lock
+from kvmnetlab import lock
 from tests.conftest import night_status, run_night
 
 pytestmark = [

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from collectors.errors import ParseError
 from collectors.parsers import (
     ethtool_features,
     ethtool_info,
@@ -22,6 +21,7 @@ from collectors.parsers import (
     proc_task_stat,
     sys_net_statistics,
 )
+from kvmnetlab.errors import ParseError
 
 FIX = Path(__file__).parent / "fixtures"
 PROCFS = FIX / "procfs"

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from collectors.errors import ParseError
 from collectors.parsers import fping, sockperf
+from kvmnetlab.errors import ParseError
 
 FPING = Path(__file__).parent / "fixtures" / "fping"
 SOCKPERF = Path(__file__).parent / "fixtures" / "sockperf"

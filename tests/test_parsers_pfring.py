@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from collectors.errors import ParseError
 from collectors.parsers import pfcount, pfsend
+from kvmnetlab.errors import ParseError
 
 FIX = Path(__file__).parent / "fixtures" / "pfring"
 PFSEND = FIX / "pfsend_guest.stdout"

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from collectors.errors import ParseError, UnreadableError
 from collectors.parsers import ping
+from kvmnetlab.errors import ParseError, UnreadableError
 
 FIX = Path(__file__).parent / "fixtures" / "ping"
 

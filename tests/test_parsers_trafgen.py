@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from collectors.errors import ParseError
 from collectors.parsers import trafgen
+from kvmnetlab.errors import ParseError
 
 FIX = Path(__file__).parent / "fixtures" / "trafgen"
 

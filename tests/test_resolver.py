@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from collectors import campaign
-from collectors.scenarios import ScenarioFailed, resolve
+from kvmnetlab import campaign
+from kvmnetlab.resolve import ScenarioFailed, resolve
 
 SEED = campaign.load_scenarios(Path(__file__).resolve().parents[1] / "scenarios" / "seed.yml")
 EMBEDDED = {"guests": True, "accel": "tcg", "accel_reason": "KVM probe timed out",

@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from collectors import lock
-from collectors.errors import StoreError
-from collectors.store import Store, atomic_write_bytes, run_dir
+from kvmnetlab import lock
+from kvmnetlab.errors import StoreError
+from kvmnetlab.store import Store, atomic_write_bytes, run_dir
 
 PARAMS = {"repetitions": 2, "ping_count": 3, "ping_interval_s": 0.01, "ping_payload_bytes": 56,
           "seed": 1, "scenarios": ["a"]}
@@ -109,7 +109,7 @@ def test_bad_manifest_is_named(tmp_path):
     with pytest.raises(StoreError, match=r"manifest\.json: not valid JSON: line 1"):
         store.load()
     store.manifest_path.write_text(json.dumps({"format_version": 1, "campaign_id": "c1"}))
-    with pytest.raises(StoreError, match=r"manifest\.json: runs: missing"):
+    with pytest.raises(StoreError, match=r"manifest\.json: parameters: missing"):
         store.load()
 
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from collectors.errors import StoreError, StoreFull
-from collectors.store import Store, run_dir, sha256_file
+from kvmnetlab.errors import StoreError, StoreFull
+from kvmnetlab.store import Store, run_dir, sha256_file
 from tests.conftest import BIN, REPO, tmpfs
 
 PARAMS = {"repetitions": 2, "ping_count": 3, "ping_interval_s": 0.01, "ping_payload_bytes": 56,
@@ -90,7 +90,7 @@ def test_a_commit_from_another_file_system_copies_then_renames(tmp_path):
 
 CHILD = textwrap.dedent("""
     import os, signal, sys
-    from collectors.store import Store, run_dir
+    from kvmnetlab.store import Store, run_dir
 
     root, staging, kill_at = sys.argv[1], sys.argv[2], int(sys.argv[3])
     calls = []

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from collectors import lock
-from collectors.store import Store, sha256_file
+from kvmnetlab import lock
+from kvmnetlab.store import Store, sha256_file
 from tests.conftest import BIN, REPO, ansible_env, extended_marks, playbook, tmpfs
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("root_only"),

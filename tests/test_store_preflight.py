@@ -13,8 +13,8 @@ import re
 
 import pytest
 
-from collectors import campaign, space
-from collectors.errors import ConfigError
+from kvmnetlab import campaign, space
+from kvmnetlab.errors import ConfigError
 from tests.conftest import playbook, recap, tmpfs
 
 SCENARIOS = ["baseline", "virtio"]

@@ -292,7 +292,7 @@ def _drop_last_trial(records):
      "no record of trial 2"),
 ])
 def test_a_search_whose_raw_files_disagree_is_refused_naming_the_file(tmp_path, edits, message):
-    from collectors.errors import ParseError
+    from kvmnetlab.errors import ParseError
 
     with pytest.raises(ParseError, match=re.escape(message)) as caught:
         parse_fixture(tmp_path, **edits)
@@ -300,8 +300,8 @@ def test_a_search_whose_raw_files_disagree_is_refused_naming_the_file(tmp_path, 
 
 
 def test_a_search_run_with_other_settings_than_the_campaigns_is_refused(tmp_path):
-    from collectors.errors import ParseError
     from collectors.throughput import ThroughputCollector
+    from kvmnetlab.errors import ParseError
 
     files, ctx = fixture_run(tmp_path, "tbf60")
     ctx.parameters["search_granularity"] = 0.5

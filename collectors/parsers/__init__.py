@@ -1,11 +1,11 @@
 """One parser per tool: ``parse(path)`` turns a raw capture into plain Python records.
 
 Each parser is a pure function of the file. Anything malformed or cut short raises
-:class:`collectors.errors.ParseError` naming the file and, where one is to blame, the
+:class:`kvmnetlab.errors.ParseError` naming the file and, where one is to blame, the
 1-based line; nothing is ever read as zero by default. Every parser reads through
 ``collectors.parsers._text``: a raw file that is there but cannot be read (a
 directory, a FIFO, a dangling link) raises its subclass
-:class:`collectors.errors.UnreadableError` naming the file, never an OSError. Numbers
+:class:`kvmnetlab.errors.UnreadableError` naming the file, never an OSError. Numbers
 carry their unit in their field name (``rtt_us``, ``*_bytes``, ``*_ticks``, ``*_pps``).
 
 | module | raw file |

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from collectors.errors import ParseError
+from kvmnetlab.errors import ParseError
 
 #: ``1'234'567``, ``1'234'567.89`` or ``12.34``: apostrophes group thousands
 NUMBER = r"\d{1,3}(?:'\d{3})*(?:\.\d+)?"

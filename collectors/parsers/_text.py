@@ -6,7 +6,7 @@ import os
 import stat
 from pathlib import Path
 
-from collectors.errors import ParseError, UnreadableError
+from kvmnetlab.errors import ParseError, UnreadableError
 
 _KINDS = {stat.S_IFDIR: "a directory", stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket",
           stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device"}

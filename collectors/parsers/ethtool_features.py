@@ -12,8 +12,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from collectors.errors import ParseError
 from collectors.parsers._text import read_lines
+from kvmnetlab.errors import ParseError
 
 _HEAD = re.compile(r"^Features for (?P<iface>\S+):$")
 _LINE = re.compile(

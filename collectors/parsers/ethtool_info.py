@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from collectors.errors import ParseError
 from collectors.parsers._text import read_lines
+from kvmnetlab.errors import ParseError
 
 REQUIRED = ("driver", "version", "bus_info")
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from collectors.errors import ParseError
 from collectors.parsers._text import read_lines, to_int
+from kvmnetlab.errors import ParseError
 
 _LINE = re.compile(r"^\s+(?P<name>\S(?:.*\S)?): (?P<value>-?\d+)$")
 

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
-from collectors.errors import ParseError
 from collectors.parsers._text import read_lines
+from kvmnetlab.errors import ParseError
 
 _SUMMARY = re.compile(r"^(?P<host>\S+)\s+: (?P<samples>.+)$")
 _SAMPLE = re.compile(r"^(?:-|\d+(?:\.\d+)?)$")

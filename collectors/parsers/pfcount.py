@@ -35,9 +35,9 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
 
-from collectors.errors import ParseError
 from collectors.parsers._pfring import NUMBER, integer, number
 from collectors.parsers._text import read_lines
+from kvmnetlab.errors import ParseError
 
 _RULE = "========================="
 _ABS = re.compile(

@@ -26,9 +26,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from collectors.errors import ParseError
 from collectors.parsers._pfring import NUMBER, integer, number
 from collectors.parsers._text import read_lines
+from kvmnetlab.errors import ParseError
 
 _TX = re.compile(
     rf"^TX rate: \[current (?P<cur_pps>{NUMBER}) pps/(?P<cur_gbps>{NUMBER}) Gbps\]"

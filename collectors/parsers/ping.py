@@ -34,7 +34,7 @@ file without it was cut short and the error names its last line (a file whose la
 line has no newline and no summary was cut inside that line). ICMP sequence numbers
 are 16 bits; a run of more than 65535 probes wraps them and is refused. A file that
 cannot be read (a directory, a FIFO, a dangling link) raises
-:class:`~collectors.errors.UnreadableError`.
+:class:`~kvmnetlab.errors.UnreadableError`.
 """
 
 from __future__ import annotations
@@ -44,8 +44,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
-from collectors.errors import ParseError
 from collectors.parsers._text import read_text
+from kvmnetlab.errors import ParseError
 
 _TS = re.compile(r"^\[(?P<ts>\d+\.\d+)\] (?P<rest>.*)$")
 _HEADER = re.compile(

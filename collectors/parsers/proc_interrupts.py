@@ -15,8 +15,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from collectors.errors import ParseError
 from collectors.parsers._text import read_lines
+from kvmnetlab.errors import ParseError
 
 _CPU = re.compile(r"^CPU(\d+)$")
 _IRQ = re.compile(r"^\s*(?P<irq>[0-9A-Za-z_]+):(?P<rest>.*)$")

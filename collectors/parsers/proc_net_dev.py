@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from collectors.errors import ParseError
 from collectors.parsers._text import read_lines, to_int
+from kvmnetlab.errors import ParseError
 
 #: columns after ``<iface>:``, in order; ``*_bytes`` in bytes, the rest in packets
 #: (``rx_frame_errors``, ``tx_collisions`` and ``tx_carrier_errors`` are events)

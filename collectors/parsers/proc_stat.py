@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from collectors.errors import ParseError
 from collectors.parsers._text import read_lines, to_int
+from kvmnetlab.errors import ParseError
 
 #: the columns of a ``cpu`` line, in order (proc(5)); every one is in ticks
 CPU_FIELDS = (

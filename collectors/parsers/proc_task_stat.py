@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from collectors.errors import ParseError
 from collectors.parsers._text import read_lines, to_int
+from kvmnetlab.errors import ParseError
 
 #: fields after ``comm`` kept, by their 1-based number in proc(5)
 _FIELDS = {

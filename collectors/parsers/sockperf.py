@@ -25,8 +25,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from collectors.errors import ParseError
 from collectors.parsers._text import read_lines
+from kvmnetlab.errors import ParseError
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _NUM = r"\d+(?:\.\d+)?"

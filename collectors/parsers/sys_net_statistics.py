@@ -11,8 +11,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from collectors.errors import ParseError
 from collectors.parsers._text import read_lines, to_int
+from kvmnetlab.errors import ParseError
 
 _LINE = re.compile(
     r"^/sys/class/net/(?P<iface>[^/\s:]+)/statistics/(?P<name>[a-z0-9_]+):(?P<v>.*)$"

@@ -15,8 +15,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from collectors.errors import ParseError
 from collectors.parsers._text import read_lines
+from kvmnetlab.errors import ParseError
 
 _COUNTERS = {
     "packets captured": "captured_packets",

@@ -21,8 +21,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from collectors.errors import ParseError
 from collectors.parsers._text import read_lines
+from kvmnetlab.errors import ParseError
 
 _SOCKMEM = re.compile(r"^Cannot set system socket memory in (?P<path>\S+): (?P<err>.+)$")
 _SCHEDULE = re.compile(r"^(?P<n>\d+) packets to schedule$")

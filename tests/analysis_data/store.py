@@ -171,7 +171,7 @@ def throughput_frame(frame: pd.DataFrame) -> pd.DataFrame:
     collectors/throughput.py writes to data/throughput.parquet: sender h1, trafgen ->
     tcpdump with 60-byte frames, the default search settings; a rate's status is
     ``found``, or ``below_min`` where it is null, unless ``frame`` gives one."""
-    from collectors.throughput import SEARCH_COLUMNS
+    from kvmnetlab.store_format import dtypes
 
     out = frame.copy()
     defaults = {"host": "h1", "backend": "trafgen_tcpdump", "frame_bytes": 60,
@@ -186,7 +186,7 @@ def throughput_frame(frame: pd.DataFrame) -> pd.DataFrame:
         if f"{kind}_status" not in out:
             out[f"{kind}_status"] = ["below_min" if pd.isna(v) else "found"
                                      for v in out[f"{kind}_pps"]]
-    return out[list(SEARCH_COLUMNS)]
+    return out[list(dtypes("throughput"))]
 
 
 def write_campaign(

@@ -14,8 +14,8 @@ class ActionModule(ControllerAction):
     DOCUMENTATION = DOCUMENTATION  # its options are the argument spec
 
     def act(self, args, task_vars):
-        from collectors import campaign, lock, space, store
-        from collectors.errors import ConfigError, StoreError
+        from kvmnetlab import campaign, lock, space, store
+        from kvmnetlab.errors import ConfigError, StoreError
 
         scenario_file, params = args["scenario_file"], args["parameters"]
         results_dir, lock_path = args["results_dir"], args["lock_path"]

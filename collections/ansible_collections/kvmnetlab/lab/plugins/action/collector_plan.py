@@ -13,8 +13,9 @@ class ActionModule(ControllerAction):
     DOCUMENTATION = DOCUMENTATION  # its options are the argument spec
 
     def act(self, args, task_vars):
-        from collectors import base, links
-        from collectors.store import Store
+        from collectors import base
+        from kvmnetlab import links
+        from kvmnetlab.store import Store
 
         campaign_dir, run, hosts = args["campaign_dir"], args["run"], args["hosts"]
         enabled, remote_dir = args["collectors"], args["remote_dir"]
@@ -40,12 +41,14 @@ class ActionModule(ControllerAction):
                              remote_dir)
         except KeyError as exc:
             raise AnsibleActionFail(str(exc)) from None
-        scenario = manifest["scenarios"][run["scenario"]]
-        if scenario.get("collectors_unavailable") != plan["unavailable"]:
-            scenario["collectors_unavailable"] = plan["unavailable"]
-            if not self._task.check_mode:
-                store.save(manifest)
+
+        def record_unavailable(manifest):
+            manifest["scenarios"][run["scenario"]]["collectors_unavailable"] = \
+                plan["unavailable"]
+
+        # written only when it differs (the first repetition of a scenario, as a rule)
+        manifest, changed = store.update(record_unavailable, dry_run=self._task.check_mode)
         run_entry = store.find_run(manifest, run["scenario"], run["repetition"])
         plan["context"] = {"hosts": hosts, "endpoint": endpoint, "collectors": wanted,
                            "attempt": run_entry.get("attempt", 1)}
-        return {"changed": False, "plan": plan}
+        return {"changed": changed, "plan": plan}

@@ -26,7 +26,7 @@ class ActionModule(ControllerAction):
     DOCUMENTATION = DOCUMENTATION  # its options are the argument spec
 
     def act(self, args, task_vars):
-        from collectors import inventory_check as check
+        from kvmnetlab import inventory_check as check
 
         source = check.inventory_label(args["inventory"], args["base_dir"])
         hostvars = task_vars["hostvars"]

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ansible.errors import AnsibleActionFail
 from ansible_collections.kvmnetlab.lab.plugins.modules.lab_lock import DOCUMENTATION
 from ansible_collections.kvmnetlab.lab.plugins.plugin_utils.controller import ControllerAction
@@ -12,20 +14,25 @@ class ActionModule(ControllerAction):
     DOCUMENTATION = DOCUMENTATION  # its options are the argument spec
 
     def act(self, args, task_vars):
-        from collectors import lock
-        from collectors.store import utcnow
+        from kvmnetlab import lock
+        from kvmnetlab.store import utcnow
 
-        path = args["path"]
+        path = Path(args["path"])
         owner = lock.playbook_pid()
+        current = lock.holder(path)
         if args["state"] == "present":
+            # taking a free or stale lock is a change; holding it already is not
+            taking = current is None or current["pid"] != owner
             if self._task.check_mode:
-                return {"changed": False}
+                return {"changed": taking}
             try:
                 info = lock.acquire(path, owner, {"campaign_id": args["purpose"],
                                                   "since": utcnow()})
             except lock.LabBusy as exc:
                 raise AnsibleActionFail(str(exc)) from None
-            return {"changed": False, "lock": info}
+            return {"changed": taking, "lock": info}
         if self._task.check_mode:
-            return {"changed": False}
-        return {"changed": False, "released": lock.release(path, owner)}
+            mine = current is None or current["pid"] == owner
+            return {"changed": path.exists() and mine}
+        released = lock.release(path, owner)
+        return {"changed": released, "released": released}

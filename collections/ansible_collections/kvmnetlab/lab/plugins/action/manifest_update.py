@@ -11,19 +11,18 @@ class ActionModule(ControllerAction):
     DOCUMENTATION = DOCUMENTATION  # its options are the argument spec
 
     def act(self, args, task_vars):
-        from collectors.store import Store, utcnow
+        from kvmnetlab.store import Store, utcnow
 
         campaign_dir = args["campaign_dir"]
         # the sections are merge's documented suboptions (an unknown one is refused)
         merge = {section: values for section, values in (args["merge"] or {}).items()
                  if values is not None}
-        if self._task.check_mode:
-            return {"changed": bool(merge) or args["finish"]}
-        store = Store(campaign_dir)
-        manifest = store.load()
-        for section, values in merge.items():
-            manifest.setdefault(section, {}).update(values)
-        if args["finish"]:
-            manifest["finished_at"] = utcnow()
-        store.save(manifest)
-        return {"changed": True}
+
+        def merge_into(manifest):
+            for section, values in merge.items():
+                manifest.setdefault(section, {}).update(values)
+            if args["finish"]:
+                manifest["finished_at"] = utcnow()
+
+        _, changed = Store(campaign_dir).update(merge_into, dry_run=self._task.check_mode)
+        return {"changed": changed}

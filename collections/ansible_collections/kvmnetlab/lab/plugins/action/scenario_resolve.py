@@ -16,10 +16,10 @@ class ActionModule(ControllerAction):
     DOCUMENTATION = DOCUMENTATION  # its options are the argument spec
 
     def act(self, args, task_vars):
-        from collectors import capabilities
-        from collectors import scenarios as resolver
-        from collectors.errors import ConfigError
-        from collectors.store import Store
+        from kvmnetlab import capabilities
+        from kvmnetlab import resolve as resolver
+        from kvmnetlab.errors import ConfigError
+        from kvmnetlab.store import Store
 
         campaign_dir, probes = args["campaign_dir"], args["probes"]
         endpoints, hypervisor = args["endpoints"], args["hypervisor"]
@@ -56,27 +56,30 @@ class ActionModule(ControllerAction):
             resolved = resolver.resolve_lab(definitions, profiles, lab)
         except resolver.ScenarioFailed as exc:
             raise AnsibleActionFail(str(exc)) from None
-        for name, outcome in resolved.items():
-            manifest["scenarios"][name].update(
-                resolved=outcome["resolved"], substitutions=outcome["substitutions"],
-                status=outcome["status"], reason=outcome["reason"])
-        for run in manifest["runs"]:
-            outcome = resolved[run["scenario"]]
-            if run["status"] in ("pending", "not_run", "skipped") and outcome["status"] != "run":
-                run.update(status=outcome["status"], reason=outcome["reason"])
-            elif run["status"] in ("not_run", "skipped") and outcome["status"] == "run":
-                run.update(status="pending", reason=None)
-        manifest["lab"]["profile"] = {
-            "format_version": capabilities.CAPABILITY_FORMAT_VERSION,
-            "hosts": profiles,
-            "roles": {"endpoints": endpoints, "hypervisor": hypervisor, "guests": guests},
-            "declared": lab["declared"],
-        }
-        if not self._task.check_mode:
-            store.save(manifest)
+
+        def record(manifest):
+            for name, outcome in resolved.items():
+                manifest["scenarios"][name].update(
+                    resolved=outcome["resolved"], substitutions=outcome["substitutions"],
+                    status=outcome["status"], reason=outcome["reason"])
+            for run in manifest["runs"]:
+                outcome = resolved[run["scenario"]]
+                if run["status"] in ("pending", "not_run", "skipped") and \
+                        outcome["status"] != "run":
+                    run.update(status=outcome["status"], reason=outcome["reason"])
+                elif run["status"] in ("not_run", "skipped") and outcome["status"] == "run":
+                    run.update(status="pending", reason=None)
+            manifest["lab"]["profile"] = {
+                "format_version": capabilities.CAPABILITY_FORMAT_VERSION,
+                "hosts": profiles,
+                "roles": {"endpoints": endpoints, "hypervisor": hypervisor, "guests": guests},
+                "declared": lab["declared"],
+            }
+
+        manifest, changed = store.update(record, dry_run=self._task.check_mode)
         todo = [{"scenario": r["scenario"], "repetition": r["repetition"],
                  **resolved[r["scenario"]]["resolved"]}
                 for r in manifest["runs"] if r["status"] == "pending"]
-        return {"changed": False, "scenarios": resolved, "todo": todo, "profiles": profiles,
+        return {"changed": changed, "scenarios": resolved, "todo": todo, "profiles": profiles,
                 "pf_ring_hosts": {h: bool(p.get("pf_ring")) for h, p in profiles.items()},
                 "tool_versions": capabilities.tool_versions(profiles)}

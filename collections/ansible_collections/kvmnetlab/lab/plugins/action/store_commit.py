@@ -16,8 +16,8 @@ class ActionModule(ControllerAction):
     DOCUMENTATION = DOCUMENTATION  # its options are the argument spec
 
     def act(self, args, task_vars):
-        from collectors.errors import StoreError, StoreFull
-        from collectors.store import (
+        from kvmnetlab.errors import StoreError, StoreFull
+        from kvmnetlab.store import (
             Store,
             free_bytes,
             human_bytes,

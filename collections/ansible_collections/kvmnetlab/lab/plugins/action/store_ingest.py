@@ -12,8 +12,8 @@ class ActionModule(ControllerAction):
     DOCUMENTATION = DOCUMENTATION  # its options are the argument spec
 
     def act(self, args, task_vars):
-        from collectors.errors import StoreError
         from collectors.ingest import ingest
+        from kvmnetlab.errors import StoreError
 
         campaign_dir = args["campaign_dir"]
         if self._task.check_mode:
@@ -25,4 +25,5 @@ class ActionModule(ControllerAction):
         if outcome["failed"] and args.get("fail_on_parse_error"):
             raise AnsibleActionFail("raw files that did not parse: " + "; ".join(outcome["failed"]))
         # Not "failed": Ansible would read a non-empty list there as a failed task.
-        return {"changed": True, "rows": outcome["rows"], "unparsed": outcome["failed"]}
+        return {"changed": outcome["changed"], "rows": outcome["rows"],
+                "unparsed": outcome["failed"]}

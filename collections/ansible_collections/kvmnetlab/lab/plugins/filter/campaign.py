@@ -9,7 +9,7 @@ short_description: The hosts that answer the capability probe, with their data a
 description:
   - Every measuring host (the bare-metal ends, the running guests) and every hypervisor
     (the campaign's, and any a guest names in kvmnetlab_guest_hypervisor), once each,
-    as a list of {host, data_addresses, hypervisor}. See collectors.capabilities.probe_plan.
+    as a list of {host, data_addresses, hypervisor}. See kvmnetlab.capabilities.probe_plan.
 positional: endpoints, hypervisor
 options:
   _input: {description: "The running guests' hostvars.", type: list, elements: dict, required: true}
@@ -20,7 +20,7 @@ author: kvmnetlab developers
 
 
 def capability_probe_plan(guests, endpoints, hypervisor):
-    from collectors.capabilities import probe_plan
+    from kvmnetlab.capabilities import probe_plan
 
     keys = ("inventory_hostname", "kvmnetlab_guest_hypervisor", "kvmnetlab_guest_data_ip")
     return probe_plan(endpoints, hypervisor,

@@ -15,14 +15,14 @@ description:
     a message naming the file and the field, before anything is written or any host is
     changed.
   - Refuses a results folder it cannot create or write, and a campaign whose estimated
-    size (from its parameters, C(collectors.space)) plus a margin exceeds the free space of
+    size (from its parameters, C(kvmnetlab.space)) plus a margin exceeds the free space of
     the results file system, giving both numbers; a resumed campaign is estimated from
     the repetitions it has left.
   - Takes the lab lock for this ansible-playbook process; a second campaign on the same lab
     is refused while the first runs.
   - Creates C(results/<campaign-id>/) with its manifest, or, when the id names an existing
     campaign, verifies every collected file and resumes it.
-  - The run plan is blocked (C(collectors.campaign.plan_runs)); block k runs repetition k
+  - The run plan is blocked (C(kvmnetlab.campaign.plan_runs)); block k runs repetition k
     of every scenario in an order drawn from the seed, and every run records its block.
   - With C(parameters.control) naming a scenario, an A/A control (a copy of it named
     C(<scenario>_aa), flagged C(control_of)) is added and run in the same blocks.
@@ -37,7 +37,7 @@ options:
     description:
       - Campaign parameters without the C(kvmnetlab_) prefix (C(repetitions),
         C(ping_count), C(seed), C(scenarios), C(search), ...), validated by
-        C(collectors.campaign.validate_parameters); an error names the field.
+        C(kvmnetlab.campaign.validate_parameters); an error names the field.
     type: dict
     required: true
   campaign_id:

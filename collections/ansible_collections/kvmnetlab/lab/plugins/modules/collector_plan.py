@@ -15,7 +15,8 @@ description:
     host role and in which phase, and returns the steps grouped by phase, plus the raw
     files to fetch from every host.
   - Collectors this lab cannot serve (for example KVM exit counters under TCG) are
-    recorded in the manifest as unavailable, with the reason, for the scenario.
+    recorded in the manifest as unavailable, with the reason, for the scenario. The
+    manifest is written, and C(changed) reported, only when that record differs.
 version_added: "0.1.0"
 author: kvmnetlab
 options:
@@ -50,7 +51,7 @@ options:
 attributes:
   check_mode:
     support: full
-    details: Plans the same; the manifest is not written.
+    details: Plans the same and reports whether the manifest would change; it is not written.
   diff_mode:
     support: none
 """

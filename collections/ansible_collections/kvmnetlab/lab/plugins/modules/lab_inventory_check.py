@@ -14,7 +14,7 @@ description:
   - Contacts no host. Reads, through the play's C(hostvars),
     the variables a real lab needs on every host of C(lab_hypervisor) and C(bare_metal),
     and the controller's C(campaign_hypervisor) and C(campaign_endpoints), and checks them
-    with C(collectors.inventory_check.check_real_lab).
+    with C(kvmnetlab.inventory_check.check_real_lab).
   - Fails with one line per missing or malformed variable, naming the inventory, the host
     (and its group) or group the variable belongs to, and the variable.
   - Required on each KVM host (group lab_hypervisor) C(ansible_host),

@@ -14,6 +14,8 @@ description:
   - The lock is a file recording the PID and start time of the ansible-playbook process that
     holds it. A lock whose holder is gone is stale and is taken over.
   - Taking a lock held by another live ansible-playbook fails, naming the holder.
+  - Taking a free or stale lock, and releasing one, report C(changed); taking a lock this
+    process holds already does not.
 version_added: "0.1.0"
 author: kvmnetlab
 options:
@@ -33,7 +35,7 @@ options:
 attributes:
   check_mode:
     support: full
-    details: Neither takes nor releases the lock.
+    details: Neither takes nor releases the lock; reports whether it would.
   diff_mode:
     support: none
 """

@@ -15,7 +15,7 @@ description:
     on that host) and the facts other roles set on it (C(guest_vm_accel),
     C(guest_vm_accel_reason), C(guest_vm_unavailable_reason) on a hypervisor;
     C(pf_ring_unavailable_reason)) into a per-host profile, resolves every scenario against
-    the hosts it runs on (C(collectors.scenarios.resolve_lab)), records the profiles,
+    the hosts it runs on (C(kvmnetlab.resolve.resolve_lab)), records the profiles,
     resolved knobs, substitutions and status in the manifest, marks the runs of scenarios
     that cannot run, and returns the runs still to do.
   - The running guests are the hosts of group I(guest_group), each with the hostvars
@@ -53,7 +53,7 @@ options:
 attributes:
   check_mode:
     support: full
-    details: Resolves the same; the manifest is not written.
+    details: Resolves the same and reports whether the manifest would change; it is not written.
   diff_mode:
     support: none
 """

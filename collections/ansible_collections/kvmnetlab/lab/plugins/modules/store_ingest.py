@@ -15,6 +15,8 @@ description:
     parse marks its run failed with the parser's message (file and line); raw/ is never
     touched. Fails at the end when any run failed to parse and I(fail_on_parse_error) is
     set.
+  - A table whose bytes are unchanged is not rewritten, and the manifest is written only
+    when it differs; C(changed) says whether anything was written.
 version_added: "0.1.0"
 author: kvmnetlab
 options:

@@ -2,7 +2,7 @@
 """Shared base of kvmnetlab's controller-side action plugins.
 
 They run inside the ansible-playbook process on the controller and call the
-``collectors`` package (installed into the controller's environment by
+``kvmnetlab`` and ``collectors`` packages (installed into the controller's environment by
 bootstrap.sh). They never run anything on a managed host.
 
 Each one is documented by a module stub of the same name in plugins/modules/ (what
@@ -18,6 +18,7 @@ from ansible_collections.kvmnetlab.lab.plugins.plugin_utils.documented import Do
 
 try:
     import collectors  # noqa: F401  (import check only)
+    import kvmnetlab  # noqa: F401
 except ImportError as exc:  # pragma: no cover - depends on the controller's setup
     _IMPORT_ERROR = exc
 else:

@@ -1,7 +1,7 @@
 """The scenario resolver: requested knobs -> what this lab can honour.
 
 Pure functions. :func:`resolve` reads one scenario's flat capabilities (see
-``probe_fields`` below), which :mod:`collectors.capabilities` derives from the
+``probe_fields`` below), which :mod:`kvmnetlab.capabilities` derives from the
 capability documents of the hosts that scenario runs on; :func:`resolve_lab`
 does that for every scenario. Every difference between the requested and the
 effective knob is returned as a substitution, and the scenario's policy decides
@@ -223,7 +223,7 @@ def resolve_lab(scenarios: dict[str, dict], hosts: dict[str, dict[str, Any]],
                 lab: dict[str, Any]) -> dict[str, dict]:
     """Resolve every scenario against the profiles of the hosts it runs on.
 
-    ``hosts``: host name -> profile (:func:`collectors.capabilities.host_profile`).
+    ``hosts``: host name -> profile (:func:`kvmnetlab.capabilities.host_profile`).
     ``lab``: ``{endpoints, hypervisor, declared, guests}``; ``guests`` are the running
     guests ``{name, netdev: {vhost, poll_us, queues, ...}, hypervisor}``.
 
@@ -234,7 +234,7 @@ def resolve_lab(scenarios: dict[str, dict], hosts: dict[str, dict[str, Any]],
     as a substitution); ties go to the earlier guest.
     ``resolved.hosts`` names the hosts each outcome was resolved against.
     """
-    from collectors.capabilities import scenario_capabilities
+    from kvmnetlab.capabilities import scenario_capabilities
 
     guests = list(lab.get("guests") or [])
     out: dict[str, dict] = {}

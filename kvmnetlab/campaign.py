@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from collectors.errors import ConfigError
+from kvmnetlab.errors import ConfigError
 
 SCENARIO_FORMAT_VERSION = 1
 

@@ -14,8 +14,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from collectors.errors import StoreError
-from collectors.store import MANIFEST, RUN_STATES, Store, StoreCheck
+from kvmnetlab.errors import StoreError
+from kvmnetlab.store import MANIFEST, RUN_STATES, Store, StoreCheck
 
 
 def campaign_folders(path: Path) -> list[Path]:

@@ -32,6 +32,20 @@ class StoreError(RuntimeError):
     """The result store is inconsistent (missing file, checksum mismatch, bad manifest)."""
 
 
+class FormatError(StoreError):
+    """A results folder does not match the result-store format (kvmnetlab.store_format).
+
+    ``path`` is the offending file and ``field`` the column or dotted manifest key.
+    """
+
+    def __init__(self, path: str | Path, field: str | None, message: str) -> None:
+        self.path = str(path)
+        self.field = field
+        self.reason = message
+        where = f"{self.path}: {field}" if field else self.path
+        super().__init__(f"{where}: {message}")
+
+
 class StoreFull(StoreError):
     """The results file system filled up (ENOSPC, EDQUOT) while the store wrote something.
 
@@ -39,7 +53,7 @@ class StoreFull(StoreError):
     """
 
     def __init__(self, path: str | Path, free: int, what: str, mount: str | Path) -> None:
-        from collectors.store import human_bytes
+        from kvmnetlab.store import human_bytes
 
         self.path = str(path)
         self.free = free

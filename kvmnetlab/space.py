@@ -11,9 +11,9 @@ import os
 import tempfile
 from pathlib import Path
 
-from collectors.campaign import Parameters
-from collectors.errors import ConfigError
-from collectors.store import existing_ancestor, free_bytes, human_bytes, mount_point
+from kvmnetlab.campaign import Parameters
+from kvmnetlab.errors import ConfigError
+from kvmnetlab.store import existing_ancestor, free_bytes, human_bytes, mount_point
 
 BLOCK_BYTES = 4096  # a small file still takes a block
 RAW_FILES_PER_RUN = 128  # files a repetition stores (76 bare metal, 83 with a guest)
@@ -59,8 +59,8 @@ def margin_bytes(estimate: int) -> int:
 def runs_left(campaign_dir: str | Path, planned: int) -> int:
     """Repetitions a resumed campaign still has to run (``planned`` when unreadable: the
     resume itself then names what is wrong)."""
-    from collectors.errors import StoreError
-    from collectors.store import Store
+    from kvmnetlab.errors import StoreError
+    from kvmnetlab.store import Store
 
     try:
         manifest = Store(campaign_dir).load()

@@ -18,15 +18,15 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from collectors.errors import StoreError, StoreFull
+from kvmnetlab import store_format
+from kvmnetlab.errors import StoreError, StoreFull
+from kvmnetlab.store_format import MANIFEST, RUN_STATES
 
-FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
-RUN_STATES = ("pending", "done", "failed", "not_run", "skipped")
 STAGED = ".incoming"  # a commit's files, fsynced here before one rename into raw/
 FETCHED = ".staging"  # where a campaign fetches and unpacks a repetition's files
 #: where set_aside puts a leftover, by the folder it was found in (not scenario names)
@@ -102,33 +102,38 @@ class Store:
         return self.manifest_path.exists()
 
     def load(self) -> dict[str, Any]:
-        try:
-            with open(self.manifest_path, encoding="utf-8") as handle:
-                manifest = json.load(handle)
-        except FileNotFoundError:
-            raise StoreError(f"{self.manifest_path}: no manifest (not a results folder)") from None
-        except json.JSONDecodeError as exc:
-            raise StoreError(f"{self.manifest_path}: not valid JSON: line {exc.lineno}: "
-                             f"{exc.msg}") from None
-        version = manifest.get("format_version") if isinstance(manifest, dict) else None
-        if version != FORMAT_VERSION:
-            raise StoreError(f"{self.manifest_path}: format_version: expected {FORMAT_VERSION}, "
-                             f"got {version!r}")
-        for key in ("campaign_id", "runs", "files", "scenarios", "parameters"):
-            if key not in manifest:
-                raise StoreError(f"{self.manifest_path}: {key}: missing")
-        return manifest
+        """The manifest, upgraded to the current format and checked (store_format)."""
+        return store_format.read_manifest(self.manifest_path, campaign=True)
 
     def save(self, manifest: dict[str, Any]) -> None:
+        """Write the whole manifest: atomic and fsynced. Only this package writes it;
+        a module that changes a campaign's manifest calls :meth:`update`."""
+        store_format.check_manifest(manifest, self.manifest_path, campaign=True)
         with writing(self.manifest_path, "the manifest"):
-            atomic_write_json(self.manifest_path, manifest)
+            atomic_write_bytes(self.manifest_path, store_format.dump_manifest(manifest))
+
+    def update(self, change: Callable[[dict[str, Any]], Any], *,
+               dry_run: bool = False) -> tuple[dict[str, Any], bool]:
+        """The manifest's one load-modify-save: load it, let ``change`` modify it in place,
+        and save it only when it differs from what was loaded.
+
+        Returns the manifest and whether it changed (with ``dry_run``, whether it would
+        have: nothing is written), so a module reports ``changed`` truthfully.
+        """
+        manifest = self.load()
+        before = store_format.dump_manifest(manifest)
+        change(manifest)
+        changed = store_format.dump_manifest(manifest) != before
+        if changed and not dry_run:
+            self.save(manifest)
+        return manifest, changed
 
     # -- creation and resumption -------------------------------------------------
 
     def create(self, campaign_id: str, parameters: dict, scenarios: dict, order: list,
                lab: dict, git: dict) -> dict[str, Any]:
         manifest = {
-            "format_version": FORMAT_VERSION,
+            "format_version": store_format.FORMAT_VERSION,
             "campaign_id": campaign_id,
             "started_at": utcnow(),
             "finished_at": None,

@@ -10,7 +10,7 @@ This module is the controller's side of that contract, pure Python:
   unavailable, why PF_RING is) join it there;
 - :func:`scenario_capabilities` picks, for one scenario, the hosts it runs on
   (the bare-metal pair, or the guest and the hypervisor that runs it) and
-  returns the flat capabilities :func:`collectors.scenarios.resolve` reads, with
+  returns the flat capabilities :func:`kvmnetlab.resolve.resolve` reads, with
   every reason naming the host it is about.
 
 The controller is never assumed to be the hypervisor: a capability is read from
@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from collectors.errors import ConfigError
+from kvmnetlab.errors import ConfigError
 
 CAPABILITY_FORMAT_VERSION = 1
 
