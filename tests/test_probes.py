@@ -19,9 +19,9 @@ from analysis.load import load_campaign
 from analysis.report import Options, build_report
 from collectors import base
 from collectors.builtin import FpingCollector, SockperfCollector
-from collectors.errors import ParseError
 from collectors.ingest import frame
 from collectors.parsers import fping as fping_parser
+from kvmnetlab.errors import ParseError
 from tests.conftest import REPO
 
 FIXTURES = Path(__file__).parent / "fixtures"
