@@ -195,12 +195,12 @@ def test_accel_probe_is_cached_per_boot_and_proven_again_when_its_identity_chang
         return done[1]
 
     first = probe()
-    assert (first["cached"], first["accel"]) == (False, "tcg")
+    assert (first["cached"], first["accel"], first["changed"]) == (False, "tcg", True)
     boot_id = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
     assert first["identity"]["boot_id"] == boot_id
     assert first["identity"]["qemu_version"].startswith("QEMU emulator version")
     second = probe()
-    assert second["cached"] is True and second["accel"] == "tcg"
+    assert second["cached"] is True and second["accel"] == "tcg" and not second["changed"]
     assert "(cached: probed at " in second["reason"]
     assert second["evidence"] == first["evidence"]
     # another boot of the host (or QEMU, or kernel): the probe boots again

@@ -250,10 +250,13 @@ def main():
     if not chosen:
         module.fail_json(msg=f"no accelerator booted the probe guest ({reason})",
                          evidence=evidence, accel="", reason=reason)
-    save_choice(cache_path, {
-        "identity": ident, "accel": chosen, "reason": reason, "evidence": evidence,
-        "probed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
-    module.exit_json(changed=False, accel=chosen, reason=reason, evidence=evidence,
+    # the choice is written for the next run in this boot: a change (in check mode, one
+    # that would be made; the file is left as it was)
+    if not module.check_mode:
+        save_choice(cache_path, {
+            "identity": ident, "accel": chosen, "reason": reason, "evidence": evidence,
+            "probed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    module.exit_json(changed=True, accel=chosen, reason=reason, evidence=evidence,
                      cached=False, identity=ident)
 
 
