@@ -20,16 +20,24 @@ if str(REPO / "collections") not in sys.path:
     sys.path.insert(0, str(REPO / "collections"))
 
 
-MODULES = REPO / "collections/ansible_collections/kvmnetlab/lab/plugins/modules"
+PLUGINS = REPO / "collections/ansible_collections/kvmnetlab/lab/plugins"
+MODULES = PLUGINS / "modules"
+
+
+def collection_plugin(kind: str, name: str):
+    """Import one of the collection's plugin files (``plugins/<kind>s/<name>.py``, or
+    ``plugins/<kind>/`` for filter) by path, as its own Python module."""
+    folder = PLUGINS / (kind if kind == "filter" else f"{kind}s")
+    spec = importlib.util.spec_from_file_location(f"kvmnetlab_{kind}_{name}",
+                                                  folder / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def collection_module(name: str):
     """Import one of the collection's module files by path, as its own Python module."""
-    path = MODULES / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"kvmnetlab_module_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return collection_plugin("module", name)
 
 
 def ansible_env() -> dict[str, str]:

@@ -10,7 +10,6 @@ rendered before it moved (tests/fixtures/jinja_baseline, see its CAPTURE.md).
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import re
 import subprocess
@@ -19,7 +18,7 @@ import sys
 import pytest
 import yaml
 
-from tests.conftest import REPO, lab_guest, playbook
+from tests.conftest import REPO, collection_plugin, lab_guest, playbook
 
 BASELINE = REPO / "tests" / "fixtures" / "jinja_baseline"
 CASES = json.loads((BASELINE / "cases.json").read_text())
@@ -30,15 +29,7 @@ LAYOUT = yaml.safe_load((REPO / "roles/guest_image/vars/main.yml").read_text())[
 GUEST_VM_DEFAULTS = yaml.safe_load((REPO / "roles/guest_vm/defaults/main.yml").read_text())
 
 
-def _filters(name: str):
-    path = REPO / f"collections/ansible_collections/kvmnetlab/lab/plugins/filter/{name}.py"
-    spec = importlib.util.spec_from_file_location(f"kvmnetlab_filter_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-gvf, kernel, cache = _filters("guest_vm"), _filters("kernel"), _filters("cache")
+gvf, kernel, cache = (collection_plugin("filter", n) for n in ("guest_vm", "kernel", "cache"))
 
 
 def settings_of(case: dict) -> dict:
