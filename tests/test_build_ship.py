@@ -10,15 +10,13 @@ run and check mode change nothing, and that the outputs are shipped through the 
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, playbook, recap
 
 PLAY = """\
 - name: build_ship on a stand-in build
@@ -67,22 +65,12 @@ def run(tmp_path: Path, work: Path, *, check: bool = False, fail: bool = False,
         steps: int = 3) -> tuple[int, str, dict | None]:
     play = tmp_path / "play.yml"
     play.write_text(PLAY)
-    env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
-           "ANSIBLE_ROLES_PATH": str(REPO / "roles"), "ANSIBLE_NOCOLOR": "1",
-           "ANSIBLE_LOCAL_TEMP": str(tmp_path / ".ansible-tmp")}
     extra = {"work": str(work), "fail": fail, "steps": steps,
              "ansible_python_interpreter": sys.executable}
-    cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "kvtarget,",
-           "-c", "local", "-e", json.dumps(extra), str(play)]
-    if check:
-        cmd.append("--check")
-    done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    args = ["-i", "kvtarget,", "-c", "local", "-e", json.dumps(extra), str(play)]
+    done = playbook(*args, *(["--check"] if check else []), timeout=300)
     out = done.stdout + done.stderr
-    recap = re.search(r"kvtarget\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=\d+\s+failed=(\d+)",
-                      out)
-    counts = {"ok": int(recap[1]), "changed": int(recap[2]), "failed": int(recap[3])} \
-        if recap else None
-    return done.returncode, out, counts
+    return done.returncode, out, recap(out).get("kvtarget") if "PLAY RECAP" in out else None
 
 
 WHERE = "build stand-in on localhost (for kvtarget)"
