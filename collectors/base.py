@@ -26,12 +26,21 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
 PHASES = ("before", "start", "traffic", "stop", "after", "probe_start", "probe")
 ROLES = ("sender", "receiver", "hypervisor")
+#: roles every flow of a repetition shares (one sender feeds N guests or containers on one
+#: hypervisor): their files of flow k > 1 are named ``flow<k>.<file>``; each flow's receiver
+#: is a host of its own, whose files keep their names
+SHARED_HOST_ROLES = ("sender", "hypervisor")
+
+
+def flow_prefix(flow: int) -> str:
+    """The prefix of flow ``flow``'s files on the shared hosts ("" for the first flow)."""
+    return "" if flow == 1 else f"flow{flow}."
 
 
 @dataclass(frozen=True)
@@ -86,7 +95,11 @@ class RunContext:
     parameters: dict[str, Any]
     hosts: dict[str, str]  # role -> inventory host
     endpoint: dict[str, Any] = field(default_factory=dict)
-    # sender_if, receiver_if, receiver_mac, source_address, target_address, qemu_pid, accel
+    # sender_if, receiver_if, receiver_mac, source_address, target_address, qemu_pid, accel,
+    # container_cgroup (a container's cpuacct cgroup on the hypervisor)
+    #: this flow's number (1-based) and how many flows run at once in the repetition
+    flow: int = 1
+    flows: int = 1
 
     @property
     def virtualized(self) -> bool:
@@ -105,6 +118,9 @@ class Collector(ABC):
     name: ClassVar[str]
     #: table name -> column -> dtype, of the tidy rows ``parse`` returns
     tables: ClassVar[dict[str, dict[str, str]]] = {}
+    #: roles whose captures describe the host, not a flow: with several flows they are
+    #: taken once, with the first flow (e.g. the hypervisor's /proc/stat)
+    per_host_roles: ClassVar[tuple[str, ...]] = ()
 
     def availability(self, ctx: RunContext) -> Availability:
         """Whether this lab can provide the collector's data for this run (and why not)."""
@@ -122,12 +138,16 @@ class Collector(ABC):
 class RunFiles:
     """The committed raw files of one run: raw/<scenario>/<rep>/<host>/<file>."""
 
-    def __init__(self, root: Path, run_rel: str, hosts: dict[str, str]) -> None:
+    def __init__(self, root: Path, run_rel: str, hosts: dict[str, str], flow: int = 1) -> None:
         self.root = Path(root)
         self.run_rel = run_rel
         self.hosts = hosts
+        self.prefix = flow_prefix(flow)
 
     def path(self, role: str, name: str) -> Path:
+        """``name`` of ``role`` for this flow (``flow<k>.<name>`` on a shared host)."""
+        if role in SHARED_HOST_ROLES:
+            name = self.prefix + name
         return self.root / self.run_rel / self.hosts[role] / name
 
     def has(self, role: str, name: str) -> bool:
@@ -162,30 +182,65 @@ def known() -> list[str]:
     return sorted(REGISTRY)
 
 
-def plan(ctx: RunContext, enabled: dict[str, list[str]], remote_dir: str) -> dict[str, Any]:
+def for_flow(capture: Capture, flow: int) -> Capture:
+    """``capture`` as flow ``flow`` takes it on a shared host: its files (and its input
+    files, in ``argv`` too) named ``flow<k>.<file>``; a probe runs beside the first flow's
+    same probe, started with it (``lead``), so the flows' probes run at the same time."""
+    prefix = flow_prefix(flow)
+    if not prefix or capture.role not in SHARED_HOST_ROLES:
+        return capture
+    argv, inputs = capture.argv, capture.inputs
+    if inputs:
+        names = [name for name, _ in inputs]
+        argv = tuple(_renamed(arg, names, prefix) for arg in argv or ())
+        inputs = tuple((prefix + name, content) for name, content in inputs)
+    alongside, offset = capture.alongside, capture.offset_s
+    if alongside:
+        alongside = prefix + alongside
+    elif capture.phase == "probe":
+        alongside, offset = capture.file, 0.0
+    return replace(capture, file=prefix + capture.file, argv=argv, inputs=inputs,
+                   alongside=alongside, offset_s=offset)
+
+
+def _renamed(arg: str, names: list[str], prefix: str) -> str:
+    for name in names:
+        arg = arg.replace("{run_dir}/" + name, "{run_dir}/" + prefix + name)
+    return arg
+
+
+def plan(ctx: RunContext, enabled: dict[str, list[str]], remote_dir: str,
+         more: list[RunContext] | tuple[RunContext, ...] = ()) -> dict[str, Any]:
     """The run plan: steps per phase, files to fetch per host, and unavailable collectors.
 
     ``enabled`` maps collector name -> host roles it covers; ``remote_dir`` is this
-    run's folder on the hosts (each host writes under ``remote_dir/<host>/``).
+    run's folder on the hosts (each host writes under ``remote_dir/<host>/``). ``more``
+    are the contexts of flows 2..N when N flows run at once (N guests or containers):
+    every flow's captures are planned, those of a collector's ``per_host_roles`` once,
+    and flow k's files on the shared hosts are named ``flow<k>.<file>`` (:func:`for_flow`).
     """
     steps: dict[str, list[dict[str, Any]]] = {phase: [] for phase in PHASES}
     unavailable: dict[str, str] = {}
-    for name, roles in enabled.items():
-        collector = get(name)
-        state = collector.availability(ctx)
-        if not state.available:
-            unavailable[name] = state.reason or "not available on this lab"
-            continue
-        for capture in collector.captures(ctx):
-            if capture.role not in roles or capture.role not in ctx.hosts:
+    for flow_ctx in (ctx, *more):
+        for name, roles in enabled.items():
+            collector = get(name)
+            state = collector.availability(flow_ctx)
+            if not state.available:
+                unavailable.setdefault(name, state.reason or "not available on this lab")
                 continue
-            step = capture.to_step(ctx.hosts[capture.role])
-            step["dir"] = f"{remote_dir}/{step['host']}"
-            step["dest"] = f"{step['dir']}/{step['file']}"
-            if any(s["host"] == step["host"] and s["file"] == step["file"]
-                   for phase_steps in steps.values() for s in phase_steps):
-                continue  # two roles on one host (e.g. the embedded hypervisor and a sender)
-            steps[capture.phase].append(step)
+            for capture in collector.captures(flow_ctx):
+                if capture.role not in roles or capture.role not in flow_ctx.hosts:
+                    continue
+                if flow_ctx.flow > 1 and capture.role in collector.per_host_roles:
+                    continue
+                capture = for_flow(capture, flow_ctx.flow)
+                step = capture.to_step(flow_ctx.hosts[capture.role])
+                step["dir"] = f"{remote_dir}/{step['host']}"
+                step["dest"] = f"{step['dir']}/{step['file']}"
+                if any(s["host"] == step["host"] and s["file"] == step["file"]
+                       for phase_steps in steps.values() for s in phase_steps):
+                    continue  # two roles on one host (e.g. the embedded hypervisor and a sender)
+                steps[capture.phase].append(step)
     files: dict[str, list[str]] = {}
     for phase, phase_steps in steps.items():
         for step in phase_steps:
@@ -231,7 +286,7 @@ def calls(steps: dict[str, list[dict[str, Any]]], files: dict[str, list[str]],
         stopped = [_stop(s) for s in steps["start"] if s["host"] == host]
         helpers = [s for s in steps["probe_start"] if s["host"] == host]
         if host in senders:
-            runs = [_run(s) for s in steps["traffic"] if s["host"] == host]
+            runs = _together([_run(s) for s in steps["traffic"] if s["host"] == host])
             out["load"].append({"host": host,
                                 "steps": [*before, *started, *runs, *stopped, *after,
                                           *(_start(s) for s in helpers)]})
@@ -285,18 +340,37 @@ def _run(step: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _together(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Several loads of one sender (one per flow) as one step that starts them together."""
+    if len(runs) < 2:
+        return runs
+    return [{**runs[0], "together": [{**r, "offset_s": 0.0} for r in runs[1:]]}]
+
+
 def _probes(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """A host's probe run steps in order; a probe ``alongside`` another planned one rides in
-    that one's step (``together``), started ``offset_s`` after it."""
-    files = {s["file"] for s in steps}
-    riders = [s for s in steps if s.get("alongside") in files]
+    that one's step (``together``), started ``offset_s`` after it (a rider of a rider rides
+    in the first one's step, the offsets added)."""
+    by_file = {s["file"]: s for s in steps}
+
+    def root(step: dict[str, Any]) -> tuple[str, float]:
+        offset, seen = 0.0, set()
+        while step.get("alongside") in by_file and step["file"] not in seen:
+            seen.add(step["file"])
+            offset += float(step.get("offset_s") or 0.0)
+            step = by_file[step["alongside"]]
+        return step["file"], offset
+
     out = []
     for step in steps:
-        if step in riders:
+        lead, _ = root(step)
+        if lead != step["file"]:
             continue
         run = _run(step)
-        together = [{**_run(r), "offset_s": float(r.get("offset_s") or 0.0)}
-                    for r in riders if r["alongside"] == step["file"]]
+        together = []
+        for rider in steps:
+            if rider is not step and root(rider)[0] == lead:
+                together.append({**_run(rider), "offset_s": root(rider)[1]})
         if together:
             run["together"] = together
         out.append(run)

@@ -327,6 +327,7 @@ class NetCountersCollector(Collector):
 
     name = "netdev"
     tables: ClassVar[dict[str, dict[str, str]]] = {"counters": store_format.dtypes("counters")}
+    per_host_roles = ("sender",)  # every flow leaves the sender on the same interface
 
     def captures(self, ctx):
         caps = []
@@ -371,6 +372,7 @@ class CpuCollector(Collector):
 
     name = "cpu"
     tables: ClassVar[dict[str, dict[str, str]]] = {"counters": store_format.dtypes("counters")}
+    per_host_roles = ("hypervisor",)
 
     def captures(self, ctx):
         caps = []
@@ -431,6 +433,9 @@ class QemuThreadsCollector(Collector):
     def availability(self, ctx):
         if not ctx.virtualized:
             return Availability(False, "no guest in this scenario")
+        if ctx.resolved.get("virtualization") == "container":
+            return Availability(False, "a container runs in its host's kernel: no QEMU "
+                                "process and no KVM VM")
         if not ctx.endpoint.get("qemu_pid"):
             return Availability(False, "the QEMU process of the guest is not known")
         return Availability(True)
@@ -455,6 +460,44 @@ class QemuThreadsCollector(Collector):
 
 
 @register
+class ContainerCpuCollector(Collector):
+    """CPU time of a container: its cpuacct cgroup's usage (ns) on the host that runs it.
+
+    A container's processes run in its host's kernel: their CPU time is the container's
+    cost, as the QEMU threads' CPU time is a guest's.
+    """
+
+    name = "container_cpu"
+    tables: ClassVar[dict[str, dict[str, str]]] = {"counters": store_format.dtypes("counters")}
+
+    def availability(self, ctx):
+        if ctx.resolved.get("virtualization") != "container":
+            return Availability(False, "no container in this scenario")
+        if not ctx.endpoint.get("container_cgroup"):
+            return Availability(False, "the container's cpuacct cgroup is not known")
+        return Availability(True)
+
+    def captures(self, ctx):
+        usage = f"{ctx.endpoint['container_cgroup'].rstrip('/')}/cpuacct.usage"
+        return [Capture(self.name, "hypervisor", phase, f"container_cpu_{phase}.txt",
+                        read=(usage,), read_format="grep") for phase in ("before", "after")]
+
+    def parse(self, files, ctx):
+        def read(name):
+            path = files.path("hypervisor", name)
+            text = read_text(path).strip()
+            where, _, value = text.rpartition(":")
+            if not where.endswith("cpuacct.usage") or not value.strip().isdigit():
+                raise ParseError(path, 1, f"not '<cgroup>/cpuacct.usage:integer': {text[:80]!r}")
+            return int(value)
+
+        return {"counters": _delta_rows(
+            ctx, "hypervisor", "cgroup_cpuacct", ctx.hosts.get("receiver", ""),
+            {"usage_ns": read("container_cpu_before.txt")},
+            {"usage_ns": read("container_cpu_after.txt")}, "ns")}
+
+
+@register
 class KvmStatsCollector(Collector):
     """KVM exits and related counters of the guest's VM, from debugfs (/sys/kernel/debug/kvm)."""
 
@@ -464,6 +507,9 @@ class KvmStatsCollector(Collector):
     def availability(self, ctx):
         if not ctx.virtualized:
             return Availability(False, "no guest in this scenario")
+        if ctx.resolved.get("virtualization") == "container":
+            return Availability(False, "a container runs in its host's kernel: no QEMU "
+                                "process and no KVM VM")
         if ctx.resolved.get("virtualization") != "kvm":
             return Availability(False, "guests run under QEMU's TCG (software emulation): "
                                 "KVM has no VM and no exit counters to read")
@@ -504,6 +550,7 @@ class HostStateCollector(Collector):
 
     name = "state"
     tables: ClassVar[dict[str, dict[str, str]]] = {}
+    per_host_roles = ("sender", "hypervisor")
     #: roles/kvm_host writes its record here (kvm_host_state_file's default)
     KVM_HOST_RECORD = "/var/lib/kvmnetlab/kvm_host.json"
     #: the knobs roles/kvm_host sets, read back as they are during the repetition
@@ -567,12 +614,15 @@ def derive_costs(counters: list[dict], rate: list[dict]) -> list[dict]:
     /proc/stat, non-idle non-iowait ticks / CLK_TCK) divided by the frames sent;
     interrupts_per_packet: interrupts on that host (/proc/stat intr) per frame sent;
     qemu_cpu_us_per_packet: utime+stime of all QEMU threads per frame sent;
+    container_cpu_us_per_packet: CPU time of the containers' cgroups per frame sent;
     exits_per_packet: KVM exits of the VM per frame sent (only where KVM runs).
+    With several flows at once (N guests or containers) every cost is the repetition's
+    total over all of them, per frame sent over all flows.
     """
     if not rate:
         return []
     r = rate[0]
-    sent = r["sent"]
+    sent = sum(row["sent"] for row in rate)
     if not sent:
         return []
     key = {"scenario": r["scenario"], "repetition": r["repetition"]}
@@ -582,6 +632,7 @@ def derive_costs(counters: list[dict], rate: list[dict]) -> list[dict]:
     qemu_ticks = 0
     qemu_seen = False
     exits = None
+    container_ns = None
     for row in counters:
         if row["source"] == "clk_tck":
             hz[row["host"]] = row["before"]
@@ -592,6 +643,8 @@ def derive_costs(counters: list[dict], rate: list[dict]) -> list[dict]:
             qemu_seen = True
         elif row["source"] == "kvm_debugfs" and row["counter"] == "exits":
             exits = (exits or 0) + row["delta"]
+        elif row["source"] == "cgroup_cpuacct":
+            container_ns = (container_ns or 0) + row["delta"]
     for host, deltas in sorted(by_host.items()):
         if host in hz and "busy_ticks" in deltas:
             out.append({**key, "host": host, "metric": "cpu_us_per_packet",
@@ -604,6 +657,9 @@ def derive_costs(counters: list[dict], rate: list[dict]) -> list[dict]:
         tick = next(iter(hz.values()))
         out.append({**key, "host": "qemu", "metric": "qemu_cpu_us_per_packet",
                     "value": qemu_ticks / tick * 1e6 / sent, "unit": "µs of CPU per packet"})
+    if container_ns is not None:
+        out.append({**key, "host": "containers", "metric": "container_cpu_us_per_packet",
+                    "value": container_ns / 1000 / sent, "unit": "µs of CPU per packet"})
     if exits is not None:
         out.append({**key, "host": "kvm", "metric": "exits_per_packet", "value": exits / sent,
                     "unit": "KVM exits per packet"})

@@ -29,7 +29,11 @@ PRIMARY = ("ping",)
 
 
 def frame(rows: list[dict[str, Any]], columns: dict[str, str]) -> pd.DataFrame:
-    return pd.DataFrame(rows, columns=list(columns)).astype(columns)
+    """``rows`` as a table of ``columns``; a row without ``flow`` is the first flow's."""
+    table = pd.DataFrame(rows, columns=list(columns))
+    if "flow" in table:
+        table["flow"] = table["flow"].fillna(1)
+    return table.astype(columns)
 
 
 def write_parquet(table: pd.DataFrame, path: Path) -> bool:
@@ -43,12 +47,18 @@ def write_parquet(table: pd.DataFrame, path: Path) -> bool:
     return True
 
 
-def _context(manifest: dict, run: dict) -> base.RunContext:
+def _contexts(manifest: dict, run: dict) -> list[base.RunContext]:
+    """The run's context per flow: the first flow's from ``context``, flows 2..N (several
+    guests or containers at once) from ``context.flows``."""
     saved = run.get("context") or {}
     resolved = manifest["scenarios"][run["scenario"]].get("resolved") or {}
-    return base.RunContext(scenario=run["scenario"], repetition=int(run["repetition"]),
-                           resolved=resolved, parameters=manifest["parameters"],
-                           hosts=saved.get("hosts", {}), endpoint=saved.get("endpoint", {}))
+    flows = [{"hosts": saved.get("hosts", {}), "endpoint": saved.get("endpoint", {})},
+             *(saved.get("flows") or [])]
+    return [base.RunContext(scenario=run["scenario"], repetition=int(run["repetition"]),
+                            resolved=resolved, parameters=manifest["parameters"],
+                            hosts=flow.get("hosts", {}), endpoint=flow.get("endpoint", {}),
+                            flow=number, flows=len(flows))
+            for number, flow in enumerate(flows, start=1)]
 
 
 def ingest(root: str | Path) -> dict[str, Any]:
@@ -73,32 +83,35 @@ def ingest(root: str | Path) -> dict[str, Any]:
     for run in manifest["runs"]:
         if run["status"] != "done":
             continue
-        ctx = _context(manifest, run)
-        files = base.RunFiles(store.root, run_dir(run["scenario"], run["repetition"]), ctx.hosts)
         produced: dict[str, list[dict]] = {}
         errors: dict[str, str] = {}
         unreadable: list[str] = []
         names = (run.get("context") or {}).get("collectors", [])
         unavailable = manifest["scenarios"][run["scenario"]].get("collectors_unavailable", {})
-        for name in names:
-            if name in unavailable:
-                continue
-            try:
-                for table, rows in base.get(name).parse(files, ctx).items():
-                    produced.setdefault(table, []).extend(rows)
-            except UnreadableError as exc:
-                unreadable.append(name)
-                errors[name] = str(exc)
-                failed.append(str(exc))
-            except (ParseError, FileNotFoundError, KeyError) as exc:
-                message = str(exc) if isinstance(exc, ParseError) else \
-                    f"{name}: missing raw data: {exc}"
-                errors[name] = message
-                failed.append(message)
-            except OSError as exc:  # a collector that read a raw file on its own
-                unreadable.append(name)
-                errors[name] = f"{exc.filename}: cannot read: {exc.strerror}"
-                failed.append(errors[name])
+        for ctx in _contexts(manifest, run):
+            files = base.RunFiles(store.root, run_dir(run["scenario"], run["repetition"]),
+                                  ctx.hosts, flow=ctx.flow)
+            for name in names:
+                if name in unavailable or name in errors:
+                    continue
+                try:
+                    for table, rows in base.get(name).parse(files, ctx).items():
+                        flowed = "flow" in columns.get(table, {})
+                        produced.setdefault(table, []).extend(
+                            {**row, "flow": ctx.flow} if flowed else row for row in rows)
+                except UnreadableError as exc:
+                    unreadable.append(name)
+                    errors[name] = str(exc)
+                    failed.append(str(exc))
+                except (ParseError, FileNotFoundError, KeyError) as exc:
+                    message = str(exc) if isinstance(exc, ParseError) else \
+                        f"{name}: missing raw data: {exc}"
+                    errors[name] = message
+                    failed.append(message)
+                except OSError as exc:  # a collector that read a raw file on its own
+                    unreadable.append(name)
+                    errors[name] = f"{exc.filename}: cannot read: {exc.strerror}"
+                    failed.append(errors[name])
         primary = [name for name in PRIMARY if name in errors and name not in unreadable]
         if unreadable or primary:
             reasons = ["unreadable raw file: " + "; ".join(errors[n] for n in unreadable)] \

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from collectors.agents import throughput as agent
-from collectors.base import Capture, Collector, RunContext, register
+from collectors.base import Availability, Capture, Collector, RunContext, register
 from collectors.builtin import FLOW_FILTER, RateCollector, _key, trafgen_config
 from collectors.parsers import pfcount as pfcount_parser
 from collectors.parsers import pfsend as pfsend_parser
@@ -77,6 +77,13 @@ class ThroughputCollector(Collector):
     name = "throughput"
     tables: ClassVar[dict[str, dict[str, str]]] = {
         name: store_format.dtypes(name) for name in ("search_trials", "throughput", "rtt_load")}
+
+    def availability(self, ctx: RunContext) -> Availability:
+        if ctx.flows > 1:
+            return Availability(False, f"{ctx.flows} flows run at once here; the search "
+                                "offers one flow, so competing flows are measured by their "
+                                "loss at the fixed rate (rate collector)")
+        return Availability(True)
 
     def captures(self, ctx: RunContext) -> list[Capture]:
         p, e = ctx.parameters, ctx.endpoint

@@ -20,7 +20,7 @@ from kvmnetlab.errors import ConfigError
 SCENARIO_FORMAT_VERSION = 1
 
 AXES: dict[str, tuple[str, ...]] = {
-    "virtualization": ("none", "kvm"),
+    "virtualization": ("none", "kvm", "container"),
     "io_path": ("none", "virtio", "virtio_user", "elvis", "elvis_patched", "elvis_upstream"),
     "capture": ("pf_ring", "vpf_ring", "passthrough", "af_packet"),
     "policy": ("substitute", "skip", "fail"),
@@ -44,6 +44,9 @@ KNOBS: dict[str, dict[str, Any]] = {
     "queues": {"unit": "queue pairs", "low": 1, "high": 256, "null": True,
                "meaning": "virtio-net queue pairs the serving guest must have (null: any)"},
 }
+# `guests: N` in a virtualized scenario: N guests (or containers, for virtualization
+# container) receive N concurrent flows from one sender inside one counter window.
+MAX_INSTANCES = 8
 SCENARIO_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 CAMPAIGN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
@@ -331,7 +334,7 @@ def load_scenarios(path: str | Path) -> dict[str, dict[str, Any]]:
         if not isinstance(definition, dict):
             raise ConfigError(source, where, "must be a mapping")
         unknown = set(definition) - {"number", "title", "description", "collectors",
-                                     "elvis_mode", "knobs", *AXES}
+                                     "elvis_mode", "knobs", "guests", *AXES}
         if unknown:
             raise ConfigError(source, f"{where}.{sorted(unknown)[0]}", "unknown field")
         number = _int(source, f"{where}.number", definition.get("number"), 1, 10_000)
@@ -356,6 +359,12 @@ def load_scenarios(path: str | Path) -> dict[str, dict[str, Any]]:
                 f"{where}.io_path",
                 "must be 'none' exactly when virtualization is 'none'",
             )
+        if "guests" in definition:
+            if definition["virtualization"] == "none":
+                raise ConfigError(source, f"{where}.guests",
+                                  "only applies to a virtualized scenario (kvm or container)")
+            definition = {**definition, "guests": _int(source, f"{where}.guests",
+                                                        definition["guests"], 1, MAX_INSTANCES)}
         chosen = definition.get("collectors")
         if chosen is not None and (not isinstance(chosen, list) or not all(
                 isinstance(c, str) for c in chosen)):
@@ -422,6 +431,71 @@ def campaign_scenarios(
     if parameters.control is not None:
         names.append(control_name(parameters.control))
     return {name: everything[name] for name in names}
+
+
+def instances(definition: dict[str, Any]) -> int:
+    """How many guests (or containers) a scenario runs at once: its ``guests``, else 1."""
+    return int(definition.get("guests", 1))
+
+
+def needs(scenarios: dict[str, dict[str, Any]]) -> dict[str, int]:
+    """What the lab must start for these scenarios: ``guests``, the largest guest count of
+    a kvm scenario (at least 1, the embedded lab's one guest, as before this existed), and
+    ``containers``, the largest count of a container scenario (0 when there is none)."""
+    def most(kind: str) -> int:
+        return max((instances(d) for d in scenarios.values()
+                    if d["virtualization"] == kind), default=0)
+
+    return {"guests": max(1, most("kvm")), "containers": most("container")}
+
+
+def run_flows(run: dict[str, Any], endpoints: dict[str, Any],
+              hostvars: Any) -> list[dict[str, Any]]:
+    """The flows of one run, in order: one per receiving host.
+
+    A bare-metal run has one flow, to the bare-metal receiver; a virtualized one has one
+    per guest (``resolved.guests``, else ``resolved.guest``) or per container
+    (``resolved.containers``). Each flow is ``{host, address}`` (the receiver and its data
+    address, as the campaign looks the interface up) with ``receiver``, ``target_address``,
+    ``receiver_shares_kernel``, ``qemu_pid`` (a guest's QEMU) and ``container_cgroup``
+    (a container's cpuacct cgroup), read from the receivers' host variables.
+    """
+    def var(host: str, name: str) -> Any:
+        try:
+            return hostvars[host].get(name) if host in hostvars else None
+        except KeyError:
+            return None
+
+    kind = run.get("virtualization") or "none"
+    if kind == "none":
+        bm = endpoints["bare_metal"]
+        pairs = [(bm["receiver"], bm["target_address"])]
+    else:
+        if kind == "container":
+            names = list(run.get("containers") or [])
+        else:
+            names = list(run.get("guests") or ([run["guest"]] if run.get("guest") else []))
+        pairs = [(name, var(name, "kvmnetlab_guest_data_ip") or "") for name in names]
+    return [{"host": host, "address": str(address).strip(), "receiver": host,
+             "target_address": str(address).strip(),
+             "receiver_shares_kernel": bool(var(host, "kvmnetlab_shares_kernel") or False),
+             "qemu_pid": var(host, "kvmnetlab_guest_qemu_pid") if kind not in
+             ("none", "container") else None,
+             "container_cgroup": var(host, "kvmnetlab_container_cgroup_cpuacct")
+             if kind == "container" else None}
+            for host, address in pairs]
+
+
+def more_flows(flows: list[dict[str, Any]], link_cache: dict[str, Any],
+               pf_ring: dict[str, bool]) -> list[dict[str, Any]]:
+    """Flows 2..N as kvmnetlab.lab.collector_plan's ``more_flows``: each receiver with its
+    links (``ip -j addr show``, looked up once per host and address) and PF_RING state."""
+    return [{"receiver": f["receiver"], "target_address": f["target_address"],
+             "receiver_links": link_cache[f"{f['host']}|{f['address']}"],
+             "receiver_pf_ring": bool(pf_ring.get(f["receiver"], False)),
+             "receiver_shares_kernel": f["receiver_shares_kernel"], "qemu_pid": f["qemu_pid"],
+             "container_cgroup": f["container_cgroup"]}
+            for f in flows[1:]]
 
 
 def plan_runs(scenarios: list[str], repetitions: int, seed: int) -> list[dict[str, Any]]:

@@ -244,6 +244,36 @@ def scenario_capabilities(virtualized: bool, hosts: dict[str, dict[str, Any]], l
     return caps
 
 
+def container_capabilities(virtualized: bool, hosts: dict[str, dict[str, Any]],
+                           lab: dict[str, Any],
+                           container: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The flat capabilities a container scenario resolves against.
+
+    ``container`` is the candidate ``{name, hypervisor, runtime}``. A container shares its
+    host's kernel, so the host's profile answers for PF_RING; ``lab["containers_reason"]``
+    (the container role's own account) says why none is running.
+    """
+    del virtualized  # a container scenario is virtualized by definition
+    caps: dict[str, Any] = dict(lab.get("declared") or {})
+    hv = (container or {}).get("hypervisor") or lab.get("hypervisor")
+    hvp = hosts.get(hv) or {}
+    caps.update(hosts={"hypervisor": hv, "sender": lab["endpoints"]["guest"]["sender"],
+                       "receiver": (container or {}).get("name")},
+                hypervisor=hv)
+    if container is None:
+        why = lab.get("containers_reason") or (
+            "roles/container_lab started no container in this ansible-playbook run "
+            "(playbooks/containers.yml, tag containers)")
+        caps.update(containers=False, containers_reason=f"{hv}: {why}")
+        return caps
+    caps.update(containers=True, containers_reason="",
+                container_runtime=container.get("runtime"),
+                pf_ring_container_host=bool(hvp.get("pf_ring")),
+                pf_ring_reason=_why(hvp or None, hv, "pf_ring_reason")
+                + " (a container uses its host's kernel)")
+    return caps
+
+
 def probed_host(result: dict[str, Any]) -> Any:
     """The host a registered probe result is about (the ``host`` of its loop item)."""
     return (result.get("item") or {}).get("host")

@@ -36,7 +36,14 @@ probe_fields = {
     "dedicated_io_core": "bool: declared, or the hypervisor has isolated cores",
     "legacy_vpf_ring": "bool: the lab declares a legacy vPF_RING stack",
     "passthrough": "bool: the lab declares NIC/VF passthrough for its guests",
+    "containers": "bool: a container is running to serve the scenario",
+    "containers_reason": "str: why no container is running, naming the hypervisor",
+    "container_runtime": "str: the runtime and version that runs the containers",
+    "pf_ring_container_host": "bool: pf_ring.ko is loaded in the kernel the containers share",
 }
+
+#: the data path of a container: a veth pair on the lab bridge, in the host's kernel
+CONTAINER_IO_PATH = "veth"
 
 USERSPACE_VIRTIO = "virtio_user"
 
@@ -53,6 +60,10 @@ def _resolve_virtualization(scenario: dict, caps: dict, subs: list) -> tuple[str
     """Return (effective virtualization, reason the scenario cannot run or None)."""
     if scenario["virtualization"] == "none":
         return "none", None
+    if scenario["virtualization"] == "container":
+        if not caps.get("containers"):
+            return "container", caps.get("containers_reason") or "no container is running"
+        return "container", None
     if not caps.get("guests"):
         return "kvm", caps.get("guests_reason") or "this lab cannot boot QEMU guests"
     accel = caps.get("accel")
@@ -88,6 +99,12 @@ def _resolve_io_path(scenario: dict, caps: dict, subs: list) -> tuple[str, dict[
                              "io_thread_core": None}
     if requested == "none":
         return "none", knobs
+    if scenario["virtualization"] == "container":
+        subs.append(_sub("io_path", requested, CONTAINER_IO_PATH,
+                         "a container's data NIC is a veth pair on the lab bridge, in the "
+                         "host's kernel: there is no virtio device, vhost-net, QEMU backend "
+                         "or ELVIS polling to use"))
+        return CONTAINER_IO_PATH, knobs
     if want.get("queues") is not None:
         knobs["queues"] = want["queues"]
     vhost = bool(caps.get("vhost_net"))
@@ -154,10 +171,19 @@ def _resolve_io_path(scenario: dict, caps: dict, subs: list) -> tuple[str, dict[
 
 def _resolve_capture(scenario: dict, caps: dict, subs: list) -> str:
     requested = scenario["capture"]
-    inside_guest = scenario["virtualization"] != "none"
-    pf_ring = caps.get("pf_ring_guest") if inside_guest else caps.get("pf_ring_bare_metal")
+    kind = scenario["virtualization"]
+    pf_ring = {"none": caps.get("pf_ring_bare_metal"),
+               "container": caps.get("pf_ring_container_host")}.get(kind,
+                                                                    caps.get("pf_ring_guest"))
     pf_reason = caps.get("pf_ring_reason") or "pf_ring.ko is not loaded"
     effective = requested
+    if requested == "vpf_ring" and kind == "container":
+        fallback = "pf_ring" if pf_ring else "af_packet"
+        subs.append(_sub("capture", "vpf_ring", fallback,
+                         "vPF_RING is a guest's path to its host's PF_RING; a container "
+                         "shares the host's kernel and uses PF_RING directly, where it is "
+                         "loaded" + ("" if pf_ring else f"; it is not: {pf_reason}")))
+        return fallback
     if requested == "vpf_ring" and not caps.get("legacy_vpf_ring"):
         fallback = "pf_ring" if pf_ring else "af_packet"
         subs.append(_sub("capture", "vpf_ring", fallback,
@@ -196,6 +222,8 @@ def resolve(scenario: dict[str, Any], caps: dict[str, Any]) -> dict[str, Any]:
     capture = _resolve_capture(scenario, caps, subs)
     resolved = {"virtualization": virtualization, "io_path": io_path, "capture": capture,
                 "netdev": knobs}
+    if virtualization == "container":
+        resolved["container_runtime"] = caps.get("container_runtime")
     policy = scenario["policy"]
     status, reason = "run", None
     if blocker:
@@ -219,24 +247,84 @@ def _matches(netdev: dict[str, Any], guest: dict[str, Any]) -> bool:
     return same
 
 
+def _pick(scenario: dict[str, Any], candidates: list[dict[str, Any]], hosts: dict,
+          lab: dict, *, container: bool) -> dict[str, Any]:
+    """Resolve a virtualized scenario against the candidates (running guests or containers)
+    it may use, and keep the ``guests`` (N) best; see :func:`resolve_lab`."""
+    from kvmnetlab.capabilities import container_capabilities, scenario_capabilities
+
+    want = int(scenario.get("guests", 1))
+    caps_of = container_capabilities if container else scenario_capabilities
+    noun = "container" if container else "guest"
+    if not candidates:
+        caps = caps_of(True, hosts, lab)
+        result = resolve(scenario, caps)
+        result["resolved"]["hosts"] = caps["hosts"]
+        return result
+    tried = []
+    for candidate in candidates:
+        caps = caps_of(True, hosts, lab, candidate)
+        result = resolve(scenario, caps)
+        matched = container or _matches(result["resolved"]["netdev"], candidate)
+        cost = (result["status"] != "run", len(result["substitutions"]) + (not matched))
+        tried.append((cost, len(tried), candidate, caps, result, matched))
+    tried.sort(key=lambda t: t[:2])
+    _cost, _order, first, caps, result, _matched = tried[0]
+    chosen = tried[:want]
+    if result["status"] == "run" and len(chosen) < want:
+        result.update(status="not_run", reason=(
+            f"asks for {want} {noun}s at once; {len(candidates)} "
+            f"{'is' if len(candidates) == 1 else 'are'} running "
+            f"({', '.join(c['name'] for c in candidates)})"))
+        if scenario["policy"] == "fail":
+            raise ScenarioFailed(f"scenario {scenario['name']!r} has policy 'fail' and this "
+                                 f"lab cannot honour it: {result['reason']}")
+    if result["status"] == "run":
+        seen = {(s["knob"], json.dumps(s["effective"], sort_keys=True))
+                for s in result["substitutions"]}
+        for _c, _o, candidate, _caps, other, matched in chosen:
+            extra = [s for s in other["substitutions"]
+                     if (s["knob"], json.dumps(s["effective"], sort_keys=True)) not in seen]
+            if not matched:
+                extra.append(_sub(
+                    "guest", guest_profile(result["resolved"]), candidate["name"],
+                    "no running guest has the requested netdev; using "
+                    f"{candidate['name']} with "
+                    f"{json.dumps(candidate.get('netdev'), sort_keys=True)}"))
+            result["substitutions"] += extra
+            seen |= {(s["knob"], json.dumps(s["effective"], sort_keys=True)) for s in extra}
+        names = [c[2]["name"] for c in chosen]
+        result["resolved"][noun] = first["name"]
+        if container:
+            result["resolved"]["containers"] = names
+        elif want > 1:
+            result["resolved"]["guests"] = names
+    result["resolved"]["hosts"] = caps["hosts"]
+    return result
+
+
 def resolve_lab(scenarios: dict[str, dict], hosts: dict[str, dict[str, Any]],
                 lab: dict[str, Any]) -> dict[str, dict]:
     """Resolve every scenario against the profiles of the hosts it runs on.
 
     ``hosts``: host name -> profile (:func:`kvmnetlab.capabilities.host_profile`).
-    ``lab``: ``{endpoints, hypervisor, declared, guests}``; ``guests`` are the running
-    guests ``{name, netdev: {vhost, poll_us, queues, ...}, hypervisor}``.
+    ``lab``: ``{endpoints, hypervisor, declared, guests, containers}``; ``guests`` are the
+    running guests ``{name, netdev: {vhost, poll_us, queues, ...}, hypervisor}``,
+    ``containers`` the running containers ``{name, hypervisor, runtime}``.
 
     A bare-metal scenario resolves against its sender and receiver. A virtualized one
-    is resolved against each running guest, with the profile of the hypervisor that
-    runs that guest, and gets the guest with the fewest substitutions (a guest whose
-    netdev does not match the knobs resolved there counts one more, and is recorded
-    as a substitution); ties go to the earlier guest.
-    ``resolved.hosts`` names the hosts each outcome was resolved against.
+    is resolved against each running guest (each running container, for virtualization
+    container), with the profile of the hypervisor that runs it, and gets the ``guests``
+    (N, default 1) with the fewest substitutions (a guest whose netdev does not match
+    the knobs resolved there counts one more, and is recorded as a substitution); ties
+    go to the earlier one. Fewer running than N: the scenario is not run, with the
+    numbers. The substitutions of every chosen guest are recorded, once each.
+    ``resolved.guest`` (``resolved.container``) names the first; with N > 1
+    ``resolved.guests`` (always ``resolved.containers``) lists all N, in that order.
+    ``resolved.hosts`` names the hosts the first outcome was resolved against.
     """
     from kvmnetlab.capabilities import scenario_capabilities
 
-    guests = list(lab.get("guests") or [])
     out: dict[str, dict] = {}
     for name, scenario in scenarios.items():
         if scenario["virtualization"] == "none":
@@ -245,27 +333,7 @@ def resolve_lab(scenarios: dict[str, dict], hosts: dict[str, dict[str, Any]],
             result["resolved"]["hosts"] = caps["hosts"]
             out[name] = result
             continue
-        if not guests:
-            caps = scenario_capabilities(True, hosts, lab)
-            result = resolve(scenario, caps)
-            result["resolved"]["hosts"] = caps["hosts"]
-            out[name] = result
-            continue
-        tried = []
-        for guest in guests:
-            caps = scenario_capabilities(True, hosts, lab, guest)
-            result = resolve(scenario, caps)
-            matched = _matches(result["resolved"]["netdev"], guest)
-            cost = (result["status"] != "run", len(result["substitutions"]) + (not matched))
-            tried.append((cost, len(tried), guest, caps, result, matched))
-        _cost, _order, guest, caps, result, matched = min(tried, key=lambda t: t[:2])
-        if result["status"] == "run" and not matched:
-            result["substitutions"].append(_sub(
-                "guest", guest_profile(result["resolved"]), guest["name"],
-                "no running guest has the requested netdev; using "
-                f"{guest['name']} with {json.dumps(guest.get('netdev'), sort_keys=True)}"))
-        if result["status"] == "run":
-            result["resolved"]["guest"] = guest["name"]
-        result["resolved"]["hosts"] = caps["hosts"]
-        out[name] = result
+        container = scenario["virtualization"] == "container"
+        candidates = list(lab.get("containers" if container else "guests") or [])
+        out[name] = _pick(scenario, candidates, hosts, lab, container=container)
     return out

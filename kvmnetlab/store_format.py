@@ -173,18 +173,22 @@ def _key(host: str = "required", read: str = "required") -> dict[str, Column]:
             "host": Column("string", "", host)}
 
 
+#: the flow a row belongs to: 1..N where N guests or containers receive N flows at once
+#: (collectors.base.plan); 1 for every single-flow run; absent in folders ingested before it
+_FLOW = {"flow": _col("int64", "flow number (1-based)", "optional")}
+
 _RTT = {"seq": _kept("int64", "ICMP sequence number"), "timestamp_s": _kept("float64", "s"),
         "answered": _col("bool"), "rtt_us": _col("float64", "µs", nullable=True)}
 
 TABLES: dict[str, dict[str, Column]] = {
     # ping: one row per probe (unanswered ones with a null rtt_us)
-    "rtt": {**_key(), **_RTT, "duplicates": _kept("int64", "replies")},
+    "rtt": {**_key(), **_RTT, "duplicates": _kept("int64", "replies"), **_FLOW},
     # ping: its closing summary, one row per run
     "ping_summary": {
         **_key(), "transmitted": _col("int64", "packets"), "received": _col("int64", "packets"),
         "duplicates": _kept("int64", "packets"), "errors": _kept("int64", "packets"),
         "loss_pct": _col("float64", "%", nullable=True), "interval_s": _kept("float64", "s"),
-        "payload_bytes": _kept("int64", "bytes")},
+        "payload_bytes": _kept("int64", "bytes"), **_FLOW},
     # the fixed-rate load: ``lost`` null and ``loss_pct`` NaN where the counter saw more
     # frames than were sent (``excess_frames`` received - sent, else 0; ``flag`` says why)
     "rate": {
@@ -195,13 +199,13 @@ TABLES: dict[str, dict[str, Column]] = {
         "excess_frames": _col("int64", "frames", "optional"),
         "flag": _col("string", "", "optional"),
         "receiver_host": _kept("string"), "receiver_if_rx_packets": _kept("int64", "packets"),
-        "receiver_drops": _kept("int64", "packets")},
+        "receiver_drops": _kept("int64", "packets"), **_FLOW},
     # counter snapshots before and after the load window (cpu, kvm, netdev, qemu_threads)
     "counters": {
         **_key(host="", read=""), "source": _kept("string"), "item": _kept("string"),
         "counter": _kept("string"), "before": _kept("int64", "per row"),
         "after": _kept("int64", "per row"), "delta": _kept("int64", "per row"),
-        "unit": _kept("string")},
+        "unit": _kept("string"), **_FLOW},
     # per-packet costs derived from counters and rate (collectors.builtin.derive_costs)
     "costs": {
         **_key(host="optional"), "metric": _col("string"), "value": _col("float64", "per row"),
@@ -243,7 +247,7 @@ TABLES: dict[str, dict[str, Column]] = {
     "fping_rtt": {
         **_key(), "target": _kept("string"), "seq": _kept("int64", "probe number"),
         "answered": _col("bool"), "rtt_us": _col("float64", "µs", nullable=True),
-        "interval_s": _kept("float64", "s"), "start_offset_s": _kept("float64", "s")},
+        "interval_s": _kept("float64", "s"), "start_offset_s": _kept("float64", "s"), **_FLOW},
     # sockperf's UDP ping-pong (optional): one row per run; statistic is rtt or half_rtt
     # (RTT/2), as the output says
     "sockperf": {
@@ -252,7 +256,7 @@ TABLES: dict[str, dict[str, Column]] = {
         "observations": _col("int64", "messages"), "dropped": _kept("int64", "messages"),
         "p50_us": _col("float64", "µs per statistic"), "p99_us": _kept("float64", "µs"),
         "avg_us": _kept("float64", "µs"), "min_us": _kept("float64", "µs"),
-        "max_us": _kept("float64", "µs")},
+        "max_us": _kept("float64", "µs"), **_FLOW},
 }
 
 

@@ -41,7 +41,8 @@ class ActionModule(ControllerAction):
         if self._task.check_mode or args.get("validate_only"):
             return {"changed": False, "campaign": {
                 "id": campaign_id, "dir": root, "resumed": resuming, "order": order,
-                "parameters": parameters.as_dict()}}
+                "parameters": parameters.as_dict(), "needs": campaign.needs(chosen),
+                "instances": {name: campaign.instances(d) for name, d in chosen.items()}}}
         owner = lock.playbook_pid()
         try:
             lock.acquire(lock_path, owner, {"campaign_id": campaign_id, "since": store.utcnow(),
@@ -65,4 +66,4 @@ class ActionModule(ControllerAction):
         return {"changed": True, "campaign": {
             "id": campaign_id, "dir": root, "resumed": resuming, "order": manifest["order"],
             "pending": len(pending), "parameters": manifest["parameters"],
-            "lock_owner": owner}}
+            "lock_owner": owner, "needs": campaign.needs(chosen)}}

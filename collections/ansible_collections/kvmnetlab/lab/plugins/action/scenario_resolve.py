@@ -44,7 +44,13 @@ class ActionModule(ControllerAction):
             guests.append({"name": name,
                            "hypervisor": var(name, "kvmnetlab_guest_hypervisor", hypervisor),
                            "netdev": dict(var(name, "kvmnetlab_guest_netdev", {}) or {})})
+        containers = [{"name": name,
+                       "hypervisor": var(name, "kvmnetlab_container_hypervisor", hypervisor),
+                       "runtime": var(name, "kvmnetlab_container_runtime")}
+                      for name in groups.get(args.get("container_group") or "containers", [])]
         lab = {"endpoints": endpoints, "hypervisor": hypervisor, "guests": guests,
+               "containers": containers,
+               "containers_reason": var(hypervisor, "container_lab_reason"),
                "declared": dict(args.get("declared") or {})}
 
         store = Store(campaign_dir)
@@ -72,7 +78,8 @@ class ActionModule(ControllerAction):
             manifest["lab"]["profile"] = {
                 "format_version": capabilities.CAPABILITY_FORMAT_VERSION,
                 "hosts": profiles,
-                "roles": {"endpoints": endpoints, "hypervisor": hypervisor, "guests": guests},
+                "roles": {"endpoints": endpoints, "hypervisor": hypervisor, "guests": guests,
+                          **({"containers": containers} if containers else {})},
                 "declared": lab["declared"],
             }
 

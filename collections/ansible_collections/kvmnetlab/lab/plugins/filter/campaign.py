@@ -27,6 +27,20 @@ def capability_probe_plan(guests, endpoints, hypervisor):
                       [{k: g.get(k) for k in keys} for g in guests or []])
 
 
+def campaign_flows(run, endpoints, hostvars):
+    """The run's flows, one per receiving host (see kvmnetlab.campaign.run_flows)."""
+    from kvmnetlab.campaign import run_flows
+
+    return run_flows(run, endpoints, hostvars)
+
+
+def campaign_more_flows(flows, link_cache, pf_ring):
+    """Flows 2..N for kvmnetlab.lab.collector_plan (see kvmnetlab.campaign.more_flows)."""
+    from kvmnetlab.campaign import more_flows
+
+    return more_flows(flows, link_cache, pf_ring)
+
+
 def fetched_bundles(results):
     """The tars kvmnetlab.lab.collect brought back, from its registered loop results:
     one {host, tar, members} per result with ``fetched`` (store_commit's ``bundles``)."""
@@ -37,4 +51,5 @@ def fetched_bundles(results):
 class FilterModule:
     def filters(self):
         return {"capability_probe_plan": capability_probe_plan,
+                "campaign_flows": campaign_flows, "campaign_more_flows": campaign_more_flows,
                 "fetched_bundles": fetched_bundles}

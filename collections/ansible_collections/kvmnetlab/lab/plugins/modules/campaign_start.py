@@ -110,6 +110,15 @@ campaign:
     parameters:
       description: The validated parameters, with the seed drawn when none was given.
       type: dict
+    needs:
+      description: >-
+        What the lab must start for the chosen scenarios, C({guests, containers}): the largest
+        guest count of a kvm scenario (at least 1) and of a container scenario (0 if none).
+      type: dict
+    instances:
+      description: Each chosen scenario's number of guests or containers (its C(guests), else 1).
+      type: dict
+      returned: in check mode or with I(validate_only)
     pending:
       description: Runs still to do.
       type: int

@@ -40,6 +40,20 @@ options:
         receiver's MAC are found (parsed here, on the controller).
     type: dict
     required: true
+  more_flows:
+    description:
+      - Flows 2..N of a repetition in which N guests or containers each receive their own
+        flow from the same sender at the same time (C(hosts) and C(endpoint) are the first
+        flow's). Each item names its C(receiver) host and overrides the receiver's side of
+        the endpoint (C(target_address), C(receiver_links), C(receiver_pf_ring),
+        C(receiver_shares_kernel), C(qemu_pid), C(container_cgroup)).
+      - Every flow's captures are planned; on the shared sender and hypervisor flow k's
+        files are named C(flow<k>.<file>); the flows' loads run in one step, started
+        together, and so do their probes. The first flow's context keeps the others under
+        C(flows).
+    type: list
+    elements: dict
+    default: []
   collectors:
     description: Enabled collector -> host roles it covers.
     type: dict

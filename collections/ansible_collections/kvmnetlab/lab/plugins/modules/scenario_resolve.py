@@ -50,6 +50,14 @@ options:
     description: Inventory group of the running guests.
     type: str
     default: guests
+  container_group:
+    description:
+      - Inventory group of the running containers (for scenarios with virtualization
+        C(container)), each with the hostvars C(kvmnetlab_container_hypervisor) and
+        C(kvmnetlab_container_runtime) that roles/container_lab sets; the hypervisor's
+        C(container_lab_reason) says why none runs.
+    type: str
+    default: containers
 attributes:
   check_mode:
     support: full
