@@ -41,6 +41,27 @@ def campaign_more_flows(flows, link_cache, pf_ring):
     return more_flows(flows, link_cache, pf_ring)
 
 
+def lab_capacity(probe, needs, guests, containers, hypervisor, vcpus_per_core,
+                 guest_overhead_mb, running=()):
+    """Why the hypervisor cannot hold the guests and containers (see
+    kvmnetlab.capacity.problems); ``probe`` is the hypervisor's /proc/meminfo followed by a
+    line with its online cores."""
+    from kvmnetlab import capacity
+
+    lines = str(probe).strip().splitlines()
+    try:
+        cores = int(lines[-1])
+        available = capacity.meminfo_available_mb("\n".join(lines[:-1]),
+                                                  f"{hypervisor}:/proc/meminfo")
+    except (IndexError, ValueError) as exc:
+        return [f"{hypervisor}: cannot read its memory and cores: {exc}"]
+    return capacity.problems(needs, list(guests or []), list(containers or []),
+                             hypervisor=hypervisor, available_mb=available, cores=cores,
+                             vcpus_per_core=float(vcpus_per_core),
+                             guest_overhead_mb=float(guest_overhead_mb),
+                             running=list(running or []))
+
+
 def fetched_bundles(results):
     """The tars kvmnetlab.lab.collect brought back, from its registered loop results:
     one {host, tar, members} per result with ``fetched`` (store_commit's ``bundles``)."""
@@ -52,4 +73,5 @@ class FilterModule:
     def filters(self):
         return {"capability_probe_plan": capability_probe_plan,
                 "campaign_flows": campaign_flows, "campaign_more_flows": campaign_more_flows,
+                "lab_capacity": lab_capacity,
                 "fetched_bundles": fetched_bundles}
