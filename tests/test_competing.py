@@ -46,7 +46,7 @@ def test_guests_field_is_checked_naming_file_and_field(tmp_path, extra, field, m
 
 def test_guests_field_refused_on_bare_metal(tmp_path):
     path = write_scenarios(tmp_path, one("none", "none", "    guests: 2\n"))
-    with pytest.raises(ConfigError, match="scenarios.s.guests.*virtualized"):
+    with pytest.raises(ConfigError, match=r"scenarios\.s\.guests.*virtualized"):
         campaign.load_scenarios(path)
 
 

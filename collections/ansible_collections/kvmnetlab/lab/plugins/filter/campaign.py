@@ -44,11 +44,12 @@ def campaign_more_flows(flows, link_cache, pf_ring):
 def lab_capacity(probe, needs, guests, containers, hypervisor, vcpus_per_core,
                  guest_overhead_mb, running=()):
     """Why the hypervisor cannot hold the guests and containers (see
-    kvmnetlab.capacity.problems); ``probe`` is the hypervisor's /proc/meminfo followed by a
-    line with its online cores."""
+    kvmnetlab.capacity.problems); ``probe`` is the lines of the hypervisor's /proc/meminfo
+    followed by a line with its online cores."""
     from kvmnetlab import capacity
 
-    lines = str(probe).strip().splitlines()
+    lines = [str(line) for line in probe] if isinstance(probe, list) else \
+        str(probe).strip().splitlines()
     try:
         cores = int(lines[-1])
         available = capacity.meminfo_available_mb("\n".join(lines[:-1]),

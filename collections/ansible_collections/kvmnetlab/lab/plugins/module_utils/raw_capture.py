@@ -337,9 +337,9 @@ def run_steps(steps):
                 result["pids"][step["dest"]] = start_tool(step["argv"], step["dest"],
                                                           ready=step.get("ready"))
             elif step["do"] == "run":
-                _inputs(step, result)
                 tools = [step, *step.get("together", [])]
-                for tool in tools:
+                for tool in tools:  # each tool's own inputs (one flow's load each)
+                    _inputs(tool, result)
                     result["files"] += [tool["dest"], tool["dest"] + ".stderr",
                                         tool["dest"] + ".meta.json"]
                 metas = run_tools([

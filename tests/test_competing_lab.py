@@ -1,0 +1,153 @@
+"""Competing guests and containers on the embedded lab (extended tier).
+
+site.yml runs scenarios/future-work.yml's two-guest and two-container scenarios for real:
+two TCG guests and two containers on the lab bridge, each receiving its own flow from
+kvmnl-h1 at the same time. While the campaign runs, testinfra checks that the containers
+exist with their own network namespace and cgroup; afterwards the raw files show that
+the flows overlapped inside one counter window, and teardown leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import testinfra
+
+from tests.conftest import REPO, extended_marks, lab_namespaces, playbook
+
+pytestmark = [*extended_marks("competing guests and containers: boots 2 TCG guests and "
+                              "starts 2 containers, about 6 minutes"),
+              pytest.mark.usefixtures("root_only")]
+
+SCENARIOS = ["virtio_x2", "container_x2"]
+PARAMS = {"kvmnetlab_scenario_file": "scenarios/future-work.yml",
+          "kvmnetlab_scenarios": SCENARIOS, "kvmnetlab_repetitions": 1,
+          "kvmnetlab_seed": 5, "kvmnetlab_ping_count": 40, "kvmnetlab_ping_interval_s": 0.005,
+          "kvmnetlab_rate_frames": 5000, "kvmnetlab_search": False}
+SENDER = "kvmnl-h1"
+
+
+def container_pids() -> dict[str, int]:
+    """The running containers' init PIDs, from the container role's published state."""
+    from tests.container_checks import running_containers
+
+    return running_containers()
+
+
+@pytest.fixture(scope="module")
+def campaign(tmp_path_factory):
+    results = tmp_path_factory.mktemp("results")
+    playbook("site.yml", "--tags", "teardown", check=True)
+    extra = {**PARAMS, "kvmnetlab_results_dir": str(results), "kvmnetlab_campaign_id": "fw"}
+    log = results / "site.log"
+    with open(log, "w", encoding="utf-8") as out:
+        proc = subprocess.Popen(
+            [str(REPO / ".venv/bin/ansible-playbook"), "site.yml", "-e", json.dumps(extra)],
+            cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+    seen: dict[str, object] = {}
+    try:
+        # during the run: once a container scenario is being measured, look at the
+        # containers from the hypervisor with testinfra
+        deadline = time.monotonic() + 1800
+        while proc.poll() is None and time.monotonic() < deadline:
+            if "container_x2 rep 1" in log.read_text(errors="replace") and not seen:
+                from tests.container_checks import check_container
+
+                host = testinfra.get_host("local://")
+                seen = {name: check_container(host, name, pid)
+                        for name, pid in container_pids().items()}
+            time.sleep(2)
+        rc = proc.wait(timeout=max(1, deadline - time.monotonic()))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert rc == 0, log.read_text()[-4000:]
+    yield results / "fw", seen
+    playbook("site.yml", "--tags", "teardown", check=True)
+
+
+def meta(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def test_every_scenario_ran_with_its_guests_or_containers(campaign):
+    root, _ = campaign
+    manifest = json.loads((root / "manifest.json").read_text())
+    assert [(r["scenario"], r["status"]) for r in sorted(manifest["runs"],
+                                                          key=lambda r: r["scenario"])] == [
+        ("container_x2", "done"), ("virtio_x2", "done")]
+    guests = manifest["scenarios"]["virtio_x2"]["resolved"]
+    assert guests["guests"] == ["kvmnl-g1", "kvmnl-g2"]
+    boxes = manifest["scenarios"]["container_x2"]
+    assert boxes["resolved"]["virtualization"] == "container"
+    assert boxes["resolved"]["containers"] == ["kvmnl-c1", "kvmnl-c2"]
+    assert boxes["resolved"]["container_runtime"]
+    subs = {s["knob"]: s["effective"] for s in boxes["substitutions"]}
+    assert subs["io_path"] == "veth"  # a container has no virtio device: recorded
+    # one search offers one flow: recorded as unavailable, never silently absent
+    for name in SCENARIOS:
+        assert "flows run at once" in \
+            manifest["scenarios"][name]["collectors_unavailable"]["throughput"]
+
+
+def test_the_flows_overlap_inside_one_counter_window(campaign):
+    """Each flow's start and end, read from the raw files (the agent's .meta.json of
+    each trafgen and of each receiver's tcpdump), fall inside one shared window."""
+    root, _ = campaign
+    for scenario, receivers in (("virtio_x2", ["kvmnl-g1", "kvmnl-g2"]),
+                                ("container_x2", ["kvmnl-c1", "kvmnl-c2"])):
+        run = root / "raw" / scenario / "1"
+        flows = [meta(run / SENDER / name) for name in
+                 ("trafgen.txt.meta.json", "flow2.trafgen.txt.meta.json")]
+        counters = [meta(run / host / "tcpdump.txt.meta.json") for host in receivers]
+        # the counter window: every receiver's counter capturing, none stopped yet
+        opened = max(c["ready_at"] for c in counters)
+        closed = min(c["finished_at"] for c in counters)
+        for flow in flows:
+            assert opened <= flow["started_at"] < flow["finished_at"] <= closed, (
+                scenario, flow, opened, closed)
+        # and the flows ran at the same time, not one after the other
+        assert max(f["started_at"] for f in flows) < min(f["finished_at"] for f in flows)
+
+
+def test_results_per_flow_and_in_total(campaign):
+    root, _ = campaign
+    rate = pd.read_parquet(root / "data" / "rate.parquet")
+    for scenario, receivers in (("virtio_x2", {1: "kvmnl-g1", 2: "kvmnl-g2"}),
+                                ("container_x2", {1: "kvmnl-c1", 2: "kvmnl-c2"})):
+        rows = rate[rate.scenario == scenario].set_index("flow")
+        assert rows["receiver_host"].to_dict() == receivers
+        assert (rows["sent"] == PARAMS["kvmnetlab_rate_frames"]).all()
+    rtt = pd.read_parquet(root / "data" / "rtt.parquet")
+    per_flow = rtt.groupby(["scenario", "flow"]).size().to_dict()
+    assert per_flow == {(s, f): PARAMS["kvmnetlab_ping_count"]
+                        for s in SCENARIOS for f in (1, 2)}
+    costs = pd.read_parquet(root / "data" / "costs.parquet")
+    metrics = set(costs[costs.scenario == "container_x2"].metric)
+    assert "container_cpu_us_per_packet" in metrics and "qemu_cpu_us_per_packet" not in metrics
+    assert "qemu_cpu_us_per_packet" in set(costs[costs.scenario == "virtio_x2"].metric)
+
+
+def test_containers_were_isolated_during_the_run(campaign):
+    _, seen = campaign
+    assert sorted(seen) == ["kvmnl-c1", "kvmnl-c2"]
+    for name, facts in seen.items():
+        assert facts["own_netns"] and facts["own_cgroup"], (name, facts)
+
+
+def test_teardown_leaves_no_container_guest_or_namespace(campaign):
+    playbook("site.yml", "--tags", "teardown", check=True)
+    assert not lab_namespaces()
+    from tests.container_checks import leftovers
+
+    assert leftovers() == []
+    qemu = subprocess.run(["pgrep", "-a", "qemu-system"], capture_output=True, text=True)
+    assert "kvmnl-g" not in qemu.stdout
+    assert os.path.isdir(REPO)
