@@ -108,7 +108,7 @@ def scenario_kinds(scenarios: Mapping[str, Mapping[str, Any]],
     names = list(order) if order is not None else list(scenarios)
     by_series: dict[tuple[str, str], list[str]] = {}
     for name in names:
-        kind, n = scenario_kind(scenarios[name])
+        kind = scenario_kind(scenarios[name])[0]
         if kind != BARE_METAL:
             by_series.setdefault((kind, _series_key(scenarios[name])), []).append(name)
     kept = {key: members for key, members in by_series.items()
@@ -308,10 +308,10 @@ def cpu_by_repetition(costs: pd.DataFrame | None,
     for column, (metric, host) in CPU_SOURCES.items():
         m = c.loc[c["metric"] == metric]
         if host is None:
-            only = m.groupby("scenario")["host"].agg(lambda s: s.iloc[0] if s.nunique() == 1
-                                                     else "")
-            wanted = m["scenario"].map(lambda s: hypervisors.get(s) or only.get(s, ""))
-            m = m.loc[m["host"] == wanted]
+            only = m.groupby("scenario")["host"].agg(
+                lambda s: s.iloc[0] if s.nunique() == 1 else "").to_dict()
+            wanted = {s: hypervisors.get(s) or only.get(s, "") for s in only}
+            m = m.loc[m["host"] == m["scenario"].map(wanted)]
         else:
             m = m.loc[m["host"] == host]
         out[column] = m.groupby(KEY)["value"].sum()
