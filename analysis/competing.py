@@ -52,10 +52,10 @@ CPU_SOURCES = {"host_cpu_us_per_frame": ("cpu_us_per_packet", None),
 FLOORS = {"loss_pct": 0.0, "throughput_pps": 0.0, "rtt_p50_us": 0.0, "rtt_p99_us": 0.0,
           "host_cpu_us_per_frame": 0.0, "qemu_cpu_us_per_frame": 0.0,
           "container_cpu_us_per_frame": 0.0}
-ACCELERATION_WORDS = {"kvm": "KVM (hardware-assisted virtualization)",
-                      "tcg": "TCG (QEMU software emulation, not KVM)",
-                      "container": "none: containers run in the host's kernel",
-                      "none": "none: bare metal"}
+ACCELERATION_WORDS = {"kvm": "KVM, hardware-assisted virtualization",
+                      "tcg": "TCG, QEMU's software emulation, not KVM",
+                      "container": "no guest kernel (containers)",
+                      "none": "no virtualization (bare metal)"}
 
 
 # --------------------------------------------------------------------------- scenarios
@@ -268,9 +268,9 @@ def fairness_by_repetition(flows: pd.DataFrame) -> pd.DataFrame:
 def fairness_summary(by_rep: pd.DataFrame, confidence: float = 0.95,
                      scenarios: Iterable[str] | None = None) -> pd.DataFrame:
     """Per scenario: ``flows`` (the most in a repetition), ``repetitions`` with an index,
-    ``left_out`` (repetitions without one), and the mean of the repetitions' indices with
-    its Student t interval (df = R - 1), clipped to the index's range [1/N, 1]; the ends
-    are NaN with fewer than two repetitions."""
+    ``left_out`` (repetitions of two or more flows without one: a flagged flow), and the
+    mean of the repetitions' indices with its Student t interval (df = R - 1), clipped to
+    the index's range [1/N, 1]; the ends are NaN with fewer than two repetitions."""
     names = list(scenarios) if scenarios is not None else list(dict.fromkeys(
         by_rep["scenario"]))
     rows = []
@@ -282,8 +282,9 @@ def fairness_summary(by_rep: pd.DataFrame, confidence: float = 0.95,
         if flows >= 2:
             low, high = max(low, 1.0 / flows), min(high, 1.0)
         finite = int(np.isfinite(values).sum())
+        left_out = int(((g["flows"] >= 2) & ~np.isfinite(values)).sum())
         rows.append({"scenario": name, "flows": flows, "repetitions": finite,
-                     "left_out": len(g) - finite, "jain_mean": mean, "jain_ci_low": low,
+                     "left_out": left_out, "jain_mean": mean, "jain_ci_low": low,
                      "jain_ci_high": high})
     return pd.DataFrame(rows, columns=FAIRNESS_COLUMNS)
 

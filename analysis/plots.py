@@ -440,10 +440,15 @@ def plot_latency_under_load(
 def _against_n(ax: Any, summary: pd.DataFrame, metric: str, *, colors: dict[str, Any],
                style: str = "-", marker: str = "o", label: str = "") -> list[Any]:
     """One line per series of ``summary`` (competing.scenario_summary): ``metric`` against
-    N, with its t interval over repetitions as error bars; the legend handles."""
+    N (each series moved sideways by a few hundredths of N, so that their error bars do not
+    hide each other), with its t interval over repetitions as error bars; the legend
+    handles."""
     handles = []
+    names = list(colors)
     for series, t in summary.groupby("series", sort=False):
         t = t.sort_values("n")
+        # a small sideways offset per series keeps overlapping error bars apart
+        shift = (names.index(series) - (len(names) - 1) / 2) * 0.06
         y = t[metric].to_numpy(dtype=float)
         if not np.isfinite(y).any():
             continue
@@ -451,7 +456,7 @@ def _against_n(ax: Any, summary: pd.DataFrame, metric: str, *, colors: dict[str,
         high = t[f"{metric}_ci_high"].to_numpy(dtype=float)
         err = np.vstack((np.where(np.isfinite(low), y - low, 0.0),
                          np.where(np.isfinite(high), high - y, 0.0)))
-        ax.errorbar(t["n"].to_numpy(dtype=float), y, yerr=err, color=colors[series],
+        ax.errorbar(t["n"].to_numpy(dtype=float) + shift, y, yerr=err, color=colors[series],
                     linestyle=style, marker=marker, markersize=5, capsize=3, linewidth=1.5)
         handles.append(Line2D([], [], color=colors[series], linestyle=style, marker=marker,
                               label=f"{series}{label}"))

@@ -94,15 +94,15 @@ def acceleration_text(kinds: pd.DataFrame) -> list[str]:
     containers = kinds.loc[kinds["kind"] == competing.CONTAINERS]
     for accel, group in guests.groupby("acceleration", sort=False):
         words = competing.ACCELERATION_WORDS.get(accel, accel or "not recorded")
-        out.append(f"The guests of {_names(group)} ran under {words} (resolved."
-                   f"virtualization {accel or 'not recorded'!r} in the manifest).")
+        out.append(f"The guests of {_names(group)} ran under {words}: resolved."
+                   f"virtualization {accel or 'not recorded'!r} in the manifest.")
     if (guests["acceleration"] == "tcg").any():
         out.append(
             "Under TCG every guest instruction is translated by QEMU on the host's CPU: "
             "guests pay emulation costs that containers, whose processes run in the host's "
             "own kernel, do not. Comparing guests with containers here shows this lab's "
-            "TCG guests, not KVM guests; KVM guests would pay much less of that cost, so "
-            "the gap to the containers says little about virtualization with KVM.")
+            "TCG guests, not KVM guests: the gap to the containers includes the cost of "
+            "emulation, and is not a measure of what KVM guests would show.")
     elif not guests.empty and (guests["acceleration"] == "kvm").all() and not containers.empty:
         out.append("The guests ran under KVM: the comparison is between KVM guests and "
                    "containers.")
@@ -110,6 +110,11 @@ def acceleration_text(kinds: pd.DataFrame) -> list[str]:
         out.append(f"The containers of {_names(group)} ran in the host's kernel, under "
                    f"{runtime or 'a runtime the manifest does not record'}.")
     return out
+
+
+def _count(n: int, kind: str) -> str:
+    """'1 guest', '2 guests', '1 container', ..."""
+    return f"{n} {kind[:-1] if n == 1 else kind}"
 
 
 def _offered(flows: pd.DataFrame) -> str:
@@ -133,7 +138,7 @@ def section(ctx: Context, d: dict[str, Any]) -> Section:
         Para(
             f"{len(kinds)} scenarios put N guests or containers side by side, each "
             "receiving its own flow from one sender at once "
-            f"({', '.join(f'{r.scenario}: {r.n} {r.kind}' for r in kinds.itertuples())}); "
+            f"({', '.join(f'{r.scenario}: {_count(r.n, r.kind)}' for r in kinds.itertuples())}); "
             + (f"bare metal ({d['reference']}) is the reference. " if d["reference"]
                else "no bare-metal scenario has data to be the reference. ")
             + "No throughput search ran for N > 1: the loss at the fixed offered rate is "

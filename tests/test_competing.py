@@ -344,7 +344,9 @@ def test_the_report_shows_competing_guests_and_containers(tmp_path):
     build_report(Options(campaign, out=out, resamples=100))
     text = (out / "report.md").read_text()
     assert "## Competing guests and containers" in text
-    assert "TCG (QEMU software emulation, not KVM)" in text
+    assert "ran under TCG, QEMU's software emulation, not KVM: resolved.virtualization 'tcg'" \
+        in text
+    assert "(vm_x1: 1 guest, vm_x2: 2 guests, ct_x2: 2 containers)" in text
     assert "shows this lab's TCG guests, not KVM guests" in text
     assert "under lxc 5.0.2" in text
     assert "virtualization: kvm → tcg (vm_x1, vm_x2)" in text
@@ -374,7 +376,8 @@ def test_the_report_shows_competing_guests_and_containers(tmp_path):
     fairness = pd.read_csv(out / "tables" / "competing_fairness.csv").set_index("scenario")
     assert fairness.loc["vm_x2", "jain_mean"] == pytest.approx(0.8)  # 900 vs 300 frames/s
     assert fairness.loc["ct_x2", "jain_mean"] == pytest.approx(1.0)
-    assert math.isnan(fairness.loc["vm_x1", "jain_mean"])  # one flow
+    assert math.isnan(fairness.loc["vm_x1", "jain_mean"])  # one flow: no index, none left out
+    assert (fairness.loc["vm_x1", "repetitions"], fairness.loc["vm_x1", "left_out"]) == (0, 0)
     flows = pd.read_csv(out / "tables" / "competing_flows.csv")
     assert list(flows.columns) == ["scenario", "flow", "receiver_host", "repetitions",
                                    "loss_pct", "throughput_pps", "rtt_p50_us", "rtt_p99_us"]
