@@ -192,15 +192,16 @@ def flow_rtt(rtt: pd.DataFrame | None) -> pd.DataFrame:
     of the answered probes' RTT in µs (NaN without an answered probe)."""
     if rtt is None or rtt.empty:
         return pd.DataFrame(columns=FLOW_RTT_COLUMNS)
+    # grouped on the stored (categorical) scenario: rtt can hold 10^7 probes
     r = with_flow(rtt[[c for c in [*KEY, "flow", "answered", "rtt_us"] if c in rtt.columns]])
-    r = r.assign(scenario=r["scenario"].astype(str))
-    counts = r.groupby(FLOW_KEY, sort=False)["answered"].agg(["size", "sum"])
+    counts = r.groupby(FLOW_KEY, sort=False, observed=True)["answered"].agg(["size", "sum"])
     counts.columns = ["probes", "answered"]
     good = r.loc[r["answered"] & np.isfinite(r["rtt_us"])]
-    q = good.groupby(FLOW_KEY, sort=False)["rtt_us"]
+    q = good.groupby(FLOW_KEY, sort=False, observed=True)["rtt_us"]
     out = counts.join(pd.DataFrame({"rtt_p50_us": q.quantile(0.5),
                                     "rtt_p99_us": q.quantile(0.99)}))
     out = out.reset_index()
+    out["scenario"] = out["scenario"].astype(str)
     out["answered"] = out["answered"].astype(np.int64)
     return out[FLOW_RTT_COLUMNS]
 

@@ -46,7 +46,7 @@ def _with_data(ctx: Context) -> list[str]:
 def _only(frame: pd.DataFrame | None, names: list[str]) -> pd.DataFrame | None:
     if frame is None:
         return None
-    return frame.loc[frame["scenario"].astype(str).isin(names)]
+    return frame.loc[frame["scenario"].isin(names)]
 
 
 def data(ctx: Context) -> dict[str, Any]:

@@ -423,3 +423,21 @@ def test_the_section_is_shown_for_containers_even_with_one(tmp_path):
     assert competing.has_competition(one)  # ct_x2 is a container scenario
     del one["ct_x2"]
     assert not competing.has_competition(one)
+
+
+def test_without_rate_nor_costs_the_section_shows_rtt_alone(tmp_path):
+    campaign = competing_campaign(tmp_path / "competing")
+    for name in ("rate", "costs"):
+        (campaign / "data" / f"{name}.parquet").unlink()
+    m = json.loads((campaign / "manifest.json").read_text())
+    for name in ("rate", "costs"):
+        m["files"].pop(f"data/{name}.parquet")
+    (campaign / "manifest.json").write_text(json.dumps(m))
+    out = tmp_path / "report"
+    build_report(Options(campaign, out=out, resamples=100))
+    summary = pd.read_csv(out / "tables" / "competing_scenarios.csv").set_index("scenario")
+    assert summary.loc["vm_x2", "rtt_p50_us"] == pytest.approx(51.5)
+    assert summary[["loss_pct", "host_cpu_us_per_frame"]].isna().all().all()
+    fairness = pd.read_csv(out / "tables" / "competing_fairness.csv")
+    assert fairness["jain_mean"].isna().all()
+    assert (out / "figures" / "figure9_competing_cpu.png").exists()
