@@ -197,9 +197,9 @@ def flow_rtt(rtt: pd.DataFrame | None) -> pd.DataFrame:
     counts = r.groupby(FLOW_KEY, sort=False, observed=True)["answered"].agg(["size", "sum"])
     counts.columns = ["probes", "answered"]
     good = r.loc[r["answered"] & np.isfinite(r["rtt_us"])]
-    q = good.groupby(FLOW_KEY, sort=False, observed=True)["rtt_us"]
-    out = counts.join(pd.DataFrame({"rtt_p50_us": q.quantile(0.5),
-                                    "rtt_p99_us": q.quantile(0.99)}))
+    q = good.groupby(FLOW_KEY, sort=False, observed=True)["rtt_us"].quantile([0.5, 0.99])
+    q = q.unstack().rename(columns={0.5: "rtt_p50_us", 0.99: "rtt_p99_us"})
+    out = counts.join(q.reindex(columns=["rtt_p50_us", "rtt_p99_us"]))
     out = out.reset_index()
     out["scenario"] = out["scenario"].astype(str)
     out["answered"] = out["answered"].astype(np.int64)
