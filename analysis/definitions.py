@@ -534,6 +534,72 @@ TERMS: dict[str, tuple[str, str]] = {
         'its output reported: RTT (run with --full-rtt) or RTT/2 (sockperf\'s '
         'default one-way latency). Another protocol: shown, not compared.',
     ),
+    # competing guests and containers
+    'competing.kind_n': (
+        'kind, N',
+        'guests: a scenario with virtualization kvm and guests: N, N guests at once; '
+        'containers: virtualization container, N containers at once (guests: N; absent '
+        'means 1); bare metal: the reference ({reference}). The scenarios of one kind with '
+        'the same requested io_path, capture, ELVIS mode and knobs form a series, drawn '
+        'as one line against N; a guest series without N > 1 is left out.',
+    ),
+    'competing.flow': (
+        'flow',
+        "one receiver's share of a repetition: the sender sends one fixed-rate flow to "
+        'each of the N guests or containers at once, inside one counter window, and '
+        'probes each with its own ping, all pings at the same time, after the load. The '
+        'flows of one repetition share its circumstances, as its probes do: they are not '
+        'independent, so every statistic of a scenario first reduces each repetition to '
+        'one number.',
+    ),
+    'competing.loss': (
+        'loss',
+        "of a flow: 100 · lost / sent of that flow's frames (%); of a repetition: "
+        '100 · Σ lost / Σ sent over its flows (%). The throughput search (NDR/PDR) is not '
+        'run with N > 1 flows: the loss at the fixed offered rate ({offered}) is the loss '
+        'measure. A flow whose counter saw more frames than were sent is flagged: its '
+        "loss and throughput are empty, and so are its repetition's.",
+    ),
+    'competing.throughput': (
+        'throughput',
+        "of a flow: received frames / the flow's duration, the duration being sent / "
+        'offered rate (frames/s); of a repetition: the sum over its flows (frames/s).',
+    ),
+    'competing.rtt': (
+        'RTT p50, p99',
+        "of a flow: the 50th and 99th percentiles (type 7) of its answered ping probes "
+        'in one repetition (µs); of a repetition: the median over its flows of each (µs).',
+    ),
+    'competing.jain': (
+        "Jain's index",
+        "J = (Σx)² / (N · Σx²) over the throughputs x of a repetition's N flows "
+        '(dimensionless): 1 when every flow gets the same, 1/N when one flow gets '
+        'everything. Not defined for one flow (empty), nor for a repetition with a '
+        'flagged flow (left out and counted).',
+    ),
+    'competing.interval': (
+        'mean and interval',
+        'over the repetitions, each weighing the same: the mean of the per-repetition '
+        'numbers and its {level} Student t interval, mean ± t(df = R - 1) · sd / √R '
+        '(empty with R < 2). The lower ends of RTT, loss, throughput and CPU are clipped '
+        "at 0, Jain's interval to [1/N, 1].",
+    ),
+    'competing.cpu': (
+        'CPU per frame',
+        "µs of CPU per frame sent over all the repetition's flows, from "
+        "data/costs.parquet. host CPU: cpu_us_per_packet of the scenario's hypervisor "
+        '(resolved.hosts.hypervisor; for bare metal, the only host that reported it); '
+        'QEMU threads: qemu_cpu_us_per_packet, utime + stime of all QEMU threads of the '
+        "run's guests; containers' cgroups: container_cpu_us_per_packet, the cpuacct "
+        "usage of all the run's containers.",
+    ),
+    'competing.acceleration': (
+        'acceleration',
+        'resolved.virtualization in the manifest, what ran: kvm, hardware-assisted '
+        "virtualization; tcg, QEMU's software emulation (every guest instruction "
+        "translated on the host's CPU), not KVM; container, no guest kernel: the "
+        "container's processes run in the host's kernel.",
+    ),
 }
 
 # The three outcomes of a comparison and what they rest on, shown with every verdict.

@@ -437,6 +437,125 @@ def plot_latency_under_load(
     return fig
 
 
+def _against_n(ax: Any, summary: pd.DataFrame, metric: str, *, colors: dict[str, Any],
+               style: str = "-", marker: str = "o", label: str = "") -> list[Any]:
+    """One line per series of ``summary`` (competing.scenario_summary): ``metric`` against
+    N (each series moved sideways by a few hundredths of N, so that their error bars do not
+    hide each other), with its t interval over repetitions as error bars; the legend
+    handles."""
+    handles = []
+    names = list(colors)
+    for series, t in summary.groupby("series", sort=False):
+        t = t.sort_values("n")
+        # a small sideways offset per series keeps overlapping error bars apart
+        shift = (names.index(series) - (len(names) - 1) / 2) * 0.06
+        y = t[metric].to_numpy(dtype=float)
+        if not np.isfinite(y).any():
+            continue
+        low = t[f"{metric}_ci_low"].to_numpy(dtype=float)
+        high = t[f"{metric}_ci_high"].to_numpy(dtype=float)
+        err = np.vstack((np.where(np.isfinite(low), y - low, 0.0),
+                         np.where(np.isfinite(high), high - y, 0.0)))
+        ax.errorbar(t["n"].to_numpy(dtype=float) + shift, y, yerr=err, color=colors[series],
+                    linestyle=style, marker=marker, markersize=5, capsize=3, linewidth=1.5)
+        handles.append(Line2D([], [], color=colors[series], linestyle=style, marker=marker,
+                              label=f"{series}{label}"))
+    return handles
+
+
+def _reference_line(ax: Any, value: float, style: str, label: str) -> list[Any]:
+    if not np.isfinite(value):
+        return []
+    ax.axhline(value, color="grey", linestyle=style, linewidth=1.2)
+    return [Line2D([], [], color="grey", linestyle=style, label=label)]
+
+
+def _n_axis(ax: Any, summary: pd.DataFrame) -> None:
+    ns = sorted({int(n) for n in summary["n"]}) or [1]
+    ax.set_xticks(ns)
+    ax.set_xlim(min(ns) - 0.5, max(ns) + 0.5)
+    ax.set_xlabel("N (guests or containers receiving a flow at once)")
+    ax.grid(which="both", alpha=0.3)
+
+
+def series_colors(series: Sequence[str]) -> dict[str, tuple[float, float, float]]:
+    """One colour per series of the competing figures, in their order."""
+    return {name: _PALETTE[i % len(_PALETTE)] for i, name in enumerate(series)}
+
+
+def plot_competing(summary: pd.DataFrame, reference: pd.DataFrame, *, title: str,
+                   log_y: bool = False) -> Figure:
+    """Figure 8: RTT p50 (solid) and p99 (dashed) against N (left) and the loss at the
+    fixed offered rate against N (right), one line per series (guests, containers), the
+    t intervals over repetitions as error bars; the bare-metal reference as grey
+    horizontal lines.
+
+    ``summary`` and ``reference`` are competing.scenario_summary rows (``reference``:
+    none or one, the bare-metal scenario).
+    """
+    fig = _figure(11.0, 4.6)
+    rtt_ax, loss_ax = fig.subplots(1, 2)
+    colors = series_colors(list(dict.fromkeys(summary["series"])))
+    handles = _against_n(rtt_ax, summary, "rtt_p50_us", colors=colors, label=", p50")
+    handles += _against_n(rtt_ax, summary, "rtt_p99_us", colors=colors, style="--",
+                          marker="s", label=", p99")
+    loss = _against_n(loss_ax, summary, "loss_pct", colors=colors)
+    if not reference.empty:
+        ref = reference.iloc[0]
+        handles += _reference_line(rtt_ax, float(ref["rtt_p50_us"]), "-",
+                                   f"bare metal ({ref['scenario']}), p50")
+        handles += _reference_line(rtt_ax, float(ref["rtt_p99_us"]), "--",
+                                   f"bare metal ({ref['scenario']}), p99")
+        loss += _reference_line(loss_ax, float(ref["loss_pct"]), "-",
+                                f"bare metal ({ref['scenario']})")
+    if log_y:
+        rtt_ax.set_yscale("log")
+        _plain_log(rtt_ax.yaxis)
+    rtt_ax.set_ylabel("RTT per repetition: median over its flows (µs)"
+                      + (" — log scale" if log_y else ""))
+    rtt_ax.set_title("RTT p50 and p99")
+    loss_ax.set_ylabel("loss per repetition, all flows (%)")
+    loss_ax.set_title("loss at the fixed offered rate")
+    for ax, h in ((rtt_ax, handles), (loss_ax, loss)):
+        _n_axis(ax, summary)
+        if h:
+            ax.legend(handles=h, fontsize=7, loc="best")
+        else:
+            ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
+    fig.suptitle(title)
+    return fig
+
+
+def plot_competing_cpu(summary: pd.DataFrame, reference: pd.DataFrame, *,
+                       title: str) -> Figure:
+    """Figure 9: CPU per frame sent against N, one line per series: the hypervisor's host
+    CPU (solid), and the guests' QEMU threads or the containers' cgroups (dotted), the t
+    intervals over repetitions as error bars; the bare-metal reference's host CPU as a
+    grey horizontal line."""
+    fig = _figure(9.0, 4.8)
+    ax = fig.add_subplot()
+    colors = series_colors(list(dict.fromkeys(summary["series"])))
+    handles = _against_n(ax, summary, "host_cpu_us_per_frame", colors=colors,
+                         label=": host CPU")
+    handles += _against_n(ax, summary, "qemu_cpu_us_per_frame", colors=colors, style=":",
+                          marker="^", label=": QEMU threads")
+    handles += _against_n(ax, summary, "container_cpu_us_per_frame", colors=colors,
+                          style=":", marker="v", label=": containers' cgroups")
+    if not reference.empty:
+        ref = reference.iloc[0]
+        handles += _reference_line(ax, float(ref["host_cpu_us_per_frame"]), "-",
+                                   f"bare metal ({ref['scenario']}): host CPU")
+    ax.set_ylabel("CPU per frame sent, all flows (µs of CPU per frame)")
+    _n_axis(ax, summary)
+    ax.set_title(title)
+    if handles:
+        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "no per-packet costs", ha="center", va="center",
+                transform=ax.transAxes)
+    return fig
+
+
 def save(fig: Figure, directory: Path, name: str) -> dict[str, Path]:
     """Write ``name``.png (150 dpi) and ``name``.svg into ``directory``."""
     directory.mkdir(parents=True, exist_ok=True)

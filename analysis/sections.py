@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from analysis import report_comparison as comparison
+from analysis import report_competing as competing
 from analysis import report_evidence as evidence
 from analysis import report_metadata as metadata
 from analysis import report_probes as probes
@@ -109,6 +110,9 @@ SECTIONS: tuple[SectionSpec, ...] = (
                      "search.other_invalid", "search.limit_learned", "search.searches_limited",
                      "load.latency_under_load", "load.invalid_load_points_left_out",
                      "load.rtt_p50_p99", "load.offered", "load.probe_loss")),
+    SectionSpec(
+        "competing", competing.COMPETING_TITLE, competing.data, competing.section,
+        figures=competing.FIGURES, definitions=competing.DEFINITIONS, when=competing.shown),
     SectionSpec(
         "comparison", "Comparison with earlier campaigns", comparison.compare,
         comparison.comparison_section, figures=("figure4_trend",),

@@ -198,7 +198,8 @@ TABLES: dict[str, dict[str, Column]] = {
         "loss_pct": _col("float64", "%", nullable=True),
         "excess_frames": _col("int64", "frames", "optional"),
         "flag": _col("string", "", "optional"),
-        "receiver_host": _kept("string"), "receiver_if_rx_packets": _kept("int64", "packets"),
+        "receiver_host": _col("string", "", "optional"),  # the flow's guest or container
+        "receiver_if_rx_packets": _kept("int64", "packets"),
         "receiver_drops": _kept("int64", "packets"), **_FLOW},
     # counter snapshots before and after the load window (cpu, kvm, netdev, qemu_threads)
     "counters": {
