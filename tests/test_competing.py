@@ -2,6 +2,7 @@
 concurrent flows, the preflight's capacity check and the flows of a run."""
 
 import copy
+import re
 
 import pytest
 
@@ -339,3 +340,33 @@ def test_scenario_copy_is_not_mutated_by_resolution():
     before = copy.deepcopy(s)
     resolve.resolve_lab({"s": s}, HOSTS, lab(guests=2))
     assert s == before
+
+
+# --------------------------------------------------------------------------- the preflight
+
+
+@pytest.mark.usefixtures("root_only")
+def test_preflight_refuses_guests_the_hypervisor_cannot_hold_before_anything(tmp_path):
+    """Read on the hypervisor (here the machine itself), refused with the numbers, before
+    the lab lock is taken or any host changes."""
+    import os
+
+    from tests.conftest import playbook
+
+    path = write_scenarios(tmp_path, one(extra="    guests: 8\n"))
+    done = playbook("playbooks/preflight.yml", "playbooks/finish.yml",
+                    extra={"kvmnetlab_scenario_file": path, "kvmnetlab_vcpus_per_core": 1,
+                           "kvmnetlab_guest_overhead_mb": 10_000_000,
+                           "kvmnetlab_results_dir": tmp_path / "results"})
+    assert done.returncode != 0
+    said = " ".join(done.stdout.split())  # the callback folds long lines
+    # guests already running (a lab left up) spent their memory: not counted again
+    need = re.search(r"8 guests and 0 containers need (\d+) MiB more memory", said)
+    assert need and int(need.group(1)) >= 10_000_000, said[-2000:]
+    assert "MiB available (MemAvailable)" in said
+    cores = os.cpu_count()
+    if cores < 8:
+        assert (f"8 guests have 8 vCPUs; localhost has {cores} cores, and at most 1 vCPUs "
+                f"per core ({cores}) are allowed") in said
+    assert "Take the lab lock" not in done.stdout  # refused before the lock play
+    assert not (tmp_path / "results").exists()
