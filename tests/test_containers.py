@@ -124,7 +124,7 @@ def test_paths_inside_a_container_stay_inside_it(tmp_path):
         lxc.resolve_in_root(str(root), "relative")
 
 
-def test_filters_mac_running_reason_pairs():
+def test_filters_mac_running_reason_hostvars():
     assert filters.container_mac("52:54:00:18:02", 10) == "52:54:00:18:02:0a"
     for bad in (("52:54:00:18", 1), ("53:54:00:18:02", 1), ("52:54:00:18:02", 0)):
         with pytest.raises(Exception):  # noqa: B017 - AnsibleFilterError or ValueError
@@ -138,8 +138,11 @@ def test_filters_mac_running_reason_pairs():
     assert filters.container_reason(results, CONTAINERS) == "not running: kvct-c2"
     assert filters.container_reason(results[:1], CONTAINERS[:1]) == ""
     assert "is 0" in filters.container_reason([], [], count=0)
-    assert filters.container_pairs([{"inventory_hostname": "hv",
-                                     "container_lab_running": running}]) == [["hv", running[0]]]
+    [entry] = filters.container_hostvars(running, hypervisor="hv", lxcpath="/l", netns="n")
+    assert entry["name"] == "kvct-c1" and entry["group"] == "containers"
+    assert entry["vars"]["kvmnetlab_guest_data_ip"] == "198.18.1.21"
+    assert entry["vars"]["kvmnetlab_container_pid"] == 42
+    assert entry["vars"]["kvmnetlab_shares_kernel"] is True
 
 
 # --- the lab test -------------------------------------------------------------------------
@@ -169,6 +172,7 @@ UP = """\
     - name: Start the containers
       ansible.builtin.include_role:
         name: container_lab
+        public: true
     - name: Record what the role published
       ansible.builtin.copy:
         dest: "{record}"
@@ -187,24 +191,12 @@ UP = """\
 """
 
 USE = """\
-- name: The containers, as the campaign adds them
-  hosts: localhost
-  gather_facts: false
-  tasks:
-    - name: Add them
-      ansible.builtin.add_host:
-        name: "{{{{ item.key }}}}"
-        groups: containers
-        vars: "{{{{ item.value }}}}"
-      loop: '{{{{ {hostvars} | dict2items }}}}'
-      changed_when: false
-
 - name: Through the kvmnetlab.lab.container connection
   hosts: containers
   gather_facts: false
   tasks:
     - name: A command
-      ansible.builtin.command: cat /etc/hostname /proc/self/cgroup
+      ansible.builtin.command: cat /proc/sys/kernel/hostname /proc/self/cgroup
       register: ran
       changed_when: false
     - name: A file in (put_file, not pipelined)
@@ -267,12 +259,12 @@ def read_record(record: Path) -> dict:
     return data
 
 
-def run_play(tmp: Path, name: str, text: str, **fmt) -> subprocess.CompletedProcess:
+def run_play(tmp: Path, name: str, text: str, *args: str, **fmt) -> subprocess.CompletedProcess:
     play = tmp / f"{name}.yml"
     play.write_text(text.format(keys=KEYS, **fmt))
     extra = tmp / "extra.json"
     extra.write_text(json.dumps(EXTRA))
-    return playbook(str(play), "-e", f"@{extra}", timeout=900)
+    return playbook(str(play), "-e", f"@{extra}", *args, timeout=900)
 
 
 def cgroup_leftovers() -> list[str]:
@@ -286,10 +278,10 @@ def lab(tmp_path_factory):
         pytest.skip("needs root (namespaces, LXC)")
     tmp = tmp_path_factory.mktemp("containers")
     record = tmp / "record.json"
-    done = run_play(tmp, "up", UP, record=record)
-    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
-    data = read_record(record)
     try:
+        done = run_play(tmp, "up", UP, record=record)
+        assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
+        data = read_record(record)
         yield {"tmp": tmp, "record": record, "data": data, "first": done}
     finally:
         run_play(tmp, "down", DOWN)
@@ -353,8 +345,12 @@ def test_sender_pings_each_container(lab):
 def test_connection_runs_commands_and_moves_files(lab):
     out = lab["tmp"] / "out"
     out.mkdir()
-    hostvars = json.dumps(lab["data"]["hostvars"])
-    done = run_play(lab["tmp"], "use", USE, hostvars=hostvars, out=out)
+    # the containers as the role adds them, here from an inventory file with their variables
+    inventory = lab["tmp"] / "containers.yml"
+    inventory.write_text(yaml.safe_dump(
+        {"containers": {"hosts": lab["data"]["hostvars"]}}))
+    done = run_play(lab["tmp"], "use", USE, "-i", "inventory/local", "-i", str(inventory),
+                    out=out)
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
     for spec in CONTAINERS:
         name = spec["name"]

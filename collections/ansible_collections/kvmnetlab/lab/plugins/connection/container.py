@@ -7,7 +7,7 @@ DOCUMENTATION = r"""
 name: container
 short_description: Run tasks inside a lab container (LXC) on the controller machine
 description:
-  - Every command runs inside the container with C(lxc-attach --clear-env): in its mount,
+  - Every command runs inside the container with C(lxc-attach --clear-env), in its mount,
     PID, UTS, IPC and network namespaces and in its cgroups, so what a task starts there is
     accounted to the container (its C(cpuacct.usage)), as the container's own processes are.
   - C(lxc-attach) finds the container through LXC's command socket, an abstract socket of

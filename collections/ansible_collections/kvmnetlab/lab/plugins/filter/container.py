@@ -6,7 +6,7 @@
   kvmnetlab.lab.container_lxc, as ``{name, pid, runtime, data_ip, cgroup_cpuacct,
   cgroup_memory}`` (``data_ip`` without its prefix length);
 - ``container_reason``: why not every container asked for runs ('' when all do);
-- ``container_pairs``: ``[hypervisor, container]`` pairs over the hypervisors of a play.
+- ``container_hostvars``: what the inventory records for each running container.
 """
 
 from __future__ import annotations
@@ -65,13 +65,28 @@ def container_reason(results: list, selected: list, *, count=None,
     return f"{why}: {', '.join(missing)}"
 
 
-def container_pairs(hypervisors: list) -> list[list]:
-    """``[[hypervisor, container], ...]`` from the hostvars of the play's hypervisors."""
-    pairs = []
-    for host in hypervisors or []:
-        for container in host.get("container_lab_running") or []:
-            pairs.append([host["inventory_hostname"], container])
-    return pairs
+def container_hostvars(running: list, *, hypervisor: str, lxcpath: str, netns: str = "",
+                       group: str = "containers") -> list[dict]:
+    """What the inventory records for each running container: ``{name, group, vars}``.
+
+    ``kvmnetlab_guest_data_ip`` has the name the guests' does, so a campaign treats both
+    alike; the connection kvmnetlab.lab.container reads the three
+    ``kvmnetlab_container_name/lxcpath/netns``.
+    """
+    return [{"name": c["name"], "group": group, "vars": {
+        "ansible_connection": "kvmnetlab.lab.container",
+        "ansible_python_interpreter": "/usr/bin/python3",
+        "kvmnetlab_container_name": c["name"],
+        "kvmnetlab_container_lxcpath": lxcpath,
+        "kvmnetlab_container_netns": netns or "",
+        "kvmnetlab_guest_data_ip": c["data_ip"],
+        "kvmnetlab_container_pid": int(c["pid"]),
+        "kvmnetlab_container_runtime": c["runtime"],
+        "kvmnetlab_container_cgroup_cpuacct": c.get("cgroup_cpuacct", ""),
+        "kvmnetlab_container_cgroup_memory": c.get("cgroup_memory", ""),
+        "kvmnetlab_shares_kernel": True,
+        "kvmnetlab_container_hypervisor": hypervisor,
+    }} for c in running or []]
 
 
 class FilterModule:
@@ -82,5 +97,5 @@ class FilterModule:
             "container_mac": container_mac,
             "container_running": container_running,
             "container_reason": container_reason,
-            "container_pairs": container_pairs,
+            "container_hostvars": container_hostvars,
         }

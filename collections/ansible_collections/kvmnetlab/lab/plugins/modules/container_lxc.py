@@ -11,7 +11,7 @@ module: container_lxc
 short_description: One lab container run by LXC, with its own namespaces, cgroups and data NIC
 description:
   - Writes the container's LXC configuration under I(lxcpath)/I(name)/ and starts it with
-    C(lxc-execute): LXC's small init is PID 1 and runs I(command) (by default C(sleep
+    C(lxc-execute), whose small init (PID 1) runs I(command) (by default C(sleep
     infinity)); it reaps orphans and forwards signals. The container has its own mount, PID,
     UTS, IPC and network namespaces and its own cgroups (C(lxc.payload.NAME)), with the memory
     limit I(memory_mb).
