@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import tarfile
 from pathlib import Path
@@ -179,7 +180,8 @@ UP = """\
         mode: "0600"
         content: >-
           {{{{ {{'running': container_lab_running, 'reason': container_lab_reason,
-               'lxcpath': container_lab_lxcpath, 'rootfs': container_lab_rootfs}} | to_nice_json }}}}
+               'lxcpath': container_lab_lxcpath, 'rootfs': container_lab_rootfs}}
+               | to_nice_json }}}}
     - name: Record each container's inventory variables
       ansible.builtin.copy:
         dest: "{record}.{{{{ item }}}}"
@@ -212,9 +214,11 @@ USE = """\
     - name: The campaign's capture, piped to python3 -, its tar fetched
       kvmnetlab.lab.collect:
         steps:
-          - {{do: snapshot, dir: /var/tmp/kvmnetlab/t, items: [{{file: net_dev, read: /proc/net/dev}},
-                                                            {{file: addr, argv: [ip, -j, addr]}}]}}
-          - {{do: pack, dir: /var/tmp/kvmnetlab/t, files: [net_dev, addr], dest: /var/tmp/kvmnetlab/t.tar}}
+          - {{do: snapshot, dir: /var/tmp/kvmnetlab/t,
+              items: [{{file: net_dev, read: /proc/net/dev}},
+                      {{file: addr, argv: [ip, -j, addr]}}]}}
+          - {{do: pack, dir: /var/tmp/kvmnetlab/t, files: [net_dev, addr],
+              dest: /var/tmp/kvmnetlab/t.tar}}
         fetch_to: "{out}/{{{{ inventory_hostname }}}}.tar"
     - name: Record the command's output
       ansible.builtin.copy:
@@ -286,6 +290,7 @@ def lab(tmp_path_factory):
     finally:
         run_play(tmp, "down", DOWN)
         run_play(tmp, "netns_down", NETNS_DOWN)
+        shutil.rmtree(STATE, ignore_errors=True)
 
 
 @pytest.mark.lab
