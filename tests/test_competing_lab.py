@@ -10,7 +10,6 @@ the flows overlapped inside one counter window, and teardown leaves nothing behi
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
 from pathlib import Path
@@ -20,6 +19,7 @@ import pytest
 import testinfra
 
 from tests.conftest import REPO, extended_marks, lab_namespaces, playbook
+from tests.container_checks import check_container
 
 pytestmark = [*extended_marks("competing guests and containers: boots 2 TCG guests and "
                               "starts 2 containers, about 6 minutes"),
@@ -33,11 +33,33 @@ PARAMS = {"kvmnetlab_scenario_file": "scenarios/future-work.yml",
 SENDER = "kvmnl-h1"
 
 
-def container_pids() -> dict[str, int]:
-    """The running containers' init PIDs, from the container role's published state."""
-    from tests.container_checks import running_containers
+STATE = Path("/var/lib/kvmnetlab/local")  # the embedded lab's kvmnetlab_state_dir
+LXCPATH = STATE / "containers" / "lxc"  # roles/container_lab's container_lab_lxcpath
+NETNS = "kvmnl-hv"  # where the embedded lab's containers' runtime and bridge live
+DATA_IPS = {f"kvmnl-c{i}": f"198.18.1.{20 + i}" for i in range(1, 9)}
 
-    return running_containers()
+
+def running_containers(host) -> dict[str, dict]:
+    """The lab's running containers as the container role describes them in the
+    campaign's inventory (tests/container_checks.py), read back from LXC and /proc."""
+    enter = ["nsenter", f"--net=/run/netns/{NETNS}"]
+    listed = host.run(" ".join([*enter, "lxc-ls", "-P", str(LXCPATH), "--running", "-1"]))
+    out = {}
+    for name in listed.stdout.split():
+        pid = int(host.check_output(" ".join(
+            [*enter, "lxc-info", "-P", str(LXCPATH), "-n", name, "-pH"])))
+        cgroups = dict(line.split(":", 2)[1:] for line in
+                       host.file(f"/proc/{pid}/cgroup").content_string.splitlines())
+        folder = {controller: f"/sys/fs/cgroup/{controller}{path}"
+                  for controllers, path in cgroups.items()
+                  for controller in controllers.split(",")}
+        out[name] = {"kvmnetlab_container_name": name, "kvmnetlab_container_pid": pid,
+                     "kvmnetlab_container_lxcpath": str(LXCPATH),
+                     "kvmnetlab_container_netns": NETNS,
+                     "kvmnetlab_container_cgroup_cpuacct": folder["cpuacct"],
+                     "kvmnetlab_container_cgroup_memory": folder["memory"],
+                     "kvmnetlab_guest_data_ip": DATA_IPS[name]}
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -57,11 +79,9 @@ def campaign(tmp_path_factory):
         deadline = time.monotonic() + 1800
         while proc.poll() is None and time.monotonic() < deadline:
             if "container_x2 rep 1" in log.read_text(errors="replace") and not seen:
-                from tests.container_checks import check_container
-
                 host = testinfra.get_host("local://")
-                seen = {name: check_container(host, name, pid)
-                        for name, pid in container_pids().items()}
+                seen = {name: check_container(host, hostvars, memory_mb=256)
+                        for name, hostvars in running_containers(host).items()}
             time.sleep(2)
         rc = proc.wait(timeout=max(1, deadline - time.monotonic()))
     finally:
@@ -136,18 +156,26 @@ def test_results_per_flow_and_in_total(campaign):
 
 
 def test_containers_were_isolated_during_the_run(campaign):
+    """check_container asserted, while container_x2 was measured, that each container ran
+    under LXC in its own network namespace and cgroups with its memory limit; here: that
+    it did so for both, with distinct namespaces."""
     _, seen = campaign
     assert sorted(seen) == ["kvmnl-c1", "kvmnl-c2"]
-    for name, facts in seen.items():
-        assert facts["own_netns"] and facts["own_cgroup"], (name, facts)
+    assert len({facts["net_ns"] for facts in seen.values()}) == 2
+    assert all(facts["memory_limit"] == 256 * 1024 * 1024 for facts in seen.values())
 
 
 def test_teardown_leaves_no_container_guest_or_namespace(campaign):
     playbook("site.yml", "--tags", "teardown", check=True)
     assert not lab_namespaces()
-    from tests.container_checks import leftovers
-
-    assert leftovers() == []
-    qemu = subprocess.run(["pgrep", "-a", "qemu-system"], capture_output=True, text=True)
-    assert "kvmnl-g" not in qemu.stdout
-    assert os.path.isdir(REPO)
+    assert not sorted(Path("/sys/fs/cgroup").glob("*/lxc.*.kvmnl-c*"))
+    assert not LXCPATH.exists() or not any(LXCPATH.iterdir())
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    assert "kvveth-" not in links and "kvtap-" not in links
+    for proc in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            cmdline = proc.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        assert "kvmnl-g" not in cmdline or "qemu" not in cmdline, cmdline
+        assert "lxc" not in cmdline or "kvmnl-c" not in cmdline, cmdline
