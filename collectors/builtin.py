@@ -33,6 +33,16 @@ FLOW_SPORT, FLOW_DPORT = 2012, 3000
 FLOW_FILTER = f"udp and dst port {FLOW_DPORT}"
 
 
+def flow_filter(ctx: RunContext) -> str:
+    """The receiver's BPF filter for its flow. With several flows at once (N guests or
+    containers on one bridge) each receiver counts only the frames sent to its own
+    address: until the bridge has learned a receiver's MAC it floods that flow's frames
+    to every port, and a capture in promiscuous mode would count them at the others."""
+    if ctx.flows == 1:
+        return FLOW_FILTER
+    return f"{FLOW_FILTER} and dst host {ctx.endpoint['target_address']}"
+
+
 def _key(ctx: RunContext, role: str) -> dict[str, Any]:
     return {"scenario": ctx.scenario, "repetition": ctx.repetition, "host": ctx.hosts[role]}
 
@@ -251,12 +261,13 @@ class RateCollector(Collector):
                         read_format="grep")]
         if receiver == "pfcount":
             caps.append(Capture(self.name, "receiver", "start", "pfcount.txt",
-                                argv=("pfcount", "-i", e["receiver_if"], "-f", FLOW_FILTER),
+                                argv=("pfcount", "-i", e["receiver_if"], "-f",
+                                      flow_filter(ctx)),
                                 timeout_s=duration + 120))
         else:
             caps.append(Capture(self.name, "receiver", "start", "tcpdump.txt",
                                 argv=("tcpdump", "-i", e["receiver_if"], "-n", "-q", "-w",
-                                      "/dev/null", FLOW_FILTER), timeout_s=duration + 120,
+                                      "/dev/null", flow_filter(ctx)), timeout_s=duration + 120,
                                 # printed once the capture is open (pcap activated, filter set)
                                 ready="listening on"))
         if sender == "pfsend":

@@ -172,8 +172,10 @@ def test_two_flows_are_sent_together_inside_one_counter_window():
     assert riders[0]["argv"][-1] == "{run_dir}/flow2.trafgen.cfg"
     assert "52:54:00:00:00:12" in riders[0]["inputs"]["flow2.trafgen.cfg"]
     assert "52:54:00:00:00:12" not in lead["inputs"]["trafgen.cfg"]
-    # both receivers start their counters before the load (pre) and stop them after (post)
+    # both receivers start their counters before the load (pre) and stop them after (post),
+    # each counting only its own flow (the bridge floods frames of an unlearned MAC)
     pre = {c["host"]: c["steps"] for c in plan["pre"]}
+    assert pre["g2"][1]["argv"][-1] == "udp and dst port 3000 and dst host 198.18.1.12"
     post = {c["host"]: c["steps"] for c in plan["post"]}
     for guest in ("g1", "g2"):
         assert [s["do"] for s in pre[guest]] == ["snapshot", "start"]
@@ -221,6 +223,8 @@ def test_one_flow_plan_is_unchanged_by_the_flows_machinery():
     assert not any("flow" in f for fs in plan_files(plan).values() for f in fs)
     load = {c["host"]: c["steps"] for c in plan["load"]}
     assert all("together" not in s for s in load["h1"])
+    pre = {c["host"]: c["steps"] for c in plan["pre"]}
+    assert pre["g1"][1]["argv"][-1] == "udp and dst port 3000"  # as before flows existed
     assert "throughput" not in plan["unavailable"]
 
 

@@ -78,7 +78,7 @@ def campaign(tmp_path_factory):
         # containers from the hypervisor with testinfra
         deadline = time.monotonic() + 1800
         while proc.poll() is None and time.monotonic() < deadline:
-            if "container_x2 rep 1" in log.read_text(errors="replace") and not seen:
+            if "(item=container_x2 #1)" in log.read_text(errors="replace") and not seen:
                 host = testinfra.get_host("local://")
                 seen = {name: check_container(host, hostvars, memory_mb=256)
                         for name, hostvars in running_containers(host).items()}
