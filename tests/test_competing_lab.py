@@ -1,4 +1,4 @@
-"""Competing guests and containers on the embedded lab (extended tier).
+"""Competing guests and containers on the embedded lab.
 
 site.yml runs scenarios/future-work.yml's two-guest and two-container scenarios for real:
 two TCG guests and two containers on the lab bridge, each receiving its own flow from
@@ -18,12 +18,11 @@ import pandas as pd
 import pytest
 import testinfra
 
-from tests.conftest import REPO, extended_marks, lab_namespaces, playbook
+from tests.conftest import REPO, lab_namespaces, playbook
 from tests.container_checks import check_container
 
-pytestmark = [*extended_marks("competing guests and containers: boots 2 TCG guests and "
-                              "starts 2 containers, about 6 minutes"),
-              pytest.mark.usefixtures("root_only")]
+# about 2 minutes: in the default run
+pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("root_only")]
 
 SCENARIOS = ["virtio_x2", "container_x2"]
 PARAMS = {"kvmnetlab_scenario_file": "scenarios/future-work.yml",
@@ -118,23 +117,33 @@ def test_every_scenario_ran_with_its_guests_or_containers(campaign):
 
 
 def test_the_flows_overlap_inside_one_counter_window(campaign):
-    """Each flow's start and end, read from the raw files (the agent's .meta.json of
-    each trafgen and of each receiver's tcpdump), fall inside one shared window."""
+    """Each flow's start and end, read from the raw files (the agent's .meta.json of each
+    trafgen, on the sender's clock), fall inside one shared window: every flow starts
+    before any flow ends, the starts within a tenth of a flow's length. The containers
+    share the sender's clock (one kernel), so there the window is also checked against
+    the receivers' counters: every flow runs while both counters capture. A TCG guest
+    keeps its own clock (it was found 0.8 s off), so its counter's .meta.json times
+    cannot be compared with the sender's; the plan's order (counters started in one
+    task, the load in the next, counters stopped after it) is what holds there."""
     root, _ = campaign
     for scenario, receivers in (("virtio_x2", ["kvmnl-g1", "kvmnl-g2"]),
                                 ("container_x2", ["kvmnl-c1", "kvmnl-c2"])):
         run = root / "raw" / scenario / "1"
         flows = [meta(run / SENDER / name) for name in
                  ("trafgen.txt.meta.json", "flow2.trafgen.txt.meta.json")]
+        shared = (max(f["started_at"] for f in flows), min(f["finished_at"] for f in flows))
+        length = min(f["finished_at"] - f["started_at"] for f in flows)
+        assert shared[0] < shared[1], (scenario, flows)
+        assert shared[0] - min(f["started_at"] for f in flows) < length / 10, (scenario, flows)
+        assert all(f["rc"] == 0 for f in flows)
         counters = [meta(run / host / "tcpdump.txt.meta.json") for host in receivers]
-        # the counter window: every receiver's counter capturing, none stopped yet
-        opened = max(c["ready_at"] for c in counters)
-        closed = min(c["finished_at"] for c in counters)
-        for flow in flows:
-            assert opened <= flow["started_at"] < flow["finished_at"] <= closed, (
-                scenario, flow, opened, closed)
-        # and the flows ran at the same time, not one after the other
-        assert max(f["started_at"] for f in flows) < min(f["finished_at"] for f in flows)
+        assert all("ready_at" in c and c["stopped_by"] == "INT" for c in counters)
+        if scenario.startswith("container"):
+            opened = max(c["ready_at"] for c in counters)
+            closed = min(c["finished_at"] for c in counters)
+            for flow in flows:
+                assert opened <= flow["started_at"] < flow["finished_at"] <= closed, (
+                    scenario, flow, opened, closed)
 
 
 def test_results_per_flow_and_in_total(campaign):
