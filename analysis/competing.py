@@ -52,6 +52,8 @@ CPU_SOURCES = {"host_cpu_us_per_frame": ("cpu_us_per_packet", None),
 FLOORS = {"loss_pct": 0.0, "throughput_pps": 0.0, "rtt_p50_us": 0.0, "rtt_p99_us": 0.0,
           "host_cpu_us_per_frame": 0.0, "qemu_cpu_us_per_frame": 0.0,
           "container_cpu_us_per_frame": 0.0}
+#: upper ends an interval is clipped at (a loss is at most 100 %)
+CEILINGS = {"loss_pct": 100.0}
 ACCELERATION_WORDS = {"kvm": "KVM, hardware-assisted virtualization",
                       "tcg": "TCG, QEMU's software emulation, not KVM",
                       "container": "no guest kernel (containers)",
@@ -360,7 +362,8 @@ def scenario_summary(reps: pd.DataFrame, kinds: pd.DataFrame,
     """Per scenario of ``kinds`` (:func:`scenario_kinds`, plus any reference row):
     ``repetitions`` (with data), and for every metric of :func:`repetition_summary` the
     mean over repetitions with its Student t interval (df = R - 1; the lower end
-    clipped at 0, since none of them can be negative). Each repetition weighs the same.
+    clipped at 0, since none of them can be negative, and a loss's upper end at 100 %).
+    Each repetition weighs the same.
     """
     rows = []
     for row in kinds.itertuples(index=False):
@@ -368,8 +371,10 @@ def scenario_summary(reps: pd.DataFrame, kinds: pd.DataFrame,
         out = {**row._asdict(), "repetitions": len(g)}
         for metric in METRICS:
             values = g[metric].to_numpy(dtype=float) if metric in g else np.array([])
-            out[metric], out[f"{metric}_ci_low"], out[f"{metric}_ci_high"] = mean_ci(
-                values, confidence, floor=FLOORS[metric])
+            mean, low, high = mean_ci(values, confidence, floor=FLOORS[metric])
+            if metric in CEILINGS and high == high:  # not NaN
+                high = min(high, CEILINGS[metric])
+            out[metric], out[f"{metric}_ci_low"], out[f"{metric}_ci_high"] = mean, low, high
         rows.append(out)
     return pd.DataFrame(rows, columns=[*kinds.columns, "repetitions", *summary_columns()])
 

@@ -237,7 +237,7 @@ def test_each_repetition_is_reduced_to_one_number_then_summarised():
     assert summary["loss_pct"] == pytest.approx(20.0)
     # t interval of [40, 0]: 20 ± 12.706 · 28.28 / √2 = 20 ± 254.1, lower end clipped at 0
     assert summary["loss_pct_ci_low"] == 0.0
-    assert summary["loss_pct_ci_high"] == pytest.approx(20 + 12.7062 * 20, rel=1e-4)
+    assert summary["loss_pct_ci_high"] == 100.0  # 20 + 12.7062 * 20 %, clipped at 100 %
     assert summary["rtt_p50_us"] == pytest.approx(262.5)
     assert summary["host_cpu_us_per_frame"] == pytest.approx(40.0)
     assert math.isnan(summary["container_cpu_us_per_frame"])
@@ -441,3 +441,18 @@ def test_without_rate_nor_costs_the_section_shows_rtt_alone(tmp_path):
     fairness = pd.read_csv(out / "tables" / "competing_fairness.csv")
     assert fairness["jain_mean"].isna().all()
     assert (out / "figures" / "figure9_competing_cpu.png").exists()
+
+
+def test_loss_interval_is_clipped_at_100_percent():
+    """Two repetitions far apart give a t interval (df = 1) wider than 0-100 %: the loss's
+    ends are clipped to what a loss can be."""
+    import pandas as pd
+
+    from analysis import competing
+
+    reps = pd.DataFrame({"scenario": ["s", "s"], "repetition": [1, 2],
+                         "loss_pct": [10.0, 90.0]})
+    kinds = pd.DataFrame({"scenario": ["s"]})
+    row = competing.scenario_summary(reps, kinds).iloc[0]
+    assert row["loss_pct"] == 50.0
+    assert row["loss_pct_ci_low"] == 0.0 and row["loss_pct_ci_high"] == 100.0
