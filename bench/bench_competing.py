@@ -10,8 +10,9 @@ same lab. The throughput search is off for all of them (it runs for one flow onl
 it would time N = 1 alone). The kvmnetlab.lab.task_times callback times every task;
 each repetition's records are matched to its scenario through the manifest's run order.
 
-Prints, per scenario: N, the mean wall time of a repetition (s), the part the tools
-spent measuring (s, from the raw files' .meta.json records), the rest (overhead, s),
+Prints, per scenario: N, the mean wall time of a repetition (s), the part during which
+a tool was measuring (s, from the raw files' .meta.json records; the N loads and the N
+flows' probes run at once and count once), the rest (overhead, s),
 the round trips to hosts other than the controller, and the wall time's ratio to the
 same kind's N = 1. Needs root; uses the embedded lab (brought up if it is not).
 """
@@ -46,7 +47,7 @@ def by_scenario(campaign: Path, reps: list[list[dict]]) -> dict[str, list[dict]]
     for run_entry, records in zip(ran, reps, strict=True):
         raw = campaign / "raw" / run_entry["scenario"] / str(run_entry["repetition"])
         out.setdefault(run_entry["scenario"], []).append({
-            "wall_s": timeline.wall(records), "measuring_s": timeline.measuring_s(raw),
+            "wall_s": timeline.wall(records), "measuring_s": timeline.measuring_wall_s(raw),
             "round_trips": sum(timeline.round_trip(r) for r in records)})
     return out
 

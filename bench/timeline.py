@@ -3,6 +3,8 @@
 Pure functions used by bench_campaign.py (and its tests):
 
 - ``measuring_s``: seconds the measuring tools ran, from their .meta.json records;
+- ``measuring_wall_s``: the wall time during which at least one of them ran (tools that
+  run at once, such as the loads of competing flows, counted once);
 - ``repetitions``: the campaign play's records cut into one list per repetition;
 - ``summary``: per repetition, its wall time, measuring time, overhead and round trips;
 - ``by_task`` / ``by_target``: the mean seconds per repetition each task and each host took.
@@ -50,6 +52,30 @@ def measuring_s(raw: Path) -> float:
         if is_measuring(record):
             total += record["finished_at"] - record["started_at"]
     return total
+
+
+def union_s(intervals: Iterable[tuple[float, float]]) -> float:
+    """Seconds covered by the union of ``(start, end)`` intervals."""
+    total, reach = 0.0, None
+    for start, end in sorted(intervals):
+        if reach is None or start > reach:
+            total += end - start
+            reach = end
+        elif end > reach:
+            total += end - reach
+            reach = end
+    return total
+
+
+def measuring_wall_s(raw: Path) -> float:
+    """Wall seconds under ``raw`` during which a measuring tool ran, per host (each host's
+    records are on its own clock), summed over hosts."""
+    by_host: dict[Path, list[tuple[float, float]]] = defaultdict(list)
+    for meta in raw.rglob("*.meta.json"):
+        record = json.loads(meta.read_text())
+        if is_measuring(record):
+            by_host[meta.parent].append((record["started_at"], record["finished_at"]))
+    return sum(union_s(spans) for spans in by_host.values())
 
 
 def load(path: Path) -> list[dict]:

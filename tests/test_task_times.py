@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 _SPEC = importlib.util.spec_from_file_location("timeline", REPO / "bench" / "timeline.py")
@@ -74,3 +77,23 @@ def test_summary_refuses_mismatched_measuring():
         assert "1 repetitions timed but 0 measured" in str(err)
     else:
         raise AssertionError("no error")
+
+
+def test_measuring_wall_counts_concurrent_tools_once(tmp_path):
+    """Two loads that ran at once (competing flows) and a ping after them: 3 s of wall
+    time measured, though the tools ran 5 s in all; another host's records are on its
+    own clock and add their own span."""
+    sender, other = tmp_path / "h1", tmp_path / "h2"
+    sender.mkdir()
+    other.mkdir()
+    for folder, name, argv, start, end in (
+            (sender, "trafgen.txt", ["trafgen"], 100.0, 102.0),
+            (sender, "flow2.trafgen.txt", ["trafgen"], 100.5, 102.0),
+            (sender, "ping.txt", ["ping"], 102.5, 103.5),
+            (sender, "tcpdump.txt", ["tcpdump"], 90.0, 110.0),  # not a measuring tool
+            (other, "ping.txt", ["ping"], 5.0, 5.5)):
+        (folder / f"{name}.meta.json").write_text(json.dumps(
+            {"argv": argv, "started_at": start, "finished_at": end}))
+    assert timeline.measuring_s(tmp_path) == pytest.approx(2.0 + 1.5 + 1.0 + 0.5)
+    assert timeline.measuring_wall_s(tmp_path) == pytest.approx(2.0 + 1.0 + 0.5)
+    assert timeline.union_s([(0, 1), (0.5, 2), (3, 4), (3.5, 3.6)]) == pytest.approx(3.0)
