@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 import testinfra
 
-from tests.conftest import REPO, lab_namespaces, playbook
+from tests.conftest import REPO, collection_plugin, lab_namespaces, playbook
 from tests.container_checks import check_container
 
 # about 2 minutes: in the default run
@@ -30,6 +30,7 @@ PARAMS = {"kvmnetlab_scenario_file": "scenarios/future-work.yml",
           "kvmnetlab_seed": 5, "kvmnetlab_ping_count": 40, "kvmnetlab_ping_interval_s": 0.005,
           "kvmnetlab_rate_frames": 5000, "kvmnetlab_search": False}
 SENDER = "kvmnl-h1"
+LXC = collection_plugin("module_util", "container_lxc")
 
 
 STATE = Path("/var/lib/kvmnetlab/local")  # the embedded lab's kvmnetlab_state_dir
@@ -47,11 +48,8 @@ def running_containers(host) -> dict[str, dict]:
     for name in listed.stdout.split():
         pid = int(host.check_output(" ".join(
             [*enter, "lxc-info", "-P", str(LXCPATH), "-n", name, "-pH"])))
-        cgroups = dict(line.split(":", 2)[1:] for line in
-                       host.file(f"/proc/{pid}/cgroup").content_string.splitlines())
-        folder = {controller: f"/sys/fs/cgroup/{controller}{path}"
-                  for controllers, path in cgroups.items()
-                  for controller in controllers.split(",")}
+        folder = LXC.cgroup_dirs(host.file(f"/proc/{pid}/cgroup").content_string,
+                                 host.file("/proc/self/mountinfo").content_string)
         out[name] = {"kvmnetlab_container_name": name, "kvmnetlab_container_pid": pid,
                      "kvmnetlab_container_lxcpath": str(LXCPATH),
                      "kvmnetlab_container_netns": NETNS,
