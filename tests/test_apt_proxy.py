@@ -222,6 +222,7 @@ def started(lab):
     return play, state_dir, out
 
 
+@pytest.mark.lab  # a network namespace of its own, as root
 def test_guest_gets_the_release_file_and_a_second_get_comes_from_the_cache(started):
     _, state_dir, _ = started
     release = fetch(RELEASE_URL).decode()
@@ -250,6 +251,7 @@ def test_guest_gets_the_release_file_and_a_second_get_comes_from_the_cache(start
     assert f"|{ADDRESS}|{path}" in log
 
 
+@pytest.mark.lab  # a network namespace of its own, as root
 @pytest.mark.parametrize(("method", "target"), [
     ("GET", "http://example.invalid/debian/dists/bookworm/Release"),
     ("GET", "http://deb.debian.org.example.invalid/debian/dists/bookworm/Release"),
@@ -269,6 +271,7 @@ def test_the_proxy_serves_the_debian_archive_only(started, method, target):
     assert not [line for line in lines if line[1] == "I" and host in line[-1]], lines
 
 
+@pytest.mark.lab  # a network namespace of its own, as root
 def test_apt_cacher_ng_runs_as_its_own_user(started):
     _, state_dir, _ = started
     pid = pids(state_dir)["apt-cacher-ng"]
@@ -277,6 +280,7 @@ def test_apt_cacher_ng_runs_as_its_own_user(started):
     assert {int(uid) for uid in uids} == {pwd.getpwnam("apt-cacher-ng").pw_uid}
 
 
+@pytest.mark.lab  # a network namespace of its own, as root
 def test_second_run_changes_nothing(started):
     play, state_dir, _ = started
     before = pids(state_dir)
@@ -286,6 +290,7 @@ def test_second_run_changes_nothing(started):
     assert pids(state_dir) == before
 
 
+@pytest.mark.lab  # a network namespace of its own, as root
 def test_nothing_new_listens_in_the_host_namespace(started):
     _, state_dir, _ = started
     ours = pids(state_dir)
@@ -303,6 +308,7 @@ def test_nothing_new_listens_in_the_host_namespace(started):
     assert (ADDRESS, PORT) in inside
 
 
+@pytest.mark.lab  # a network namespace of its own, as root
 def test_absent_stops_both_processes(started):
     play, state_dir, _ = started
     before = pids(state_dir)
@@ -313,6 +319,7 @@ def test_absent_stops_both_processes(started):
     assert not [(a, p) for a, p, _ in listeners(NETNS) if p == PORT]
 
 
+@pytest.mark.lab  # a network namespace of its own, as root
 @pytest.mark.parametrize(("setting", "expected"), [
     ({"address": "10.0.0.1"}, "apt_proxy_address: 10.0.0.1 is not an address of network namespace"),
     ({"apt_proxy_user": "root"}, "apt_proxy_user ('root') must be a user name other than root"),
