@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -35,6 +36,7 @@ HOST_VARIABLES: dict[str, dict[str, str]] = {
         "guest_vm_guests": "the guests this host runs (name, index, data_ip, mgmt_ip)",
         "guest_vm_netns": "",
         "guest_vm_mgmt_access": "",
+        "guest_vm_mgmt_prefix": "",
     },
     BARE_METAL_GROUP: {
         "ansible_host": "the address the controller reaches this host at",
@@ -54,6 +56,11 @@ LAB_VARIABLES: dict[str, str] = {
                           "target_address}, guest: {sender, source_address}}",
 }
 GUEST_KEYS = ("name", "index", "data_ip", "mgmt_ip")
+# A guest's name is its inventory name, its host name and part of file names and of
+# comma-separated lists (--limit): letters, digits and '-' only, as a host name label.
+GUEST_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+# guest_vm_mgmt_prefix when the inventory does not set it (roles/guest_vm/defaults/main.yml)
+MGMT_PREFIX = 24
 
 
 def inventory_label(sources: Iterable[str] | str, base: str | None = None) -> str:
@@ -103,6 +110,37 @@ def _is_index(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 99
 
 
+def _name_problem(value: Any) -> str | None:
+    """Why ``value`` cannot be a guest's name, or None."""
+    if not isinstance(value, str):
+        return f"must be a string, got {value!r}"
+    if not GUEST_NAME.fullmatch(value):
+        return (f"{value!r} may hold only letters, digits and '-' (a host name: at most 63 "
+                "characters, not starting or ending with '-')")
+    return None
+
+
+def _prefix(value: Any) -> int | None:
+    """guest_vm_mgmt_prefix as an int from 8 to 30 (a subnet with room for hosts), or None."""
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 8 <= value <= 30:
+        return value
+    return None
+
+
+def _subnet_problem(address: str, subnet: ipaddress.IPv4Network | ipaddress.IPv6Network,
+                    declared: str) -> str | None:
+    """Why ``address`` is not a host address of ``subnet`` (named as ``declared``), or None."""
+    ip = ipaddress.ip_address(address)
+    if ip not in subnet:
+        return (f"{address} is outside the management subnet {subnet} ({declared}): the "
+                "guests and this host share one management bridge")
+    if ip in (subnet.network_address, subnet.broadcast_address):
+        return f"{address} is not a host address of the management subnet {subnet}"
+    return None
+
+
 class _Report:
     def __init__(self, source: str) -> None:
         self.source = source
@@ -116,20 +154,25 @@ def _where_host(host: str, group: str) -> str:
     return f"host {host} (group {group})"
 
 
-def _check_guests(report: _Report, where: str, guests: Any) -> list[dict]:
-    """Check one hypervisor's guest_vm_guests; return its well-formed entries."""
+def _check_guests(report: _Report, where: str, guests: Any,
+                  mgmt_prefix: int = MGMT_PREFIX) -> list[dict]:
+    """Check one hypervisor's guest_vm_guests; return its well-formed entries.
+
+    The guests' management subnet is that of the first guest's mgmt_ip with
+    ``mgmt_prefix`` bits (guest_vm_mgmt_prefix): every other mgmt_ip must be in it."""
     if not isinstance(guests, list):
         report.add(where, "guest_vm_guests",
                    f"must be a list of guests, got {type(guests).__name__}")
         return []
     good = []
     seen: dict[str, dict[Any, int]] = {key: {} for key in GUEST_KEYS}
+    subnet, declared = None, ""
     for number, guest in enumerate(guests):
         label = f"guest_vm_guests[{number}]"
         if not isinstance(guest, Mapping):
             report.add(where, label, f"must be a mapping, got {type(guest).__name__}")
             continue
-        if isinstance(guest.get("name"), str) and guest["name"]:
+        if _name_problem(guest.get("name")) is None:
             label = f"guest_vm_guests[{number}] ({guest['name']})"
         ok = True
         for key in GUEST_KEYS:
@@ -139,8 +182,7 @@ def _check_guests(report: _Report, where: str, guests: Any) -> list[dict]:
         if not ok:
             continue
         problems = {
-            "name": None if isinstance(guest["name"], str)
-            else f"must be a string, got {guest['name']!r}",
+            "name": _name_problem(guest["name"]),
             "index": None if _is_index(guest["index"])
             else f"must be an integer from 1 to 99, got {guest['index']!r}",
             "data_ip": _address_problem(guest["data_ip"], lab_range=True),
@@ -151,6 +193,13 @@ def _check_guests(report: _Report, where: str, guests: Any) -> list[dict]:
                 report.add(where, f"{label}.{key}", problem)
                 ok = False
         if not ok:
+            continue
+        if subnet is None:
+            subnet = ipaddress.ip_network(f"{guest['mgmt_ip']}/{mgmt_prefix}", strict=False)
+            declared = (f"{label}.mgmt_ip with guest_vm_mgmt_prefix {mgmt_prefix}")
+        problem = _subnet_problem(guest["mgmt_ip"], subnet, declared)
+        if problem:
+            report.add(where, f"{label}.mgmt_ip", problem)
             continue
         for key in GUEST_KEYS:
             value = guest[key]
@@ -250,9 +299,17 @@ def check_real_lab(source: str, groups: Mapping[str, Iterable[str]],
                 report.add(where, "guest_vm_mgmt_access",
                            f"must be jump on a real lab (SSH through this host with ProxyJump), "
                            f"got {access!r}")
+            mgmt_prefix = MGMT_PREFIX
+            if "guest_vm_mgmt_prefix" in values:
+                mgmt_prefix = _prefix(values["guest_vm_mgmt_prefix"])
+                if mgmt_prefix is None:
+                    report.add(where, "guest_vm_mgmt_prefix",
+                               "must be a prefix length from 8 to 30 (bits), got "
+                               f"{values['guest_vm_mgmt_prefix']!r}")
+                    continue
             if _missing(values.get("guest_vm_guests")):
                 continue
-            for guest in _check_guests(report, where, values["guest_vm_guests"]):
+            for guest in _check_guests(report, where, values["guest_vm_guests"], mgmt_prefix):
                 name = guest["name"]
                 if name in all_hosts:
                     report.add(where, f"guest_vm_guests ({name}).name",

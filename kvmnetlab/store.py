@@ -381,28 +381,6 @@ class Store:
         manifest["files"][rel] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
 
 
-def unpack_bundle(tar_path: str | Path, into: str | Path, members: dict[str, str]) -> list[str]:
-    """Unpack a host's tar of raw files into ``into``, checking each member's sha256.
-
-    ``members`` is name -> sha256 as computed on the host before the transfer.
-    """
-    import tarfile
-
-    into = Path(into)
-    into.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(tar_path) as tar:
-        names = tar.getnames()
-        if sorted(names) != sorted(members):
-            raise StoreError(f"{tar_path}: holds {sorted(names)}, the host packed "
-                             f"{sorted(members)}")
-        tar.extractall(into, filter="data")
-    for name, digest in members.items():
-        if sha256_file(into / name) != digest:
-            raise StoreError(f"{tar_path}: {name}: sha256 differs from the host's; the "
-                             "transfer corrupted it")
-    return sorted(names)
-
-
 def run_dir(scenario: str, repetition: int) -> str:
     return f"raw/{scenario}/{int(repetition)}"
 

@@ -3,7 +3,8 @@
 The module makes a network namespace of its own, kvmnl-aptt, with a bridge holding
 198.19.9.1/24 (a lab address the guests would reach the hypervisor at), and runs the role
 through a tiny playbook written to a temporary folder (the role is found through the
-repository's ansible.cfg), with apt_proxy_state_dir in pytest's temporary folder:
+repository's ansible.cfg), with apt_proxy_state_dir in a temporary folder the proxy's user
+(apt-cacher-ng, the role's default) can reach:
 
 1. a guest-like GET of the bookworm Release file through the proxy, from inside the namespace,
    returns the Release file; apt-cacher-ng fetches Release files again on every request (it
@@ -15,8 +16,10 @@ repository's ansible.cfg), with apt_proxy_state_dir in pytest's temporary folder
    and the role's processes listen there on 127.0.0.1 only;
 4. state absent stops both processes (no PID of the PID files runs any more) and nothing
    listens on 198.19.9.1:<port> in the namespace;
-5. an address the namespace does not have fails before anything changes, naming
-   apt_proxy_address.
+5. an address the namespace does not have, or apt_proxy_user root, fails before anything
+   changes, naming the variable;
+6. the proxy serves the Debian archive only: a GET for another host and a CONNECT to one are
+   refused (HTTP 403) without a download, and apt-cacher-ng runs as apt-cacher-ng, not root.
 
 The namespace, and any process the role left running (stopped by the PIDs in its PID files), are
 removed at the end, also when a test fails. apt-cacher-ng's package must be installable (the
@@ -27,10 +30,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pwd
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -64,8 +70,7 @@ def test_every_default_is_in_the_argument_spec_with_its_value():
     for name, value in defaults.items():
         assert name.startswith("apt_proxy_"), name
         assert options[name].get("description"), name
-        if name != "apt_proxy_state_dir":
-            assert options[name].get("default") == value, name
+        assert options[name].get("default") == value, name
 
 
 def test_readme_names_every_variable():
@@ -108,7 +113,7 @@ def namespaces() -> set[str]:
     return {line.split()[0] for line in sh("ip", "netns", "list").stdout.splitlines() if line}
 
 
-def write_play(folder: Path, state_dir: Path, address: str = ADDRESS) -> Path:
+def write_play(folder: Path, state_dir: Path, address: str = ADDRESS, **extra) -> Path:
     play = folder / "apt_proxy.yml"
     play.write_text(yaml.safe_dump([{
         "name": "Caching apt proxy for the test's namespace",
@@ -120,6 +125,7 @@ def write_play(folder: Path, state_dir: Path, address: str = ADDRESS) -> Path:
             "apt_proxy_netns": NETNS,
             "apt_proxy_loopback_port": LOOPBACK_PORT,
             "apt_proxy_state_dir": str(state_dir),
+            **extra,
         }}],
     }], sort_keys=False))
     return play
@@ -148,6 +154,24 @@ def fetch(url: str) -> bytes:
     return done.stdout
 
 
+def status_of(method: str, target: str) -> int:
+    """The proxy's HTTP status for ``method target`` (a proxied GET of a URL, or a CONNECT to
+    host:port), asked from inside the namespace; only the proxy's address is contacted."""
+    script = (
+        "import http.client, sys\n"
+        "conn = http.client.HTTPConnection(sys.argv[1], int(sys.argv[2]), timeout=30)\n"
+        "conn.putrequest(sys.argv[3], sys.argv[4], skip_host=True, skip_accept_encoding=True)\n"
+        "conn.putheader('Host', sys.argv[4].split('/')[2] if '//' in sys.argv[4]"
+        " else sys.argv[4])\n"
+        "conn.endheaders()\n"
+        "print(conn.getresponse().status)\n")
+    done = subprocess.run(
+        ["ip", "netns", "exec", NETNS, sys.executable, "-c", script, ADDRESS, str(PORT),
+         method, target], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, f"{method} {target} through the proxy: {done.stderr}"
+    return int(done.stdout)
+
+
 def listeners(netns: str | None = None) -> list[tuple[str, int, str]]:
     """(address, port, process column) of every listening TCP socket, from ss -ltnpH."""
     argv = ["ss", "-ltnpH"] if netns is None else ["ip", "netns", "exec", netns, "ss", "-ltnpH"]
@@ -168,8 +192,10 @@ def log_lines(state_dir: Path, path: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def lab(root_only, tmp_path_factory):
-    """The namespace with 198.19.9.1/24 on a bridge, and the state folder; removed at the end."""
-    folder = tmp_path_factory.mktemp("apt-proxy")
+    """The namespace with 198.19.9.1/24 on a bridge, and the state folder; removed at the end.
+    The state folder is outside pytest's (mode 0700), so that apt-cacher-ng's user reaches it."""
+    folder = Path(tempfile.mkdtemp(prefix="kvmnetlab-apt-proxy-", dir="/var/tmp"))
+    folder.chmod(0o755)
     state_dir = folder / "state"
     if NETNS in namespaces():
         sh("ip", "netns", "del", NETNS)
@@ -183,6 +209,7 @@ def lab(root_only, tmp_path_factory):
     finally:
         stop_leftovers(state_dir)
         sh("ip", "netns", "del", NETNS, check=False)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -195,18 +222,21 @@ def started(lab):
     return play, state_dir, out
 
 
+@pytest.mark.lab  # a network namespace of its own, as root
 def test_guest_gets_the_release_file_and_a_second_get_comes_from_the_cache(started):
     _, state_dir, _ = started
     release = fetch(RELEASE_URL).decode()
     assert "Codename: bookworm" in release.splitlines()
-    assert (state_dir / "cache" / "deb.debian.org/debian/dists/bookworm/Release").is_file()
+    # cached under the repository's name (Remap-debrep), not the host the guest named
+    assert (state_dir / "cache" / "debrep/dists/bookworm/Release").is_file()
     # A file the Release names by its hash never changes, so apt-cacher-ng serves it from the
     # cache: main/binary-amd64/Release, a few hundred bytes.
     match = re.search(r"^ ([0-9a-f]{64}) +\d+ main/binary-amd64/Release$",
                       release.split("\nSHA256:\n", 1)[1], re.MULTILINE)
     assert match, "the Release file lists no SHA256 for main/binary-amd64/Release"
-    path = f"deb.debian.org/debian/dists/bookworm/main/binary-amd64/by-hash/SHA256/{match[1]}"
-    first, second = fetch(f"http://{path}"), fetch(f"http://{path}")
+    path = f"debrep/dists/bookworm/main/binary-amd64/by-hash/SHA256/{match[1]}"
+    url = f"{ARCHIVE}/{path.removeprefix('debrep/')}"
+    first, second = fetch(url), fetch(url)
     assert first == second and hashlib.sha256(first).hexdigest() == match[1]
     assert (state_dir / "cache" / path).read_bytes() == first
     for _ in range(50):  # apt-cacher-ng writes a log line once its client has gone
@@ -221,6 +251,36 @@ def test_guest_gets_the_release_file_and_a_second_get_comes_from_the_cache(start
     assert f"|{ADDRESS}|{path}" in log
 
 
+@pytest.mark.lab  # a network namespace of its own, as root
+@pytest.mark.parametrize(("method", "target"), [
+    ("GET", "http://example.invalid/debian/dists/bookworm/Release"),
+    ("GET", "http://deb.debian.org.example.invalid/debian/dists/bookworm/Release"),
+    ("CONNECT", "example.invalid:443"),
+])
+def test_the_proxy_serves_the_debian_archive_only(started, method, target):
+    """A host the guest names is never contacted: ForceManaged refuses what no Remap- line
+    maps, and CONNECT goes only where apt_proxy_passthrough_pattern lets it (Debian's hosts).
+    The hosts are in .invalid, so even a proxy that tried could reach nothing."""
+    _, state_dir, _ = started
+    assert status_of(method, target) == 403
+    host = target.split("/")[2] if "//" in target else target.split(":")[0]
+    assert not (state_dir / "cache" / host).exists()
+    log = state_dir / "log" / "apt-cacher.log"
+    lines = [line.split("|") for line in (log.read_text() if log.exists() else "").splitlines()]
+    # a refusal may be logged, never a download (I) from that host
+    assert not [line for line in lines if line[1] == "I" and host in line[-1]], lines
+
+
+@pytest.mark.lab  # a network namespace of its own, as root
+def test_apt_cacher_ng_runs_as_its_own_user(started):
+    _, state_dir, _ = started
+    pid = pids(state_dir)["apt-cacher-ng"]
+    status = Path(f"/proc/{pid}/status").read_text()
+    uids = next(line.split()[1:] for line in status.splitlines() if line.startswith("Uid:"))
+    assert {int(uid) for uid in uids} == {pwd.getpwnam("apt-cacher-ng").pw_uid}
+
+
+@pytest.mark.lab  # a network namespace of its own, as root
 def test_second_run_changes_nothing(started):
     play, state_dir, _ = started
     before = pids(state_dir)
@@ -230,6 +290,7 @@ def test_second_run_changes_nothing(started):
     assert pids(state_dir) == before
 
 
+@pytest.mark.lab  # a network namespace of its own, as root
 def test_nothing_new_listens_in_the_host_namespace(started):
     _, state_dir, _ = started
     ours = pids(state_dir)
@@ -247,6 +308,7 @@ def test_nothing_new_listens_in_the_host_namespace(started):
     assert (ADDRESS, PORT) in inside
 
 
+@pytest.mark.lab  # a network namespace of its own, as root
 def test_absent_stops_both_processes(started):
     play, state_dir, _ = started
     before = pids(state_dir)
@@ -257,14 +319,19 @@ def test_absent_stops_both_processes(started):
     assert not [(a, p) for a, p, _ in listeners(NETNS) if p == PORT]
 
 
-def test_address_missing_from_the_namespace_fails_before_anything_changes(lab):
+@pytest.mark.lab  # a network namespace of its own, as root
+@pytest.mark.parametrize(("setting", "expected"), [
+    ({"address": "10.0.0.1"}, "apt_proxy_address: 10.0.0.1 is not an address of network namespace"),
+    ({"apt_proxy_user": "root"}, "apt_proxy_user ('root') must be a user name other than root"),
+], ids=["address", "root"])
+def test_a_wrong_setting_fails_before_anything_changes(lab, setting, expected):
     folder, _ = lab
-    state_dir = folder / "bad-state"
-    (folder / "bad").mkdir()
-    play = write_play(folder / "bad", state_dir, address="10.0.0.1")
+    name = next(iter(setting))
+    state_dir = folder / f"bad-state-{name}"
+    (folder / f"bad-{name}").mkdir()
+    play = write_play(folder / f"bad-{name}", state_dir, **setting)
     done, out = run_role(play)
     assert done.returncode != 0
-    assert "apt_proxy_address: 10.0.0.1 is not an address of network namespace" \
-        in " ".join(out.split())
+    assert expected in " ".join(out.split())
     assert recap(out)["localhost"]["changed"] == 0
     assert not state_dir.exists()

@@ -10,8 +10,10 @@ from __future__ import annotations
 import copy
 
 import pytest
+import yaml
 
-from kvmnetlab.inventory_check import check_real_lab, inventory_label, plain
+from kvmnetlab.inventory_check import MGMT_PREFIX, check_real_lab, inventory_label, plain
+from tests.conftest import REPO
 
 SRC = "inventory/lab.example"
 GROUPS = {
@@ -117,6 +119,83 @@ def test_a_malformed_guest_entry_is_named_with_its_field(key, value, expected):
     assert len(problems) == 1, problems
     assert problems[0].startswith(f"{SRC}: host kvm-host (group lab_hypervisor): {expected}"), \
         problems[0]
+
+
+@pytest.mark.parametrize("name", [
+    "kvmnl-g2\nbm-sender",  # a newline: two lines in an inventory or a log
+    "kvmnl-g2\n",  # a trailing newline, which a regex's $ would let through
+    "kvmnl-g2,bm-sender",  # a comma: two hosts in --limit
+    "kvmnl g2",
+    "kvmnl_g2",
+    "kvmnl-g2;reboot",
+    "-kvmnl-g2",
+    "kvmnl-g²",
+    "g" * 64,
+])
+def test_a_guest_name_holds_only_letters_digits_and_dashes(name):
+    hostvars = copy.deepcopy(HOSTVARS)
+    hostvars["kvm-host"]["guest_vm_guests"][1]["name"] = name
+    (problem,) = check(hostvars=hostvars)
+    # the label does not repeat the bad name: the message stays one line
+    assert problem == (f"{SRC}: host kvm-host (group lab_hypervisor): guest_vm_guests[1].name "
+                       f"{name!r} may hold only letters, digits and '-' (a host name: at most "
+                       "63 characters, not starting or ending with '-')")
+    assert "\n" not in problem
+
+
+@pytest.mark.parametrize("name", ["kvmnl-g2", "G2", "a", "rh-guest-10", "g" * 63])
+def test_a_guest_name_of_letters_digits_and_dashes_is_accepted(name):
+    hostvars = copy.deepcopy(HOSTVARS)
+    hostvars["kvm-host"]["guest_vm_guests"][1]["name"] = name
+    assert check(hostvars=hostvars) == []
+
+
+@pytest.mark.parametrize(("mgmt_ip", "expected"), [
+    ("198.19.1.12", "198.19.1.12 is outside the management subnet 198.19.0.0/24 "
+                    "(guest_vm_guests[0] (kvmnl-g1).mgmt_ip with guest_vm_mgmt_prefix 24)"),
+    ("10.0.0.12", "10.0.0.12 is outside the management subnet 198.19.0.0/24"),
+    ("198.19.0.255", "198.19.0.255 is not a host address of the management subnet "
+                     "198.19.0.0/24"),
+    ("198.19.0.0", "198.19.0.0 is not a host address"),
+    ("fd00::12", "fd00::12 is outside the management subnet 198.19.0.0/24"),
+])
+def test_a_management_address_outside_the_subnet_is_named(mgmt_ip, expected):
+    hostvars = copy.deepcopy(HOSTVARS)
+    hostvars["kvm-host"]["guest_vm_guests"][1]["mgmt_ip"] = mgmt_ip
+    (problem,) = check(hostvars=hostvars)
+    assert problem.startswith(f"{SRC}: host kvm-host (group lab_hypervisor): "
+                              f"guest_vm_guests[1] (kvmnl-g2).mgmt_ip {expected}"), problem
+
+
+def test_the_management_subnet_follows_guest_vm_mgmt_prefix():
+    hostvars = copy.deepcopy(HOSTVARS)
+    hostvars["kvm-host"]["guest_vm_guests"][1]["mgmt_ip"] = "198.19.1.12"
+    hostvars["kvm-host"]["guest_vm_mgmt_prefix"] = 16
+    assert check(hostvars=hostvars) == []
+    hostvars["kvm-host"]["guest_vm_mgmt_prefix"] = 25
+    hostvars["kvm-host"]["guest_vm_guests"][1]["mgmt_ip"] = "198.19.0.130"
+    (problem,) = check(hostvars=hostvars)
+    assert "198.19.0.130 is outside the management subnet 198.19.0.0/25" in problem
+    hostvars["kvm-host"]["guest_vm_mgmt_prefix"] = "twenty"
+    (problem,) = check(hostvars=hostvars)
+    assert problem == (f"{SRC}: host kvm-host (group lab_hypervisor): guest_vm_mgmt_prefix "
+                       "must be a prefix length from 8 to 30 (bits), got 'twenty'")
+
+
+def test_the_default_management_prefix_is_the_role_s():
+    defaults = yaml.safe_load((REPO / "roles/guest_vm/defaults/main.yml").read_text())
+    assert defaults["guest_vm_mgmt_prefix"] == MGMT_PREFIX
+
+
+def test_the_example_inventories_guests_pass():
+    """The guests of the example and embedded labs (names and addresses) pass as they are."""
+    paths = sorted(REPO.glob("inventory/*/group_vars/all/guests.yml"))
+    assert len(paths) >= 2
+    for path in paths:
+        guests = yaml.safe_load(path.read_text())["guest_vm_guests"]
+        hostvars = copy.deepcopy(HOSTVARS)
+        hostvars["kvm-host"]["guest_vm_guests"] = guests
+        assert check(hostvars=hostvars) == [], path
 
 
 def test_guest_names_are_unique_across_the_inventory():

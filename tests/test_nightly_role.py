@@ -363,7 +363,7 @@ def pins(text: str) -> dict[str, str]:
         line = line.split("#", 1)[0].strip()
         if "==" in line:
             name, _, version = line.partition("==")
-            found[name.strip().lower()] = version.strip()
+            found[name.strip().lower()] = version.split()[0]  # its hashes follow
     return found
 
 

@@ -16,6 +16,7 @@ class ActionModule(ControllerAction):
     DOCUMENTATION = DOCUMENTATION  # its options are the argument spec
 
     def act(self, args, task_vars):
+        from kvmnetlab.bundle import unpack_bundle
         from kvmnetlab.errors import StoreError, StoreFull
         from kvmnetlab.store import (
             Store,
@@ -23,7 +24,6 @@ class ActionModule(ControllerAction):
             human_bytes,
             mount_point,
             run_dir,
-            unpack_bundle,
             utcnow,
             writing,
         )

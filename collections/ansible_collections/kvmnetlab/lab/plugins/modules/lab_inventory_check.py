@@ -18,9 +18,11 @@ description:
   - Fails with one line per missing or malformed variable, naming the inventory, the host
     (and its group) or group the variable belongs to, and the variable.
   - Required on each KVM host (group lab_hypervisor) C(ansible_host),
-    C(guest_vm_data_bridge), C(guest_vm_mgmt_bridge), C(guest_vm_guests) (each with name,
-    index, data_ip in 198.18.0.0/15, mgmt_ip); C(guest_vm_netns), if set, empty and
-    C(guest_vm_mgmt_access), if set, C(jump). On each bare-metal host C(ansible_host) and
+    C(guest_vm_data_bridge), C(guest_vm_mgmt_bridge), C(guest_vm_guests) (each with name
+    of letters, digits and C(-) only, index, data_ip in 198.18.0.0/15, mgmt_ip a host address
+    of the management subnet, which is the first guest's mgmt_ip with C(guest_vm_mgmt_prefix)
+    bits, 24 unless set); C(guest_vm_netns), if set, empty and C(guest_vm_mgmt_access), if set,
+    C(jump). On each bare-metal host C(ansible_host) and
     C(kvmnetlab_data_interface). For the lab C(campaign_hypervisor) (a host of
     lab_hypervisor) and C(campaign_endpoints) (hosts of the inventory or configured guests,
     addresses in 198.18.0.0/15).
