@@ -297,7 +297,9 @@ def test_sigterm_stops_site_yml_and_fails_the_night(tmp_path: Path):
     """The lab host's connection hangs (its ssh ProxyCommand sleeps, nothing is contacted);
     SIGTERM to the driver stops ansible-playbook through ansible-runner. (No ssh control
     master here: ansible.cfg's ControlPersist would keep one, detached, on purpose.)"""
-    marker = "1237"  # a sleep of its own, to find what is left afterwards
+    # a sleep of this run's own (GNU sleep takes a fraction): what is left afterwards is
+    # found by it, and nothing another run started can match it
+    marker = f"1237.{os.getpid()}{time.monotonic_ns() % 10**6:06d}"
     inventory = make_inventory(tmp_path, ansible_ssh_args="-o ControlMaster=no",
                                ansible_ssh_common_args=f"-o ProxyCommand='sleep {marker}'")
     results = tmp_path / "results"
