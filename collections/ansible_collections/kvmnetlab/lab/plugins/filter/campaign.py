@@ -70,9 +70,23 @@ def fetched_bundles(results):
             for r in results or [] if isinstance(r, dict) and r.get("fetched")]
 
 
+def run_dirs(results):
+    """Host -> the private run folder its kvmnetlab.lab.collect calls of this repetition
+    work in, from their registered loop results (the host made it; the controller only
+    learns its path). A folder already removed after its tar was fetched is left out."""
+    out = {}
+    for r in results or []:
+        if isinstance(r, dict) and r.get("run_dir") and isinstance(r.get("item"), dict):
+            if r.get("removed"):
+                out.pop(r["item"]["host"], None)
+            else:
+                out[r["item"]["host"]] = r["run_dir"]
+    return out
+
+
 class FilterModule:
     def filters(self):
         return {"capability_probe_plan": capability_probe_plan,
                 "campaign_flows": campaign_flows, "campaign_more_flows": campaign_more_flows,
                 "lab_capacity": lab_capacity,
-                "fetched_bundles": fetched_bundles}
+                "fetched_bundles": fetched_bundles, "run_dirs": run_dirs}
