@@ -183,7 +183,7 @@ def test_a_run_step_runs_its_companions_at_the_same_time_after_their_offset(agen
 
 
 def test_a_failing_companion_fails_the_step_after_both_ended(agent, tmp_path):
-    first, second = str(tmp_path / "a.txt"), str(tmp_path / "b.txt")
+    first = str(tmp_path / "a.txt")
     result = agent.run_steps([
         {"do": "run", "argv": ["sh", "-c", "sleep 0.3"], "dest": "a.txt", "timeout_s": 10,
          "together": [{"argv": ["sh", "-c", "echo lost >&2; exit 3"], "dest": "b.txt",
