@@ -155,6 +155,21 @@ def remove_run_dir(base, run_dir):
     return run_dir
 
 
+def free_space(path):
+    """Room for raw files at ``path`` (absent: its nearest existing parent):
+    ``{path, checked, free_bytes, mount}``, free_bytes as an unprivileged writer sees it."""
+    path = os.path.normpath(os.path.abspath(path))
+    checked = path
+    while not os.path.isdir(checked) and checked != "/":
+        checked = os.path.dirname(checked)
+    fs = os.statvfs(checked)
+    mount = checked
+    while not os.path.ismount(mount) and mount != "/":
+        mount = os.path.dirname(mount)
+    return {"path": path, "checked": checked, "free_bytes": fs.f_bavail * fs.f_frsize,
+            "mount": mount}
+
+
 def _name(name, what="file"):
     if not isinstance(name, str) or not name or "/" in name or name in (".", ".."):
         raise CaptureError(f"{what}: {name!r}: a plain file name is expected")
