@@ -263,3 +263,47 @@ def test_the_agent_takes_only_a_non_negative_integer_trial(tmp_path, trial):
             proc.kill()
         out.close()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rx.json", "rx.jsonl"]
+
+
+# --- the preflight's reading of each measuring host ------------------------------------
+
+def test_free_space_reads_the_nearest_existing_folder_and_judges_an_existing_base(base):
+    absent = rc.free_space(base)
+    assert absent["checked"] == os.path.dirname(base) and absent["free_bytes"] > 0
+    assert absent["base_problem"] == ""
+    os.mkdir(base, 0o777)
+    os.chmod(base, 0o777)
+    opened = rc.free_space(base)
+    assert opened["checked"] == base
+    assert f"{base}: refused" in opened["base_problem"] and "mode 0777" in opened["base_problem"]
+
+
+def test_space_problems_name_the_host_the_path_and_the_free_bytes():
+    from tests.conftest import collection_plugin
+
+    problems = collection_plugin("filter", "campaign").run_dir_space_problems
+    results = [
+        {"item": "kvmnl-h1", "path": "/var/tmp/kvmnetlab", "free_bytes": 100 << 20,
+         "mount": "/var", "base_problem": ""},
+        {"item": "bm-receiver", "path": "/var/tmp/kvmnetlab", "free_bytes": 10 << 30,
+         "mount": "/", "base_problem": "/var/tmp/kvmnetlab: refused ... owned by nobody"},
+        {"item": "kvmnl-h2", "path": "/var/tmp/kvmnetlab", "free_bytes": 300 << 20,
+         "mount": "/", "base_problem": ""},
+        {"item": "gone", "skipped": True}]
+    assert problems(results, 256) == [
+        "kvmnl-h1: /var/tmp/kvmnetlab: 100.0 MiB (104857600 bytes) free on its file system "
+        "(mounted on /var), below campaign_remote_min_free_mb (256.0 MiB (268435456 bytes)); "
+        "free space there or lower the setting",
+        "bm-receiver: /var/tmp/kvmnetlab: refused ... owned by nobody"]
+    assert problems(results, 64) == ["bm-receiver: /var/tmp/kvmnetlab: refused ... owned by nobody"]
+
+
+def test_run_dirs_follow_each_hosts_calls_until_the_folder_is_removed():
+    from tests.conftest import collection_plugin
+
+    run_dirs = collection_plugin("filter", "campaign").run_dirs
+    results = [{"item": {"host": "h2"}, "run_dir": "/b/run-x"},
+               {"item": {"host": "h1"}, "run_dir": "/b/run-y"},
+               {"item": {"host": "h2"}, "run_dir": "/b/run-x", "removed": "/b/run-x"},
+               {"item": {"host": "g1"}, "unreachable": True}]
+    assert run_dirs(results) == {"h1": "/b/run-y"}

@@ -85,15 +85,20 @@ def run_dirs(results):
 
 
 def run_dir_space_problems(results, min_free_mb):
-    """One message per host whose run folders' file system has less than ``min_free_mb``
-    MiB free, naming the host, the path, the free bytes and the setting, from the
-    registered loop results of kvmnetlab.lab.run_dir_space_info (item: the host)."""
+    """One message per host whose base folder of run folders is not private (its path,
+    owner and mode) or whose file system has less than ``min_free_mb`` MiB free (the host,
+    the path, the free bytes and the setting), from the registered loop results of
+    kvmnetlab.lab.run_dir_space_info (item: the host)."""
     from kvmnetlab.store import human_bytes
 
     need = int(min_free_mb) << 20
     out = []
     for r in results or []:
-        if not isinstance(r, dict) or "free_bytes" not in r or r["free_bytes"] >= need:
+        if not isinstance(r, dict) or "free_bytes" not in r:
+            continue
+        if r.get("base_problem"):
+            out.append(f"{r['item']}: {r['base_problem']}")
+        if r["free_bytes"] >= need:
             continue
         out.append(f"{r['item']}: {r['path']}: {human_bytes(r['free_bytes'])} free on its "
                    f"file system (mounted on {r['mount']}), below "

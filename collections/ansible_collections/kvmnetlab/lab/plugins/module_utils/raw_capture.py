@@ -157,7 +157,9 @@ def remove_run_dir(base, run_dir):
 
 def free_space(path):
     """Room for raw files at ``path`` (absent: its nearest existing parent):
-    ``{path, checked, free_bytes, mount}``, free_bytes as an unprivileged writer sees it."""
+    ``{path, checked, free_bytes, mount, base_problem}``, free_bytes as an unprivileged
+    writer sees it; ``base_problem`` says why an existing ``path`` would be refused as the
+    private base ("" when it would not, or does not exist). Changes nothing."""
     path = os.path.normpath(os.path.abspath(path))
     checked = path
     while not os.path.isdir(checked) and checked != "/":
@@ -166,8 +168,14 @@ def free_space(path):
     mount = checked
     while not os.path.ismount(mount) and mount != "/":
         mount = os.path.dirname(mount)
+    problem = ""
+    if os.path.lexists(path):
+        try:
+            check_base(path, create=False)
+        except (CaptureError, OSError) as exc:
+            problem = str(exc)
     return {"path": path, "checked": checked, "free_bytes": fs.f_bavail * fs.f_frsize,
-            "mount": mount}
+            "mount": mount, "base_problem": problem}
 
 
 def _name(name, what="file"):

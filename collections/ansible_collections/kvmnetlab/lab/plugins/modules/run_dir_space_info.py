@@ -1,18 +1,22 @@
 #!/usr/bin/python
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Read-only: the free space where a measuring host keeps its raw files before the fetch."""
+"""Read-only: room for raw files on a measuring host, and whether its base folder is private."""
 
 from __future__ import annotations
 
 DOCUMENTATION = r"""
 ---
 module: run_dir_space_info
-short_description: Free space of the file system that holds a host's run folders
+short_description: Free space for a host's run folders, and whether their base folder is safe
 description:
   - Reads the free space (what an unprivileged writer may still use, C(statvfs)) of the
     file system holding I(path), the host's base folder of private run folders, or its
     nearest existing parent when the folder does not exist yet.
+  - When I(path) exists, also says whether it would be refused as the private base of run
+    folders (C(base_problem)): owned by another user, a symbolic link, open to group or
+    others, or below a folder others may write; the message names the path, owner and mode.
   - The campaign refuses a host whose free space is below C(campaign_remote_min_free_mb),
+    or whose base folder is not private,
     before anything on the lab changes (playbooks/preflight.yml) and, for guests and
     containers, which exist only once the lab is up, before the first repetition.
   - Changes nothing.
@@ -52,6 +56,10 @@ free_bytes:
   type: int
 mount:
   description: The mount point of that file system.
+  returned: always
+  type: str
+base_problem:
+  description: Why I(path) would be refused as the private base ("" when it would not, or is absent).
   returned: always
   type: str
 """
