@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import stat
 import subprocess
@@ -307,3 +308,81 @@ def test_run_dirs_follow_each_hosts_calls_until_the_folder_is_removed():
                {"item": {"host": "h2"}, "run_dir": "/b/run-x", "removed": "/b/run-x"},
                {"item": {"host": "g1"}, "unreachable": True}]
     assert run_dirs(results) == {"h1": "/b/run-y"}
+
+
+# --- the collect action: run folder learnt from the host, removed after the fetch -------
+
+class _Connection:
+    def __init__(self, become):
+        self.become = become
+        self.fetched = []
+
+    def fetch_file(self, src, dest):
+        self.fetched.append(src)
+        shutil.copyfile(src, dest)
+
+
+def _collect_action(monkeypatch, args, become=None):
+    """The collect action plugin with a stand-in task and connection: its host commands
+    run here, as they would on the host (python3 -I - with the capture code)."""
+    import importlib
+    from types import SimpleNamespace
+
+    from ansible.plugins.action import ActionBase
+
+    module = importlib.import_module("ansible_collections.kvmnetlab.lab.plugins.action.collect")
+    monkeypatch.setattr(ActionBase, "run", lambda self, tmp=None, task_vars=None: {})
+    action = object.__new__(module.ActionModule)
+    action._task = SimpleNamespace(args=args, check_mode=False, delegate_to="kvmnl-h1")
+    action._connection = _Connection(become)
+    commands = []
+
+    def execute(cmd, in_data=None, sudoable=True):
+        commands.append(cmd)
+        done = subprocess.run([sys.executable, *cmd.split()[1:]], input=in_data,
+                              capture_output=True)
+        return {"rc": done.returncode, "stdout": done.stdout.decode(),
+                "stderr": done.stderr.decode()}
+
+    action._low_level_execute_command = execute
+    return action, commands
+
+
+@pytest.mark.parametrize("become", [None, "sudo"])
+def test_the_action_learns_the_run_folder_then_removes_it_after_a_checked_fetch(
+        monkeypatch, base, tmp_path, become):
+    steps = [{"do": "snapshot", "items": [{"file": "a", "argv": ["echo", "a"]}]}]
+    action, commands = _collect_action(monkeypatch, {"steps": steps, "base_dir": base,
+                                                     "label": "c.baseline.1.h1"}, become)
+    first = action.run(task_vars={})
+    assert "failed" not in first, first
+    run_dir = first["run_dir"]
+    assert os.path.dirname(run_dir) == base and os.path.isdir(run_dir)
+    assert "fetched" not in first and "removed" not in first  # nothing packed yet
+    fetch_to = tmp_path / "staging" / "1.h1.tar"
+    action._task.args = {"steps": [{"do": "pack", "files": ["a", "a.stderr"]}],
+                         "base_dir": base, "run_dir": run_dir, "fetch_to": str(fetch_to)}
+    second = action.run(task_vars={})
+    assert "failed" not in second, second
+    assert second["run_dir"] == run_dir and second["fetched"] == str(fetch_to)
+    with tarfile.open(fetch_to) as tar:
+        assert tar.extractfile("a").read() == b"a\n"
+    # fetched over the connection, or (become: the login user cannot enter the folder)
+    # inside the steps' own result, never kept in the registered result
+    assert action._connection.fetched == ([] if become else [second["tar"]])
+    assert "tar_base64" not in second
+    assert second["removed"] == run_dir and os.listdir(base) == []
+    assert all(" -I -" in cmd for cmd in commands) and len(commands) == 3
+
+
+def test_the_action_keeps_the_run_folder_when_the_tar_does_not_match(monkeypatch, base,
+                                                                    tmp_path):
+    action, _ = _collect_action(monkeypatch, {
+        "steps": [{"do": "snapshot", "items": [{"file": "a", "argv": ["echo", "a"]}]},
+                  {"do": "pack", "files": ["a"]}],
+        "base_dir": base, "fetch_to": str(tmp_path / "h1.tar")})
+    action._connection.fetch_file = lambda src, dest: Path(dest).write_bytes(b"not it")
+    result = action.run(task_vars={})
+    assert result["failed"] and "sha256" in result["msg"]
+    assert "removed" not in result and os.path.isdir(result["run_dir"])
+    assert not (tmp_path / "h1.tar").exists()

@@ -84,8 +84,9 @@ class ActionModule(ActionBase):
         return result
 
     def _agent(self, request: dict) -> dict:
-        """Run one request of the capture code on the host (become applies)."""
-        done = self._low_level_execute_command(f"{self._python} -",
+        """Run one request of the capture code on the host (become applies). Isolated
+        (-I): no module from the current folder or the user's site, no PYTHON* setting."""
+        done = self._low_level_execute_command(f"{self._python} -I -",
                                                in_data=agent_script(request).encode(),
                                                sudoable=True)
         lines = (done.get("stdout") or "").strip().splitlines()
