@@ -4,8 +4,9 @@ the plant points at is written.
 
 The lab's hosts share this machine's /var/tmp, so a local user who creates
 /var/tmp/kvmnetlab first (with a link in it to a file of root's) is exactly the attack
-of a shared lab host. The preflight refuses it, read-only, before the lab is built or
-locked (tests/test_run_dirs.py covers each capture's own checks, which refuse the same).
+of a shared lab host. The preflight refuses it, read-only, once it holds the lab lock and
+before the lab is built (tests/test_run_dirs.py covers each capture's own checks, which
+refuse the same).
 That no run folder is left after a campaign is checked in tests/test_lab_e2e.py.
 """
 
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from kvmnetlab import lock
 from tests.conftest import lab_namespaces, playbook
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("root_only")]
@@ -59,9 +61,10 @@ def test_a_base_folder_planted_by_another_user_stops_the_campaign_before_anythin
     assert f"{BASE}: refused as the private folder of raw files" in out, out[-3000:]
     assert "owned by nobody (uid 65534), mode 0755" in out
     assert "kvmnl-h1:" in out  # the host is named
-    # refused before the lab was built, locked or written to
+    # refused before the lab was built or written to; the lab lock it took (the hosts of
+    # a lab are read only once it is ours) is no one's any more
     assert lab_namespaces() == namespaces
-    assert not LOCK.exists()
+    assert lock.holder(LOCK) is None
     assert not results.exists() or list(results.iterdir()) == []
     # the plant is as it was: nothing followed its link or wrote beside it
     assert planted.read_text() == "precious\n"

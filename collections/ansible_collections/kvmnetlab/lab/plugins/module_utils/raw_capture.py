@@ -7,6 +7,10 @@ JSON on the last line; see ``run_steps``), so a host under software emulation do
 pay for Ansible's module wrapper. The kvmnetlab.lab.collect module uses the same
 functions when it is run as a plain module. Nothing here parses what it captures:
 that happens on the controller.
+
+Everything is written inside a private run folder (see "private run folders" below):
+a fresh ``tempfile.mkdtemp`` folder in a root-only base folder that is checked on
+every call, every file created with O_EXCL|O_NOFOLLOW.
 """
 
 from __future__ import annotations

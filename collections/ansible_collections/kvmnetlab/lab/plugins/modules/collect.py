@@ -49,7 +49,7 @@ options:
     default: ""
   steps:
     description:
-      - "Each step has C(do): C(snapshot) with C(dir) and C(items) (each C({file, read,
+      - "Each step has C(do): C(snapshot) with C(items) (each C({file, read,
         read_format}) or C({file, argv, ok_rc})); C(start) with C(argv), C(dest) and
         optional C(inputs); C(stop) with C(dest) and optional C(signal) (INT or TERM);
         C(run) with C(argv), C(dest), optional C(inputs), C(ok_rc) (default [0]) and
