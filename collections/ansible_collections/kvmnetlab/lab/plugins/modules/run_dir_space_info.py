@@ -12,13 +12,13 @@ description:
   - Reads the free space (what an unprivileged writer may still use, C(statvfs)) of the
     file system holding I(path), the host's base folder of private run folders, or its
     nearest existing parent when the folder does not exist yet.
-  - When I(path) exists, also says whether it would be refused as the private base of run
+  - "When I(path) exists, also says whether it would be refused as the private base of run
     folders (C(base_problem)): owned by another user, a symbolic link, open to group or
-    others, or below a folder others may write; the message names the path, owner and mode.
+    others, or below a folder others may write; the message names the path, owner and mode."
   - The campaign refuses a host whose free space is below C(campaign_remote_min_free_mb),
-    or whose base folder is not private,
-    before anything on the lab changes (playbooks/preflight.yml) and, for guests and
-    containers, which exist only once the lab is up, before the first repetition.
+    or whose base folder is not private, before anything on the lab changes
+    (playbooks/preflight.yml) and, for guests and containers, which exist only once the
+    lab is up, before the first repetition.
   - Changes nothing.
 version_added: "0.1.0"
 author: kvmnetlab
