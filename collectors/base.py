@@ -209,12 +209,14 @@ def _renamed(arg: str, names: list[str], prefix: str) -> str:
     return arg
 
 
-def plan(ctx: RunContext, enabled: dict[str, list[str]], remote_dir: str,
+def plan(ctx: RunContext, enabled: dict[str, list[str]],
          more: list[RunContext] | tuple[RunContext, ...] = ()) -> dict[str, Any]:
     """The run plan: steps per phase, files to fetch per host, and unavailable collectors.
 
-    ``enabled`` maps collector name -> host roles it covers; ``remote_dir`` is this
-    run's folder on the hosts (each host writes under ``remote_dir/<host>/``). ``more``
+    ``enabled`` maps collector name -> host roles it covers. Every file is named
+    relative to the host's private run folder, which the host makes at its first call
+    of the repetition (kvmnetlab.lab.collect): the plan never predicts where it is;
+    ``{run_dir}`` in an argv stands for it. ``more``
     are the contexts of flows 2..N when N flows run at once (N guests or containers):
     every flow's captures are planned, those of a collector's ``per_host_roles`` once,
     and flow k's files on the shared hosts are named ``flow<k>.<file>`` (:func:`for_flow`).
@@ -235,8 +237,7 @@ def plan(ctx: RunContext, enabled: dict[str, list[str]], remote_dir: str,
                     continue
                 capture = for_flow(capture, flow_ctx.flow)
                 step = capture.to_step(flow_ctx.hosts[capture.role])
-                step["dir"] = f"{remote_dir}/{step['host']}"
-                step["dest"] = f"{step['dir']}/{step['file']}"
+                step["dest"] = step["file"]
                 if any(s["host"] == step["host"] and s["file"] == step["file"]
                        for phase_steps in steps.values() for s in phase_steps):
                     continue  # two roles on one host (e.g. the embedded hypervisor and a sender)
@@ -251,12 +252,12 @@ def plan(ctx: RunContext, enabled: dict[str, list[str]], remote_dir: str,
             if phase in ("start", "traffic", "probe_start", "probe"):
                 names.append(step["file"] + ".meta.json")
             names += list(step.get("inputs", {}))
-    return {**calls(steps, files, remote_dir), "traffic": steps["traffic"],
+    return {**calls(steps, files), "traffic": steps["traffic"],
             "probe": steps["probe"], "hosts": sorted(files), "unavailable": unavailable}
 
 
-def calls(steps: dict[str, list[dict[str, Any]]], files: dict[str, list[str]],
-          remote_dir: str) -> dict[str, list[dict[str, Any]]]:
+def calls(steps: dict[str, list[dict[str, Any]]],
+          files: dict[str, list[str]]) -> dict[str, list[dict[str, Any]]]:
     """A repetition as kvmnetlab.lab.collect calls, one per host and phase, in order.
 
     - ``pre``: every host but the sender: snapshots, then background captures started
@@ -277,10 +278,9 @@ def calls(steps: dict[str, list[dict[str, Any]]], files: dict[str, list[str]],
     out: dict[str, list[dict[str, Any]]] = {"pre": [], "load": [], "post": [], "finish": []}
     last: dict[str, str] = {}
     for host in sorted(files):
-        folder = f"{remote_dir}/{host}"
-        before = [{"do": "snapshot", "dir": folder, "items": items}
+        before = [{"do": "snapshot", "items": items}
                   for items in [_items(steps["before"], host)] if items]
-        after = [{"do": "snapshot", "dir": folder, "items": items}
+        after = [{"do": "snapshot", "items": items}
                  for items in [_items(steps["after"], host)] if items]
         started = [_start(s) for s in steps["start"] if s["host"] == host]
         stopped = [_stop(s) for s in steps["start"] if s["host"] == host]
@@ -307,7 +307,7 @@ def calls(steps: dict[str, list[dict[str, Any]]], files: dict[str, list[str]],
     for phase, entries in out.items():
         for call in entries:
             if last[call["host"]] == phase:
-                call["steps"].append(_pack(remote_dir, call["host"], files[call["host"]]))
+                call["steps"].append(_pack(files[call["host"]]))
             # the task may take its tools' own limits, plus a minute for the rest
             call["timeout_s"] = int(60 + sum(max(float(t.get("timeout_s", 0))
                                                  for t in [s, *s.get("together", [])])
@@ -316,7 +316,7 @@ def calls(steps: dict[str, list[dict[str, Any]]], files: dict[str, list[str]],
     out["salvage"] = [
         {"host": host, "steps": [
             *(_stop(s) for s in steps["start"] + steps["probe_start"] if s["host"] == host),
-            _pack(remote_dir, host, files[host])]}
+            _pack(files[host])]}
         for host in sorted(files)]
     return out
 
@@ -325,10 +325,9 @@ def _stop(step: dict[str, Any]) -> dict[str, Any]:
     return {"do": "stop", "dest": step["dest"], "signal": step["stop_signal"]}
 
 
-def _pack(remote_dir: str, host: str, names: list[str]) -> dict[str, Any]:
-    """The host's raw files, one tar beside its run folder."""
-    return {"do": "pack", "dir": f"{remote_dir}/{host}", "files": sorted(set(names)),
-            "dest": f"{remote_dir}/{host}.tar"}
+def _pack(names: list[str]) -> dict[str, Any]:
+    """The host's raw files, one tar in its run folder."""
+    return {"do": "pack", "files": sorted(set(names))}
 
 
 def _run(step: dict[str, Any]) -> dict[str, Any]:
@@ -378,10 +377,9 @@ def _probes(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _start(step: dict[str, Any]) -> dict[str, Any]:
-    """A background start step: ``{run_dir}`` in argv is the host's run folder, and the
-    step's input files are written there first."""
-    argv = [arg.replace("{run_dir}", step["dir"]) for arg in step["argv"]]
-    out = {"do": "start", "argv": argv, "dest": step["dest"]}
+    """A background start step: ``{run_dir}`` in argv is the host's run folder (filled in
+    on the host), and the step's input files are written there first."""
+    out = {"do": "start", "argv": list(step["argv"]), "dest": step["dest"]}
     if step.get("inputs"):
         out["inputs"] = step["inputs"]
     if step.get("ready"):

@@ -111,11 +111,14 @@ class ThroughputCollector(Collector):
             send = ["chrt", "-f", "50", "trafgen", "-o", e["sender_if"], "-n", "{frames}",
                     "-t", "{gap_ns}ns", "-c", "{run_dir}/search_trafgen.cfg"]
             extra = (("search_trafgen.cfg", trafgen_config(ctx)),)
+        # the receiver's agent takes its control connection from the sender's address only
         rx = {"bind": e["target_address"], "port": CONTROL_PORT, "counter": receiver,
+              "sender_address": e["source_address"],
               "counter_argv": counter, "idle_timeout_s": 900, "ready_timeout_s": 30}
         probe = ["ping", "-D", "-O", "-n", "-c", "{count}", "-i", str(p["ping_interval_s"]),
                  "-s", str(p["ping_payload_bytes"]), e["target_address"]]
-        tx = {"connect": e["target_address"], "port": CONTROL_PORT, "sender": sender,
+        tx = {"connect": e["target_address"], "source": e["source_address"],
+              "port": CONTROL_PORT, "sender": sender,
               "sender_argv": send, "probe_argv": probe, "connect_timeout_s": 60,
               **settings(p)}
         source = AGENT_SOURCE.read_text()

@@ -84,9 +84,11 @@ def run_search(workdir: Path, frame_bytes: int, save_as: Path | None = None, **o
     cfg.write_text(f"{{ eth(da={router_mac()}), ipv4(sa=198.18.252.1, da=198.18.253.1, "
                    f"ttl=64), udp(sp=2012, dp=3000), fill(0x00, {payload}) }}\n")
     rx_config = {"bind": "198.18.253.1", "port": 3001, "counter": "tcpdump",
+                 "sender_address": "198.18.252.1",
                  "counter_argv": ["tcpdump", "-i", "kvts-b0", "-n", "-q", "-w", "/dev/null",
                                   "udp and dst port 3000"], "idle_timeout_s": 300}
-    tx_config = {"connect": "198.18.253.1", "port": 3001, "sender": "trafgen",
+    tx_config = {"connect": "198.18.253.1", "source": "198.18.252.1", "port": 3001,
+                 "sender": "trafgen",
                  "sender_argv": ["chrt", "-f", "50", "trafgen", "-o", "kvts-a0", "-n",
                                  "{frames}", "-t", "{gap_ns}ns", "-c", str(cfg)],
                  "min_pps": 200, "max_pps": 40_000, "granularity": 0.02,

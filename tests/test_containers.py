@@ -213,13 +213,19 @@ USE = """\
         flat: true
     - name: The campaign's capture, piped to python3 -, its tar fetched
       kvmnetlab.lab.collect:
+        base_dir: /var/tmp/kvmnetlab
         steps:
-          - {{do: snapshot, dir: /var/tmp/kvmnetlab/t,
+          - {{do: snapshot,
               items: [{{file: net_dev, read: /proc/net/dev}},
                       {{file: addr, argv: [ip, -j, addr]}}]}}
-          - {{do: pack, dir: /var/tmp/kvmnetlab/t, files: [net_dev, addr],
-              dest: /var/tmp/kvmnetlab/t.tar}}
+          - {{do: pack, files: [net_dev, addr]}}
         fetch_to: "{out}/{{{{ inventory_hostname }}}}.tar"
+      register: collected
+    - name: The capture's private run folder is gone once its tar is fetched
+      ansible.builtin.stat:
+        path: "{{{{ collected.run_dir }}}}"
+      register: run_dir
+      failed_when: run_dir.stat.exists or collected.removed != collected.run_dir
     - name: Record the command's output
       ansible.builtin.copy:
         content: "{{{{ ran.stdout }}}}"

@@ -147,7 +147,7 @@ def test_state_snapshot_reads_what_kvm_host_sets_on_every_host():
     ctx = base.RunContext("virtio", 1, {"virtualization": "tcg"}, {},
                           {"sender": "h1", "receiver": "g1", "hypervisor": "lab"},
                           {"receiver_if": "data0", "sender_if": "data1"})
-    plan = base.plan(ctx, {"state": ["sender", "receiver", "hypervisor"]}, "/r")
+    plan = base.plan(ctx, {"state": ["sender", "receiver", "hypervisor"]})
     for group in plan["pre"]:
         items = {i["file"]: i for s in group["steps"] if s["do"] == "snapshot"
                  for i in s["items"]}
@@ -175,6 +175,7 @@ def test_state_snapshot_of_a_host_without_these_files_does_not_fail(tmp_path):
     from collectors.builtin import HostStateCollector
 
     absent = str(tmp_path / "absent" / "*")
+    (tmp_path / "run").mkdir(mode=0o700)  # the run folder (made by the capture, mkdtemp)
     _, missing = snapshot(str(tmp_path / "run"), [
         {"file": "state.kvm_host.json", "read": [str(tmp_path / "kvm_host.json")]},
         {"file": "state.tuning.txt", "read": [absent, *HostStateCollector.TUNING[:1]],

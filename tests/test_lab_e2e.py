@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 import statistics
 import subprocess
 import time
@@ -31,6 +32,8 @@ PARAMS = {"kvmnetlab_ping_count": COUNT, "kvmnetlab_ping_interval_s": 0.005,
           # the optional UDP probe too, so that its plan, agent run and ingest are proved
           "kvmnetlab_sockperf": True}
 SEARCHED = 1  # repetitions 1..SEARCHED search
+REMOTE_BASE = Path("/var/tmp/kvmnetlab")  # roles/campaign: campaign_remote_dir
+STATE_DIR = Path("/var/lib/kvmnetlab/local")  # inventory/local: kvmnetlab_state_dir
 REPLY = re.compile(
     r"^\[(\d+\.\d+)\] \d+ bytes from [\d.]+: icmp_seq=(\d+) ttl=\d+ time=([\d.]+) ms$")
 TOTALS = re.compile(r"^(\d+) packets transmitted, (\d+) received")
@@ -265,6 +268,25 @@ def test_lab_state(campaign):
         .strip() == "1"
 
 
+def test_no_run_folder_is_left_on_any_host_after_the_campaign(campaign):
+    """Each host's private run folder is removed once its tar is on the controller: the
+    base folder (shared by the namespace hosts and the hypervisor, which use this
+    machine's file system) is root's, mode 0700, and empty; so is each guest's."""
+    info = REMOTE_BASE.lstat()
+    assert stat.S_ISDIR(info.st_mode) and info.st_uid == 0
+    assert stat.S_IMODE(info.st_mode) == 0o700
+    assert list(REMOTE_BASE.iterdir()) == []
+    guests = sorted(p.parent.name for p in (STATE_DIR / "guests").glob("*/qemu.pid"))
+    assert guests, "the campaign booted a guest"
+    for name in guests:
+        guest = testinfra.get_host(f"ssh://{name}", ssh_config=str(STATE_DIR / "ssh" / "config"))
+        # as root, or through sudo for a login user that is not root
+        listed = guest.run(f"$( [ \"$(id -u)\" = 0 ] || echo sudo -n ) "
+                           f"find {REMOTE_BASE} -mindepth 1 -maxdepth 1")
+        assert listed.rc == 0, (name, listed.stderr)
+        assert listed.stdout.strip() == "", (name, listed.stdout)
+
+
 def test_lab_playbook_is_idempotent_and_check_mode_clean(campaign):
     again = playbook("playbooks/lab.yml", check=True)
     assert recap(again.stdout)["localhost"]["changed"] == 0
@@ -321,7 +343,7 @@ def test_teardown_leaves_nothing_behind(campaign):
     links = subprocess.run(["ip", "-j", "link", "show"], capture_output=True, text=True).stdout
     names = {link["ifname"] for link in json.loads(links)}
     assert not {n for n in names if n.startswith(("kvbr-", "kvtap-", "data", "h1-"))}
-    assert not Path("/var/tmp/kvmnetlab").exists()
+    assert not REMOTE_BASE.exists()
     assert not Path("/run/kvmnetlab/local.lock").exists()
     # the results on the controller are kept
     root, _ = campaign

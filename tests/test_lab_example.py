@@ -45,7 +45,10 @@ def test_syntax_check():
 
 def test_the_example_passes_the_inventory_check(tmp_path):
     inventory = copy_example(tmp_path)
+    # the example's hosts (documentation addresses) do not exist: the last preflight play,
+    # which reads each one's base folder and free space, is skipped by its tag
     done = playbook("-i", str(inventory), "playbooks/preflight.yml", "playbooks/finish.yml",
+                    "--skip-tags", "run_dir_check",
                     "-e", f"kvmnetlab_lock_dir={tmp_path / 'lock'}", check=True)
     after = done.stdout[done.stdout.index(CHECK_TASK):]
     assert after.split("\n", 2)[1].startswith("ok: [localhost]"), after[:500]

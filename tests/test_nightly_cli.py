@@ -251,7 +251,8 @@ def test_an_unreachable_host_fails_the_night_and_the_stale_lock_is_taken_over(
     assert (artifacts / "status").read_text() == "failed"
     events = [json.loads(p.read_text()) for p in (artifacts / "job_events").glob("*.json")]
     assert any(e.get("event") == "runner_on_unreachable" for e in events)
-    assert "PLAY Lab host packages and topology" in done.stdout
+    # found by the preflight's read-only look at each lab host, before anything changes
+    assert "PLAY Preflight - private base folder and room for raw files" in done.stdout
     assert "UNREACHABLE nightly-unreachable" in done.stdout
     assert "exit 3" in done.stdout and time.monotonic() - started < 600
     # The stale lock was taken over by site.yml's ansible-playbook, which died with the
@@ -311,9 +312,11 @@ def test_sigterm_stops_site_yml_and_fails_the_night(tmp_path: Path):
         lines = []
         for line in proc.stdout:
             lines.append(line)
-            if "TASK Install lab packages" in line:
+            # the first task that connects to the lab host (the preflight's read of its
+            # folder for raw files)
+            if "TASK Read the free space and base folder" in line:
                 break
-        assert lines and "TASK Install lab packages" in lines[-1], "".join(lines)
+        assert lines and "TASK Read the free space and base folder" in lines[-1], "".join(lines)
         time.sleep(2)  # let the connection start
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=120)

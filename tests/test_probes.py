@@ -56,16 +56,16 @@ def test_fping_rides_with_ping_in_the_probing_hosts_finish_call(virtualization):
     assert enabled["fping"] == enabled["ping"] == ["sender"]
     hosts = ({"sender": "h1", "receiver": "h2", "hypervisor": "lab"}
              if virtualization == "none" else None)
-    plan = base.plan(ctx(virtualization, hosts=hosts), enabled, "/r")
+    plan = base.plan(ctx(virtualization, hosts=hosts), enabled)
     finish = call(plan, "finish", "h1")
     runs = [s for s in finish["steps"] if s["do"] == "run"]
     # one run step starts ping, with fping in it, started half an interval later
     ping = runs[0]
-    assert ping["argv"][0] == "ping" and ping["dest"] == "/r/h1/ping.txt"
+    assert ping["argv"][0] == "ping" and ping["dest"] == "ping.txt"
     assert [t["argv"][0] for t in ping["together"]] == ["fping"]
     fping = ping["together"][0]
     assert fping["offset_s"] == pytest.approx(0.005)
-    assert fping["dest"] == "/r/h1/fping.txt" and fping["ok_rc"] == [0, 1]
+    assert fping["dest"] == "fping.txt" and fping["ok_rc"] == [0, 1]
     # the same count, spacing and payload as ping, at the same target
     assert fping["argv"] == ["fping", "-C", "200", "-p", "10", "-t", "1000", "-b", "56", "-D",
                              ENDPOINT["target_address"]]
@@ -85,7 +85,7 @@ def test_fping_rides_with_ping_in_the_probing_hosts_finish_call(virtualization):
 
 
 def test_fping_runs_on_its_own_where_ping_is_not_planned():
-    plan = base.plan(ctx(), {"fping": ["sender"]}, "/r")
+    plan = base.plan(ctx(), {"fping": ["sender"]})
     runs = [s for s in call(plan, "finish", "h1")["steps"] if s["do"] == "run"]
     assert [s["argv"][0] for s in runs] == ["fping"] and "together" not in runs[0]
 
@@ -101,7 +101,7 @@ def test_fping_follows_the_campaigns_spacing():
 
 def test_sockperf_when_enabled_serves_on_the_receiver_and_pings_after_ping():
     enabled = {**DEFAULTS["campaign_collectors"], "sockperf": ["sender", "receiver"]}
-    plan = base.plan(ctx(), enabled, "/r")
+    plan = base.plan(ctx(), enabled)
     # the server starts once the counter window is closed, on the receiver
     server = [s for s in call(plan, "post", "g1")["steps"] if s["do"] == "start"]
     assert [s["argv"][:2] for s in server] == [["sockperf", "server"]]
@@ -168,9 +168,10 @@ def test_a_run_step_runs_its_companions_at_the_same_time_after_their_offset(agen
     first, second = str(tmp_path / "a.txt"), str(tmp_path / "b.txt")
     began = time.monotonic()
     result = agent.run_steps([{
-        "do": "run", "argv": ["sh", "-c", "sleep 0.6; echo a"], "dest": first,
+        "do": "run", "argv": ["sh", "-c", "sleep 0.6; echo a"], "dest": "a.txt",
         "timeout_s": 10, "together": [{"argv": ["sh", "-c", "sleep 0.6; echo b >&2"],
-                                       "dest": second, "timeout_s": 10, "offset_s": 0.2}]}])
+                                       "dest": "b.txt", "timeout_s": 10, "offset_s": 0.2}]}],
+        str(tmp_path))
     elapsed = time.monotonic() - began
     assert "failed" not in result and result["rc"] == 0
     assert elapsed < 1.1  # together, not one after the other (1.2 s)
@@ -182,13 +183,12 @@ def test_a_run_step_runs_its_companions_at_the_same_time_after_their_offset(agen
 
 
 def test_a_failing_companion_fails_the_step_after_both_ended(agent, tmp_path):
-    first, second = str(tmp_path / "a.txt"), str(tmp_path / "b.txt")
+    first = str(tmp_path / "a.txt")
     result = agent.run_steps([
-        {"do": "run", "argv": ["sh", "-c", "sleep 0.3"], "dest": first, "timeout_s": 10,
-         "together": [{"argv": ["sh", "-c", "echo lost >&2; exit 3"], "dest": second,
+        {"do": "run", "argv": ["sh", "-c", "sleep 0.3"], "dest": "a.txt", "timeout_s": 10,
+         "together": [{"argv": ["sh", "-c", "echo lost >&2; exit 3"], "dest": "b.txt",
                        "timeout_s": 10, "ok_rc": [0, 1]}]},
-        {"do": "pack", "dir": str(tmp_path), "files": ["a.txt", "b.txt"],
-         "dest": str(tmp_path / "h.tar")}])
+        {"do": "pack", "files": ["a.txt", "b.txt"]}], str(tmp_path))
     assert result["failed"] and "sh exited 3: lost" in result["msg"]
     assert json.loads(Path(first + ".meta.json").read_text())["rc"] == 0
     assert set(result["members"]) == {"a.txt", "b.txt"}  # still packed

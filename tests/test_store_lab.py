@@ -34,7 +34,7 @@ PARAMS = {"kvmnetlab_scenarios": "baseline", "kvmnetlab_ping_count": 20,
           "kvmnetlab_ping_interval_s": 0.01, "kvmnetlab_rate_frames": 2000,
           "kvmnetlab_seed": 7, "kvmnetlab_search": False}
 KILL_HOOK = REPO / "tests" / "kill_hook"
-REMOTE_DIR = Path("/var/tmp/kvmnetlab")  # roles/campaign: campaign_remote_dir
+REMOTE_DIR = Path("/var/tmp/kvmnetlab")  # roles/campaign: campaign_remote_dir (the base)
 LOCK = Path("/run/kvmnetlab/local.lock")  # the embedded lab's lock (inventory/local)
 
 
@@ -47,8 +47,9 @@ def command(extra: dict) -> list[str]:
 
 def stop_orphans(campaign_id: str) -> None:
     """SIGKILL leaves the background captures this campaign started (each in its own
-    session) running: stop them by the PIDs their meta files recorded."""
-    for meta in (REMOTE_DIR / campaign_id).rglob("*.meta.json"):
+    session) running: stop them by the PIDs their meta files recorded (in the private run
+    folders of this campaign's repetitions, named run-<campaign>.<scenario>.<rep>.<host>.*)."""
+    for meta in REMOTE_DIR.glob(f"run-{campaign_id}.*/*.meta.json"):
         try:
             info = json.loads(meta.read_text())
             cmdline = Path(f"/proc/{info['pid']}/cmdline").read_bytes().split(b"\0")[0]

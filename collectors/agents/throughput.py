@@ -315,14 +315,30 @@ def _emit(record: dict) -> None:
     sys.stdout.flush()
 
 
+def trial_number(value) -> int:
+    """A trial number from the network: a non-negative int (it names the counter's
+    files), never a string or anything else."""
+    if type(value) is not int or value < 0:
+        raise ValueError(f"trial must be a non-negative integer, got {value!r}")
+    return value
+
+
+def _create(path: str):
+    """A new file in the agent's private run folder: never one that exists, never
+    through a link."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    return os.fdopen(os.open(path, flags, 0o600), "wb")
+
+
 class Counter:
     """One trial's flow counter, started and stopped by its PID."""
 
     def __init__(self, tool: str, argv: list[str], workdir: str, trial: int):
         self.tool, self.argv = tool, argv
+        trial = trial_number(trial)
         self.out = os.path.join(workdir, f".trial-{trial}.out")
         self.err = os.path.join(workdir, f".trial-{trial}.err")
-        with open(self.out, "wb") as out, open(self.err, "wb") as err:
+        with _create(self.out) as out, _create(self.err) as err:
             self.proc = subprocess.Popen(argv, stdout=out, stderr=err,
                                          stdin=subprocess.DEVNULL, start_new_session=True)
 
@@ -331,9 +347,8 @@ class Counter:
         ready = COUNTERS[self.tool][0]
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            with open(self.err, encoding="utf-8", errors="replace") as handle:
-                if any(ready.match(line) for line in handle):
-                    return None
+            if any(ready.match(line) for line in _read(self.err).splitlines()):
+                return None
             if self.proc.poll() is not None:
                 return f"{self.argv[0]} exited {self.proc.returncode} before it was ready"
             time.sleep(0.02)
@@ -349,10 +364,15 @@ class Counter:
                 self.proc.wait()
         record = {"argv": self.argv, "rc": self.proc.returncode}
         for key, path in (("stdout", self.out), ("stderr", self.err)):
-            with open(path, encoding="utf-8", errors="replace") as handle:
-                record[key] = handle.read()
+            record[key] = _read(path)
             os.unlink(path)
         return record
+
+
+def _read(path: str) -> str:
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+    with os.fdopen(os.open(path, flags), "rb") as handle:
+        return handle.read().decode("utf-8", errors="replace")
 
 
 class Stopped(Exception):
@@ -363,51 +383,87 @@ def _stop(signum, _frame):
     raise Stopped(signal.Signals(signum).name)
 
 
+def accept_sender(listener: socket.socket, sender: str, timeout_s: float):
+    """The control connection of the configured sender's address: a connection from any
+    other address is closed at once (recorded as ``refused``), and the wait goes on until
+    the idle timeout, counted from the start."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        listener.settimeout(max(deadline - time.monotonic(), 0.001))
+        conn, peer = listener.accept()
+        if peer[0] == sender:
+            return conn, peer
+        conn.close()
+        _emit({"event": "refused", "peer": peer[0], "at": time.time(),
+               "reason": f"not the sender ({sender})"})
+
+
+def _answer(request: dict, tool: str, argv: list[str], workdir: str, config: dict,
+            state: dict) -> dict:
+    """One arm or stop request; ``state['counter']`` is the running counter."""
+    trial = trial_number(request.get("trial"))
+    if request.get("cmd") == "arm":
+        if state["counter"] is not None:
+            return {"error": f"trial {trial}: a counter is already armed"}
+        armed = time.time()
+        counter = Counter(tool, argv, workdir, trial)
+        problem = counter.wait_ready(config.get("ready_timeout_s", 30))
+        if problem:
+            _emit({"event": "trial", "trial": trial, "armed_at": armed, "ready_at": None,
+                   **counter.stop()})
+        else:
+            counter.armed_at, counter.ready_at = armed, time.time()
+            state["counter"] = counter
+        return {"trial": trial, "ready": problem is None, "problem": problem}
+    counter = state["counter"]
+    if counter is None:
+        return {"error": f"trial {trial}: stop without an armed counter"}
+    stopped = time.time()
+    state["counter"] = None
+    record = counter.stop()
+    received = count(tool, record["stderr"])
+    _emit({"event": "trial", "trial": trial, "armed_at": counter.armed_at,
+           "ready_at": counter.ready_at, "stop_at": stopped, "received": received, **record})
+    return {"trial": trial, "received": received}
+
+
 def serve(config: dict) -> int:
     """Answer one sender's arm/stop requests until it quits, goes idle, or the agent is
-    stopped (SIGINT/SIGTERM: a running counter is stopped and recorded first)."""
+    stopped (SIGINT/SIGTERM: a running counter is stopped and recorded first).
+
+    Only the configured sender's address (``sender_address``) may connect; a request whose
+    ``trial`` is not a non-negative integer is answered with an error and changes
+    nothing."""
     tool, argv = config["counter"], config["counter_argv"]
+    sender = config["sender_address"]  # required: no control connection from anyone else
     workdir = os.path.dirname(os.path.abspath(config["_path"]))
+    idle = config.get("idle_timeout_s", 600)
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
     listener = socket.create_server((config["bind"], config["port"]))
-    listener.settimeout(config.get("idle_timeout_s", 600))
     _emit({"event": "listening", "protocol": PROTOCOL, "at": time.time(),
-           "bind": config["bind"], "port": config["port"]})
-    conn = counter = None
+           "bind": config["bind"], "port": config["port"],
+           "sender": sender})
+    conn = None
+    state = {"counter": None}
     reason, status = "sender quit", 0
     try:
-        conn, peer = listener.accept()
-        conn.settimeout(config.get("idle_timeout_s", 600))
+        conn, peer = accept_sender(listener, sender, idle)
+        conn.settimeout(idle)
         reader = conn.makefile("r", encoding="utf-8")
         _emit({"event": "connected", "peer": peer[0], "at": time.time()})
         for line in reader:
-            request = json.loads(line)
-            if request["cmd"] == "arm":
-                armed = time.time()
-                counter = Counter(tool, argv, workdir, request["trial"])
-                problem = counter.wait_ready(config.get("ready_timeout_s", 30))
-                reply = {"trial": request["trial"], "ready": problem is None,
-                         "problem": problem}
-                if problem:
-                    _emit({"event": "trial", "trial": request["trial"], "armed_at": armed,
-                           "ready_at": None, **counter.stop()})
-                    counter = None
-                else:
-                    counter.armed_at, counter.ready_at = armed, time.time()
-            elif request["cmd"] == "stop":
-                stopped = time.time()
-                record = counter.stop()
-                received = count(tool, record["stderr"])
-                _emit({"event": "trial", "trial": request["trial"], "armed_at": counter.armed_at,
-                       "ready_at": counter.ready_at, "stop_at": stopped,
-                       "received": received, **record})
-                counter = None
-                reply = {"trial": request["trial"], "received": received}
-            elif request["cmd"] == "quit":
-                break
-            else:
-                reply = {"error": f"unknown command {request['cmd']!r}"}
+            try:
+                request = json.loads(line)
+                if not isinstance(request, dict):
+                    raise ValueError("a JSON object is expected")
+                if request.get("cmd") == "quit":
+                    break
+                if request.get("cmd") not in ("arm", "stop"):
+                    raise ValueError(f"unknown command {request.get('cmd')!r}")
+                reply = _answer(request, tool, argv, workdir, config, state)
+            except ValueError as exc:
+                reply = {"error": str(exc)}
             conn.sendall((json.dumps(reply) + "\n").encode())
         else:
             reason, status = "the sender closed the connection", 1
@@ -420,8 +476,9 @@ def serve(config: dict) -> int:
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        if counter is not None:
-            _emit({"event": "trial", "trial": None, "abandoned": True, **counter.stop()})
+        if state["counter"] is not None:
+            _emit({"event": "trial", "trial": None, "abandoned": True,
+                   **state["counter"].stop()})
         if conn is not None:
             conn.close()
         listener.close()
@@ -434,11 +491,15 @@ def serve(config: dict) -> int:
 class Control:
     """The sender's end of the control connection."""
 
-    def __init__(self, address: str, port: int, timeout_s: float):
+    def __init__(self, address: str, port: int, timeout_s: float,
+                 source: str | None = None):
         deadline = time.monotonic() + timeout_s
         while True:
             try:
-                self.sock = socket.create_connection((address, port), timeout=5)
+                # from the sender's own address: the receiver takes no other
+                self.sock = socket.create_connection(
+                    (address, port), timeout=5,
+                    source_address=(source, 0) if source else None)
                 break
             except OSError:
                 if time.monotonic() > deadline:
@@ -580,7 +641,8 @@ def run_trial(control: Control, pacer: Pacer, config: dict, trial: int, rate: fl
     record = {"trial": trial, "offered_pps": rate, "frames": frames, "duration_s": seconds}
     ready = control.ask({"cmd": "arm", "trial": trial})
     if not ready.get("ready"):
-        return {**record, "valid": False, "reason": f"receiver not ready: {ready.get('problem')}",
+        return {**record, "valid": False, "reason": "receiver not ready: "
+                f"{ready.get('problem') or ready.get('error')}",
                 "aborted": True}
     gap = pacer.gap_ns(rate)
     argv = sender_argv(config, rate, frames, gap)
@@ -625,7 +687,8 @@ def search(config: dict) -> int:
     s = METHODS[config.get("method", "binary")](
         config["min_pps"], config["max_pps"], config["granularity"], config["pdr_ratio"],
         config["validations"], config["max_trials"], config["tolerance"])
-    control = Control(config["connect"], config["port"], config.get("connect_timeout_s", 60))
+    control = Control(config["connect"], config["port"], config.get("connect_timeout_s", 60),
+                      config.get("source"))
     _emit({"event": "start", "protocol": PROTOCOL, "at": time.time(),
            "config": {k: v for k, v in config.items() if not k.startswith("_")}})
     trial, status, result, pacer = 0, 0, None, Pacer()

@@ -13,11 +13,21 @@ With ``fetch_to``, the tar the pack step wrote is fetched over the same connecti
 ``fetch_to``.part, checked against the sha256 the host computed, and only then renamed
 to ``fetch_to``. A failed step still has its tar fetched (what was captured before the
 failure comes back with it); a fetch that fails, or a tar whose sha256 differs, fails
-the task with the path named.
+the task with the path named. Over a become connection (which transfers files as the
+login user, who cannot enter the private run folder) the tar comes back base64-encoded
+in the steps' own result instead, and is checked the same way.
+
+Every call runs in a private run folder on the host: one made by an earlier call of the
+repetition (``run_dir``, from that call's result, checked again) or, without it, a fresh
+one made with ``tempfile.mkdtemp`` in the host's base folder (``base_dir``: root-owned,
+mode 0700, checked on every call; a base another user made, a link or a folder others
+may write is refused with its path, owner and mode). Once the tar is on the controller
+with its sha256 checked, the run folder is removed on the host (``removed``).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 from pathlib import Path
@@ -28,9 +38,12 @@ from ansible_collections.kvmnetlab.lab.plugins.module_utils import raw_capture
 AGENT = Path(raw_capture.__file__).read_text(encoding="utf-8")
 
 
-def agent_script(steps: list) -> str:
+DEFAULT_BASE_DIR = "/var/tmp/kvmnetlab"
+
+
+def agent_script(request: dict) -> str:
     """The program piped to the host's python3: the capture code and one call of it."""
-    return f"{AGENT}\n\nagent_main({json.dumps(json.dumps(steps))})\n"
+    return f"{AGENT}\n\nagent_main({json.dumps(json.dumps(request))})\n"
 
 
 def interpreter(task_vars: dict, delegate_to: str | None) -> str:
@@ -49,47 +62,78 @@ class ActionModule(ActionBase):
         args = dict(self._task.args)
         fetch_to = args.get("fetch_to")
         steps = args.get("steps")
+        base_dir = args.get("base_dir") or DEFAULT_BASE_DIR
         problem = raw_capture.check_steps(steps)
         if problem:
             return {**result, "failed": True, "msg": problem}
         if self._task.check_mode:
             return {**result, "changed": True, "files": [], "missing": [], "pids": {},
                     "members": {}}
-        python = interpreter(task_vars, self._task.delegate_to)
-        done = self._low_level_execute_command(f"{python} -", in_data=agent_script(steps).encode(),
+        self._python = interpreter(task_vars, self._task.delegate_to)
+        # a become connection transfers files as the login user, who cannot read the
+        # private run folder: the tar then comes back in the result itself
+        inline = bool(fetch_to) and bool(getattr(self._connection, "become", None))
+        answer = self._agent({"steps": steps, "base_dir": base_dir,
+                              "run_dir": args.get("run_dir"), "label": args.get("label", ""),
+                              "inline_tar": inline})
+        inline_tar = answer.pop("tar_base64", None)  # kept out of the registered result
+        result.update(answer)
+        if fetch_to and result.get("tar") and self._fetch(result["tar"], fetch_to, result,
+                                                          inline_tar):
+            self._remove(base_dir, result)
+        return result
+
+    def _agent(self, request: dict) -> dict:
+        """Run one request of the capture code on the host (become applies). Isolated
+        (-I): no module from the current folder or the user's site, no PYTHON* setting."""
+        done = self._low_level_execute_command(f"{self._python} -I -",
+                                               in_data=agent_script(request).encode(),
                                                sudoable=True)
         lines = (done.get("stdout") or "").strip().splitlines()
         try:
-            result.update(json.loads(lines[-1]))
+            return json.loads(lines[-1])
         except (IndexError, ValueError):
-            return {**result, "failed": True, "rc": done.get("rc"),
-                    "msg": f"the capture steps gave no result on {self._host_name()} "
+            what = "removal of the run folder" if "remove" in request else "capture steps"
+            return {"failed": True, "rc": done.get("rc"),
+                    "msg": f"the {what} gave no result on {self._host_name()} "
                     f"(rc {done.get('rc')}): {(done.get('stderr') or '').strip()[-800:]}"}
-        if fetch_to and result.get("tar"):
-            self._fetch(result["tar"], fetch_to, result)
-        return result
 
     def _host_name(self) -> str:
         return self._task.delegate_to or self._play_context.remote_addr
 
-    def _fetch(self, tar: str, dest: str, result: dict) -> None:
+    def _fetch(self, tar: str, dest: str, result: dict, inline: str | None = None) -> bool:
+        """Bring the tar to ``dest`` and check its sha256; True when it is safe there."""
         part = f"{dest}.part"
         try:
             os.makedirs(os.path.dirname(dest) or ".", exist_ok=True)
-            self._connection.fetch_file(tar, part)
+            if inline is not None:
+                Path(part).write_bytes(base64.b64decode(inline))
+            else:
+                self._connection.fetch_file(tar, part)
             got = raw_capture.sha256_file(part)
         except Exception as exc:  # any transfer error fails the task, with the path named
             result.update(failed=True, msg=self._join(
                 result, f"fetching {tar} from {self._host_name()} to {dest} failed: {exc}"))
-            return
+            return False
         if got != result.get("tar_sha256"):
             os.unlink(part)
             result.update(failed=True, msg=self._join(
                 result, f"{tar} from {self._host_name()}: sha256 {got} on the controller, "
                 f"{result.get('tar_sha256')} on the host"))
-            return
+            return False
         os.replace(part, dest)
         result["fetched"] = dest
+        return True
+
+    def _remove(self, base_dir: str, result: dict) -> None:
+        """The tar is safe on the controller: remove the host's run folder."""
+        done = self._agent({"remove": result["run_dir"], "base_dir": base_dir})
+        if done.get("failed"):
+            result.update(failed=True, msg=self._join(
+                result, f"{result['run_dir']} on {self._host_name()} was fetched but not "
+                f"removed: {done.get('msg')}"))
+            return
+        result["removed"] = done["removed"]
 
     @staticmethod
     def _join(result: dict, message: str) -> str:

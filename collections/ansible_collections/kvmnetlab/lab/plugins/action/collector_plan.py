@@ -18,7 +18,7 @@ class ActionModule(ControllerAction):
         from kvmnetlab.store import Store
 
         campaign_dir, run, hosts = args["campaign_dir"], args["run"], args["hosts"]
-        enabled, remote_dir = args["collectors"], args["remote_dir"]
+        enabled = args["collectors"]
         endpoint = dict(args["endpoint"])
 
         def ends(hosts, endpoint, which):
@@ -56,7 +56,7 @@ class ActionModule(ControllerAction):
         try:
             plan = base.plan(contexts[0],
                              {name: enabled[name] for name in wanted if name in enabled},
-                             remote_dir, contexts[1:])
+                             contexts[1:])
         except KeyError as exc:
             raise AnsibleActionFail(str(exc)) from None
 

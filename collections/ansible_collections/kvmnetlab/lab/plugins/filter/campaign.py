@@ -70,9 +70,47 @@ def fetched_bundles(results):
             for r in results or [] if isinstance(r, dict) and r.get("fetched")]
 
 
+def run_dirs(results):
+    """Host -> the private run folder its kvmnetlab.lab.collect calls of this repetition
+    work in, from their registered loop results (the host made it; the controller only
+    learns its path). A folder already removed after its tar was fetched is left out."""
+    out = {}
+    for r in results or []:
+        if isinstance(r, dict) and r.get("run_dir") and isinstance(r.get("item"), dict):
+            if r.get("removed"):
+                out.pop(r["item"]["host"], None)
+            else:
+                out[r["item"]["host"]] = r["run_dir"]
+    return out
+
+
+def run_dir_space_problems(results, min_free_mb):
+    """One message per host whose base folder of run folders is not private (its path,
+    owner and mode) or whose file system has less than ``min_free_mb`` MiB free (the host,
+    the path, the free bytes and the setting), from the registered loop results of
+    kvmnetlab.lab.run_dir_space_info (item: the host)."""
+    from kvmnetlab.store import human_bytes
+
+    need = int(min_free_mb) << 20
+    out = []
+    for r in results or []:
+        if not isinstance(r, dict) or "free_bytes" not in r:
+            continue
+        if r.get("base_problem"):
+            out.append(f"{r['item']}: {r['base_problem']}")
+        if r["free_bytes"] >= need:
+            continue
+        out.append(f"{r['item']}: {r['path']}: {human_bytes(r['free_bytes'])} free on its "
+                   f"file system (mounted on {r['mount']}), below "
+                   f"campaign_remote_min_free_mb ({human_bytes(need)}); free space there or "
+                   "lower the setting")
+    return out
+
+
 class FilterModule:
     def filters(self):
         return {"capability_probe_plan": capability_probe_plan,
                 "campaign_flows": campaign_flows, "campaign_more_flows": campaign_more_flows,
                 "lab_capacity": lab_capacity,
-                "fetched_bundles": fetched_bundles}
+                "fetched_bundles": fetched_bundles, "run_dirs": run_dirs,
+                "run_dir_space_problems": run_dir_space_problems}

@@ -7,6 +7,10 @@ JSON on the last line; see ``run_steps``), so a host under software emulation do
 pay for Ansible's module wrapper. The kvmnetlab.lab.collect module uses the same
 functions when it is run as a plain module. Nothing here parses what it captures:
 that happens on the controller.
+
+Everything is written inside a private run folder (see "private run folders" below):
+a fresh ``tempfile.mkdtemp`` folder in a root-only base folder that is checked on
+every call, every file created with O_EXCL|O_NOFOLLOW.
 """
 
 from __future__ import annotations
@@ -14,12 +18,16 @@ from __future__ import annotations
 import contextlib
 import glob
 import hashlib
+import io
 import json
 import os
+import shutil
 import signal
 import socket
+import stat
 import subprocess
 import tarfile
+import tempfile
 import time
 
 
@@ -27,29 +35,210 @@ class CaptureError(Exception):
     """A capture step failed; the message says which file or tool."""
 
 
+# --- private run folders ---------------------------------------------------------------
+#
+# Every file a capture writes lives in a run folder of its own, made with
+# tempfile.mkdtemp inside a base folder that only the capturing user may enter. The
+# base (and each folder above it) is checked on every use, so that a path another user
+# created first (a folder of theirs, a symbolic link, a folder anyone may write to) is
+# refused, never written through. Files are created with O_EXCL|O_NOFOLLOW: a name
+# that exists already, or a planted link, fails the write instead of being followed.
+
+#: prefix of the run folders inside the base (the controller never predicts the rest)
+RUN_PREFIX = "run-"
+#: the tar a pack step writes inside the run folder
+TAR_NAME = "kvmnetlab-raw.tar"
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+class UnsafeFolder(CaptureError):
+    """A base or run folder that is not private to the capturing user."""
+
+
+def _owner(uid):
+    try:
+        import pwd
+
+        return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except (ImportError, KeyError):
+        return f"uid {uid}"
+
+
+def _describe(path, info):
+    kind = "a symbolic link" if stat.S_ISLNK(info.st_mode) else \
+        "a folder" if stat.S_ISDIR(info.st_mode) else "not a folder"
+    return (f"{kind}, owned by {_owner(info.st_uid)}, mode "
+            f"{stat.S_IMODE(info.st_mode):04o}")
+
+
+def _check_ancestors(folder):
+    """Every folder from / down to ``folder`` is owned by root (or this user) and none
+    may be written by others unless it is sticky (like /var/tmp): no one else can swap
+    the base folder for one of theirs."""
+    me = os.geteuid()
+    path = "/"
+    for part in [""] + [p for p in folder.split("/") if p]:
+        path = os.path.join(path, part) if part else path
+        info = os.lstat(path)
+        open_to_others = info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+        if info.st_uid not in (0, me) or (open_to_others and not info.st_mode & stat.S_ISVTX):
+            raise UnsafeFolder(f"{path}: a folder above the run folders is {_describe(path, info)}"
+                               "; another user could replace what lies below it")
+
+
+def check_base(base, create=True):
+    """The private base folder of run folders, as an absolute path, created (mode 0700)
+    when absent. Refused, naming the path, its owner and mode, unless it is a real
+    folder (not a link) owned by this user, with no access for group or others, below
+    folders no one else can write to."""
+    if not isinstance(base, str) or not os.path.isabs(base):
+        raise UnsafeFolder(f"base_dir: an absolute path is expected, got {base!r}")
+    base = os.path.normpath(base)
+    parent = os.path.realpath(os.path.dirname(base))
+    if not os.path.isdir(parent):
+        raise UnsafeFolder(f"{base}: its parent {parent} is not a folder")
+    _check_ancestors(parent)
+    base = os.path.join(parent, os.path.basename(base))
+    if create:
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(base, 0o700)
+    try:
+        info = os.lstat(base)
+    except FileNotFoundError:
+        raise UnsafeFolder(f"{base}: no such folder") from None
+    me = os.geteuid()
+    if (not stat.S_ISDIR(info.st_mode) or info.st_uid != me
+            or stat.S_IMODE(info.st_mode) & 0o077):
+        raise UnsafeFolder(
+            f"{base}: refused as the private folder of raw files: it is "
+            f"{_describe(base, info)}; it must be a folder owned by {_owner(me)} with mode "
+            "0700. Another user may have created it: remove it, or choose another "
+            "folder (campaign_remote_dir)")
+    return base
+
+
+def _label(text):
+    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in str(text or ""))
+    return safe[:80]
+
+
+def make_run_dir(base, label=""):
+    """A fresh run folder (mode 0700) inside the checked base folder; its path."""
+    base = check_base(base)
+    prefix = RUN_PREFIX + (_label(label) + "." if label else "")
+    return tempfile.mkdtemp(prefix=prefix, dir=base)
+
+
+def check_run_dir(base, run_dir):
+    """``run_dir``, a run folder an earlier call made in ``base``: checked again (the
+    base, then the folder itself: a direct child, not a link, ours, mode 0700)."""
+    base = check_base(base, create=False)
+    if not isinstance(run_dir, str) or not os.path.isabs(run_dir):
+        raise UnsafeFolder(f"run_dir: an absolute path is expected, got {run_dir!r}")
+    run_dir = os.path.normpath(run_dir)
+    name = os.path.basename(run_dir)
+    if os.path.dirname(run_dir) != base or not name.startswith(RUN_PREFIX):
+        raise UnsafeFolder(f"{run_dir}: not a run folder of {base}")
+    try:
+        info = os.lstat(run_dir)
+    except FileNotFoundError:
+        raise UnsafeFolder(f"{run_dir}: no such run folder") from None
+    if (not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid()
+            or stat.S_IMODE(info.st_mode) & 0o077):
+        raise UnsafeFolder(f"{run_dir}: refused as a run folder: it is "
+                           f"{_describe(run_dir, info)}")
+    return run_dir
+
+
+def remove_run_dir(base, run_dir):
+    """Remove a run folder once its tar is safe on the controller (links inside are
+    removed, never followed)."""
+    run_dir = check_run_dir(base, run_dir)
+    shutil.rmtree(run_dir)
+    return run_dir
+
+
+def free_space(path):
+    """Room for raw files at ``path`` (absent: its nearest existing parent):
+    ``{path, checked, free_bytes, mount, base_problem}``, free_bytes as an unprivileged
+    writer sees it; ``base_problem`` says why an existing ``path`` would be refused as the
+    private base ("" when it would not, or does not exist). Changes nothing."""
+    path = os.path.normpath(os.path.abspath(path))
+    checked = path
+    while not os.path.isdir(checked) and checked != "/":
+        checked = os.path.dirname(checked)
+    fs = os.statvfs(checked)
+    mount = checked
+    while not os.path.ismount(mount) and mount != "/":
+        mount = os.path.dirname(mount)
+    problem = ""
+    if os.path.lexists(path):
+        try:
+            check_base(path, create=False)
+        except (CaptureError, OSError) as exc:
+            problem = str(exc)
+    return {"path": path, "checked": checked, "free_bytes": fs.f_bavail * fs.f_frsize,
+            "mount": mount, "base_problem": problem}
+
+
+def _name(name, what="file"):
+    if not isinstance(name, str) or not name or "/" in name or name in (".", ".."):
+        raise CaptureError(f"{what}: {name!r}: a plain file name is expected")
+    return name
+
+
+def create(path, mode=0o600):
+    """A new file opened for writing: never one that exists, never through a link."""
+    try:
+        return os.fdopen(os.open(path, _CREATE, mode), "wb")
+    except FileExistsError:
+        raise CaptureError(f"{path}: exists already; a run folder's files are written "
+                           "once") from None
+    except OSError as exc:
+        raise CaptureError(f"{path}: cannot be created: {exc.strerror or exc}") from None
+
+
+def read_bytes(path):
+    """A file's bytes, refusing a link."""
+    with os.fdopen(os.open(path, _READ), "rb") as handle:
+        return handle.read()
+
+
+def replace(path, data):
+    """Write ``data`` to ``path`` by a new file renamed over it (a meta file rewritten
+    when its tool stops): the new file is created exclusively, a link at ``path`` is
+    replaced, never followed."""
+    folder, name = os.path.split(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
 def write_inputs(run_dir, inputs):
     """Write input files (name -> content) into ``run_dir``; return their paths."""
     paths = []
     for name, content in (inputs or {}).items():
-        if "/" in name or name in (".", ".."):
-            raise CaptureError(f"inputs: {name!r}: a plain file name is expected")
-        path = os.path.join(run_dir, name)
-        with open(path, "w", encoding="utf-8") as handle:
-            handle.write(content)
+        path = os.path.join(run_dir, _name(name, "inputs"))
+        with create(path) as handle:
+            handle.write(content.encode("utf-8"))
         paths.append(path)
     return paths
 
 
 def _write_meta(dest, meta):
-    with open(dest + ".meta.json", "w", encoding="utf-8") as handle:
-        json.dump(meta, handle, indent=1)
-        handle.write("\n")
+    replace(dest + ".meta.json", (json.dumps(meta, indent=1) + "\n").encode())
 
 
 def _tail(path):
     try:
-        with open(path, "rb") as handle:
-            return handle.read()[-400:].decode(errors="replace").strip()
+        return read_bytes(path)[-400:].decode(errors="replace").strip()
     except OSError:
         return ""
 
@@ -74,13 +263,12 @@ def run_tools(tools):
             first = None
             for tool in tools:
                 argv, dest = tool["argv"], tool["dest"]
-                os.makedirs(os.path.dirname(dest) or ".", exist_ok=True)
                 if first is not None:
                     pause = first + float(tool.get("offset_s") or 0.0) - time.monotonic()
                     if pause > 0:
                         time.sleep(pause)
-                out = files.enter_context(open(dest, "wb"))
-                err = files.enter_context(open(dest + ".stderr", "wb"))
+                out = files.enter_context(create(dest))
+                err = files.enter_context(create(dest + ".stderr"))
                 began = time.monotonic()
                 meta = {"argv": argv, "started_at": time.time(), "host": socket.gethostname()}
                 try:
@@ -120,9 +308,8 @@ def run_tools(tools):
 def _said(dest, text):
     for path in (dest + ".stderr", dest):
         try:
-            with open(path, "rb") as handle:
-                if text.encode() in handle.read():
-                    return True
+            if text.encode() in read_bytes(path):
+                return True
         except OSError:
             pass
     return False
@@ -136,9 +323,8 @@ def start_tool(argv, dest, settle_s=0.5, ready=None, ready_timeout_s=30.0):
     ``settle_s``. A tool that exits first, or stays silent past ``ready_timeout_s``,
     fails the start.
     """
-    os.makedirs(os.path.dirname(dest) or ".", exist_ok=True)
     meta = {"argv": argv, "started_at": time.time(), "host": socket.gethostname()}
-    with open(dest, "wb") as out, open(dest + ".stderr", "wb") as err:
+    with create(dest) as out, create(dest + ".stderr") as err:
         try:
             proc = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
                                     start_new_session=True)
@@ -181,8 +367,7 @@ def stop_tool(dest, signame="INT", timeout_s=10.0):
     Returns False when nothing was started for ``dest`` (its start failed).
     """
     try:
-        with open(dest + ".meta.json", encoding="utf-8") as handle:
-            meta = json.load(handle)
+        meta = json.loads(read_bytes(dest + ".meta.json"))
         pid = int(meta["pid"])
     except FileNotFoundError:
         return False
@@ -234,23 +419,21 @@ def _read(patterns, read_format):
 
 
 def snapshot(folder, items):
-    """Read files or run short commands into raw files; return (files, missing)."""
-    os.makedirs(folder, exist_ok=True)
+    """Read files or run short commands into raw files of ``folder`` (the run folder);
+    return (files, missing)."""
     files, missing = [], []
     for item in items:
-        name = item.get("file")
-        if not name or "/" in name:
-            raise CaptureError(f"items: file must be a plain file name, got {name!r}")
-        path = os.path.join(folder, name)
+        path = os.path.join(folder, _name(item.get("file"), "items"))
+        name = item["file"]
         if item.get("read"):
             data, matched = _read(item["read"], item.get("read_format", "concat"))
             if not matched:
                 missing.append(name)
-            with open(path, "wb") as handle:
+            with create(path) as handle:
                 handle.write(data)
             files.append(path)
         elif item.get("argv"):
-            with open(path, "wb") as out, open(path + ".stderr", "wb") as err:
+            with create(path) as out, create(path + ".stderr") as err:
                 try:
                     rc = subprocess.run(item["argv"], stdout=out, stderr=err, timeout=60,
                                         stdin=subprocess.DEVNULL, check=False).returncode
@@ -264,23 +447,40 @@ def snapshot(folder, items):
     return files, missing
 
 
-def pack(folder, names, dest):
-    """Pack the named files of ``folder`` into an uncompressed tar; return (sha256s, missing)."""
+def pack(folder, names, dest=None):
+    """Pack the named files of ``folder`` (the run folder) into an uncompressed tar in it
+    (``dest``, by default TAR_NAME); return (sha256s, missing, the tar's path).
+
+    Each member is read through a descriptor opened without following links (a link is
+    reported missing, never packed), and hashed from the bytes packed."""
+    dest = os.path.join(folder, _name(dest or TAR_NAME, "dest"))
     members, missing = {}, []
     tmp = dest + ".part"
-    with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)  # a pack cut short earlier (this folder is private)
+    with create(tmp) as raw, tarfile.open(fileobj=raw, mode="w",
+                                          format=tarfile.PAX_FORMAT) as tar:
         for name in names:
-            if "/" in name or name in (".", ".."):
-                raise CaptureError(f"files: {name!r}: plain file names only")
-            path = os.path.join(folder, name)
-            if not os.path.isfile(path):
+            path = os.path.join(folder, _name(name, "files"))
+            if path in (dest, tmp):
+                raise CaptureError(f"files: {name!r} is the tar itself")
+            try:
+                fd = os.open(path, _READ)
+            except OSError:  # absent, or a link
                 missing.append(name)
                 continue
-            with open(path, "rb") as handle:
-                members[name] = hashlib.sha256(handle.read()).hexdigest()
-            tar.add(path, arcname=name, recursive=False)
+            with os.fdopen(fd, "rb") as handle:
+                info = os.fstat(handle.fileno())
+                if not stat.S_ISREG(info.st_mode):
+                    missing.append(name)
+                    continue
+                data = handle.read()
+            members[name] = hashlib.sha256(data).hexdigest()
+            entry = tarfile.TarInfo(name)
+            entry.size, entry.mtime, entry.mode = len(data), int(info.st_mtime), 0o644
+            tar.addfile(entry, io.BytesIO(data))
     os.replace(tmp, dest)
-    return members, missing
+    return members, missing, dest
 
 
 ACTIONS = ("snapshot", "start", "run", "stop", "pack")
@@ -309,52 +509,63 @@ def sha256_file(path):
     return digest.hexdigest()
 
 
-def _inputs(step, result):
+def _inputs(run_dir, step, result):
     if step.get("inputs"):
-        folder = os.path.dirname(step["dest"])
-        os.makedirs(folder, exist_ok=True)
-        result["files"] += write_inputs(folder, step["inputs"])
+        result["files"] += write_inputs(run_dir, step["inputs"])
 
 
-def run_steps(steps):
-    """Run the steps in order; the result the module (or the action plugin) returns.
+def _argv(argv, run_dir):
+    """``{run_dir}`` in a tool's arguments is this run folder (its input files' home)."""
+    return [str(arg).replace("{run_dir}", run_dir) for arg in argv]
+
+
+def run_steps(steps, run_dir):
+    """Run the steps in order in the run folder ``run_dir``; the result the module (or
+    the action plugin) returns. Every ``dest``, ``file`` and ``files`` of a step is a
+    plain file name in that folder.
 
     After a failed step only ``stop`` and ``pack`` steps run; the result then has
     ``failed`` and ``msg`` naming the first failed step.
     """
-    result = {"changed": True, "files": [], "missing": [], "pids": {}, "members": {}}
+    result = {"changed": True, "run_dir": run_dir, "files": [], "missing": [], "pids": {},
+              "members": {}}
     error = None
+
+    def path(name, what="dest"):
+        return os.path.join(run_dir, _name(name, what))
+
     for index, step in enumerate(steps):
         if error is not None and step["do"] not in ALWAYS:
             continue
         try:
             if step["do"] == "snapshot":
-                files, missing = snapshot(step["dir"], step["items"])
+                files, missing = snapshot(run_dir, step["items"])
                 result["files"] += files
                 result["missing"] += missing
             elif step["do"] == "start":
-                _inputs(step, result)
-                result["pids"][step["dest"]] = start_tool(step["argv"], step["dest"],
+                _inputs(run_dir, step, result)
+                result["pids"][step["dest"]] = start_tool(_argv(step["argv"], run_dir),
+                                                          path(step["dest"]),
                                                           ready=step.get("ready"))
             elif step["do"] == "run":
                 tools = [step, *step.get("together", [])]
                 for tool in tools:  # each tool's own inputs (one flow's load each)
-                    _inputs(tool, result)
-                    result["files"] += [tool["dest"], tool["dest"] + ".stderr",
-                                        tool["dest"] + ".meta.json"]
+                    _inputs(run_dir, tool, result)
+                    dest = path(tool["dest"])
+                    result["files"] += [dest, dest + ".stderr", dest + ".meta.json"]
                 metas = run_tools([
-                    {"argv": [arg.replace("{run_dir}", os.path.dirname(tool["dest"]))
-                              for arg in tool["argv"]],
-                     "dest": tool["dest"], "timeout_s": float(tool.get("timeout_s", 600)),
+                    {"argv": _argv(tool["argv"], run_dir), "dest": path(tool["dest"]),
+                     "timeout_s": float(tool.get("timeout_s", 600)),
                      "ok_rc": tool.get("ok_rc", [0]), "offset_s": tool.get("offset_s")}
                     for tool in tools])
                 result["rc"] = metas[0]["rc"]
             elif step["do"] == "stop":
-                stop_tool(step["dest"], step.get("signal", "INT"))
+                stop_tool(path(step["dest"]), step.get("signal", "INT"))
             else:
-                result["members"], missing = pack(step["dir"], step["files"], step["dest"])
-                result["tar"] = step["dest"]
-                result["tar_sha256"] = sha256_file(step["dest"])
+                result["members"], missing, tar = pack(run_dir, step["files"],
+                                                       step.get("dest"))
+                result["tar"] = tar
+                result["tar_sha256"] = sha256_file(tar)
                 result["missing"] += missing
         except (CaptureError, OSError) as exc:
             error = error or f"steps[{index}] ({step['do']}): {exc}"
@@ -363,13 +574,43 @@ def run_steps(steps):
     return result
 
 
-def agent_main(steps_json):
-    """Run the steps (a JSON text), print the result as one JSON line on stdout.
+def capture(steps, base_dir, run_dir=None, label="", inline_tar=False):
+    """One call's steps in its run folder: ``run_dir`` (made by an earlier call of this
+    repetition, checked again) or, without it, a fresh one made in ``base_dir``. With
+    ``inline_tar``, the packed tar comes back in the result (base64), for connections
+    whose file transfer runs as another user than the capture (become)."""
+    try:
+        run_dir = check_run_dir(base_dir, run_dir) if run_dir else \
+            make_run_dir(base_dir, label)
+    except (CaptureError, OSError) as exc:
+        return {"failed": True, "changed": False, "msg": str(exc), "files": [], "missing": [],
+                "pids": {}, "members": {}}
+    result = run_steps(steps, run_dir)
+    if inline_tar and result.get("tar"):
+        import base64
 
-    The action plugin appends ``agent_main(<the steps' JSON as a string literal>)`` to
-    this file and pipes it to ``python3 -`` on the host.
+        result["tar_base64"] = base64.b64encode(read_bytes(result["tar"])).decode()
+    return result
+
+
+def agent_main(request_json):
+    """Serve one request (a JSON text), print the result as one JSON line on stdout.
+
+    The request is ``{steps, base_dir, run_dir, label, inline_tar}`` (see
+    :func:`capture`) or ``{remove, base_dir}`` (a run folder whose tar the controller
+    has verified). The action plugin appends ``agent_main(<the request's JSON as a
+    string literal>)`` to this file and pipes it to ``python3 -`` on the host.
     """
-    steps = json.loads(steps_json)
-    problem = check_steps(steps)
-    result = {"failed": True, "msg": problem} if problem else run_steps(steps)
+    request = json.loads(request_json)
+    if "remove" in request:
+        try:
+            result = {"changed": True,
+                      "removed": remove_run_dir(request["base_dir"], request["remove"])}
+        except (CaptureError, OSError) as exc:
+            result = {"failed": True, "changed": False, "msg": str(exc)}
+    else:
+        problem = check_steps(request.get("steps"))
+        result = {"failed": True, "msg": problem} if problem else capture(
+            request["steps"], request.get("base_dir"), request.get("run_dir"),
+            request.get("label", ""), bool(request.get("inline_tar")))
     print(json.dumps(result))

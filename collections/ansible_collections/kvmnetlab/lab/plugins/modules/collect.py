@@ -23,17 +23,41 @@ description:
   - Every C(stop) and C(pack) step is attempted even when an earlier step failed, so what
     was captured comes back with the failure.
   - With I(fetch_to), the action plugin brings the packed tar to the controller in the same
-    task, over the task's connection, and checks its sha256 (C(tar_sha256)) there.
+    task, over the task's connection, and checks its sha256 (C(tar_sha256)) there; then it
+    removes the run folder on the host (C(removed)).
+  - Every file is written in a private run folder, created with O_EXCL and O_NOFOLLOW (a
+    name that exists, or a link planted there, fails the step instead of being followed).
+    The first call of a repetition on a host makes that folder with C(tempfile.mkdtemp) in
+    I(base_dir); the later calls pass its path back as I(run_dir), from the first call's
+    result. I(base_dir) must be a folder of the capturing user (root) with mode 0700, below
+    folders no one else can write (sticky ones like /var/tmp aside); anything else (owned by
+    another user, a link, open to group or others) is refused, naming the path, its owner
+    and its mode. It is created, mode 0700, when absent.
 options:
+  base_dir:
+    description: The host's private base folder of run folders.
+    type: path
+    default: /var/tmp/kvmnetlab
+  run_dir:
+    description:
+      - The run folder an earlier call of this repetition made on this host (its result's
+        C(run_dir)); without it, a fresh one is made in I(base_dir).
+    type: path
+  label:
+    description: Readable part of a new run folder's name (e.g. campaign.scenario.rep.host).
+    type: str
+    default: ""
   steps:
     description:
-      - "Each step has C(do): C(snapshot) with C(dir) and C(items) (each C({file, read,
+      - "Each step has C(do): C(snapshot) with C(items) (each C({file, read,
         read_format}) or C({file, argv, ok_rc})); C(start) with C(argv), C(dest) and
         optional C(inputs); C(stop) with C(dest) and optional C(signal) (INT or TERM);
         C(run) with C(argv), C(dest), optional C(inputs), C(ok_rc) (default [0]) and
         C(timeout_s) (default 600), and optional C(together): tools run at the same time
         as it ({argv, dest, ok_rc, timeout_s, offset_s}), each started C(offset_s) seconds
-        after it, all waited for; C(pack) with C(dir), C(files) and C(dest)."
+        after it, all waited for; C(pack) with C(files) (and optionally C(dest)).
+        Every C(file), C(dest) and C(files) entry is a plain file name in the run folder;
+        C({run_dir}) in an C(argv) is that folder."
     type: list
     elements: dict
     required: true
@@ -47,20 +71,39 @@ author: kvmnetlab developers
 """
 
 EXAMPLES = r"""
+- name: Snapshot counters and start the counter (a fresh run folder)
+  kvmnetlab.lab.collect:
+    base_dir: /var/tmp/kvmnetlab
+    label: c1.virtio.1.kvmnl-g1
+    steps:
+      - do: snapshot
+        items: [{file: cpu_before.proc_stat.txt, read: [/proc/stat]}]
+      - {do: start, argv: [tcpdump, -i, eth1, -w, /dev/null], dest: tcpdump.txt}
+  register: first
+
 - name: Counters after the load, then pack everything for the controller
   kvmnetlab.lab.collect:
+    base_dir: /var/tmp/kvmnetlab
+    run_dir: "{{ first.run_dir }}"
     steps:
-      - {do: stop, dest: /var/tmp/kvmnetlab/c1/virtio/1/kvmnl-g1/tcpdump.txt}
+      - {do: stop, dest: tcpdump.txt}
       - do: snapshot
-        dir: /var/tmp/kvmnetlab/c1/virtio/1/kvmnl-g1
         items: [{file: cpu_after.proc_stat.txt, read: [/proc/stat]}]
       - do: pack
-        dir: /var/tmp/kvmnetlab/c1/virtio/1/kvmnl-g1
-        files: [tcpdump.txt, tcpdump.txt.stderr, cpu_after.proc_stat.txt]
-        dest: /var/tmp/kvmnetlab/c1/virtio/1/kvmnl-g1.tar
+        files: [tcpdump.txt, tcpdump.txt.stderr, cpu_before.proc_stat.txt,
+                cpu_after.proc_stat.txt]
+    fetch_to: /srv/results/c1/.staging/virtio/1.kvmnl-g1.tar
 """
 
 RETURN = r"""
+run_dir:
+  description: The private run folder this call wrote in (pass it as I(run_dir) to the next).
+  returned: when the folder could be made or checked
+  type: str
+removed:
+  description: The run folder removed on the host after its tar was fetched and checked.
+  returned: when fetch_to is given and the fetch succeeded
+  type: str
 files:
   description: Raw files written by snapshot steps.
   returned: always
@@ -99,14 +142,17 @@ rc:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.kvmnetlab.lab.plugins.module_utils.raw_capture import (
+    capture,
     check_steps,
-    run_steps,
 )
 
 
 def main():
     module = AnsibleModule(
         argument_spec={"steps": {"type": "list", "elements": "dict", "required": True},
+                       "base_dir": {"type": "path", "default": "/var/tmp/kvmnetlab"},
+                       "run_dir": {"type": "path"},
+                       "label": {"type": "str", "default": ""},
                        "fetch_to": {"type": "path"}},
         supports_check_mode=True,
     )
@@ -117,7 +163,8 @@ def main():
         module.fail_json(msg=problem)
     if module.check_mode:
         module.exit_json(changed=True, files=[], missing=[], pids={}, members={})
-    result = run_steps(steps)
+    p = module.params
+    result = capture(steps, p["base_dir"], p["run_dir"], p["label"])
     if result.get("failed"):
         module.fail_json(**result)
     module.exit_json(**result)

@@ -13,7 +13,9 @@ description:
     the options below are also the argument spec its arguments are validated against.
   - Asks every enabled collector what to capture for this (scenario, repetition) on which
     host role and in which phase, and returns the steps grouped by phase, plus the raw
-    files to fetch from every host.
+    files to fetch from every host. Files are named relative to each host's private run
+    folder, which the host makes at its first kvmnetlab.lab.collect call of the
+    repetition; the plan never predicts where that folder is.
   - Collectors this lab cannot serve (for example KVM exit counters under TCG) are
     recorded in the manifest as unavailable, with the reason, for the scenario. The
     manifest is written, and C(changed) reported, only when that record differs.
@@ -58,10 +60,6 @@ options:
     description: Enabled collector -> host roles it covers.
     type: dict
     required: true
-  remote_dir:
-    description: This run's folder on the hosts.
-    type: str
-    required: true
 attributes:
   check_mode:
     support: full
@@ -82,7 +80,6 @@ EXAMPLES = r"""
       sender_links: "{{ sender_links.stdout }}"
       receiver_links: "{{ receiver_links.stdout }}"
     collectors: {ping: [sender], cpu: [hypervisor, receiver]}
-    remote_dir: /var/tmp/kvmnetlab/virtio/1
   register: campaign_planned
 """
 
