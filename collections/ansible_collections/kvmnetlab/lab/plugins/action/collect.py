@@ -11,21 +11,30 @@ module runs.
 
 With ``fetch_to``, the tar the pack step wrote is fetched over the same connection into
 ``fetch_to``.part, checked against the sha256 the host computed, and only then renamed
-to ``fetch_to``. A failed step still has its tar fetched (what was captured before the
+to ``fetch_to``. With become (a lab host reached as an admin user that becomes root), the
+tar belongs to the user the steps ran as, which the login user may not read: it is then
+read through the same become, base64-encoded on stdout, as ``ansible.builtin.fetch``
+falls back to slurp. A failed step still has its tar fetched (what was captured before the
 failure comes back with it); a fetch that fails, or a tar whose sha256 differs, fails
 the task with the path named.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import shlex
 from pathlib import Path
 
+from ansible import constants as C
 from ansible.plugins.action import ActionBase
 from ansible_collections.kvmnetlab.lab.plugins.module_utils import raw_capture
 
 AGENT = Path(raw_capture.__file__).read_text(encoding="utf-8")
+# Prints a file base64-encoded: the tar read as the become user.
+READ_B64 = ("import base64,sys;"
+            "sys.stdout.write(base64.b64encode(open(sys.argv[1],'rb').read()).decode())")
 
 
 def agent_script(steps: list) -> str:
@@ -66,17 +75,20 @@ class ActionModule(ActionBase):
                     "msg": f"the capture steps gave no result on {self._host_name()} "
                     f"(rc {done.get('rc')}): {(done.get('stderr') or '').strip()[-800:]}"}
         if fetch_to and result.get("tar"):
-            self._fetch(result["tar"], fetch_to, result)
+            self._fetch(result["tar"], fetch_to, result, python)
         return result
 
     def _host_name(self) -> str:
         return self._task.delegate_to or self._play_context.remote_addr
 
-    def _fetch(self, tar: str, dest: str, result: dict) -> None:
+    def _fetch(self, tar: str, dest: str, result: dict, python: str) -> None:
         part = f"{dest}.part"
         try:
             os.makedirs(os.path.dirname(dest) or ".", exist_ok=True)
-            self._connection.fetch_file(tar, part)
+            if not self._becomes():
+                self._connection.fetch_file(tar, part)
+            else:
+                self._fetch_as_become_user(tar, part, python)
             got = raw_capture.sha256_file(part)
         except Exception as exc:  # any transfer error fails the task, with the path named
             result.update(failed=True, msg=self._join(
@@ -90,6 +102,25 @@ class ActionModule(ActionBase):
             return
         os.replace(part, dest)
         result["fetched"] = dest
+
+    def _becomes(self) -> bool:
+        """Whether commands on this connection run as another user (Ansible's own test)."""
+        if self._connection.become is None:
+            return False
+        ruser = self._get_remote_user()
+        buser = self.get_become_option("become_user")
+        return bool(C.BECOME_ALLOW_SAME_USER or buser != ruser or not any((ruser, buser)))
+
+    def _fetch_as_become_user(self, tar: str, part: str, python: str) -> None:
+        """Read the tar through become (base64 on stdout) into ``part`` on the controller."""
+        done = self._low_level_execute_command(
+            f"{python} -c {shlex.quote(READ_B64)} {shlex.quote(tar)}", sudoable=True)
+        if done.get("rc") != 0:
+            raise OSError(f"reading it as the become user failed (rc {done.get('rc')}): "
+                          f"{(done.get('stderr') or '').strip()[-400:]}")
+        data = base64.b64decode((done.get("stdout") or "").strip(), validate=True)
+        with open(part, "wb") as handle:
+            handle.write(data)
 
     @staticmethod
     def _join(result: dict, message: str) -> str:
