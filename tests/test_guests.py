@@ -151,8 +151,8 @@ def test_root_ssh_logins_are_refused(first_run):
     assert "Permission denied" in done.stderr
 
 
-def test_data_nic_is_virtio_net(guest):
-    out = guest.check_output("ethtool -i data0")
+def test_data_nic_is_virtio_net(guest_root):
+    out = guest_root.check_output("ethtool -i data0")  # /usr/sbin: on root's PATH
     assert "driver: virtio_net" in out.splitlines()
 
 
