@@ -13,7 +13,9 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import os
 import re
+import shlex
 import subprocess
 import sys
 
@@ -310,10 +312,28 @@ def test_the_controller_gets_the_lab_key_and_known_hosts_of_another_hypervisor(t
     # the hypervisor itself reaches its guests directly
     assert "Proxy" not in (state / "ssh" / "config").read_text()
     assert "192.0.2.10" not in (state / "ssh" / "known_hosts").read_text()
+    if os.geteuid() == 0:
+        jump_hop_reads_the_lab_config(config, f"{ctl}/known_hosts")
 
     for extra in ((), ("--check",)):
         again = playbook(*args, *extra, check=True)
         assert recap(again.stdout)["kvm-host"]["changed"] == 0, again.stdout[-3000:]
+
+
+def jump_hop_reads_the_lab_config(config, known_hosts) -> None:
+    """Ansible's arguments for a guest (guest_vm_ssh_common_args): ssh hands -F on to the
+    ssh it runs for the ProxyJump, so the jump reads the lab's config too (the hypervisor's
+    block, its pinned key). Run in an empty network namespace: nothing leaves the machine."""
+    proxy = {"ProxyJump": "labadmin@192.0.2.10:2222"}
+    args = f"-F {config} " + gvf.ssh_option_args(gvf.guest_ssh_options(proxy, known_hosts))
+    done = subprocess.run(["unshare", "--net", "ssh", "-v", *shlex.split(args),
+                           "-l", "kvmnl", "198.19.0.17", "true"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 255
+    assert (f"Executing proxy command: exec ssh -l labadmin -p 2222 -F {config} -v "
+            "-W '[198.19.0.17]:22' 192.0.2.10") in done.stderr, done.stderr
+    assert done.stderr.count(f"Reading configuration data {config}") == 2, done.stderr
+    assert "connect to host 192.0.2.10 port 2222: Network is unreachable" in done.stderr
 
 
 def test_a_hypervisor_without_a_host_key_to_pin_is_refused(tmp_path):
