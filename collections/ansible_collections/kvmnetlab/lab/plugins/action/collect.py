@@ -24,7 +24,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import shlex
 from pathlib import Path
 
 from ansible import constants as C
@@ -32,9 +31,10 @@ from ansible.plugins.action import ActionBase
 from ansible_collections.kvmnetlab.lab.plugins.module_utils import raw_capture
 
 AGENT = Path(raw_capture.__file__).read_text(encoding="utf-8")
-# Prints a file base64-encoded: the tar read as the become user.
-READ_B64 = ("import base64,sys;"
-            "sys.stdout.write(base64.b64encode(open(sys.argv[1],'rb').read()).decode())")
+# Prints a file base64-encoded, on one line: the tar read as the become user.
+READ_B64 = ("import base64, sys\n"
+            "with open({path!r}, 'rb') as handle:\n"
+            "    sys.stdout.write(base64.b64encode(handle.read()).decode() + '\\n')\n")
 
 
 def agent_script(steps: list) -> str:
@@ -112,13 +112,19 @@ class ActionModule(ActionBase):
         return bool(C.BECOME_ALLOW_SAME_USER or buser != ruser or not any((ruser, buser)))
 
     def _fetch_as_become_user(self, tar: str, part: str, python: str) -> None:
-        """Read the tar through become (base64 on stdout) into ``part`` on the controller."""
+        """Read the tar through become (base64 on stdout) into ``part`` on the controller.
+
+        The program goes to python3 on stdin, as the capture steps do: a command without
+        stdin would get a terminal from Ansible's SSH connection under become, which mixes
+        stderr (sudo's own warnings) into stdout. The base64 text is the last line.
+        """
         done = self._low_level_execute_command(
-            f"{python} -c {shlex.quote(READ_B64)} {shlex.quote(tar)}", sudoable=True)
-        if done.get("rc") != 0:
+            f"{python} -", in_data=READ_B64.format(path=tar).encode(), sudoable=True)
+        lines = (done.get("stdout") or "").strip().splitlines()
+        if done.get("rc") != 0 or not lines:
             raise OSError(f"reading it as the become user failed (rc {done.get('rc')}): "
                           f"{(done.get('stderr') or '').strip()[-400:]}")
-        data = base64.b64decode((done.get("stdout") or "").strip(), validate=True)
+        data = base64.b64decode(lines[-1].strip(), validate=True)
         with open(part, "wb") as handle:
             handle.write(data)
 
