@@ -222,3 +222,4 @@ def test_ansible_runs_a_valid_call(tmp_path):
                           {"path": str(tmp_path / "lab.lock"), "state": "absent"})
     assert rc == 0, result
     assert result["released"] is False
+

@@ -23,6 +23,14 @@ from tests.conftest import REPO, playbook
 
 BASELINE = REPO / "tests" / "fixtures" / "jinja_baseline"
 
+# Files whose content changed on purpose since the script (kind and mode kept): root has no
+# SSH login, and the seed makes the admin user with sudo (guest_image_customise_version 4).
+CHANGED_SINCE = {
+    "etc/ssh/sshd_config.d/kvmnetlab.conf": ("file", "0o644"),
+    "usr/local/sbin/kvmnetlab-seed": ("file", "0o755"),
+    "etc/systemd/system/kvmnetlab-seed.service": ("file", "0o644"),
+}
+
 STUB_CHROOT = """#!/bin/sh
 # Stands in for chroot: records the command and makes the core image it would write.
 tree="$1"; shift
@@ -126,7 +134,28 @@ def test_the_tasks_make_the_tree_the_script_made(tmp_path, stub_dir, grub):
     before, after = snapshot(old), snapshot(new)
     assert sorted(before) == sorted(after)
     for rel in before:
-        assert after[rel] == before[rel], rel
+        if rel not in CHANGED_SINCE:
+            assert after[rel] == before[rel], rel
+    # changed since the script, on purpose: guests are reached as an admin user with sudo
+    for rel, (kind, mode) in CHANGED_SINCE.items():
+        assert after[rel][:2] == before[rel][:2] == (kind, mode), rel
+    sshd = after["etc/ssh/sshd_config.d/kvmnetlab.conf"][2].decode().splitlines()
+    assert "PermitRootLogin no" in sshd
+    assert [line for line in sshd if not line.startswith("PermitRootLogin")] == [
+        line for line in before["etc/ssh/sshd_config.d/kvmnetlab.conf"][2].decode().splitlines()
+        if not line.startswith("PermitRootLogin")]
+    seed = after["usr/local/sbin/kvmnetlab-seed"][2].decode()
+    subprocess.run(["sh", "-n"], input=seed, text=True, check=True)
+    for line in ('admin="$(cat "$mnt/admin_user")"',
+                 'useradd --create-home --user-group --shell /bin/bash "$admin"',
+                 'install -m 0600 -o "$admin" -g "$admin" "$mnt/authorized_keys" '
+                 '"$home/.ssh/authorized_keys"',
+                 "printf '%s ALL=(ALL:ALL) NOPASSWD: ALL\\n' \"$admin\" > \"$rules\"",
+                 'chmod 0440 "$rules"', 'visudo -cqf "$rules"',
+                 'mv -f "$rules" /etc/sudoers.d/kvmnetlab-admin',
+                 "rm -f /root/.ssh/authorized_keys"):
+        assert line in [each.strip() for each in seed.splitlines()], line
+    assert seed.count("/root/.ssh") == 1  # only to remove root's key
     # what the image must have, whichever way it was made
     assert after["etc/systemd/network/10-kvmnetlab-data0.link"][2] == (
         b"[Match]\nPath=pci-0000:00:10.0\n\n[Link]\nName=data0\n")

@@ -13,7 +13,10 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import os
 import re
+import shlex
+import subprocess
 import sys
 
 import pytest
@@ -98,7 +101,7 @@ EMBEDDED_ARGS = (
     "-o StrictHostKeyChecking=yes -o IdentitiesOnly=yes -o ConnectTimeout=20 "
     "-o ServerAliveInterval=5 -o ServerAliveCountMax=3"
 )
-JUMP = {"host": "192.0.2.10", "user": "root", "port": ""}
+JUMP = {"host": "192.0.2.10", "user": "labadmin", "port": ""}
 
 
 def controller_args(access, **kw) -> str:
@@ -117,7 +120,7 @@ def test_the_embedded_lab_keeps_its_netns_proxy_exactly():
 def test_a_real_lab_jumps_through_the_hypervisor_and_never_enters_a_namespace():
     args = controller_args("jump", jump=JUMP, on_controller=False,
                            known_hosts="/var/lib/kvmnetlab/lab/ssh/kvm-host/known_hosts")
-    assert args.startswith("-o ProxyJump=root@192.0.2.10 "
+    assert args.startswith("-o ProxyJump=labadmin@192.0.2.10 "
                            "-o UserKnownHostsFile=/var/lib/kvmnetlab/lab/ssh/kvm-host/known_hosts ")
     assert "netns" not in args and "ProxyCommand" not in args
     # the hypervisor reaches its guests directly (it has an address on the management bridge)
@@ -128,11 +131,20 @@ def test_proxy_jump_carries_the_user_and_port_of_the_hypervisor_inventory_entry(
     def jump(**over):
         return gvf.guest_proxy("jump", jump={**JUMP, **over}, on_controller=False)["ProxyJump"]
 
-    assert jump() == "root@192.0.2.10"
-    assert jump(port=2222) == "root@192.0.2.10:2222"
-    assert jump(port="22") == "root@192.0.2.10"
+    assert jump() == "labadmin@192.0.2.10"
+    assert jump(port=2222) == "labadmin@192.0.2.10:2222"
+    assert jump(port="22") == "labadmin@192.0.2.10"
     assert jump(user="") == "192.0.2.10"
-    assert jump(host="2001:db8::10", port=2222) == "root@[2001:db8::10]:2222"
+    assert jump(host="2001:db8::10", port=2222) == "labadmin@[2001:db8::10]:2222"
+
+
+def test_known_hosts_names_a_host_as_ssh_looks_its_key_up():
+    assert gvf.known_hosts_name("192.0.2.10") == "192.0.2.10"
+    assert gvf.known_hosts_name("192.0.2.10", "22") == "192.0.2.10"
+    assert gvf.known_hosts_name("192.0.2.10", 2222) == "[192.0.2.10]:2222"
+    assert gvf.known_hosts_name("[2001:db8::10]", "2222") == "[2001:db8::10]:2222"
+    with pytest.raises(Exception, match="needs a host"):
+        gvf.known_hosts_name("")
 
 
 def test_jump_from_the_controller_itself_is_direct():
@@ -164,16 +176,23 @@ def test_guest_hostvars_record_the_hypervisor_and_the_netdev_of_each_guest_that_
     status = {"kvmnl-g1": {"ok": False, "reason": "no SSH"}, "kvmnl-g2": {"ok": True, "pid": 42}}
     (entry,) = gvf.guest_hostvars([g1, g2], status, hypervisor="kvm-host",
                                   identity_file="/c/ssh/kvm-host/id_ed25519",
-                                  ssh_common_args="-o ProxyJump=root@192.0.2.10")
+                                  ssh_common_args="-F /c/ssh/kvm-host/config", user="kvmnl")
     assert entry["name"] == "kvmnl-g2"
     assert entry["vars"] == {
-        "ansible_host": "198.19.0.12", "ansible_user": "root",
+        "ansible_host": "198.19.0.12", "ansible_user": "kvmnl",
         "ansible_ssh_private_key_file": "/c/ssh/kvm-host/id_ed25519",
-        "ansible_ssh_common_args": "-o ProxyJump=root@192.0.2.10",
+        "ansible_ssh_common_args": "-F /c/ssh/kvm-host/config",
         "ansible_python_interpreter": "/usr/bin/python3",
         "kvmnetlab_guest_data_ip": "198.18.1.12", "kvmnetlab_guest_qemu_pid": 42,
         "kvmnetlab_guest_hypervisor": "kvm-host",
         "kvmnetlab_guest_netdev": {"vhost": True, "queues": 4}}
+
+
+@pytest.mark.parametrize("user", ["root", ""])
+def test_guests_are_never_reached_as_root(user):
+    with pytest.raises(Exception, match="admin user must be a user other than root"):
+        gvf.guest_hostvars([lab_guest("kvmnl-g1", 1)], {"kvmnl-g1": {"ok": True}},
+                           hypervisor="h", identity_file="/k", ssh_common_args="", user=user)
 
 
 @pytest.mark.parametrize(("status", "kw", "expected"), [
@@ -219,21 +238,35 @@ SSH_FILES_PLAY = """\
 """
 
 
+def ssh_g(config, host) -> dict[str, str]:
+    """What ``ssh -G -F config host`` resolves (the effective client options, nothing sent)."""
+    done = subprocess.run(["ssh", "-G", "-F", str(config), host], capture_output=True, text=True,
+                          check=True)
+    return dict(line.split(" ", 1) for line in done.stdout.splitlines() if " " in line)
+
+
 def test_the_controller_gets_the_lab_key_and_known_hosts_of_another_hypervisor(tmp_path):
     """The hypervisor runs locally here, but is treated as another machine (ProxyJump)."""
     state, ctl = tmp_path / "hv-state", tmp_path / "controller" / "ssh" / "kvm-host"
+    # the hypervisor's own SSH host key, which the controller pins for the jump
+    host_keys = tmp_path / "hv-etc-ssh"
+    host_keys.mkdir()
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "kvm-host",
+                    "-f", str(host_keys / "ssh_host_ed25519_key")], check=True)
     inventory = tmp_path / "hosts.json"
     inventory.write_text(json.dumps({"all": {"hosts": {"kvm-host": {
-        "ansible_host": "192.0.2.10", "ansible_port": 2222, "ansible_user": "root",
+        "ansible_host": "192.0.2.10", "ansible_port": 2222, "ansible_user": "labadmin",
+        "ansible_ssh_private_key_file": "/home/me/.ssh/lab_ed25519",
         "ansible_connection": "local", "ansible_python_interpreter": sys.executable,
         "guest_vm_state_dir": str(state), "guest_vm_controller_ssh_dir": str(ctl),
         "guest_vm_guests": [GUEST]}}}}))
     play = tmp_path / "ssh-files.yml"
     play.write_text(SSH_FILES_PLAY)
     # the local connection would make it the controller: say it is another machine
-    args = ("-i", str(inventory), str(play), "-e", '{"guest_vm_on_controller": false}')
+    args = ("-i", str(inventory), str(play), "-e", json.dumps(
+        {"guest_vm_on_controller": False, "guest_vm_hypervisor_host_keys_dir": str(host_keys)}))
     done = playbook(*args, check=True)
-    assert "ProxyJump'': ''root@192.0.2.10:2222" in done.stdout, done.stdout[-3000:]
+    assert "ProxyJump'': ''labadmin@192.0.2.10:2222" in done.stdout, done.stdout[-3000:]
 
     key = ctl / "id_ed25519"
     assert key.read_bytes() == (state / "ssh" / "id_ed25519").read_bytes()
@@ -242,17 +275,81 @@ def test_the_controller_gets_the_lab_key_and_known_hosts_of_another_hypervisor(t
     host_key = (state / "guests" / "kvmnl-g7" / "seed" / "ssh_host_ed25519_key.pub").read_text()
     known = (ctl / "known_hosts").read_text()
     assert f"198.19.0.17 {' '.join(host_key.split()[:2])}" in known.splitlines()
-    assert known == (state / "ssh" / "known_hosts").read_text()
-    config = (ctl / "config").read_text()
+    # the hypervisor's key, pinned under the name the jump looks it up by ([host]:port)
+    hv_key = (host_keys / "ssh_host_ed25519_key.pub").read_text().split()[:2]
+    assert f"[192.0.2.10]:2222 {' '.join(hv_key)}" in known.splitlines()
+    assert known.startswith((state / "ssh" / "known_hosts").read_text())
+    config = ctl / "config"
+    text = config.read_text()
+    assert "Host *" not in text
     for line in (f"IdentityFile {ctl}/id_ed25519", f"UserKnownHostsFile {ctl}/known_hosts",
-                 "ProxyJump root@192.0.2.10:2222", "StrictHostKeyChecking yes"):
-        assert f"    {line}\n" in config, config
+                 "ProxyJump labadmin@192.0.2.10:2222", "StrictHostKeyChecking yes",
+                 "User kvmnl"):
+        assert f"    {line}\n" in text, text
+
+    # `ssh -F config kvmnl-g7` (and its address): as the admin user, through the hypervisor,
+    # host keys checked against the lab's known_hosts
+    for name in ("kvmnl-g7", "198.19.0.17"):
+        guest = ssh_g(config, name)
+        assert guest["hostname"] == "198.19.0.17"
+        assert guest["user"] == "kvmnl"
+        assert guest["proxyjump"] == "labadmin@[192.0.2.10]:2222"  # as ssh -G prints it
+        assert guest["userknownhostsfile"] == f"{ctl}/known_hosts"
+        assert guest["stricthostkeychecking"] == "true"
+        assert guest["identityfile"] == f"{ctl}/id_ed25519"
+    # the jump itself: no jump to itself (no "jumphost loop"), its pinned key checked, as
+    # the hypervisor's own user, port and key from the inventory
+    jump = ssh_g(config, "192.0.2.10")
+    assert "proxyjump" not in jump and "proxycommand" not in jump
+    assert jump["user"] == "labadmin" and jump["port"] == "2222"
+    assert jump["userknownhostsfile"] == f"{ctl}/known_hosts"
+    assert jump["stricthostkeychecking"] == "true"
+    assert jump["identityfile"] == "/home/me/.ssh/lab_ed25519"
+    # any other host gets none of the lab's options
+    other = ssh_g(config, "198.51.100.7")
+    assert other["user"] != "kvmnl" and "proxyjump" not in other
+    assert f"{ctl}/known_hosts" not in other["userknownhostsfile"]
     # the hypervisor itself reaches its guests directly
     assert "Proxy" not in (state / "ssh" / "config").read_text()
+    assert "192.0.2.10" not in (state / "ssh" / "known_hosts").read_text()
+    if os.geteuid() == 0:
+        jump_hop_reads_the_lab_config(config, f"{ctl}/known_hosts")
 
     for extra in ((), ("--check",)):
         again = playbook(*args, *extra, check=True)
         assert recap(again.stdout)["kvm-host"]["changed"] == 0, again.stdout[-3000:]
+
+
+def jump_hop_reads_the_lab_config(config, known_hosts) -> None:
+    """Ansible's arguments for a guest (guest_vm_ssh_common_args): ssh hands -F on to the
+    ssh it runs for the ProxyJump, so the jump reads the lab's config too (the hypervisor's
+    block, its pinned key). Run in an empty network namespace: nothing leaves the machine."""
+    proxy = {"ProxyJump": "labadmin@192.0.2.10:2222"}
+    args = f"-F {config} " + gvf.ssh_option_args(gvf.guest_ssh_options(proxy, known_hosts))
+    done = subprocess.run(["unshare", "--net", "ssh", "-v", *shlex.split(args),
+                           "-l", "kvmnl", "198.19.0.17", "true"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 255
+    assert (f"Executing proxy command: exec ssh -l labadmin -p 2222 -F {config} -v "
+            "-W '[198.19.0.17]:22' 192.0.2.10") in done.stderr, done.stderr
+    assert done.stderr.count(f"Reading configuration data {config}") == 2, done.stderr
+    assert "connect to host 192.0.2.10 port 2222: Network is unreachable" in done.stderr
+
+
+def test_a_hypervisor_without_a_host_key_to_pin_is_refused(tmp_path):
+    inventory = tmp_path / "hosts.json"
+    inventory.write_text(json.dumps({"all": {"hosts": {"kvm-host": {
+        "ansible_host": "192.0.2.10", "ansible_user": "labadmin",
+        "ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+        "guest_vm_state_dir": str(tmp_path / "state"),
+        "guest_vm_controller_ssh_dir": str(tmp_path / "ctl"), "guest_vm_guests": [GUEST]}}}}))
+    play = tmp_path / "ssh-files.yml"
+    play.write_text(SSH_FILES_PLAY)
+    done = playbook("-i", str(inventory), str(play), "-e", json.dumps(
+        {"guest_vm_on_controller": False,
+         "guest_vm_hypervisor_host_keys_dir": str(tmp_path / "none")}))
+    assert done.returncode != 0
+    assert "no SSH host key" in done.stdout and "on kvm-host" in done.stdout, done.stdout[-3000:]
 
 
 def test_a_host_with_a_second_data_link_gets_a_third_nic_and_a_bare_data0(tmp_path):

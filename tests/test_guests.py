@@ -30,6 +30,7 @@ STATE_DIR = Path("/var/lib/kvmnetlab/local")
 GUEST = "kvmnl-g1"
 DATA_IP = "198.18.1.11"
 NETDEV = {"vhost": False, "queues": 1, "poll_us": None}  # inventory/local's kvmnl-g1
+ADMIN = "kvmnl"  # guest_vm_admin_user: root has no SSH login on a guest
 PREFIX = os.environ.get("KVMNETLAB_GUESTS_NETNS_PREFIX", "")
 HV = f"{PREFIX}-hv" if PREFIX else "kvmnl-hv"
 H1 = f"{PREFIX}-h1" if PREFIX else "kvmnl-h1"
@@ -109,6 +110,15 @@ def guest(first_run):
     return testinfra.get_host(f"ssh://{GUEST}", ssh_config=str(STATE_DIR / "ssh" / "config"))
 
 
+@pytest.fixture(scope="module")
+def guest_root(first_run):
+    """The same guest, its commands run through sudo (root-only state)."""
+    import testinfra
+
+    return testinfra.get_host(f"ssh://{GUEST}", ssh_config=str(STATE_DIR / "ssh" / "config"),
+                              sudo=True)
+
+
 def test_acceleration_choice_is_recorded(first_run):
     done, _ = first_run
     assert "QEMU acceleration: kvm (" in done.stdout or "QEMU acceleration: tcg (" in done.stdout
@@ -121,8 +131,28 @@ def test_guest_answers_real_ssh_with_checked_host_key(guest):
     assert known.count("ssh-ed25519") >= 1
 
 
-def test_data_nic_is_virtio_net(guest):
-    out = guest.check_output("ethtool -i data0")
+def test_guest_is_reached_as_its_admin_user_who_becomes_root_with_sudo(guest, guest_root):
+    assert guest.user().name == ADMIN
+    assert guest_root.check_output("id -u") == "0"
+    # the seed's sudoers drop-in: checked by visudo, mode 0440, root's
+    rules = guest_root.file("/etc/sudoers.d/kvmnetlab-admin")
+    assert rules.mode == 0o440 and rules.user == "root"
+    assert rules.content_string.strip() == f"{ADMIN} ALL=(ALL:ALL) NOPASSWD: ALL"
+    assert guest_root.run("visudo -cq").rc == 0
+    # the lab key logs in as the admin user only
+    assert not guest_root.file("/root/.ssh/authorized_keys").exists
+    assert "permitrootlogin no" in guest_root.check_output("sshd -T").splitlines()
+
+
+def test_root_ssh_logins_are_refused(first_run):
+    done = sh("ssh", "-F", str(STATE_DIR / "ssh" / "config"), "-l", "root", GUEST, "true",
+              check=False)
+    assert done.returncode == 255, done.stdout + done.stderr
+    assert "Permission denied" in done.stderr
+
+
+def test_data_nic_is_virtio_net(guest_root):
+    out = guest_root.check_output("ethtool -i data0")  # /usr/sbin: on root's PATH
     assert "driver: virtio_net" in out.splitlines()
 
 
@@ -150,6 +180,22 @@ RECORDED = """\
     - name: The guest's hypervisor and netdev, the hypervisor's facts
       ansible.builtin.assert:
         that: {that}
+
+- name: Ansible logs in to the guests as their admin user and becomes root with sudo
+  hosts: guests
+  gather_facts: false
+  tasks:
+    - name: Who Ansible is, without and with become
+      ansible.builtin.command:
+        argv: [id, -un]
+      become: "{{{{ item }}}}"
+      loop: [false, true]
+      register: who
+      changed_when: false
+
+    - name: The admin user, then root
+      ansible.builtin.assert:
+        that: who.results | map(attribute='stdout') | list == ['{admin}', 'root']
 """
 
 
@@ -161,10 +207,11 @@ def recorded_play() -> str:
         f"{guest}.kvmnetlab_guest_data_ip == {DATA_IP!r}",
         f"'ProxyCommand=ip netns exec {HV} socat' in {guest}.ansible_ssh_common_args",
         f"{guest}.ansible_ssh_private_key_file == '{STATE_DIR}/ssh/id_ed25519'",
+        f"{guest}.ansible_user == {ADMIN!r}",
         "hostvars['localhost'].guest_vm_unavailable_reason == ''",
         "hostvars['localhost'].guest_vm_accel in ['kvm', 'tcg']",
     ]
-    return RECORDED.format(repo=REPO, that=json.dumps(that))
+    return RECORDED.format(repo=REPO, that=json.dumps(that), admin=ADMIN)
 
 
 def test_second_run_reuses_the_image_and_changes_nothing(first_run, tmp_path):

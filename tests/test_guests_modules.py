@@ -101,6 +101,7 @@ def test_ssh_wait_reports_a_guest_without_qemu_as_down(not_qemu):
     rc, res = module("guest_ssh_wait", {
         "guests": [{"name": "kvmnl-g9", "mgmt_ip": "198.19.0.99"}],
         "guests_dir": str(tmp_path / "guests"),
+        "user": "kvmnl",
         "identity_file": str(tmp_path / "id"),
         "known_hosts": str(tmp_path / "known_hosts"),
         "timeout": 5,

@@ -118,7 +118,7 @@ def flat(out: str) -> str:
 
 def guest():
     testinfra = pytest.importorskip("testinfra")
-    return testinfra.get_host(f"ssh://{GUEST}", ssh_config=SSH_CONFIG)
+    return testinfra.get_host(f"ssh://{GUEST}", ssh_config=SSH_CONFIG, sudo=True)
 
 
 def saved_entry(host) -> str:

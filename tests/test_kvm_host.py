@@ -53,6 +53,8 @@ SSH_CONFIG = "/var/lib/kvmnetlab/local/ssh/config"
 RECORD = "/var/lib/kvmnetlab/kvm_host.json"
 # A guest of its own (index 6), so that it boots fresh rather than reusing another test's.
 GUEST, INDEX, MGMT_IP = "kvmnl-g6", 6, "198.19.0.16"
+# the guests' admin user (guest_vm_admin_user): tune.yml becomes root; testinfra uses sudo
+ADMIN = "kvmnl"
 GUESTS_DIR = Path("/var/lib/kvmnetlab/local/guests")
 STATUSES = {"applied", "already", "unavailable", "pending_reboot", "partial", "left"}
 # kvm_host_data_interfaces is left to its default, the inventory's kvmnetlab_data_interface.
@@ -237,14 +239,14 @@ def tuned_guest(lab_topology, tmp_path_factory):
         print(f"guest up: {time.monotonic() - started:.0f} s")
         inventory = folder / "inventory.yml"
         inventory.write_text(yaml.safe_dump({"all": {"children": {"kvm_host": {"hosts": {
-            GUEST: {"ansible_host": MGMT_IP, "ansible_user": "root",
+            GUEST: {"ansible_host": MGMT_IP, "ansible_user": ADMIN,
                     "ansible_ssh_common_args": f"-F {SSH_CONFIG}",
                     "ansible_python_interpreter": "/usr/bin/python3",
                     # the data NIC, named once as in inventory/lab.example; kvm_host pins its IRQs
                     "kvmnetlab_data_interface": "data0"}}}}}}))
         import testinfra
 
-        host = testinfra.get_host(f"ssh://{GUEST}", ssh_config=SSH_CONFIG)
+        host = testinfra.get_host(f"ssh://{GUEST}", ssh_config=SSH_CONFIG, sudo=True)
         runs = {"check_first": tune(inventory, "--check")}
         runs["after_check"] = {
             "record": host.file(RECORD).exists,
@@ -260,7 +262,7 @@ def tuned_guest(lab_topology, tmp_path_factory):
 def guest(tuned_guest):
     import testinfra
 
-    return testinfra.get_host(f"ssh://{GUEST}", ssh_config=SSH_CONFIG)
+    return testinfra.get_host(f"ssh://{GUEST}", ssh_config=SSH_CONFIG, sudo=True)
 
 
 def record_of(host) -> dict:
@@ -461,7 +463,7 @@ def grub_guest(lab_topology, tmp_path):
         playbook("playbooks/guests.yml", "-e", f"@{guests}", check=True, timeout=3600)
         inventory = tmp_path / "inventory.yml"
         inventory.write_text(yaml.safe_dump({"all": {"children": {"kvm_host": {"hosts": {
-            GRUB_GUEST: {"ansible_host": GRUB_MGMT_IP, "ansible_user": "root",
+            GRUB_GUEST: {"ansible_host": GRUB_MGMT_IP, "ansible_user": ADMIN,
                          "ansible_ssh_common_args": f"-F {SSH_CONFIG}",
                          "ansible_python_interpreter": "/usr/bin/python3"}}}}}}))
         yield inventory
@@ -476,7 +478,7 @@ def test_isolated_cores_through_grub_pending_then_rebooted(grub_guest, root_only
     import testinfra
 
     def host():
-        return testinfra.get_host(f"ssh://{GRUB_GUEST}", ssh_config=SSH_CONFIG)
+        return testinfra.get_host(f"ssh://{GRUB_GUEST}", ssh_config=SSH_CONFIG, sudo=True)
 
     def run(*args, **over):
         done, out = tune(grub_guest, *args, **{**GRUB_ONLY, **over})

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import subprocess
 
 import pandas as pd
@@ -52,7 +53,9 @@ def night_id(k: int) -> str:
 
 
 def in_guest(command: str) -> str:
-    done = subprocess.run(["ssh", "-F", SSH_CONFIG, "kvmnl-g1", command], capture_output=True,
+    """Run a command as root in the guest (its admin user logs in, sudo makes it root)."""
+    done = subprocess.run(["ssh", "-F", SSH_CONFIG, "kvmnl-g1", "sudo", "-n", "sh", "-c",
+                           shlex.quote(command)], capture_output=True,
                           text=True, timeout=120, check=True)
     return done.stdout
 

@@ -441,7 +441,8 @@ def test_timer_is_active_with_a_next_elapse_in_a_guest(root_only, request, tmp_p
         done, out = apply()
         assert done.returncode == 0, out[-6000:]
         assert "systemd is not PID 1" not in out
-        guest = testinfra.get_host(f"ssh://{GUEST}", ssh_config=str(STATE_DIR / "ssh" / "config"))
+        guest = testinfra.get_host(f"ssh://{GUEST}", ssh_config=str(STATE_DIR / "ssh" / "config"),
+                                  sudo=True)
         shown = guest.check_output(f"systemctl show {UNIT}.timer -p ActiveState"
                                    " -p UnitFileState -p NextElapseUSecRealtime")
         props = dict(line.split("=", 1) for line in shown.splitlines())

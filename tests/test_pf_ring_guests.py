@@ -70,7 +70,7 @@ def test_pfsend_to_pfcount_between_two_guests(tmp_path, two_guests):
     playbook("site.yml", "-e", f"@{two_guests}", timeout=7200, check=True)
 
     for name in ("kvmnl-g1", "kvmnl-g2"):
-        host = testinfra.get_host(f"ssh://{name}", ssh_config=SSH_CONFIG)
+        host = testinfra.get_host(f"ssh://{name}", ssh_config=SSH_CONFIG, sudo=True)
         assert host.file("/proc/modules").contains("^pf_ring ")
         assert "PF_RING Version" in host.file("/proc/net/pf_ring/info").content_string
         assert host.file("/sys/module/pf_ring/parameters/min_num_slots").content_string \

@@ -50,7 +50,7 @@ def test_every_example_host_gets_its_machine_address_and_data_nic_and_nothing_el
     # groups, and what they hold, are the example's
     assert hosts["kvm_host"] == example["all"]["children"]["kvm_host"]
     assert hosts["pf_ring"] == example["all"]["children"]["pf_ring"]
-    assert out["all"]["vars"] == {"ansible_user": "root",
+    assert out["all"]["vars"] == {"ansible_user": "labadmin",
                                   "ansible_ssh_common_args": "-F /srv/inv/ssh_config"}
     assert example["all"]["children"]["lab_hypervisor"]["hosts"]["kvm-host"]["ansible_host"] \
         == "192.0.2.10", "the example itself must not be modified"
@@ -99,3 +99,22 @@ def test_the_rehearsal_lab_inventory_puts_each_machine_on_its_links():
     bridges = {b["name"] for b in hostvars["netns_lab_bridges"]}
     assert bridges == {"rhbr-mgmt", "rhbr-bm", "rhbr-kvm"}
     assert hostvars["guest_vm_data_bridge"] == "rhbr-bm"
+
+
+def test_the_example_logs_in_as_the_admin_user_the_rehearsal_machines_make():
+    """The rehearsal machines make guest_vm_admin_user (sudo, no root login): the example's
+    ansible_user must be that user, and it stays as the example has it."""
+    data = yaml.safe_load((REPO / "inventory/rehearsal/group_vars/all/rehearsal.yml").read_text())
+    admin = data["guest_vm_admin_user"]
+    assert admin != "root"
+    out = rehearse(yaml.safe_load(EXAMPLE.read_text()), admin_user=admin)
+    assert out["all"]["vars"]["ansible_user"] == admin
+    example = yaml.safe_load(EXAMPLE.read_text())
+    example["all"]["vars"]["ansible_user"] = "root"
+    with pytest.raises(rf.AnsibleFilterError, match=r"all.vars.ansible_user is 'root', but the "
+                                                     r"rehearsal machines' admin user is"):
+        rehearse(example, admin_user=admin)
+    example = yaml.safe_load(EXAMPLE.read_text())
+    example["all"]["children"]["bare_metal"]["hosts"]["bm-sender"]["ansible_user"] = "root"
+    with pytest.raises(rf.AnsibleFilterError, match=r"host 'bm-sender' logs in as 'root'"):
+        rehearse(example, admin_user=admin)

@@ -38,6 +38,8 @@ INVENTORY = STATE / "inventory"
 MACHINES = {"rehearsal-bm1": "198.19.8.11", "rehearsal-bm2": "198.19.8.12",
             "rehearsal-kvm": "198.19.8.13"}
 PROXY = "198.19.8.1:3142"
+# inventory/lab.example's ansible_user, which the rehearsal machines make (guest_vm_admin_user)
+ADMIN = "labadmin"
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="builds QEMU machines: root only")
 
@@ -133,6 +135,13 @@ def test_the_rehearsal_lab_comes_up_answers_and_leaves_nothing_behind(lab):
     for machine, address in MACHINES.items():
         # plain SSH at its own address; its hostname says which machine answered
         assert on(machine, "hostname").strip() == machine, address
+        # as lab.example's admin user, who becomes root with sudo; root has no SSH login
+        assert on(machine, "id -un; sudo -n id -u").split() == [ADMIN, "0"], address
+        refused = subprocess.run(
+            ["ip", "netns", "exec", NETNS, "ssh", "-F", str(STATE / "ssh_config"),
+             "-o", "BatchMode=yes", "-l", "root", address, "true"],
+            capture_output=True, text=True, timeout=120)
+        assert refused.returncode == 255 and "Permission denied" in refused.stderr, address
     # apt reaches Debian only through the proxy on the hypervisor's management address
     sources = on("rehearsal-bm2", "cat /etc/apt/sources.list")
     assert f"deb http://{PROXY}/deb.debian.org/debian bookworm" in sources

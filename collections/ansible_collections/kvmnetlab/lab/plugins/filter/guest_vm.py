@@ -95,6 +95,20 @@ def guest_proxy(access: str, *, side: str = "controller", netns: str = "",
                                     jump.get("port"))}
 
 
+def known_hosts_name(host: str, port=None) -> str:
+    """How known_hosts (and ssh_config's Host line) names a host ssh reaches at ``port``.
+
+    ``host`` for port 22 (or none), else ``[host]:port``, as ssh looks the key up; an IPv6
+    address loses the brackets ProxyJump needs.
+    """
+    host = str(host or "").strip().strip("[]")
+    if not host:
+        raise AnsibleFilterError("known_hosts_name needs a host")
+    if port in (None, "", 22, "22"):
+        return host
+    return f"[{host}]:{int(port)}"
+
+
 def guest_ssh_options(proxy: dict, known_hosts: str) -> list[list[str]]:
     """Every ``[option, value]`` of an SSH connection to a guest, in order."""
     if not known_hosts:
@@ -110,11 +124,17 @@ def ssh_option_args(options: list) -> str:
 
 
 def guest_hostvars(guests: list, status: dict, *, hypervisor: str, identity_file: str,
-                   ssh_common_args: str, interpreter: str = "/usr/bin/python3") -> list[dict]:
+                   ssh_common_args: str, user: str,
+                   interpreter: str = "/usr/bin/python3") -> list[dict]:
     """What the inventory records for each guest that is up (status[name].ok), in order.
 
     Each item is ``{name, vars}``; vars are the host variables add_host gives the guest.
+    ``user`` is the guests' admin user (guest_vm_admin_user): root has no SSH login on a
+    guest, so plays on guests use become (sudo).
     """
+    if not user or user == "root":
+        raise AnsibleFilterError(
+            f"guest_hostvars: the guests' admin user must be a user other than root, got {user!r}")
     entries = []
     for guest in guests:
         state = status.get(guest["name"]) or {}
@@ -122,7 +142,7 @@ def guest_hostvars(guests: list, status: dict, *, hypervisor: str, identity_file
             continue
         entries.append({"name": guest["name"], "vars": {
             "ansible_host": guest["mgmt_ip"],
-            "ansible_user": "root",
+            "ansible_user": user,
             "ansible_ssh_private_key_file": identity_file,
             "ansible_ssh_common_args": ssh_common_args,
             "ansible_python_interpreter": interpreter,
@@ -373,6 +393,7 @@ class FilterModule:
         return {
             "guest_proxy": guest_proxy,
             "guest_ssh_options": guest_ssh_options,
+            "known_hosts_name": known_hosts_name,
             "ssh_option_args": ssh_option_args,
             "guest_hostvars": guest_hostvars,
             "guest_unavailable_reason": guest_unavailable_reason,

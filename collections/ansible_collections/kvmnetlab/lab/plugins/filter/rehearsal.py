@@ -33,7 +33,8 @@ def _hosts_of(groups: dict, path: str = "all"):
 
 
 def rehearsal_hosts(example: dict, machines: dict, guests: list, *, source: str,
-                    ssh_config: str, groups_emptied: list | None = None) -> dict:
+                    ssh_config: str, admin_user: str | None = None,
+                    groups_emptied: list | None = None) -> dict:
     """The example's ``hosts.yml`` with each host pointed at its rehearsal machine.
 
     ``machines`` maps each host of the example to ``{machine, data_interface?}``:
@@ -44,6 +45,9 @@ def rehearsal_hosts(example: dict, machines: dict, guests: list, *, source: str,
     file (key, known_hosts) every connection uses (``ansible_ssh_common_args: -F ...``).
     ``groups_emptied`` names groups whose members are dropped (e.g. ``pf_ring`` when no
     PF_RING source was given). ``source`` names the example's file in every error.
+    ``admin_user``, when given, is the user the rehearsal machines make for their admin
+    (guest_vm_admin_user; root has no SSH login on them): the example must log in as that
+    user (``all.vars.ansible_user``, and any host's own), which stays as the example has it.
     """
     if not isinstance(example, dict) or not isinstance(example.get("all"), dict):
         raise AnsibleFilterError(f"{source}: expected a YAML inventory with a top-level 'all' group")
@@ -63,6 +67,10 @@ def rehearsal_hosts(example: dict, machines: dict, guests: list, *, source: str,
                 f"of guest_vm_guests ({', '.join(sorted(n for n in by_name if n)) or 'none'})")
         hostvars = out_hostvars(out["all"], path, host)
         hostvars["ansible_host"] = guest["mgmt_ip"]
+        if admin_user and hostvars.get("ansible_user", admin_user) != admin_user:
+            raise AnsibleFilterError(
+                f"{source}: host {host!r} logs in as {hostvars['ansible_user']!r}, but the "
+                f"rehearsal machines' admin user is {admin_user!r} (guest_vm_admin_user)")
         if "kvmnetlab_data_interface" in hostvars or entry.get("data_interface"):
             if not entry.get("data_interface"):
                 raise AnsibleFilterError(
@@ -79,6 +87,11 @@ def rehearsal_hosts(example: dict, machines: dict, guests: list, *, source: str,
         _empty_group(out["all"], group, source)
     all_vars = out["all"].setdefault("vars", {}) or {}
     out["all"]["vars"] = all_vars
+    if admin_user and all_vars.get("ansible_user") != admin_user:
+        raise AnsibleFilterError(
+            f"{source}: all.vars.ansible_user is {all_vars.get('ansible_user')!r}, but the "
+            f"rehearsal machines' admin user is {admin_user!r} (guest_vm_admin_user): "
+            "the rehearsed lab logs in as the example's admin user, never as root")
     all_vars["ansible_ssh_common_args"] = f"-F {ssh_config}"
     _no_documentation_address(out, source)
     return out

@@ -30,9 +30,9 @@ options:
     description: Folder holding one folder per guest (for the default pidfile and console log).
     type: path
   user:
-    description: Login user.
+    description: Login user (the guests' admin user; root has no SSH login on kvmnetlab guests).
     type: str
-    default: root
+    required: true
   identity_file:
     description: Private key.
     type: path
@@ -67,6 +67,7 @@ EXAMPLES = r"""
       - name: kvmnl-g1
         host: 198.19.0.11
     guests_dir: /var/lib/kvmnetlab/local/guests
+    user: kvmnl
     identity_file: /var/lib/kvmnetlab/local/ssh/id_ed25519
     known_hosts: /var/lib/kvmnetlab/local/ssh/known_hosts
     proxy_command: ip netns exec kvmnl-hv socat - TCP:%h:%p
@@ -77,6 +78,7 @@ EXAMPLES = r"""
       - name: kvmnl-g1
         host: 198.19.0.11
     guests_dir: /var/lib/kvmnetlab/lab-example/guests
+    user: kvmnl
     identity_file: /var/lib/kvmnetlab/lab-example/ssh/id_ed25519
     known_hosts: /var/lib/kvmnetlab/lab-example/ssh/known_hosts
 """
@@ -124,7 +126,7 @@ def main():
         argument_spec={
             "guests": {"type": "list", "elements": "dict", "required": True},
             "guests_dir": {"type": "path"},
-            "user": {"type": "str", "default": "root"},
+            "user": {"type": "str", "required": True},
             "identity_file": {"type": "path", "required": True},
             "known_hosts": {"type": "path", "required": True},
             "proxy_command": {"type": "str", "default": ""},
