@@ -70,6 +70,11 @@ def test_the_campaign_becomes_on_every_lab_host_it_delegates_to():
                  and "name" in task]
     assert len(delegated) >= 7
     for where, task in delegated:
+        if where == "roles/campaign/tasks/space.yml":
+            # runs in plays on the lab hosts themselves (become: true, checked above); a
+            # namespace host is read on the machine whose file system it shares
+            assert "become" not in task, (where, task["name"])
+            continue
         assert task["delegate_to"] == "{{ item.host }}", (where, task["name"])
         assert task.get("become") is True, (where, task["name"])
 
