@@ -11,6 +11,7 @@ takes only integer trial numbers.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -191,8 +192,10 @@ def test_the_agent_refuses_a_base_planted_by_another_user(base):
 
 # --- the search agent's control port ---------------------------------------------------
 
+@contextlib.contextmanager
 def _serve(tmp_path: Path, sender: str):
-    """The receiver's agent on 127.0.0.1 with a stand-in counter; its stdout file."""
+    """The receiver's agent on 127.0.0.1 with a stand-in counter: (process, port); the
+    agent is stopped (by its PID) and its stdout file closed on the way out."""
     counter = ["sh", "-c", "echo 'tcpdump: listening on lo' >&2; trap 'echo \"0 packets "
                "received by filter\" >&2; exit 0' INT; while :; do sleep 0.05; done"]
     config = {"bind": "127.0.0.1", "port": 0, "counter": "tcpdump", "counter_argv": counter,
@@ -208,7 +211,13 @@ def _serve(tmp_path: Path, sender: str):
     while "listening" not in (tmp_path / "rx.jsonl").read_text():
         assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read()
         time.sleep(0.02)
-    return proc, config["port"], out
+    try:
+        yield proc, config["port"]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        out.close()
 
 
 def _connect(port: int, source: str) -> socket.socket:
@@ -227,8 +236,7 @@ def _ask(sock: socket.socket, request: dict) -> dict:
 
 
 def test_the_agent_drops_a_connection_from_another_address_and_serves_the_sender(tmp_path):
-    proc, port, out = _serve(tmp_path, sender="127.0.0.2")
-    try:
+    with _serve(tmp_path, sender="127.0.0.2") as (proc, port):
         with _connect(port, "127.0.0.1") as stranger:
             # closed at once: no answer, and nothing armed
             assert _ask(stranger, {"cmd": "arm", "trial": 1}) == {}
@@ -237,10 +245,6 @@ def test_the_agent_drops_a_connection_from_another_address_and_serves_the_sender
             assert _ask(sender, {"cmd": "stop", "trial": 1}) == {"trial": 1, "received": 0}
             sender.sendall(b'{"cmd": "quit"}\n')
         assert proc.wait(timeout=10) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        out.close()
     records = [json.loads(line) for line in (tmp_path / "rx.jsonl").read_text().splitlines()]
     assert {"event": "refused", "peer": "127.0.0.1"}.items() <= records[1].items()
     assert records[2]["event"] == "connected" and records[2]["peer"] == "127.0.0.2"
@@ -249,8 +253,7 @@ def test_the_agent_drops_a_connection_from_another_address_and_serves_the_sender
 
 @pytest.mark.parametrize("trial", ["../../etc/cron.d/x", "1", -1, 1.5, True, None])
 def test_the_agent_takes_only_a_non_negative_integer_trial(tmp_path, trial):
-    proc, port, out = _serve(tmp_path, sender="127.0.0.1")
-    try:
+    with _serve(tmp_path, sender="127.0.0.1") as (proc, port):
         with _connect(port, "127.0.0.1") as sender:
             reply = _ask(sender, {"cmd": "arm", "trial": trial})
             assert "trial must be a non-negative integer" in reply["error"], reply
@@ -259,10 +262,6 @@ def test_the_agent_takes_only_a_non_negative_integer_trial(tmp_path, trial):
             assert _ask(sender, {"cmd": "stop", "trial": 0})["received"] == 0
             sender.sendall(b'{"cmd": "quit"}\n')
         assert proc.wait(timeout=10) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        out.close()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rx.json", "rx.jsonl"]
 
 
