@@ -91,10 +91,11 @@ def test_a_tar_packed_by_the_host_unpacks_and_is_checked(lab, tmp_path):
     raw.mkdir()
     (raw / "ping.txt").write_bytes(PING)
     (raw / "ping.txt.meta.json").write_bytes(META)
-    members, missing = pack(str(raw), ["ping.txt", "ping.txt.meta.json"],
-                            str(outside / "1.g1.tar"))
+    # the host packs into its run folder; the controller fetches the tar beside staging
+    members, missing, tar = pack(str(raw), ["ping.txt", "ping.txt.meta.json"], "1.g1.tar")
     assert missing == []
     assert members == HOST_LIST
+    os.replace(tar, outside / "1.g1.tar")
 
     names = unpack_bundle(outside / "1.g1.tar", staging / "g1", members)
 
