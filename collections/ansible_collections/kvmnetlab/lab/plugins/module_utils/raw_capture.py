@@ -87,6 +87,13 @@ def _check_ancestors(folder):
                                "; another user could replace what lies below it")
 
 
+def _private(info):
+    """An lstat result of a real folder (not a link) of this user's, closed to group and
+    others: what a base folder and a run folder must both be."""
+    return (stat.S_ISDIR(info.st_mode) and info.st_uid == os.geteuid()
+            and not stat.S_IMODE(info.st_mode) & 0o077)
+
+
 def check_base(base, create=True):
     """The private base folder of run folders, as an absolute path, created (mode 0700)
     when absent. Refused, naming the path, its owner and mode, unless it is a real
@@ -108,8 +115,7 @@ def check_base(base, create=True):
     except FileNotFoundError:
         raise UnsafeFolder(f"{base}: no such folder") from None
     me = os.geteuid()
-    if (not stat.S_ISDIR(info.st_mode) or info.st_uid != me
-            or stat.S_IMODE(info.st_mode) & 0o077):
+    if not _private(info):
         raise UnsafeFolder(
             f"{base}: refused as the private folder of raw files: it is "
             f"{_describe(base, info)}; it must be a folder owned by {_owner(me)} with mode "
@@ -144,8 +150,7 @@ def check_run_dir(base, run_dir):
         info = os.lstat(run_dir)
     except FileNotFoundError:
         raise UnsafeFolder(f"{run_dir}: no such run folder") from None
-    if (not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid()
-            or stat.S_IMODE(info.st_mode) & 0o077):
+    if not _private(info):
         raise UnsafeFolder(f"{run_dir}: refused as a run folder: it is "
                            f"{_describe(run_dir, info)}")
     return run_dir
