@@ -353,7 +353,10 @@ def test_over_an_unshaped_link_the_search_ends_at_a_limit_and_probes_rtt_under_l
     assert rx[-1]["reason"] == "sender quit"
 
 
-@pytest.mark.parametrize("frame_bytes, bits_per_s", [(60, 2_000_000), (500, 8_000_000)])
+# About 2,000 frames/s each: well under what trafgen paces on a busy 2-core machine (its
+# limit fell to 3,650 frames/s of 60 bytes in one CI run, under the 4,167 that 2 Mbit/s
+# asked for; the saved tbf60 fixture is from a quieter run at 2 Mbit/s).
+@pytest.mark.parametrize("frame_bytes, bits_per_s", [(60, 1_000_000), (500, 8_000_000)])
 def test_the_search_finds_the_ndr_of_a_link_shaped_by_tbf(shaped_link, tmp_path, frame_bytes,
                                                            bits_per_s):
     shaped_link(bits_per_s, frame_bytes)
