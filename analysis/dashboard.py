@@ -1,16 +1,14 @@
 """Trend dashboard of the nightly campaigns: one self-contained HTML page.
 
-Modelled on FD.io CSIT's trending dashboard. It reads three frames built from
-the nightly history (the catalog of night values, the segments and the change
-points; their columns are listed in :func:`trend_summary`) and computes, per
-(scenario, metric), the trend and its short- and long-term change
-(:func:`trend_summary`); :func:`render_dashboard` writes the page with that
+Modelled on FD.io CSIT's trending dashboard. The numbers come from
+:mod:`analysis.trends` (the series, their runs between change points, and the
+per-series summary of :func:`~analysis.trends.trend_summary`); this module only
+draws and writes them. :func:`render_dashboard` writes the page with that
 summary, one chart per scenario (a subplot per metric, inline SVG), the change
 points, the nights that did not run and the definitions of every statistic.
 
 Time is counted in *recorded nights*: every night in the catalog, whatever its
-outcome, in chronological order of its ``night`` string. "The last 7 nights"
-are the last 7 recorded nights, ending at the newest one.
+outcome, in chronological order of its ``night`` string.
 """
 
 from __future__ import annotations
@@ -21,7 +19,6 @@ import math
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,341 +30,26 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import EngFormatter, FuncFormatter, MaxNLocator, ScalarFormatter
 
-from analysis import changepoints, history
+from analysis import changepoints
+from analysis.document import DASH, pvalue
 from analysis.document import num as _num4
-from analysis.document import pvalue
-
-DASH = "—"
-OUTCOMES = ("done", "failed", "skipped", "refused")
-NOT_RUN = ("failed", "skipped", "refused")
-CLASSES = ("regression", "progression", "normal")
-
-CATALOG_COLUMNS = tuple(history.COLUMNS)
-SEGMENT_COLUMNS = ("night", "segment", "segment_reason")
-CHANGE_COLUMNS = tuple(changepoints.DETECT_COLUMNS)
-SUMMARY_COLUMNS = (
-    "scenario", "metric", "unit", "better", "segment", "last_night", "last_value", "last_sd",
-    "last_n_reps", "trend", "trend_since", "trend_nights", "last_vs_trend_pct",
-    "short_term_pct", "short_term_reference", "short_term_note", "long_term_pct",
-    "long_term_best", "long_term_note", "regressions", "progressions", "classification",
+from analysis.trends import (
+    CATALOG_COLUMNS,
+    CHANGE_COLUMNS,
+    CLASSES,
+    NOT_RUN,
+    OUTCOMES,
+    SEGMENT_COLUMNS,
+    SUMMARY_COLUMNS,
+    History,
+    Series,
+    better,
+    check_windows,
+    prepare,
+    summarise,
+    trend_summary,
 )
-
-# --------------------------------------------------------------------------- direction
-
-
-def better(metric: str) -> int:
-    """+1 when higher values of ``metric`` are better, -1 when lower are (the history's rule)."""
-    return history.better(metric)
-
-
-# --------------------------------------------------------------------------- preparation
-
-
-def _with_columns(frame: pd.DataFrame | None, columns: Sequence[str]) -> pd.DataFrame:
-    frame = pd.DataFrame() if frame is None else frame.copy()
-    for column in columns:
-        if column not in frame.columns:
-            frame[column] = pd.Series(np.nan, index=frame.index, dtype=object)
-    return frame
-
-
-def _missing(x: Any) -> bool:
-    if x is None or x is pd.NA:
-        return True
-    try:
-        return bool(pd.isna(x))
-    except (TypeError, ValueError):
-        return False
-
-
-def _pct(new: float, ref: float) -> float:
-    """100 · (new - ref) / |ref|; NaN when either is missing or ref is 0."""
-    if not (math.isfinite(new) and math.isfinite(ref)) or ref == 0:
-        return math.nan
-    return 100.0 * (new - ref) / abs(ref)
-
-
-@dataclass
-class _Series:
-    scenario: str
-    metric: str
-    unit: str
-    better: int
-    pos: np.ndarray  # index of each observation's night among the recorded nights
-    nights: np.ndarray
-    value: np.ndarray
-    sd: np.ndarray
-    n_reps: np.ndarray
-    segment: np.ndarray
-    group: np.ndarray  # runs between change points, numbered 0.. in order
-    trend: np.ndarray  # mean of the observation's run
-    run_start: int  # index of the first observation of the last segment's run
-    changes: pd.DataFrame  # this series' change points, with "pos"
-
-
-@dataclass
-class _History:
-    nights: np.ndarray  # every recorded night, sorted
-    outcomes: pd.DataFrame  # one row per night: night, started_at, campaign_id, outcome, reason
-    segment_runs: pd.DataFrame  # segment, first_night, last_night, first_pos, nights, reason
-    series: list[_Series]
-    changes: pd.DataFrame  # every change point, with "pos"
-    scenarios: list[str]
-    lab_hashes: list[str]
-
-    def pos(self, nights: Any) -> np.ndarray:
-        """Index among recorded nights (a night not recorded: the first recorded after it)."""
-        return np.searchsorted(self.nights, np.asarray(nights, dtype=object), side="left")
-
-
-def _prepare(
-    catalog: pd.DataFrame | None, segments: pd.DataFrame | None, changes: pd.DataFrame | None
-) -> _History:
-    cat = _with_columns(catalog, CATALOG_COLUMNS)
-    cat = cat.loc[cat["night"].notna()].copy()
-    cat["night"] = cat["night"].astype(str)
-    cat = cat.sort_values("night", kind="stable")
-    nights = np.array(sorted(cat["night"].unique()), dtype=object)
-
-    outcomes = (
-        cat.drop_duplicates("night")[["night", "started_at", "campaign_id", "outcome", "reason"]]
-        .reset_index(drop=True)
-    )
-
-    # Segment of every done night; a done night absent from `segments` takes the one before it.
-    seg = _with_columns(segments, SEGMENT_COLUMNS)
-    seg = seg.loc[seg["night"].notna()].copy()
-    seg["night"] = seg["night"].astype(str)
-    seg = seg.drop_duplicates("night", keep="last").set_index("night")
-    done = outcomes.loc[outcomes["outcome"] == "done", "night"].reset_index(drop=True)
-    done_seg = (
-        pd.to_numeric(done.map(seg["segment"]), errors="coerce").ffill().bfill().fillna(0)
-        .astype(np.int64)
-    )
-    seg_of_night = dict(zip(done, done_seg, strict=True))
-    runs = []
-    if len(done):
-        starts = np.flatnonzero(np.r_[True, done_seg.to_numpy()[1:] != done_seg.to_numpy()[:-1]])
-        ends = np.r_[starts[1:], len(done)]
-        for a, b in zip(starts, ends, strict=True):
-            first = done.iloc[a]
-            reason = seg["segment_reason"].get(first, None)
-            runs.append({
-                "segment": int(done_seg.iloc[a]), "first_night": first,
-                "last_night": done.iloc[b - 1], "first_pos": int(np.searchsorted(nights, first)),
-                "nights": int(b - a), "reason": None if _missing(reason) else str(reason),
-            })
-    segment_runs = pd.DataFrame(
-        runs, columns=["segment", "first_night", "last_night", "first_pos", "nights", "reason"]
-    )
-
-    ch = _with_columns(changes, CHANGE_COLUMNS)
-    ch = ch.loc[ch["night"].notna() & ch["scenario"].notna() & ch["metric"].notna()].copy()
-    ch["night"] = ch["night"].astype(str)
-    ch["pos"] = np.searchsorted(nights, ch["night"].to_numpy(dtype=object), side="left")
-    ch["segment"] = pd.to_numeric(ch["segment"], errors="coerce").fillna(-1).astype(np.int64)
-    for column in ("before", "after", "change_pct", "ci_low_pct", "ci_high_pct", "p_value"):
-        ch[column] = pd.to_numeric(ch[column], errors="coerce").astype(float)
-    ch = ch.sort_values(["pos", "scenario", "metric"], kind="stable").reset_index(drop=True)
-
-    obs = cat.loc[
-        (cat["outcome"] == "done") & cat["scenario"].notna() & cat["metric"].notna()
-    ].copy()
-    obs["value"] = pd.to_numeric(obs["value"], errors="coerce").astype(float)
-    obs = obs.loc[np.isfinite(obs["value"].to_numpy())]
-    obs = obs.drop_duplicates(["night", "scenario", "metric"], keep="last")
-    obs["scenario"] = obs["scenario"].astype(str)
-    obs["metric"] = obs["metric"].astype(str)
-    scenarios = list(pd.unique(obs["scenario"]))
-    metrics = list(pd.unique(obs["metric"]))
-    ch_groups = dict(list(ch.groupby(["scenario", "metric"], sort=False)))
-    series = []
-    for (scenario, metric), s in obs.groupby(["scenario", "metric"], sort=False):
-        s_nights = s["night"].to_numpy(dtype=object)
-        pos = np.searchsorted(nights, s_nights)
-        segment = np.array([seg_of_night[n] for n in s_nights], dtype=np.int64)
-        cps = ch_groups.get((scenario, metric), ch.iloc[0:0])
-        # Runs: a new one at every segment start and at every change point inside a segment.
-        k = np.zeros(len(pos), dtype=np.int64)
-        for s_id in np.unique(segment):
-            here = segment == s_id
-            cp_pos = np.sort(cps.loc[cps["segment"] == s_id, "pos"].to_numpy(dtype=np.int64))
-            k[here] = np.searchsorted(cp_pos, pos[here], side="right")
-        new_run = np.r_[True, (segment[1:] != segment[:-1]) | (k[1:] != k[:-1])]
-        group = np.cumsum(new_run) - 1
-        value = s["value"].to_numpy(dtype=float)
-        trend = (np.bincount(group, weights=value) / np.bincount(group))[group]
-        seg_starts = np.flatnonzero(np.r_[True, segment[1:] != segment[:-1]])
-        units = s["unit"].dropna()
-        series.append(_Series(
-            scenario=scenario, metric=metric, unit=str(units.iloc[-1]) if len(units) else "",
-            better=better(metric), pos=pos, nights=s_nights, value=value,
-            sd=pd.to_numeric(s["sd"], errors="coerce").to_numpy(dtype=float),
-            n_reps=pd.to_numeric(s["n_reps"], errors="coerce").to_numpy(dtype=float),
-            segment=segment, group=group, trend=trend, run_start=int(seg_starts[-1]),
-            changes=cps,
-        ))
-    series.sort(key=lambda x: (scenarios.index(x.scenario), metrics.index(x.metric)))
-    labs = cat["lab_hash"].dropna().astype(str)
-    return _History(
-        nights=nights, outcomes=outcomes, segment_runs=segment_runs, series=series,
-        changes=ch, scenarios=scenarios, lab_hashes=list(pd.unique(labs)),
-    )
-
-
-# --------------------------------------------------------------------------- the summary
-
-
-def _summary_row(s: _Series, h: _History, short_nights: int, long_nights: int) -> dict:
-    n = len(h.nights)
-    last = len(s.pos) - 1
-    trend_now = float(s.trend[last])
-    run_first = int(np.flatnonzero(s.group == s.group[last])[0])
-    seg_first_night = s.nights[s.run_start]
-    notes_short: list[str] = []
-    notes_long: list[str] = []
-
-    # Short term: the trend now against the trend of the newest value at or before the night
-    # `short_nights` recorded nights before the newest one, inside the current segment.
-    short, short_ref = math.nan, None
-    ref_pos = n - 1 - short_nights
-    if ref_pos < 0:
-        notes_short.append(f"fewer than {short_nights + 1} nights recorded")
-    else:
-        i = int(np.searchsorted(s.pos, ref_pos, side="right")) - 1
-        if i < 0:
-            notes_short.append(f"no value on or before {h.nights[ref_pos]}")
-        elif i < s.run_start:
-            reason = _segment_reason(h, int(s.segment[last]), seg_first_night)
-            notes_short.append(
-                f"new segment since {seg_first_night}"
-                + (f" ({reason})" if reason else "") + "; not compared across segments"
-            )
-        else:
-            short = _pct(trend_now, float(s.trend[i]))
-            short_ref = s.nights[i]
-            if math.isnan(short):
-                notes_short.append(f"trend on {short_ref} is 0")
-    if s.pos[last] < n - short_nights:
-        notes_short.append(f"no value in the last {short_nights} nights")
-
-    # Long term: the trend now against the best trend over the last `long_nights` nights,
-    # within the current segment.
-    window_start = max(0, n - long_nights)
-    idx = np.arange(len(s.pos))
-    in_window = (s.pos >= window_start) & (idx >= s.run_start)
-    if not in_window.any():
-        in_window = idx == last  # the newest value is older than the window
-        notes_long.append(f"no value in the last {long_nights} nights")
-    trends = s.trend[in_window]
-    best = float(trends.max() if s.better > 0 else trends.min())
-    long = _pct(trend_now, best)
-    if math.isnan(long) and best == 0:
-        notes_long.append("best trend is 0")
-    if ((s.pos >= window_start) & (idx < s.run_start)).any():
-        notes_long.append(f"window limited to the current segment (since {seg_first_night})")
-
-    cps = s.changes
-    recent = cps.loc[cps["pos"] >= window_start]
-    current = recent.loc[
-        (recent["segment"] == s.segment[last]) & (recent["pos"] >= s.pos[s.run_start])
-        & recent["direction"].isin(["regression", "progression"])
-    ]
-    classification = str(current["direction"].iloc[-1]) if len(current) else "normal"
-    return {
-        "scenario": s.scenario, "metric": s.metric, "unit": s.unit, "better": s.better,
-        "segment": int(s.segment[last]), "last_night": s.nights[last],
-        "last_value": float(s.value[last]), "last_sd": float(s.sd[last]),
-        "last_n_reps": s.n_reps[last], "trend": trend_now, "trend_since": s.nights[run_first],
-        "trend_nights": int(last - run_first + 1),
-        "last_vs_trend_pct": _pct(float(s.value[last]), trend_now),
-        "short_term_pct": short, "short_term_reference": short_ref,
-        "short_term_note": "; ".join(x for x in notes_short if x) or None,
-        "long_term_pct": long, "long_term_best": best,
-        "long_term_note": "; ".join(notes_long) or None,
-        "regressions": int((recent["direction"] == "regression").sum()),
-        "progressions": int((recent["direction"] == "progression").sum()),
-        "classification": classification,
-    }
-
-
-def _segment_reason(h: _History, segment: int, first_night: str) -> str | None:
-    runs = h.segment_runs
-    hit = runs.loc[(runs["segment"] == segment) & (runs["first_night"] == first_night), "reason"]
-    return None if hit.empty or _missing(hit.iloc[0]) else str(hit.iloc[0])
-
-
-def _summary(h: _History, short_nights: int, long_nights: int) -> pd.DataFrame:
-    rows = [_summary_row(s, h, short_nights, long_nights) for s in h.series]
-    frame = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
-    return frame.astype({
-        "better": np.int64, "segment": np.int64, "trend_nights": np.int64,
-        "regressions": np.int64, "progressions": np.int64, "last_value": float,
-        "last_sd": float, "last_n_reps": "Int64", "trend": float, "last_vs_trend_pct": float,
-        "short_term_pct": float, "long_term_pct": float, "long_term_best": float,
-    })
-
-
-def _check_windows(short_nights: int, long_nights: int) -> None:
-    if int(short_nights) < 1 or int(long_nights) < 1:
-        raise ValueError("short_nights and long_nights must be at least 1")
-
-
-def trend_summary(
-    catalog: pd.DataFrame,
-    segments: pd.DataFrame,
-    changes: pd.DataFrame,
-    *,
-    short_nights: int = 7,
-    long_nights: int = 90,
-) -> pd.DataFrame:
-    """One row per (scenario, metric): the newest value, the trend and how it moved.
-
-    Inputs (the history's frames): ``catalog`` one row per (night, scenario,
-    metric) with night, outcome, scenario, metric, unit, value, sd, n_reps, ...
-    (a night that did not run has one row with scenario and metric null);
-    ``segments`` one row per done night with its segment; ``changes`` one row
-    per change point with scenario, metric, segment, night (the first night
-    after the change) and direction. Only done nights with a finite value count.
-
-    Nights are *recorded nights* (every night in the catalog, any outcome) in
-    order; "N nights ago" counts recorded nights back from the newest one.
-
-    Columns:
-
-    - ``last_night``, ``last_value``, ``last_sd``, ``last_n_reps``: the newest
-      night with a value, its value (the mean over its repetitions of the
-      per-repetition statistic), the sd across those repetitions (NaN with one)
-      and their number.
-    - ``trend``: the mean of the values of the nights since the last change
-      point (or since the start of the segment when the segment has none), up
-      to the newest: the trend *now*. ``trend_since`` is the first of those
-      nights and ``trend_nights`` their number. More generally, the trend at a
-      night is the mean of the values of its *run*, the nights between the
-      change points (and segment starts) either side of it, as in CSIT.
-    - ``last_vs_trend_pct``: 100 · (last value - trend) / |trend|.
-    - ``short_term_pct``: 100 · (trend now - trend then) / |trend then|, where
-      "then" is the newest night with a value at or before the night
-      ``short_nights`` recorded nights before the newest one
-      (``short_term_reference``). NaN, with ``short_term_note`` saying why,
-      when that night is in an earlier segment or there is no such night.
-    - ``long_term_pct``: 100 · (trend now - best) / |best|, where best
-      (``long_term_best``) is the best trend at the nights of the last
-      ``long_nights`` recorded nights in the current segment: the highest when
-      higher is better (``better`` = +1: ndr_pps, pdr_pps), the lowest
-      otherwise (-1). It is 0 when the trend now is the best, negative when
-      below a higher-is-better best, positive when above a lower-is-better one.
-    - ``regressions``, ``progressions``: change points whose first night after
-      lies in the last ``long_nights`` recorded nights (every segment).
-    - ``classification``: the direction of the newest change point of the
-      current segment in that window ("regression" or "progression"),
-      "normal" when there is none.
-
-    Rows come in the order scenarios and metrics first appear in the catalog.
-    """
-    _check_windows(short_nights, long_nights)
-    return _summary(_prepare(catalog, segments, changes), int(short_nights), int(long_nights))
-
+from analysis.trends import missing as _missing
 
 # --------------------------------------------------------------------------- charts
 
@@ -432,7 +114,7 @@ def _interleave(*columns: np.ndarray) -> np.ndarray:
 
 
 def _draw_series(
-    ax: Any, s: _Series, h: _History, tips: dict[str, Any], gid: str, *, first: bool
+    ax: Any, s: Series, h: History, tips: dict[str, Any], gid: str, *, first: bool
 ) -> None:
     handles: list[Any] = []
     bottom = ax.get_xaxis_transform()
@@ -571,7 +253,7 @@ def _add_titles(svg: str, tips: dict[str, Any]) -> str:
     return svg
 
 
-def _scenario_svg(index: int, scenario: str, series: list[_Series], h: _History) -> str:
+def _scenario_svg(index: int, scenario: str, series: list[Series], h: History) -> str:
     n = len(series)
     height = _TOP + _BOTTOM + n * _PANEL_H + (n - 1) * _GAP
     fig = Figure(figsize=(_FIG_W, height))
@@ -643,7 +325,7 @@ def _table(headers: Sequence[str], rows: Sequence[tuple[str, Sequence[tuple[str,
     return "".join(out)
 
 
-def _header(h: _History, summary: pd.DataFrame, lab: str | None, short_nights: int) -> str:
+def _header(h: History, summary: pd.DataFrame, lab: str | None, short_nights: int) -> str:
     n = len(h.nights)
     counts = h.outcomes["outcome"].value_counts()
     ch = h.changes
@@ -679,7 +361,7 @@ def _header(h: _History, summary: pd.DataFrame, lab: str | None, short_nights: i
     ) + "</tbody></table>"
 
 
-def _summary_tables(summary: pd.DataFrame, h: _History, short_nights: int,
+def _summary_tables(summary: pd.DataFrame, h: History, short_nights: int,
                     long_nights: int) -> str:
     out = []
     chart_of = {name: f"chart-{i}" for i, name in enumerate(h.scenarios)}
@@ -715,7 +397,7 @@ def _summary_tables(summary: pd.DataFrame, h: _History, short_nights: int,
     return "".join(out)
 
 
-def _changes_table(h: _History) -> str:
+def _changes_table(h: History) -> str:
     ch = h.changes.iloc[::-1]
     if ch.empty:
         return "<p>No change points detected.</p>"
@@ -739,7 +421,7 @@ def _changes_table(h: _History) -> str:
     return _table(headers, rows, "Newest first")
 
 
-def _not_run_table(h: _History) -> str:
+def _not_run_table(h: History) -> str:
     nr = h.outcomes.loc[h.outcomes["outcome"] != "done"].iloc[::-1]
     if nr.empty:
         return "<p>Every recorded night ran.</p>" if len(h.nights) else "<p>No nights.</p>"
@@ -751,7 +433,7 @@ def _not_run_table(h: _History) -> str:
                   "Newest first")
 
 
-def _segments_table(h: _History) -> str:
+def _segments_table(h: History) -> str:
     runs = h.segment_runs
     if runs.empty:
         return "<p>No segments: no night produced results.</p>"
@@ -842,10 +524,10 @@ def render_dashboard(
     with. ``lab`` names the lab in the header (default: the newest lab hash).
     The page holds no script and fetches nothing: the charts are inline SVG.
     """
-    _check_windows(short_nights, long_nights)
+    check_windows(short_nights, long_nights)
     short_nights, long_nights = int(short_nights), int(long_nights)
-    h = _prepare(catalog, segments, changes)
-    summary = _summary(h, short_nights, long_nights)
+    h = prepare(catalog, segments, changes)
+    summary = summarise(h, short_nights, long_nights)
     n = len(h.nights)
     e = html.escape
     out = [
@@ -913,3 +595,10 @@ def render_dashboard(
     tmp.write_text("\n".join(out), encoding="utf-8")
     tmp.replace(path)
     return path
+
+
+# The trend computation's names, as the dashboard offered them before it moved.
+__all__ = [
+    "CATALOG_COLUMNS", "CHANGE_COLUMNS", "CLASSES", "NOT_RUN", "OUTCOMES", "SEGMENT_COLUMNS",
+    "SUMMARY_COLUMNS", "better", "num", "render_dashboard", "trend_summary",
+]
