@@ -18,7 +18,6 @@ import io
 import math
 import os
 import re
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +29,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import EngFormatter, FuncFormatter, MaxNLocator, ScalarFormatter
 
-from analysis import changepoints
-from analysis.document import DASH, pvalue
+from analysis import changepoints, definitions
+from analysis.document import DASH, Cell, Grid, Heading, Para, Section, Svg, pvalue, to_html
 from analysis.document import num as _num4
 from analysis.trends import (
     CATALOG_COLUMNS,
@@ -304,51 +303,31 @@ dd{margin:0 0 .5em 1.5em}.kpi td:first-child{font-weight:600}.note{color:#555;fo
 """
 
 
-def _e(x: Any) -> str:
-    return html.escape(DASH if _missing(x) or x == "" else str(x))
+def _t(x: Any) -> str:
+    """A cell's text: the dash when missing or empty."""
+    return DASH if _missing(x) or x == "" else str(x)
 
 
-def _table(headers: Sequence[str], rows: Sequence[tuple[str, Sequence[tuple[str, bool]]]],
-           caption: str = "") -> str:
-    """Rows are (css class, cells); a cell is (escaped html, numeric?)."""
-    out = ["<table>"]
-    if caption:
-        out.append(f"<caption>{html.escape(caption)}</caption>")
-    out.append("<thead><tr>" + "".join(f"<th>{html.escape(x)}</th>" for x in headers)
-               + "</tr></thead><tbody>")
-    for css, cells in rows:
-        attr = f' class="{css}"' if css else ""
-        out.append(f"<tr{attr}>" + "".join(
-            f'<td class="n">{c}</td>' if numeric else f"<td>{c}</td>" for c, numeric in cells
-        ) + "</tr>")
-    out.append("</tbody></table>")
-    return "".join(out)
-
-
-def _header(h: History, summary: pd.DataFrame, lab: str | None, short_nights: int) -> str:
+def _header(h: History, summary: pd.DataFrame, lab: str | None, short_nights: int) -> Grid:
     n = len(h.nights)
     counts = h.outcomes["outcome"].value_counts()
     ch = h.changes
     recent = ch.loc[ch["pos"] >= n - short_nights]
     regressing = int((summary["classification"] == "regression").sum())
     rows = []
-    lab_text = lab if lab else (h.lab_hashes[-1] if h.lab_hashes else None)
-    lab_cell = _e(lab_text)
+    lab_text = _t(lab if lab else (h.lab_hashes[-1] if h.lab_hashes else None))
     if len(h.lab_hashes) > 1 or (lab and h.lab_hashes):
-        lab_cell += html.escape(
-            f" (lab hash {h.lab_hashes[-1]}; {len(h.lab_hashes)} distinct over the history)"
-        )
-    rows.append(("lab", lab_cell))
-    span = f"{n} nights" + (f", {h.nights[0]} to {h.nights[-1]}" if n else "")
-    rows.append(("nights recorded", html.escape(span)))
-    rows.append(("outcomes (nights)", html.escape(", ".join(
-        f"{counts.get(o, 0)} {o}" for o in OUTCOMES))))
+        lab_text += f" (lab hash {h.lab_hashes[-1]}; {len(h.lab_hashes)} distinct over the history)"
+    rows.append(("lab", lab_text))
+    rows.append(("nights recorded",
+                 f"{n} nights" + (f", {h.nights[0]} to {h.nights[-1]}" if n else "")))
+    rows.append(("outcomes (nights)", ", ".join(f"{counts.get(o, 0)} {o}" for o in OUTCOMES)))
     if n:
         newest = h.outcomes.iloc[-1]
         text = f"{newest['night']}: {newest['outcome']}"
         if not _missing(newest["reason"]):
             text += f" ({newest['reason']})"
-        rows.append(("newest night", html.escape(text)))
+        rows.append(("newest night", text))
     for label, frame in ((f"change points, all {n} nights", ch),
                          (f"change points, last {short_nights} nights", recent)):
         reg = int((frame["direction"] == "regression").sum())
@@ -356,14 +335,30 @@ def _header(h: History, summary: pd.DataFrame, lab: str | None, short_nights: in
         rows.append((label, f"{reg} regressions, {prog} progressions"))
     rows.append(("series classified regression (now)",
                  f"{regressing} of {len(summary)} (scenario, metric) series"))
-    return '<table class="kpi"><tbody>' + "".join(
-        f"<tr><td>{html.escape(k)}</td><td>{v}</td></tr>" for k, v in rows
-    ) + "</tbody></table>"
+    return Grid(headers=(), rows=[("", [Cell(k), Cell(v)]) for k, v in rows], css="kpi")
+
+
+def _summary_row(r: Any, unit: str, chart: str) -> tuple[str, list[Cell]]:
+    value = num(r.last_value) + ("" if _missing(r.last_sd) else f" ± {num(r.last_sd)}")
+    notes = [x for x in (r.short_term_note, r.long_term_note) if not _missing(x)]
+    if r.unit != unit:
+        notes.insert(0, f"unit {r.unit}")
+    return (r.classification if r.classification != "normal" else "", [
+        Cell(_t(r.scenario), href=f"#{chart}"), Cell(_t(r.last_night)), Cell(_t(value), True),
+        Cell(_t(None if _missing(r.last_n_reps) else int(r.last_n_reps)), True),
+        Cell(_t(num(r.trend)), True), Cell(_t(r.trend_since)),
+        Cell(str(r.trend_nights), True),
+        Cell(_t(_pct_text(r.last_vs_trend_pct)), True),
+        Cell(_t(_pct_text(r.short_term_pct)), True), Cell(_t(_pct_text(r.long_term_pct)), True),
+        Cell(str(r.regressions), True), Cell(str(r.progressions), True),
+        Cell(_t(r.classification)), Cell(_t("; ".join(notes))),
+    ])
 
 
 def _summary_tables(summary: pd.DataFrame, h: History, short_nights: int,
-                    long_nights: int) -> str:
-    out = []
+                    long_nights: int) -> list[Any]:
+    """A heading and a table per metric, its unit in the headers."""
+    out: list[Any] = []
     chart_of = {name: f"chart-{i}" for i, name in enumerate(h.scenarios)}
     for metric, rows in summary.groupby("metric", sort=False):
         unit = str(rows["unit"].iloc[0])
@@ -375,32 +370,17 @@ def _summary_tables(summary: pd.DataFrame, h: History, short_nights: int,
             f"long-term change, {long_nights} nights (%)", "regressions (#)",
             "progressions (#)", "classification", "notes",
         ]
-        body = []
-        for r in rows.itertuples(index=False):
-            value = num(r.last_value) + ("" if _missing(r.last_sd) else f" ± {num(r.last_sd)}")
-            notes = [x for x in (r.short_term_note, r.long_term_note) if not _missing(x)]
-            if r.unit != unit:
-                notes.insert(0, f"unit {r.unit}")
-            link = f'<a href="#{chart_of[r.scenario]}">{_e(r.scenario)}</a>'
-            body.append((r.classification if r.classification != "normal" else "", [
-                (link, False), (_e(r.last_night), False), (_e(value), True),
-                (_e(None if _missing(r.last_n_reps) else int(r.last_n_reps)), True),
-                (_e(num(r.trend)), True), (_e(r.trend_since), False),
-                (str(r.trend_nights), True),
-                (_e(_pct_text(r.last_vs_trend_pct)), True),
-                (_e(_pct_text(r.short_term_pct)), True), (_e(_pct_text(r.long_term_pct)), True),
-                (str(r.regressions), True), (str(r.progressions), True),
-                (_e(r.classification), False), (_e("; ".join(notes)), False),
-            ]))
-        out.append(f"<h3>{_e(metric)} ({_e(unit)}), {word} is better</h3>")
-        out.append(_table(headers, body))
-    return "".join(out)
+        body = [_summary_row(r, unit, chart_of[r.scenario])
+                for r in rows.itertuples(index=False)]
+        out.append(Heading(f"{_t(metric)} ({_t(unit)}), {word} is better"))
+        out.append(Grid(headers, body))
+    return out
 
 
-def _changes_table(h: History) -> str:
+def _changes_table(h: History) -> Any:
     ch = h.changes.iloc[::-1]
     if ch.empty:
-        return "<p>No change points detected.</p>"
+        return Para("No change points detected.")
     headers = ["scenario", "metric", "first night after", "night before", "segment",
                "before → after", "change (%)", "95 % CI of the change (%)", "p-value",
                "direction", "what differs"]
@@ -412,96 +392,97 @@ def _changes_table(h: History) -> str:
         )
         css = c.direction if c.direction in ("regression", "progression") else ""
         rows.append((css, [
-            (_e(c.scenario), False), (_e(c.metric), False), (_e(c.night), False),
-            (_e(c.previous_night), False), (_e(c.segment), True),
-            (_e(f"{_with_unit(c.before, unit)} → {_with_unit(c.after, unit)}"), True),
-            (_e(_pct_text(c.change_pct)), True), (_e(ci), True), (_e(pvalue(c.p_value)), True),
-            (_e(c.direction), False), (_e(c.differs), False),
+            Cell(_t(c.scenario)), Cell(_t(c.metric)), Cell(_t(c.night)),
+            Cell(_t(c.previous_night)), Cell(_t(c.segment), True),
+            Cell(f"{_with_unit(c.before, unit)} → {_with_unit(c.after, unit)}", True),
+            Cell(_t(_pct_text(c.change_pct)), True), Cell(ci, True),
+            Cell(_t(pvalue(c.p_value)), True), Cell(_t(c.direction)), Cell(_t(c.differs)),
         ]))
-    return _table(headers, rows, "Newest first")
+    return Grid(headers, rows, "Newest first")
 
 
-def _not_run_table(h: History) -> str:
+def _not_run_table(h: History) -> Any:
     nr = h.outcomes.loc[h.outcomes["outcome"] != "done"].iloc[::-1]
     if nr.empty:
-        return "<p>Every recorded night ran.</p>" if len(h.nights) else "<p>No nights.</p>"
+        return Para("Every recorded night ran." if len(h.nights) else "No nights.")
     rows = [(str(r.outcome) if r.outcome in NOT_RUN else "", [
-        (_e(r.night), False), (_e(r.started_at), False), (_e(r.campaign_id), False),
-        (_e(r.outcome), False), (_e(r.reason), False),
+        Cell(_t(r.night)), Cell(_t(r.started_at)), Cell(_t(r.campaign_id)),
+        Cell(_t(r.outcome)), Cell(_t(r.reason)),
     ]) for r in nr.itertuples(index=False)]
-    return _table(["night", "started at (UTC)", "campaign", "outcome", "reason"], rows,
-                  "Newest first")
+    return Grid(["night", "started at (UTC)", "campaign", "outcome", "reason"], rows,
+                "Newest first")
 
 
-def _segments_table(h: History) -> str:
+def _segments_table(h: History) -> Any:
     runs = h.segment_runs
     if runs.empty:
-        return "<p>No segments: no night produced results.</p>"
+        return Para("No segments: no night produced results.")
     rows = [("", [
-        (_e(r.segment), True), (_e(r.first_night), False), (_e(r.last_night), False),
-        (_e(r.nights), True), (_e(r.reason), False),
+        Cell(_t(r.segment), True), Cell(_t(r.first_night)), Cell(_t(r.last_night)),
+        Cell(_t(r.nights), True), Cell(_t(r.reason)),
     ]) for r in runs.itertuples(index=False)]
-    return _table(["segment", "first night", "last night", "done nights (#)",
-                   "why it started"], rows)
+    return Grid(["segment", "first night", "last night", "done nights (#)", "why it started"],
+                rows)
 
 
-def _definitions(short_nights: int, long_nights: int, p_value: float, min_segment: int) -> str:
-    items = [
-        ("Night", "One nightly campaign, named by its start time (UTC). Nights are counted as "
-         "recorded nights, whatever their outcome, in order: \"the last N nights\" are the "
-         "newest N recorded nights. On the charts' time axis every recorded night takes one "
-         "step, whatever the time between them."),
-        ("Outcome", "done: the night's campaign ran and produced values. failed, skipped, "
-         "refused: it produced none (it failed, was not started, or was refused); the reason "
-         "the nightly run recorded is listed under \"Nights that did not run\" and shown on "
-         "the charts (hover a marker at the bottom of a panel)."),
-        ("Night value", "For each repetition of the scenario the night computes the metric "
-         "(e.g. rtt_p50_us: the median RTT of that repetition, in µs); the night value is the "
-         "mean of those per-repetition values, in the metric's unit."),
-        ("sd", "The sample standard deviation (n - 1) of the per-repetition values of the "
-         "night, in the metric's unit; none with one repetition. Error bars are ± 1 sd."),
-        ("Segment", "A run of done nights measured with the same parameters and the same lab. "
-         "A new segment starts when either changes; its reason is shown at its boundary. "
-         "Values are never compared across segments: no trend, change point or short-term "
-         "change spans a boundary."),
-        ("Change point", "A night where the level of a metric changes, found within each "
-         "segment by E-divisive means (Matteson and James 2014) with a t-test: the nights are "
-         "split recursively at the point that maximises the energy distance between the two "
-         f"sides, each side holding at least {min_segment} nights (minimum segment length), "
-         "and a split is kept only when Welch's two-sample t-test of the values either side "
-         f"gives p < {p_value:g}; change points are then tested again between the final "
-         "segments beside them, and dropped while the weakest has p >= "
-         f"{p_value:g}. Shown with the first night after the change, the means before and "
-         "after (in the unit), the change (after - before) as % of before, the 95 % Welch "
-         "confidence interval of the change (also % of before) and the t-test's p-value."),
-        ("Regression, progression", "A change point that makes the metric worse "
-         "(regression) or better (progression). Higher is better for ndr_pps and pdr_pps "
-         "(throughput, packets/s); lower is better for every other metric (RTT, loss, CPU "
-         "per packet)."),
-        ("Trend", "The mean of the night values since the last change point (or since the "
-         "segment started, when it has none): the level the metric runs at now, in its unit. "
-         "The trend line on the charts is drawn across each run of nights between change "
-         "points (and segment boundaries) at that run's mean."),
-        ("Last vs trend", "100 · (newest value - trend) / |trend|, in %: how far the newest "
-         "night lies from the level."),
-        (f"Short-term change ({short_nights} nights)", "100 · (trend now - trend then) / "
-         "|trend then|, in %, where \"then\" is the newest night with a value at or before "
-         f"the night {short_nights} recorded nights before the newest. The trend then is the "
-         "mean of that night's run, so the change is 0 unless a change point lies between "
-         "the two. Empty, with a note, when that night is in an earlier segment."),
-        (f"Long-term change ({long_nights} nights)", "100 · (trend now - best trend) / "
-         f"|best trend|, in %, where the best trend is the best trend of the nights of the "
-         f"last {long_nights} recorded nights in the current segment: the highest when higher "
-         "is better, the lowest otherwise. 0 when the metric runs at its best level now."),
-        ("Regressions, progressions (#)", "The number of change points whose first night after "
-         f"lies in the last {long_nights} recorded nights (every segment)."),
-        ("Classification", "The direction of the newest change point of the current segment "
-         f"in the last {long_nights} nights (regression, progression); normal when there is "
-         "none. Regressions are highlighted in red, progressions in green."),
+def _status(h: History) -> list[Para]:
+    """Why the page is empty, when it is."""
+    if len(h.nights) == 0:
+        return [Para("", strong="No nights recorded yet.")]
+    if not h.series and (h.outcomes["outcome"] == "done").any():
+        return [Para(": the nights that ran recorded no value of any metric.",
+                     strong="No values recorded yet")]
+    if not h.series:
+        return [Para(": every recorded night failed, was skipped or was refused "
+                     "(see below).", strong="No night has produced results yet")]
+    return []
+
+
+_SUMMARY_NOTE = (
+    "One table per metric, its unit in the headers. Rows classified regression are red, "
+    "progression green. The statistics are defined at the end of the page."
+)
+_CHARTS_NOTE = (
+    "One chart per scenario, one panel per metric, over every recorded night. Blue dots: "
+    "night values, with ± 1 sd bars. Orange: the trend (each run's mean between change "
+    "points). Diamonds: change points at the level after the change (red regression, green "
+    "progression) with a dotted line before the first night after. Grey vertical lines: "
+    "segment boundaries, labelled with their reason. Markers at the bottom: nights that did "
+    "not run (red cross failed, brown square refused, grey dot skipped). Hover a marker or "
+    "line for its night, value or reason."
+)
+
+
+def _charts(h: History) -> list[Any]:
+    if not h.series:
+        return [Para("No values: no charts.")]
+    out: list[Any] = [Para(_CHARTS_NOTE, css="note")]
+    for i, scenario in enumerate(h.scenarios):
+        series = [s for s in h.series if s.scenario == scenario]
+        caption = f"{scenario}: " + ", ".join(f"{s.metric} ({s.unit})" for s in series)
+        out.append(Svg(_scenario_svg(i, scenario, series, h), caption, anchor=f"chart-{i}"))
+    return out
+
+
+def _sections(h: History, summary: pd.DataFrame, *, lab: str | None, short_nights: int,
+              long_nights: int, p_value: float, min_segment: int) -> list[Section]:
+    if summary.empty:
+        trend_summary_blocks: list[Any] = [Para("No values: nothing to summarise.")]
+    else:
+        trend_summary_blocks = [Para(_SUMMARY_NOTE, css="note"),
+                                *_summary_tables(summary, h, short_nights, long_nights)]
+    settings = {"short_nights": short_nights, "long_nights": long_nights,
+                "p_value": p_value, "min_segment": min_segment}
+    return [
+        Section("", [_header(h, summary, lab, short_nights), *_status(h)]),
+        Section("Trend summary", trend_summary_blocks),
+        Section("Trend charts", _charts(h)),
+        Section("Change points", [_changes_table(h)]),
+        Section("Nights that did not run", [_not_run_table(h)]),
+        Section("Segments", [_segments_table(h)]),
+        Section("Definitions", [definitions.define(definitions.DASHBOARD, settings,
+                                                   definitions.DASHBOARD_TERMS)]),
     ]
-    return "<dl>" + "".join(
-        f"<dt>{html.escape(t)}</dt><dd>{html.escape(m)}</dd>" for t, m in items
-    ) + "</dl>"
 
 
 def render_dashboard(
@@ -528,71 +509,13 @@ def render_dashboard(
     short_nights, long_nights = int(short_nights), int(long_nights)
     h = prepare(catalog, segments, changes)
     summary = summarise(h, short_nights, long_nights)
-    n = len(h.nights)
-    e = html.escape
-    out = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{e(title)}</title><style>{_CSS}</style></head><body>",
-        f"<h1>{e(title)}</h1>",
-        _header(h, summary, lab, short_nights),
-    ]
-    if n == 0:
-        out.append("<p><strong>No nights recorded yet.</strong></p>")
-    elif not h.series and (h.outcomes["outcome"] == "done").any():
-        out.append("<p><strong>No values recorded yet</strong>: the nights that ran "
-                   "recorded no value of any metric.</p>")
-    elif not h.series:
-        out.append("<p><strong>No night has produced results yet</strong>: every recorded "
-                   "night failed, was skipped or was refused (see below).</p>")
-
-    out.append("<h2>Trend summary</h2>")
-    if summary.empty:
-        out.append("<p>No values: nothing to summarise.</p>")
-    else:
-        out.append('<p class="note">One table per metric, its unit in the headers. Rows '
-                   "classified regression are red, progression green. The statistics are "
-                   "defined at the end of the page.</p>")
-        out.append(_summary_tables(summary, h, short_nights, long_nights))
-
-    out.append("<h2>Trend charts</h2>")
-    if not h.series:
-        out.append("<p>No values: no charts.</p>")
-    else:
-        out.append(
-            '<p class="note">One chart per scenario, one panel per metric, over every '
-            "recorded night. Blue dots: night values, with ± 1 sd bars. Orange: the trend "
-            "(each run's mean between change points). Diamonds: change points at the level "
-            "after the change (red regression, green progression) with a dotted line before "
-            "the first night after. Grey vertical lines: segment boundaries, labelled with "
-            "their reason. Markers at the bottom: nights that did not run (red cross failed, "
-            "brown square refused, grey dot skipped). Hover a marker or line for its night, "
-            "value or reason.</p>"
-        )
-        for i, scenario in enumerate(h.scenarios):
-            series = [s for s in h.series if s.scenario == scenario]
-            svg = _scenario_svg(i, scenario, series, h)
-            out.append(
-                f'<figure id="chart-{i}">{svg}<figcaption>{e(scenario)}: '
-                f"{e(', '.join(f'{s.metric} ({s.unit})' for s in series))}"
-                "</figcaption></figure>"
-            )
-
-    out.append("<h2>Change points</h2>")
-    out.append(_changes_table(h))
-    out.append("<h2>Nights that did not run</h2>")
-    out.append(_not_run_table(h))
-    out.append("<h2>Segments</h2>")
-    out.append(_segments_table(h))
-    out.append("<h2>Definitions</h2>")
-    out.append(_definitions(short_nights, long_nights, p_value, min_segment))
-    out.append("</body></html>")
-
+    sections = _sections(h, summary, lab=lab, short_nights=short_nights,
+                         long_nights=long_nights, p_value=p_value, min_segment=min_segment)
     path = Path(out_path)
+    page = to_html(title, sections, path.parent, css=_CSS, viewport=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("\n".join(out), encoding="utf-8")
+    tmp.write_text(page, encoding="utf-8")
     tmp.replace(path)
     return path
 
