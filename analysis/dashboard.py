@@ -116,8 +116,27 @@ def _draw_series(
     ax: Any, s: Series, h: History, tips: dict[str, Any], gid: str, *, first: bool
 ) -> None:
     handles: list[Any] = []
-    bottom = ax.get_xaxis_transform()
-    # Night values and +-sd bars (all bars as one NaN-split line: cheap with many nights).
+    _draw_values(ax, s, tips, gid, handles)
+    _draw_trend(ax, s, handles)
+    _draw_segments(ax, h, tips, gid, handles, first=first)
+    if len(s.changes):
+        _draw_changes(ax, s, tips, gid, handles)
+    _draw_not_run(ax, h, tips, gid, handles, first=first)
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7,
+              frameon=False)
+    word = "higher" if s.better > 0 else "lower"
+    ax.set_title(_mpl(f"{s.metric} ({s.unit}): {word} is better; trend now "
+                      f"{num(s.trend[-1])} {s.unit}"), fontsize=9, loc="left")
+    ax.set_ylabel(_mpl(s.unit or "value"))
+    if np.nanmax(np.abs(s.value)) >= 1e5:  # packet rates: 1.2 M rather than an offset 1e6
+        ax.yaxis.set_major_formatter(EngFormatter(sep=" "))
+    else:
+        ax.yaxis.set_major_formatter(ScalarFormatter(useOffset=False))
+    ax.grid(alpha=0.3)
+
+
+def _draw_values(ax: Any, s: Series, tips: dict[str, Any], gid: str, handles: list[Any]) -> None:
+    """Night values and +-sd bars (all bars as one NaN-split line: cheap with many nights)."""
     has_sd = np.isfinite(s.sd)
     if has_sd.any():
         x, v, d = s.pos[has_sd].astype(float), s.value[has_sd], s.sd[has_sd]
@@ -140,7 +159,10 @@ def _draw_series(
             s.nights[cut:], s.value[cut:], s.sd[cut:], s.n_reps[cut:], strict=True
         )
     ]
-    # The trend: each run's mean, drawn across the run.
+
+
+def _draw_trend(ax: Any, s: Series, handles: list[Any]) -> None:
+    """The trend: each run's mean, drawn across the run."""
     starts = np.flatnonzero(np.r_[True, s.group[1:] != s.group[:-1]])
     ends = np.r_[starts[1:], len(s.pos)] - 1
     t = s.trend[starts]
@@ -148,7 +170,12 @@ def _draw_series(
             _interleave(t, t, _nans(len(t))), color=_C_TREND, linewidth=2, zorder=4,
             label="trend (mean between change points)")
     handles.append(ax.lines[-1])
-    # Segment boundaries, with their reason.
+
+
+def _draw_segments(ax: Any, h: History, tips: dict[str, Any], gid: str, handles: list[Any],
+                   *, first: bool) -> None:
+    """Segment boundaries, with their reason (written on the first panel)."""
+    bottom = ax.get_xaxis_transform()
     for j, run in enumerate(h.segment_runs.iloc[1:].itertuples(index=False)):
         x = run.first_pos - 0.5
         ax.axvline(x, color=_C_SEGMENT, linewidth=1.2, gid=f"{gid}-s{j}", zorder=1)
@@ -162,47 +189,55 @@ def _draw_series(
     if len(h.segment_runs) > 1:
         handles.append(Line2D([], [], color=_C_SEGMENT, linewidth=1.2,
                               label="segment boundary (reason on the line)"))
-    # Change points: a dotted line before the first night after, a marker at the new level.
+
+
+def _draw_changes(ax: Any, s: Series, tips: dict[str, Any], gid: str,
+                  handles: list[Any]) -> None:
+    """Change points: a dotted line before the first night after, a marker at the new level."""
     cps = s.changes
-    if len(cps):
-        xs = cps["pos"].to_numpy(dtype=float) - 0.5
-        ax.plot(_interleave(xs, xs, _nans(len(xs))), np.tile([0.0, 1.0, np.nan], len(xs)),
-                transform=bottom, color="#444444", linestyle=":", linewidth=1, zorder=2)
-        for direction, color in _C_CHANGE.items():
-            these = cps.loc[cps["direction"] == direction]
-            if these.empty:
-                continue
-            ax.plot(these["pos"], these["after"], linestyle="none", marker="D", markersize=7,
-                    markerfacecolor="none", markeredgecolor=color, markeredgewidth=1.6,
-                    zorder=5, gid=f"{gid}-c{direction[0]}")
-            tips[f"{gid}-c{direction[0]}"] = [
-                f"{direction} from {c.night}: {num(c.before)} → {num(c.after)} {s.unit}, "
-                f"{_pct_text(c.change_pct)} ({_ci_text(c.ci_low_pct, c.ci_high_pct)}), "
-                f"p = {pvalue(c.p_value)}"
-                for c in these.itertuples(index=False)
-            ]
-        shown = cps.iloc[-_LEGEND_CHANGES:]
-        for c in shown.itertuples(index=False):
-            color = _C_CHANGE.get(c.direction, "#444444")
-            handles.append(Line2D(
-                [], [], linestyle=":", color="#444444", marker="D", markerfacecolor="none",
-                markeredgecolor=color, markeredgewidth=1.6,
-                label=_mpl(f"{c.direction} from {c.night}:\n{_pct_text(c.change_pct)}, "
-                           f"{_ci_text(c.ci_low_pct, c.ci_high_pct)}"),
-            ))
-        if len(cps) > len(shown):
-            handles.append(Line2D([], [], linestyle="none",
-                                  label=f"… {len(cps) - len(shown)} earlier change points: "
-                                        "see the table"))
-    # Nights that did not run, at the bottom of the axis.
+    xs = cps["pos"].to_numpy(dtype=float) - 0.5
+    ax.plot(_interleave(xs, xs, _nans(len(xs))), np.tile([0.0, 1.0, np.nan], len(xs)),
+            transform=ax.get_xaxis_transform(), color="#444444", linestyle=":", linewidth=1,
+            zorder=2)
+    for direction, color in _C_CHANGE.items():
+        these = cps.loc[cps["direction"] == direction]
+        if these.empty:
+            continue
+        ax.plot(these["pos"], these["after"], linestyle="none", marker="D", markersize=7,
+                markerfacecolor="none", markeredgecolor=color, markeredgewidth=1.6,
+                zorder=5, gid=f"{gid}-c{direction[0]}")
+        tips[f"{gid}-c{direction[0]}"] = [
+            f"{direction} from {c.night}: {num(c.before)} → {num(c.after)} {s.unit}, "
+            f"{_pct_text(c.change_pct)} ({_ci_text(c.ci_low_pct, c.ci_high_pct)}), "
+            f"p = {pvalue(c.p_value)}"
+            for c in these.itertuples(index=False)
+        ]
+    shown = cps.iloc[-_LEGEND_CHANGES:]
+    for c in shown.itertuples(index=False):
+        color = _C_CHANGE.get(c.direction, "#444444")
+        handles.append(Line2D(
+            [], [], linestyle=":", color="#444444", marker="D", markerfacecolor="none",
+            markeredgecolor=color, markeredgewidth=1.6,
+            label=_mpl(f"{c.direction} from {c.night}:\n{_pct_text(c.change_pct)}, "
+                       f"{_ci_text(c.ci_low_pct, c.ci_high_pct)}"),
+        ))
+    if len(cps) > len(shown):
+        handles.append(Line2D([], [], linestyle="none",
+                              label=f"… {len(cps) - len(shown)} earlier change points: "
+                                    "see the table"))
+
+
+def _draw_not_run(ax: Any, h: History, tips: dict[str, Any], gid: str, handles: list[Any],
+                  *, first: bool) -> None:
+    """Nights that did not run, at the bottom of the axis."""
     out = h.outcomes
     for outcome, style in _NOT_RUN_STYLE.items():
         these = out.loc[out["outcome"] == outcome]
         if these.empty:
             continue
         x = h.pos(these["night"].to_numpy(dtype=object))
-        ax.plot(x, np.full(len(x), 0.04), transform=bottom, linestyle="none",
-                markersize=6, zorder=6, gid=f"{gid}-n{outcome[0]}", **style)
+        ax.plot(x, np.full(len(x), 0.04), transform=ax.get_xaxis_transform(),
+                linestyle="none", markersize=6, zorder=6, gid=f"{gid}-n{outcome[0]}", **style)
         tips[f"{gid}-n{outcome[0]}"] = [
             f"{night}: {outcome}" + ("" if _missing(r) else f": {r}")
             for night, r in zip(these["night"], these["reason"], strict=True)
@@ -210,17 +245,6 @@ def _draw_series(
         if first:
             handles.append(Line2D([], [], linestyle="none", markersize=6,
                                   label=f"{outcome} night ({len(these)})", **style))
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7,
-              frameon=False)
-    word = "higher" if s.better > 0 else "lower"
-    ax.set_title(_mpl(f"{s.metric} ({s.unit}): {word} is better; trend now "
-                      f"{num(s.trend[-1])} {s.unit}"), fontsize=9, loc="left")
-    ax.set_ylabel(_mpl(s.unit or "value"))
-    if np.nanmax(np.abs(s.value)) >= 1e5:  # packet rates: 1.2 M rather than an offset 1e6
-        ax.yaxis.set_major_formatter(EngFormatter(sep=" "))
-    else:
-        ax.yaxis.set_major_formatter(ScalarFormatter(useOffset=False))
-    ax.grid(alpha=0.3)
 
 
 def _add_titles(svg: str, tips: dict[str, Any]) -> str:
