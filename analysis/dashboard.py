@@ -1,16 +1,14 @@
 """Trend dashboard of the nightly campaigns: one self-contained HTML page.
 
-Modelled on FD.io CSIT's trending dashboard. It reads three frames built from
-the nightly history (the catalog of night values, the segments and the change
-points; their columns are listed in :func:`trend_summary`) and computes, per
-(scenario, metric), the trend and its short- and long-term change
-(:func:`trend_summary`); :func:`render_dashboard` writes the page with that
+Modelled on FD.io CSIT's trending dashboard. The numbers come from
+:mod:`analysis.trends` (the series, their runs between change points, and the
+per-series summary of :func:`~analysis.trends.trend_summary`); this module only
+draws and writes them. :func:`render_dashboard` writes the page with that
 summary, one chart per scenario (a subplot per metric, inline SVG), the change
 points, the nights that did not run and the definitions of every statistic.
 
 Time is counted in *recorded nights*: every night in the catalog, whatever its
-outcome, in chronological order of its ``night`` string. "The last 7 nights"
-are the last 7 recorded nights, ending at the newest one.
+outcome, in chronological order of its ``night`` string.
 """
 
 from __future__ import annotations
@@ -20,8 +18,6 @@ import io
 import math
 import os
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,341 +29,26 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import EngFormatter, FuncFormatter, MaxNLocator, ScalarFormatter
 
-from analysis import changepoints, history
+from analysis import changepoints, definitions
+from analysis.document import DASH, Cell, Grid, Heading, Para, Section, Svg, pvalue, to_html
 from analysis.document import num as _num4
-from analysis.document import pvalue
-
-DASH = "—"
-OUTCOMES = ("done", "failed", "skipped", "refused")
-NOT_RUN = ("failed", "skipped", "refused")
-CLASSES = ("regression", "progression", "normal")
-
-CATALOG_COLUMNS = tuple(history.COLUMNS)
-SEGMENT_COLUMNS = ("night", "segment", "segment_reason")
-CHANGE_COLUMNS = tuple(changepoints.DETECT_COLUMNS)
-SUMMARY_COLUMNS = (
-    "scenario", "metric", "unit", "better", "segment", "last_night", "last_value", "last_sd",
-    "last_n_reps", "trend", "trend_since", "trend_nights", "last_vs_trend_pct",
-    "short_term_pct", "short_term_reference", "short_term_note", "long_term_pct",
-    "long_term_best", "long_term_note", "regressions", "progressions", "classification",
+from analysis.trends import (
+    CATALOG_COLUMNS,
+    CHANGE_COLUMNS,
+    CLASSES,
+    NOT_RUN,
+    OUTCOMES,
+    SEGMENT_COLUMNS,
+    SUMMARY_COLUMNS,
+    History,
+    Series,
+    better,
+    check_windows,
+    prepare,
+    summarise,
+    trend_summary,
 )
-
-# --------------------------------------------------------------------------- direction
-
-
-def better(metric: str) -> int:
-    """+1 when higher values of ``metric`` are better, -1 when lower are (the history's rule)."""
-    return history.better(metric)
-
-
-# --------------------------------------------------------------------------- preparation
-
-
-def _with_columns(frame: pd.DataFrame | None, columns: Sequence[str]) -> pd.DataFrame:
-    frame = pd.DataFrame() if frame is None else frame.copy()
-    for column in columns:
-        if column not in frame.columns:
-            frame[column] = pd.Series(np.nan, index=frame.index, dtype=object)
-    return frame
-
-
-def _missing(x: Any) -> bool:
-    if x is None or x is pd.NA:
-        return True
-    try:
-        return bool(pd.isna(x))
-    except (TypeError, ValueError):
-        return False
-
-
-def _pct(new: float, ref: float) -> float:
-    """100 · (new - ref) / |ref|; NaN when either is missing or ref is 0."""
-    if not (math.isfinite(new) and math.isfinite(ref)) or ref == 0:
-        return math.nan
-    return 100.0 * (new - ref) / abs(ref)
-
-
-@dataclass
-class _Series:
-    scenario: str
-    metric: str
-    unit: str
-    better: int
-    pos: np.ndarray  # index of each observation's night among the recorded nights
-    nights: np.ndarray
-    value: np.ndarray
-    sd: np.ndarray
-    n_reps: np.ndarray
-    segment: np.ndarray
-    group: np.ndarray  # runs between change points, numbered 0.. in order
-    trend: np.ndarray  # mean of the observation's run
-    run_start: int  # index of the first observation of the last segment's run
-    changes: pd.DataFrame  # this series' change points, with "pos"
-
-
-@dataclass
-class _History:
-    nights: np.ndarray  # every recorded night, sorted
-    outcomes: pd.DataFrame  # one row per night: night, started_at, campaign_id, outcome, reason
-    segment_runs: pd.DataFrame  # segment, first_night, last_night, first_pos, nights, reason
-    series: list[_Series]
-    changes: pd.DataFrame  # every change point, with "pos"
-    scenarios: list[str]
-    lab_hashes: list[str]
-
-    def pos(self, nights: Any) -> np.ndarray:
-        """Index among recorded nights (a night not recorded: the first recorded after it)."""
-        return np.searchsorted(self.nights, np.asarray(nights, dtype=object), side="left")
-
-
-def _prepare(
-    catalog: pd.DataFrame | None, segments: pd.DataFrame | None, changes: pd.DataFrame | None
-) -> _History:
-    cat = _with_columns(catalog, CATALOG_COLUMNS)
-    cat = cat.loc[cat["night"].notna()].copy()
-    cat["night"] = cat["night"].astype(str)
-    cat = cat.sort_values("night", kind="stable")
-    nights = np.array(sorted(cat["night"].unique()), dtype=object)
-
-    outcomes = (
-        cat.drop_duplicates("night")[["night", "started_at", "campaign_id", "outcome", "reason"]]
-        .reset_index(drop=True)
-    )
-
-    # Segment of every done night; a done night absent from `segments` takes the one before it.
-    seg = _with_columns(segments, SEGMENT_COLUMNS)
-    seg = seg.loc[seg["night"].notna()].copy()
-    seg["night"] = seg["night"].astype(str)
-    seg = seg.drop_duplicates("night", keep="last").set_index("night")
-    done = outcomes.loc[outcomes["outcome"] == "done", "night"].reset_index(drop=True)
-    done_seg = (
-        pd.to_numeric(done.map(seg["segment"]), errors="coerce").ffill().bfill().fillna(0)
-        .astype(np.int64)
-    )
-    seg_of_night = dict(zip(done, done_seg, strict=True))
-    runs = []
-    if len(done):
-        starts = np.flatnonzero(np.r_[True, done_seg.to_numpy()[1:] != done_seg.to_numpy()[:-1]])
-        ends = np.r_[starts[1:], len(done)]
-        for a, b in zip(starts, ends, strict=True):
-            first = done.iloc[a]
-            reason = seg["segment_reason"].get(first, None)
-            runs.append({
-                "segment": int(done_seg.iloc[a]), "first_night": first,
-                "last_night": done.iloc[b - 1], "first_pos": int(np.searchsorted(nights, first)),
-                "nights": int(b - a), "reason": None if _missing(reason) else str(reason),
-            })
-    segment_runs = pd.DataFrame(
-        runs, columns=["segment", "first_night", "last_night", "first_pos", "nights", "reason"]
-    )
-
-    ch = _with_columns(changes, CHANGE_COLUMNS)
-    ch = ch.loc[ch["night"].notna() & ch["scenario"].notna() & ch["metric"].notna()].copy()
-    ch["night"] = ch["night"].astype(str)
-    ch["pos"] = np.searchsorted(nights, ch["night"].to_numpy(dtype=object), side="left")
-    ch["segment"] = pd.to_numeric(ch["segment"], errors="coerce").fillna(-1).astype(np.int64)
-    for column in ("before", "after", "change_pct", "ci_low_pct", "ci_high_pct", "p_value"):
-        ch[column] = pd.to_numeric(ch[column], errors="coerce").astype(float)
-    ch = ch.sort_values(["pos", "scenario", "metric"], kind="stable").reset_index(drop=True)
-
-    obs = cat.loc[
-        (cat["outcome"] == "done") & cat["scenario"].notna() & cat["metric"].notna()
-    ].copy()
-    obs["value"] = pd.to_numeric(obs["value"], errors="coerce").astype(float)
-    obs = obs.loc[np.isfinite(obs["value"].to_numpy())]
-    obs = obs.drop_duplicates(["night", "scenario", "metric"], keep="last")
-    obs["scenario"] = obs["scenario"].astype(str)
-    obs["metric"] = obs["metric"].astype(str)
-    scenarios = list(pd.unique(obs["scenario"]))
-    metrics = list(pd.unique(obs["metric"]))
-    ch_groups = dict(list(ch.groupby(["scenario", "metric"], sort=False)))
-    series = []
-    for (scenario, metric), s in obs.groupby(["scenario", "metric"], sort=False):
-        s_nights = s["night"].to_numpy(dtype=object)
-        pos = np.searchsorted(nights, s_nights)
-        segment = np.array([seg_of_night[n] for n in s_nights], dtype=np.int64)
-        cps = ch_groups.get((scenario, metric), ch.iloc[0:0])
-        # Runs: a new one at every segment start and at every change point inside a segment.
-        k = np.zeros(len(pos), dtype=np.int64)
-        for s_id in np.unique(segment):
-            here = segment == s_id
-            cp_pos = np.sort(cps.loc[cps["segment"] == s_id, "pos"].to_numpy(dtype=np.int64))
-            k[here] = np.searchsorted(cp_pos, pos[here], side="right")
-        new_run = np.r_[True, (segment[1:] != segment[:-1]) | (k[1:] != k[:-1])]
-        group = np.cumsum(new_run) - 1
-        value = s["value"].to_numpy(dtype=float)
-        trend = (np.bincount(group, weights=value) / np.bincount(group))[group]
-        seg_starts = np.flatnonzero(np.r_[True, segment[1:] != segment[:-1]])
-        units = s["unit"].dropna()
-        series.append(_Series(
-            scenario=scenario, metric=metric, unit=str(units.iloc[-1]) if len(units) else "",
-            better=better(metric), pos=pos, nights=s_nights, value=value,
-            sd=pd.to_numeric(s["sd"], errors="coerce").to_numpy(dtype=float),
-            n_reps=pd.to_numeric(s["n_reps"], errors="coerce").to_numpy(dtype=float),
-            segment=segment, group=group, trend=trend, run_start=int(seg_starts[-1]),
-            changes=cps,
-        ))
-    series.sort(key=lambda x: (scenarios.index(x.scenario), metrics.index(x.metric)))
-    labs = cat["lab_hash"].dropna().astype(str)
-    return _History(
-        nights=nights, outcomes=outcomes, segment_runs=segment_runs, series=series,
-        changes=ch, scenarios=scenarios, lab_hashes=list(pd.unique(labs)),
-    )
-
-
-# --------------------------------------------------------------------------- the summary
-
-
-def _summary_row(s: _Series, h: _History, short_nights: int, long_nights: int) -> dict:
-    n = len(h.nights)
-    last = len(s.pos) - 1
-    trend_now = float(s.trend[last])
-    run_first = int(np.flatnonzero(s.group == s.group[last])[0])
-    seg_first_night = s.nights[s.run_start]
-    notes_short: list[str] = []
-    notes_long: list[str] = []
-
-    # Short term: the trend now against the trend of the newest value at or before the night
-    # `short_nights` recorded nights before the newest one, inside the current segment.
-    short, short_ref = math.nan, None
-    ref_pos = n - 1 - short_nights
-    if ref_pos < 0:
-        notes_short.append(f"fewer than {short_nights + 1} nights recorded")
-    else:
-        i = int(np.searchsorted(s.pos, ref_pos, side="right")) - 1
-        if i < 0:
-            notes_short.append(f"no value on or before {h.nights[ref_pos]}")
-        elif i < s.run_start:
-            reason = _segment_reason(h, int(s.segment[last]), seg_first_night)
-            notes_short.append(
-                f"new segment since {seg_first_night}"
-                + (f" ({reason})" if reason else "") + "; not compared across segments"
-            )
-        else:
-            short = _pct(trend_now, float(s.trend[i]))
-            short_ref = s.nights[i]
-            if math.isnan(short):
-                notes_short.append(f"trend on {short_ref} is 0")
-    if s.pos[last] < n - short_nights:
-        notes_short.append(f"no value in the last {short_nights} nights")
-
-    # Long term: the trend now against the best trend over the last `long_nights` nights,
-    # within the current segment.
-    window_start = max(0, n - long_nights)
-    idx = np.arange(len(s.pos))
-    in_window = (s.pos >= window_start) & (idx >= s.run_start)
-    if not in_window.any():
-        in_window = idx == last  # the newest value is older than the window
-        notes_long.append(f"no value in the last {long_nights} nights")
-    trends = s.trend[in_window]
-    best = float(trends.max() if s.better > 0 else trends.min())
-    long = _pct(trend_now, best)
-    if math.isnan(long) and best == 0:
-        notes_long.append("best trend is 0")
-    if ((s.pos >= window_start) & (idx < s.run_start)).any():
-        notes_long.append(f"window limited to the current segment (since {seg_first_night})")
-
-    cps = s.changes
-    recent = cps.loc[cps["pos"] >= window_start]
-    current = recent.loc[
-        (recent["segment"] == s.segment[last]) & (recent["pos"] >= s.pos[s.run_start])
-        & recent["direction"].isin(["regression", "progression"])
-    ]
-    classification = str(current["direction"].iloc[-1]) if len(current) else "normal"
-    return {
-        "scenario": s.scenario, "metric": s.metric, "unit": s.unit, "better": s.better,
-        "segment": int(s.segment[last]), "last_night": s.nights[last],
-        "last_value": float(s.value[last]), "last_sd": float(s.sd[last]),
-        "last_n_reps": s.n_reps[last], "trend": trend_now, "trend_since": s.nights[run_first],
-        "trend_nights": int(last - run_first + 1),
-        "last_vs_trend_pct": _pct(float(s.value[last]), trend_now),
-        "short_term_pct": short, "short_term_reference": short_ref,
-        "short_term_note": "; ".join(x for x in notes_short if x) or None,
-        "long_term_pct": long, "long_term_best": best,
-        "long_term_note": "; ".join(notes_long) or None,
-        "regressions": int((recent["direction"] == "regression").sum()),
-        "progressions": int((recent["direction"] == "progression").sum()),
-        "classification": classification,
-    }
-
-
-def _segment_reason(h: _History, segment: int, first_night: str) -> str | None:
-    runs = h.segment_runs
-    hit = runs.loc[(runs["segment"] == segment) & (runs["first_night"] == first_night), "reason"]
-    return None if hit.empty or _missing(hit.iloc[0]) else str(hit.iloc[0])
-
-
-def _summary(h: _History, short_nights: int, long_nights: int) -> pd.DataFrame:
-    rows = [_summary_row(s, h, short_nights, long_nights) for s in h.series]
-    frame = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
-    return frame.astype({
-        "better": np.int64, "segment": np.int64, "trend_nights": np.int64,
-        "regressions": np.int64, "progressions": np.int64, "last_value": float,
-        "last_sd": float, "last_n_reps": "Int64", "trend": float, "last_vs_trend_pct": float,
-        "short_term_pct": float, "long_term_pct": float, "long_term_best": float,
-    })
-
-
-def _check_windows(short_nights: int, long_nights: int) -> None:
-    if int(short_nights) < 1 or int(long_nights) < 1:
-        raise ValueError("short_nights and long_nights must be at least 1")
-
-
-def trend_summary(
-    catalog: pd.DataFrame,
-    segments: pd.DataFrame,
-    changes: pd.DataFrame,
-    *,
-    short_nights: int = 7,
-    long_nights: int = 90,
-) -> pd.DataFrame:
-    """One row per (scenario, metric): the newest value, the trend and how it moved.
-
-    Inputs (the history's frames): ``catalog`` one row per (night, scenario,
-    metric) with night, outcome, scenario, metric, unit, value, sd, n_reps, ...
-    (a night that did not run has one row with scenario and metric null);
-    ``segments`` one row per done night with its segment; ``changes`` one row
-    per change point with scenario, metric, segment, night (the first night
-    after the change) and direction. Only done nights with a finite value count.
-
-    Nights are *recorded nights* (every night in the catalog, any outcome) in
-    order; "N nights ago" counts recorded nights back from the newest one.
-
-    Columns:
-
-    - ``last_night``, ``last_value``, ``last_sd``, ``last_n_reps``: the newest
-      night with a value, its value (the mean over its repetitions of the
-      per-repetition statistic), the sd across those repetitions (NaN with one)
-      and their number.
-    - ``trend``: the mean of the values of the nights since the last change
-      point (or since the start of the segment when the segment has none), up
-      to the newest: the trend *now*. ``trend_since`` is the first of those
-      nights and ``trend_nights`` their number. More generally, the trend at a
-      night is the mean of the values of its *run*, the nights between the
-      change points (and segment starts) either side of it, as in CSIT.
-    - ``last_vs_trend_pct``: 100 · (last value - trend) / |trend|.
-    - ``short_term_pct``: 100 · (trend now - trend then) / |trend then|, where
-      "then" is the newest night with a value at or before the night
-      ``short_nights`` recorded nights before the newest one
-      (``short_term_reference``). NaN, with ``short_term_note`` saying why,
-      when that night is in an earlier segment or there is no such night.
-    - ``long_term_pct``: 100 · (trend now - best) / |best|, where best
-      (``long_term_best``) is the best trend at the nights of the last
-      ``long_nights`` recorded nights in the current segment: the highest when
-      higher is better (``better`` = +1: ndr_pps, pdr_pps), the lowest
-      otherwise (-1). It is 0 when the trend now is the best, negative when
-      below a higher-is-better best, positive when above a lower-is-better one.
-    - ``regressions``, ``progressions``: change points whose first night after
-      lies in the last ``long_nights`` recorded nights (every segment).
-    - ``classification``: the direction of the newest change point of the
-      current segment in that window ("regression" or "progression"),
-      "normal" when there is none.
-
-    Rows come in the order scenarios and metrics first appear in the catalog.
-    """
-    _check_windows(short_nights, long_nights)
-    return _summary(_prepare(catalog, segments, changes), int(short_nights), int(long_nights))
-
+from analysis.trends import missing as _missing
 
 # --------------------------------------------------------------------------- charts
 
@@ -432,11 +113,30 @@ def _interleave(*columns: np.ndarray) -> np.ndarray:
 
 
 def _draw_series(
-    ax: Any, s: _Series, h: _History, tips: dict[str, Any], gid: str, *, first: bool
+    ax: Any, s: Series, h: History, tips: dict[str, Any], gid: str, *, first: bool
 ) -> None:
     handles: list[Any] = []
-    bottom = ax.get_xaxis_transform()
-    # Night values and +-sd bars (all bars as one NaN-split line: cheap with many nights).
+    _draw_values(ax, s, tips, gid, handles)
+    _draw_trend(ax, s, handles)
+    _draw_segments(ax, h, tips, gid, handles, first=first)
+    if len(s.changes):
+        _draw_changes(ax, s, tips, gid, handles)
+    _draw_not_run(ax, h, tips, gid, handles, first=first)
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7,
+              frameon=False)
+    word = "higher" if s.better > 0 else "lower"
+    ax.set_title(_mpl(f"{s.metric} ({s.unit}): {word} is better; trend now "
+                      f"{num(s.trend[-1])} {s.unit}"), fontsize=9, loc="left")
+    ax.set_ylabel(_mpl(s.unit or "value"))
+    if np.nanmax(np.abs(s.value)) >= 1e5:  # packet rates: 1.2 M rather than an offset 1e6
+        ax.yaxis.set_major_formatter(EngFormatter(sep=" "))
+    else:
+        ax.yaxis.set_major_formatter(ScalarFormatter(useOffset=False))
+    ax.grid(alpha=0.3)
+
+
+def _draw_values(ax: Any, s: Series, tips: dict[str, Any], gid: str, handles: list[Any]) -> None:
+    """Night values and +-sd bars (all bars as one NaN-split line: cheap with many nights)."""
     has_sd = np.isfinite(s.sd)
     if has_sd.any():
         x, v, d = s.pos[has_sd].astype(float), s.value[has_sd], s.sd[has_sd]
@@ -459,7 +159,10 @@ def _draw_series(
             s.nights[cut:], s.value[cut:], s.sd[cut:], s.n_reps[cut:], strict=True
         )
     ]
-    # The trend: each run's mean, drawn across the run.
+
+
+def _draw_trend(ax: Any, s: Series, handles: list[Any]) -> None:
+    """The trend: each run's mean, drawn across the run."""
     starts = np.flatnonzero(np.r_[True, s.group[1:] != s.group[:-1]])
     ends = np.r_[starts[1:], len(s.pos)] - 1
     t = s.trend[starts]
@@ -467,7 +170,12 @@ def _draw_series(
             _interleave(t, t, _nans(len(t))), color=_C_TREND, linewidth=2, zorder=4,
             label="trend (mean between change points)")
     handles.append(ax.lines[-1])
-    # Segment boundaries, with their reason.
+
+
+def _draw_segments(ax: Any, h: History, tips: dict[str, Any], gid: str, handles: list[Any],
+                   *, first: bool) -> None:
+    """Segment boundaries, with their reason (written on the first panel)."""
+    bottom = ax.get_xaxis_transform()
     for j, run in enumerate(h.segment_runs.iloc[1:].itertuples(index=False)):
         x = run.first_pos - 0.5
         ax.axvline(x, color=_C_SEGMENT, linewidth=1.2, gid=f"{gid}-s{j}", zorder=1)
@@ -481,47 +189,55 @@ def _draw_series(
     if len(h.segment_runs) > 1:
         handles.append(Line2D([], [], color=_C_SEGMENT, linewidth=1.2,
                               label="segment boundary (reason on the line)"))
-    # Change points: a dotted line before the first night after, a marker at the new level.
+
+
+def _draw_changes(ax: Any, s: Series, tips: dict[str, Any], gid: str,
+                  handles: list[Any]) -> None:
+    """Change points: a dotted line before the first night after, a marker at the new level."""
     cps = s.changes
-    if len(cps):
-        xs = cps["pos"].to_numpy(dtype=float) - 0.5
-        ax.plot(_interleave(xs, xs, _nans(len(xs))), np.tile([0.0, 1.0, np.nan], len(xs)),
-                transform=bottom, color="#444444", linestyle=":", linewidth=1, zorder=2)
-        for direction, color in _C_CHANGE.items():
-            these = cps.loc[cps["direction"] == direction]
-            if these.empty:
-                continue
-            ax.plot(these["pos"], these["after"], linestyle="none", marker="D", markersize=7,
-                    markerfacecolor="none", markeredgecolor=color, markeredgewidth=1.6,
-                    zorder=5, gid=f"{gid}-c{direction[0]}")
-            tips[f"{gid}-c{direction[0]}"] = [
-                f"{direction} from {c.night}: {num(c.before)} → {num(c.after)} {s.unit}, "
-                f"{_pct_text(c.change_pct)} ({_ci_text(c.ci_low_pct, c.ci_high_pct)}), "
-                f"p = {pvalue(c.p_value)}"
-                for c in these.itertuples(index=False)
-            ]
-        shown = cps.iloc[-_LEGEND_CHANGES:]
-        for c in shown.itertuples(index=False):
-            color = _C_CHANGE.get(c.direction, "#444444")
-            handles.append(Line2D(
-                [], [], linestyle=":", color="#444444", marker="D", markerfacecolor="none",
-                markeredgecolor=color, markeredgewidth=1.6,
-                label=_mpl(f"{c.direction} from {c.night}:\n{_pct_text(c.change_pct)}, "
-                           f"{_ci_text(c.ci_low_pct, c.ci_high_pct)}"),
-            ))
-        if len(cps) > len(shown):
-            handles.append(Line2D([], [], linestyle="none",
-                                  label=f"… {len(cps) - len(shown)} earlier change points: "
-                                        "see the table"))
-    # Nights that did not run, at the bottom of the axis.
+    xs = cps["pos"].to_numpy(dtype=float) - 0.5
+    ax.plot(_interleave(xs, xs, _nans(len(xs))), np.tile([0.0, 1.0, np.nan], len(xs)),
+            transform=ax.get_xaxis_transform(), color="#444444", linestyle=":", linewidth=1,
+            zorder=2)
+    for direction, color in _C_CHANGE.items():
+        these = cps.loc[cps["direction"] == direction]
+        if these.empty:
+            continue
+        ax.plot(these["pos"], these["after"], linestyle="none", marker="D", markersize=7,
+                markerfacecolor="none", markeredgecolor=color, markeredgewidth=1.6,
+                zorder=5, gid=f"{gid}-c{direction[0]}")
+        tips[f"{gid}-c{direction[0]}"] = [
+            f"{direction} from {c.night}: {num(c.before)} → {num(c.after)} {s.unit}, "
+            f"{_pct_text(c.change_pct)} ({_ci_text(c.ci_low_pct, c.ci_high_pct)}), "
+            f"p = {pvalue(c.p_value)}"
+            for c in these.itertuples(index=False)
+        ]
+    shown = cps.iloc[-_LEGEND_CHANGES:]
+    for c in shown.itertuples(index=False):
+        color = _C_CHANGE.get(c.direction, "#444444")
+        handles.append(Line2D(
+            [], [], linestyle=":", color="#444444", marker="D", markerfacecolor="none",
+            markeredgecolor=color, markeredgewidth=1.6,
+            label=_mpl(f"{c.direction} from {c.night}:\n{_pct_text(c.change_pct)}, "
+                       f"{_ci_text(c.ci_low_pct, c.ci_high_pct)}"),
+        ))
+    if len(cps) > len(shown):
+        handles.append(Line2D([], [], linestyle="none",
+                              label=f"… {len(cps) - len(shown)} earlier change points: "
+                                    "see the table"))
+
+
+def _draw_not_run(ax: Any, h: History, tips: dict[str, Any], gid: str, handles: list[Any],
+                  *, first: bool) -> None:
+    """Nights that did not run, at the bottom of the axis."""
     out = h.outcomes
     for outcome, style in _NOT_RUN_STYLE.items():
         these = out.loc[out["outcome"] == outcome]
         if these.empty:
             continue
         x = h.pos(these["night"].to_numpy(dtype=object))
-        ax.plot(x, np.full(len(x), 0.04), transform=bottom, linestyle="none",
-                markersize=6, zorder=6, gid=f"{gid}-n{outcome[0]}", **style)
+        ax.plot(x, np.full(len(x), 0.04), transform=ax.get_xaxis_transform(),
+                linestyle="none", markersize=6, zorder=6, gid=f"{gid}-n{outcome[0]}", **style)
         tips[f"{gid}-n{outcome[0]}"] = [
             f"{night}: {outcome}" + ("" if _missing(r) else f": {r}")
             for night, r in zip(these["night"], these["reason"], strict=True)
@@ -529,17 +245,6 @@ def _draw_series(
         if first:
             handles.append(Line2D([], [], linestyle="none", markersize=6,
                                   label=f"{outcome} night ({len(these)})", **style))
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7,
-              frameon=False)
-    word = "higher" if s.better > 0 else "lower"
-    ax.set_title(_mpl(f"{s.metric} ({s.unit}): {word} is better; trend now "
-                      f"{num(s.trend[-1])} {s.unit}"), fontsize=9, loc="left")
-    ax.set_ylabel(_mpl(s.unit or "value"))
-    if np.nanmax(np.abs(s.value)) >= 1e5:  # packet rates: 1.2 M rather than an offset 1e6
-        ax.yaxis.set_major_formatter(EngFormatter(sep=" "))
-    else:
-        ax.yaxis.set_major_formatter(ScalarFormatter(useOffset=False))
-    ax.grid(alpha=0.3)
 
 
 def _add_titles(svg: str, tips: dict[str, Any]) -> str:
@@ -571,7 +276,7 @@ def _add_titles(svg: str, tips: dict[str, Any]) -> str:
     return svg
 
 
-def _scenario_svg(index: int, scenario: str, series: list[_Series], h: _History) -> str:
+def _scenario_svg(index: int, scenario: str, series: list[Series], h: History) -> str:
     n = len(series)
     height = _TOP + _BOTTOM + n * _PANEL_H + (n - 1) * _GAP
     fig = Figure(figsize=(_FIG_W, height))
@@ -622,51 +327,31 @@ dd{margin:0 0 .5em 1.5em}.kpi td:first-child{font-weight:600}.note{color:#555;fo
 """
 
 
-def _e(x: Any) -> str:
-    return html.escape(DASH if _missing(x) or x == "" else str(x))
+def _t(x: Any) -> str:
+    """A cell's text: the dash when missing or empty."""
+    return DASH if _missing(x) or x == "" else str(x)
 
 
-def _table(headers: Sequence[str], rows: Sequence[tuple[str, Sequence[tuple[str, bool]]]],
-           caption: str = "") -> str:
-    """Rows are (css class, cells); a cell is (escaped html, numeric?)."""
-    out = ["<table>"]
-    if caption:
-        out.append(f"<caption>{html.escape(caption)}</caption>")
-    out.append("<thead><tr>" + "".join(f"<th>{html.escape(x)}</th>" for x in headers)
-               + "</tr></thead><tbody>")
-    for css, cells in rows:
-        attr = f' class="{css}"' if css else ""
-        out.append(f"<tr{attr}>" + "".join(
-            f'<td class="n">{c}</td>' if numeric else f"<td>{c}</td>" for c, numeric in cells
-        ) + "</tr>")
-    out.append("</tbody></table>")
-    return "".join(out)
-
-
-def _header(h: _History, summary: pd.DataFrame, lab: str | None, short_nights: int) -> str:
+def _header(h: History, summary: pd.DataFrame, lab: str | None, short_nights: int) -> Grid:
     n = len(h.nights)
     counts = h.outcomes["outcome"].value_counts()
     ch = h.changes
     recent = ch.loc[ch["pos"] >= n - short_nights]
     regressing = int((summary["classification"] == "regression").sum())
     rows = []
-    lab_text = lab if lab else (h.lab_hashes[-1] if h.lab_hashes else None)
-    lab_cell = _e(lab_text)
+    lab_text = _t(lab if lab else (h.lab_hashes[-1] if h.lab_hashes else None))
     if len(h.lab_hashes) > 1 or (lab and h.lab_hashes):
-        lab_cell += html.escape(
-            f" (lab hash {h.lab_hashes[-1]}; {len(h.lab_hashes)} distinct over the history)"
-        )
-    rows.append(("lab", lab_cell))
-    span = f"{n} nights" + (f", {h.nights[0]} to {h.nights[-1]}" if n else "")
-    rows.append(("nights recorded", html.escape(span)))
-    rows.append(("outcomes (nights)", html.escape(", ".join(
-        f"{counts.get(o, 0)} {o}" for o in OUTCOMES))))
+        lab_text += f" (lab hash {h.lab_hashes[-1]}; {len(h.lab_hashes)} distinct over the history)"
+    rows.append(("lab", lab_text))
+    rows.append(("nights recorded",
+                 f"{n} nights" + (f", {h.nights[0]} to {h.nights[-1]}" if n else "")))
+    rows.append(("outcomes (nights)", ", ".join(f"{counts.get(o, 0)} {o}" for o in OUTCOMES)))
     if n:
         newest = h.outcomes.iloc[-1]
         text = f"{newest['night']}: {newest['outcome']}"
         if not _missing(newest["reason"]):
             text += f" ({newest['reason']})"
-        rows.append(("newest night", html.escape(text)))
+        rows.append(("newest night", text))
     for label, frame in ((f"change points, all {n} nights", ch),
                          (f"change points, last {short_nights} nights", recent)):
         reg = int((frame["direction"] == "regression").sum())
@@ -674,14 +359,30 @@ def _header(h: _History, summary: pd.DataFrame, lab: str | None, short_nights: i
         rows.append((label, f"{reg} regressions, {prog} progressions"))
     rows.append(("series classified regression (now)",
                  f"{regressing} of {len(summary)} (scenario, metric) series"))
-    return '<table class="kpi"><tbody>' + "".join(
-        f"<tr><td>{html.escape(k)}</td><td>{v}</td></tr>" for k, v in rows
-    ) + "</tbody></table>"
+    return Grid(headers=(), rows=[("", [Cell(k), Cell(v)]) for k, v in rows], css="kpi")
 
 
-def _summary_tables(summary: pd.DataFrame, h: _History, short_nights: int,
-                    long_nights: int) -> str:
-    out = []
+def _summary_row(r: Any, unit: str, chart: str) -> tuple[str, list[Cell]]:
+    value = num(r.last_value) + ("" if _missing(r.last_sd) else f" ± {num(r.last_sd)}")
+    notes = [x for x in (r.short_term_note, r.long_term_note) if not _missing(x)]
+    if r.unit != unit:
+        notes.insert(0, f"unit {r.unit}")
+    return (r.classification if r.classification != "normal" else "", [
+        Cell(_t(r.scenario), href=f"#{chart}"), Cell(_t(r.last_night)), Cell(_t(value), True),
+        Cell(_t(None if _missing(r.last_n_reps) else int(r.last_n_reps)), True),
+        Cell(_t(num(r.trend)), True), Cell(_t(r.trend_since)),
+        Cell(str(r.trend_nights), True),
+        Cell(_t(_pct_text(r.last_vs_trend_pct)), True),
+        Cell(_t(_pct_text(r.short_term_pct)), True), Cell(_t(_pct_text(r.long_term_pct)), True),
+        Cell(str(r.regressions), True), Cell(str(r.progressions), True),
+        Cell(_t(r.classification)), Cell(_t("; ".join(notes))),
+    ])
+
+
+def _summary_tables(summary: pd.DataFrame, h: History, short_nights: int,
+                    long_nights: int) -> list[Any]:
+    """A heading and a table per metric, its unit in the headers."""
+    out: list[Any] = []
     chart_of = {name: f"chart-{i}" for i, name in enumerate(h.scenarios)}
     for metric, rows in summary.groupby("metric", sort=False):
         unit = str(rows["unit"].iloc[0])
@@ -693,32 +394,17 @@ def _summary_tables(summary: pd.DataFrame, h: _History, short_nights: int,
             f"long-term change, {long_nights} nights (%)", "regressions (#)",
             "progressions (#)", "classification", "notes",
         ]
-        body = []
-        for r in rows.itertuples(index=False):
-            value = num(r.last_value) + ("" if _missing(r.last_sd) else f" ± {num(r.last_sd)}")
-            notes = [x for x in (r.short_term_note, r.long_term_note) if not _missing(x)]
-            if r.unit != unit:
-                notes.insert(0, f"unit {r.unit}")
-            link = f'<a href="#{chart_of[r.scenario]}">{_e(r.scenario)}</a>'
-            body.append((r.classification if r.classification != "normal" else "", [
-                (link, False), (_e(r.last_night), False), (_e(value), True),
-                (_e(None if _missing(r.last_n_reps) else int(r.last_n_reps)), True),
-                (_e(num(r.trend)), True), (_e(r.trend_since), False),
-                (str(r.trend_nights), True),
-                (_e(_pct_text(r.last_vs_trend_pct)), True),
-                (_e(_pct_text(r.short_term_pct)), True), (_e(_pct_text(r.long_term_pct)), True),
-                (str(r.regressions), True), (str(r.progressions), True),
-                (_e(r.classification), False), (_e("; ".join(notes)), False),
-            ]))
-        out.append(f"<h3>{_e(metric)} ({_e(unit)}), {word} is better</h3>")
-        out.append(_table(headers, body))
-    return "".join(out)
+        body = [_summary_row(r, unit, chart_of[r.scenario])
+                for r in rows.itertuples(index=False)]
+        out.append(Heading(f"{_t(metric)} ({_t(unit)}), {word} is better"))
+        out.append(Grid(headers, body))
+    return out
 
 
-def _changes_table(h: _History) -> str:
+def _changes_table(h: History) -> Any:
     ch = h.changes.iloc[::-1]
     if ch.empty:
-        return "<p>No change points detected.</p>"
+        return Para("No change points detected.")
     headers = ["scenario", "metric", "first night after", "night before", "segment",
                "before → after", "change (%)", "95 % CI of the change (%)", "p-value",
                "direction", "what differs"]
@@ -730,96 +416,97 @@ def _changes_table(h: _History) -> str:
         )
         css = c.direction if c.direction in ("regression", "progression") else ""
         rows.append((css, [
-            (_e(c.scenario), False), (_e(c.metric), False), (_e(c.night), False),
-            (_e(c.previous_night), False), (_e(c.segment), True),
-            (_e(f"{_with_unit(c.before, unit)} → {_with_unit(c.after, unit)}"), True),
-            (_e(_pct_text(c.change_pct)), True), (_e(ci), True), (_e(pvalue(c.p_value)), True),
-            (_e(c.direction), False), (_e(c.differs), False),
+            Cell(_t(c.scenario)), Cell(_t(c.metric)), Cell(_t(c.night)),
+            Cell(_t(c.previous_night)), Cell(_t(c.segment), True),
+            Cell(f"{_with_unit(c.before, unit)} → {_with_unit(c.after, unit)}", True),
+            Cell(_t(_pct_text(c.change_pct)), True), Cell(ci, True),
+            Cell(_t(pvalue(c.p_value)), True), Cell(_t(c.direction)), Cell(_t(c.differs)),
         ]))
-    return _table(headers, rows, "Newest first")
+    return Grid(headers, rows, "Newest first")
 
 
-def _not_run_table(h: _History) -> str:
+def _not_run_table(h: History) -> Any:
     nr = h.outcomes.loc[h.outcomes["outcome"] != "done"].iloc[::-1]
     if nr.empty:
-        return "<p>Every recorded night ran.</p>" if len(h.nights) else "<p>No nights.</p>"
+        return Para("Every recorded night ran." if len(h.nights) else "No nights.")
     rows = [(str(r.outcome) if r.outcome in NOT_RUN else "", [
-        (_e(r.night), False), (_e(r.started_at), False), (_e(r.campaign_id), False),
-        (_e(r.outcome), False), (_e(r.reason), False),
+        Cell(_t(r.night)), Cell(_t(r.started_at)), Cell(_t(r.campaign_id)),
+        Cell(_t(r.outcome)), Cell(_t(r.reason)),
     ]) for r in nr.itertuples(index=False)]
-    return _table(["night", "started at (UTC)", "campaign", "outcome", "reason"], rows,
-                  "Newest first")
+    return Grid(["night", "started at (UTC)", "campaign", "outcome", "reason"], rows,
+                "Newest first")
 
 
-def _segments_table(h: _History) -> str:
+def _segments_table(h: History) -> Any:
     runs = h.segment_runs
     if runs.empty:
-        return "<p>No segments: no night produced results.</p>"
+        return Para("No segments: no night produced results.")
     rows = [("", [
-        (_e(r.segment), True), (_e(r.first_night), False), (_e(r.last_night), False),
-        (_e(r.nights), True), (_e(r.reason), False),
+        Cell(_t(r.segment), True), Cell(_t(r.first_night)), Cell(_t(r.last_night)),
+        Cell(_t(r.nights), True), Cell(_t(r.reason)),
     ]) for r in runs.itertuples(index=False)]
-    return _table(["segment", "first night", "last night", "done nights (#)",
-                   "why it started"], rows)
+    return Grid(["segment", "first night", "last night", "done nights (#)", "why it started"],
+                rows)
 
 
-def _definitions(short_nights: int, long_nights: int, p_value: float, min_segment: int) -> str:
-    items = [
-        ("Night", "One nightly campaign, named by its start time (UTC). Nights are counted as "
-         "recorded nights, whatever their outcome, in order: \"the last N nights\" are the "
-         "newest N recorded nights. On the charts' time axis every recorded night takes one "
-         "step, whatever the time between them."),
-        ("Outcome", "done: the night's campaign ran and produced values. failed, skipped, "
-         "refused: it produced none (it failed, was not started, or was refused); the reason "
-         "the nightly run recorded is listed under \"Nights that did not run\" and shown on "
-         "the charts (hover a marker at the bottom of a panel)."),
-        ("Night value", "For each repetition of the scenario the night computes the metric "
-         "(e.g. rtt_p50_us: the median RTT of that repetition, in µs); the night value is the "
-         "mean of those per-repetition values, in the metric's unit."),
-        ("sd", "The sample standard deviation (n - 1) of the per-repetition values of the "
-         "night, in the metric's unit; none with one repetition. Error bars are ± 1 sd."),
-        ("Segment", "A run of done nights measured with the same parameters and the same lab. "
-         "A new segment starts when either changes; its reason is shown at its boundary. "
-         "Values are never compared across segments: no trend, change point or short-term "
-         "change spans a boundary."),
-        ("Change point", "A night where the level of a metric changes, found within each "
-         "segment by E-divisive means (Matteson and James 2014) with a t-test: the nights are "
-         "split recursively at the point that maximises the energy distance between the two "
-         f"sides, each side holding at least {min_segment} nights (minimum segment length), "
-         "and a split is kept only when Welch's two-sample t-test of the values either side "
-         f"gives p < {p_value:g}; change points are then tested again between the final "
-         "segments beside them, and dropped while the weakest has p >= "
-         f"{p_value:g}. Shown with the first night after the change, the means before and "
-         "after (in the unit), the change (after - before) as % of before, the 95 % Welch "
-         "confidence interval of the change (also % of before) and the t-test's p-value."),
-        ("Regression, progression", "A change point that makes the metric worse "
-         "(regression) or better (progression). Higher is better for ndr_pps and pdr_pps "
-         "(throughput, packets/s); lower is better for every other metric (RTT, loss, CPU "
-         "per packet)."),
-        ("Trend", "The mean of the night values since the last change point (or since the "
-         "segment started, when it has none): the level the metric runs at now, in its unit. "
-         "The trend line on the charts is drawn across each run of nights between change "
-         "points (and segment boundaries) at that run's mean."),
-        ("Last vs trend", "100 · (newest value - trend) / |trend|, in %: how far the newest "
-         "night lies from the level."),
-        (f"Short-term change ({short_nights} nights)", "100 · (trend now - trend then) / "
-         "|trend then|, in %, where \"then\" is the newest night with a value at or before "
-         f"the night {short_nights} recorded nights before the newest. The trend then is the "
-         "mean of that night's run, so the change is 0 unless a change point lies between "
-         "the two. Empty, with a note, when that night is in an earlier segment."),
-        (f"Long-term change ({long_nights} nights)", "100 · (trend now - best trend) / "
-         f"|best trend|, in %, where the best trend is the best trend of the nights of the "
-         f"last {long_nights} recorded nights in the current segment: the highest when higher "
-         "is better, the lowest otherwise. 0 when the metric runs at its best level now."),
-        ("Regressions, progressions (#)", "The number of change points whose first night after "
-         f"lies in the last {long_nights} recorded nights (every segment)."),
-        ("Classification", "The direction of the newest change point of the current segment "
-         f"in the last {long_nights} nights (regression, progression); normal when there is "
-         "none. Regressions are highlighted in red, progressions in green."),
+def _status(h: History) -> list[Para]:
+    """Why the page is empty, when it is."""
+    if len(h.nights) == 0:
+        return [Para("", strong="No nights recorded yet.")]
+    if not h.series and (h.outcomes["outcome"] == "done").any():
+        return [Para(": the nights that ran recorded no value of any metric.",
+                     strong="No values recorded yet")]
+    if not h.series:
+        return [Para(": every recorded night failed, was skipped or was refused "
+                     "(see below).", strong="No night has produced results yet")]
+    return []
+
+
+_SUMMARY_NOTE = (
+    "One table per metric, its unit in the headers. Rows classified regression are red, "
+    "progression green. The statistics are defined at the end of the page."
+)
+_CHARTS_NOTE = (
+    "One chart per scenario, one panel per metric, over every recorded night. Blue dots: "
+    "night values, with ± 1 sd bars. Orange: the trend (each run's mean between change "
+    "points). Diamonds: change points at the level after the change (red regression, green "
+    "progression) with a dotted line before the first night after. Grey vertical lines: "
+    "segment boundaries, labelled with their reason. Markers at the bottom: nights that did "
+    "not run (red cross failed, brown square refused, grey dot skipped). Hover a marker or "
+    "line for its night, value or reason."
+)
+
+
+def _charts(h: History) -> list[Any]:
+    if not h.series:
+        return [Para("No values: no charts.")]
+    out: list[Any] = [Para(_CHARTS_NOTE, css="note")]
+    for i, scenario in enumerate(h.scenarios):
+        series = [s for s in h.series if s.scenario == scenario]
+        caption = f"{scenario}: " + ", ".join(f"{s.metric} ({s.unit})" for s in series)
+        out.append(Svg(_scenario_svg(i, scenario, series, h), caption, anchor=f"chart-{i}"))
+    return out
+
+
+def _sections(h: History, summary: pd.DataFrame, *, lab: str | None, short_nights: int,
+              long_nights: int, p_value: float, min_segment: int) -> list[Section]:
+    if summary.empty:
+        trend_summary_blocks: list[Any] = [Para("No values: nothing to summarise.")]
+    else:
+        trend_summary_blocks = [Para(_SUMMARY_NOTE, css="note"),
+                                *_summary_tables(summary, h, short_nights, long_nights)]
+    settings = {"short_nights": short_nights, "long_nights": long_nights,
+                "p_value": p_value, "min_segment": min_segment}
+    return [
+        Section("", [_header(h, summary, lab, short_nights), *_status(h)]),
+        Section("Trend summary", trend_summary_blocks),
+        Section("Trend charts", _charts(h)),
+        Section("Change points", [_changes_table(h)]),
+        Section("Nights that did not run", [_not_run_table(h)]),
+        Section("Segments", [_segments_table(h)]),
+        Section("Definitions", [definitions.define(definitions.DASHBOARD, settings,
+                                                   definitions.DASHBOARD_TERMS)]),
     ]
-    return "<dl>" + "".join(
-        f"<dt>{html.escape(t)}</dt><dd>{html.escape(m)}</dd>" for t, m in items
-    ) + "</dl>"
 
 
 def render_dashboard(
@@ -842,74 +529,23 @@ def render_dashboard(
     with. ``lab`` names the lab in the header (default: the newest lab hash).
     The page holds no script and fetches nothing: the charts are inline SVG.
     """
-    _check_windows(short_nights, long_nights)
+    check_windows(short_nights, long_nights)
     short_nights, long_nights = int(short_nights), int(long_nights)
-    h = _prepare(catalog, segments, changes)
-    summary = _summary(h, short_nights, long_nights)
-    n = len(h.nights)
-    e = html.escape
-    out = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{e(title)}</title><style>{_CSS}</style></head><body>",
-        f"<h1>{e(title)}</h1>",
-        _header(h, summary, lab, short_nights),
-    ]
-    if n == 0:
-        out.append("<p><strong>No nights recorded yet.</strong></p>")
-    elif not h.series and (h.outcomes["outcome"] == "done").any():
-        out.append("<p><strong>No values recorded yet</strong>: the nights that ran "
-                   "recorded no value of any metric.</p>")
-    elif not h.series:
-        out.append("<p><strong>No night has produced results yet</strong>: every recorded "
-                   "night failed, was skipped or was refused (see below).</p>")
-
-    out.append("<h2>Trend summary</h2>")
-    if summary.empty:
-        out.append("<p>No values: nothing to summarise.</p>")
-    else:
-        out.append('<p class="note">One table per metric, its unit in the headers. Rows '
-                   "classified regression are red, progression green. The statistics are "
-                   "defined at the end of the page.</p>")
-        out.append(_summary_tables(summary, h, short_nights, long_nights))
-
-    out.append("<h2>Trend charts</h2>")
-    if not h.series:
-        out.append("<p>No values: no charts.</p>")
-    else:
-        out.append(
-            '<p class="note">One chart per scenario, one panel per metric, over every '
-            "recorded night. Blue dots: night values, with ± 1 sd bars. Orange: the trend "
-            "(each run's mean between change points). Diamonds: change points at the level "
-            "after the change (red regression, green progression) with a dotted line before "
-            "the first night after. Grey vertical lines: segment boundaries, labelled with "
-            "their reason. Markers at the bottom: nights that did not run (red cross failed, "
-            "brown square refused, grey dot skipped). Hover a marker or line for its night, "
-            "value or reason.</p>"
-        )
-        for i, scenario in enumerate(h.scenarios):
-            series = [s for s in h.series if s.scenario == scenario]
-            svg = _scenario_svg(i, scenario, series, h)
-            out.append(
-                f'<figure id="chart-{i}">{svg}<figcaption>{e(scenario)}: '
-                f"{e(', '.join(f'{s.metric} ({s.unit})' for s in series))}"
-                "</figcaption></figure>"
-            )
-
-    out.append("<h2>Change points</h2>")
-    out.append(_changes_table(h))
-    out.append("<h2>Nights that did not run</h2>")
-    out.append(_not_run_table(h))
-    out.append("<h2>Segments</h2>")
-    out.append(_segments_table(h))
-    out.append("<h2>Definitions</h2>")
-    out.append(_definitions(short_nights, long_nights, p_value, min_segment))
-    out.append("</body></html>")
-
+    h = prepare(catalog, segments, changes)
+    summary = summarise(h, short_nights, long_nights)
+    sections = _sections(h, summary, lab=lab, short_nights=short_nights,
+                         long_nights=long_nights, p_value=p_value, min_segment=min_segment)
     path = Path(out_path)
+    page = to_html(title, sections, path.parent, css=_CSS, viewport=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("\n".join(out), encoding="utf-8")
+    tmp.write_text(page, encoding="utf-8")
     tmp.replace(path)
     return path
+
+
+# The trend computation's names, as the dashboard offered them before it moved.
+__all__ = [
+    "CATALOG_COLUMNS", "CHANGE_COLUMNS", "CLASSES", "NOT_RUN", "OUTCOMES", "SEGMENT_COLUMNS",
+    "SUMMARY_COLUMNS", "better", "num", "render_dashboard", "trend_summary",
+]

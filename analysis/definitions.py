@@ -7,6 +7,11 @@ baseline, the comparison thresholds) and from facts a section passes when it
 shows them (a threshold in µs, a count). A section shows a list of keys
 (``define``) beside the table or figure that uses them, and the section
 declaration (``analysis.sections``) names the keys each section relies on.
+
+``DASHBOARD_TERMS`` holds the trend dashboard's statistics the same way
+(``analysis.dashboard`` shows all of them, in order, at the end of its page),
+their fields filled from its windows and the change-point detector's settings;
+``define`` takes them with ``terms=DASHBOARD_TERMS``.
 """
 
 from __future__ import annotations
@@ -602,6 +607,104 @@ TERMS: dict[str, tuple[str, str]] = {
     ),
 }
 
+
+# The trend dashboard's statistics (analysis.dashboard), in the order the page lists them.
+# Fields: short_nights, long_nights (recorded nights), p_value, min_segment (nights): the
+# dashboard's windows and the change-point detector's settings.
+DASHBOARD_TERMS: dict[str, tuple[str, str]] = {
+    'dashboard.night': (
+        'Night',
+        'One nightly campaign, named by its start time (UTC). Nights are counted as '
+        'recorded nights, whatever their outcome, in order: "the last N nights" are the '
+        'newest N recorded nights. On the charts\' time axis every recorded night takes one '
+        'step, whatever the time between them.',
+    ),
+    'dashboard.outcome': (
+        'Outcome',
+        'done: the night\'s campaign ran and produced values. failed, skipped, '
+        'refused: it produced none (it failed, was not started, or was refused); the reason '
+        'the nightly run recorded is listed under "Nights that did not run" and shown on '
+        'the charts (hover a marker at the bottom of a panel).',
+    ),
+    'dashboard.night_value': (
+        'Night value',
+        'For each repetition of the scenario the night computes the metric '
+        '(e.g. rtt_p50_us: the median RTT of that repetition, in µs); the night value is the '
+        'mean of those per-repetition values, in the metric\'s unit.',
+    ),
+    'dashboard.sd': (
+        'sd',
+        'The sample standard deviation (n - 1) of the per-repetition values of the '
+        'night, in the metric\'s unit; none with one repetition. Error bars are ± 1 sd.',
+    ),
+    'dashboard.segment': (
+        'Segment',
+        'A run of done nights measured with the same parameters and the same lab. '
+        'A new segment starts when either changes; its reason is shown at its boundary. '
+        'Values are never compared across segments: no trend, change point or short-term '
+        'change spans a boundary.',
+    ),
+    'dashboard.change_point': (
+        'Change point',
+        'A night where the level of a metric changes, found within each '
+        'segment by E-divisive means (Matteson and James 2014) with a t-test: the nights are '
+        'split recursively at the point that maximises the energy distance between the two '
+        'sides, each side holding at least {min_segment} nights (minimum segment length), '
+        'and a split is kept only when Welch\'s two-sample t-test of the values either side '
+        'gives p < {p_value:g}; change points are then tested again between the final '
+        'segments beside them, and dropped while the weakest has p >= '
+        '{p_value:g}. Shown with the first night after the change, the means before and '
+        'after (in the unit), the change (after - before) as % of before, the 95 % Welch '
+        'confidence interval of the change (also % of before) and the t-test\'s p-value.',
+    ),
+    'dashboard.direction': (
+        'Regression, progression',
+        'A change point that makes the metric worse '
+        '(regression) or better (progression). Higher is better for ndr_pps and pdr_pps '
+        '(throughput, packets/s); lower is better for every other metric (RTT, loss, CPU '
+        'per packet).',
+    ),
+    'dashboard.trend': (
+        'Trend',
+        'The mean of the night values since the last change point (or since the '
+        'segment started, when it has none): the level the metric runs at now, in its unit. '
+        'The trend line on the charts is drawn across each run of nights between change '
+        'points (and segment boundaries) at that run\'s mean.',
+    ),
+    'dashboard.last_vs_trend': (
+        'Last vs trend',
+        '100 · (newest value - trend) / |trend|, in %: how far the newest '
+        'night lies from the level.',
+    ),
+    'dashboard.short_term': (
+        'Short-term change ({short_nights} nights)',
+        '100 · (trend now - trend then) / '
+        '|trend then|, in %, where "then" is the newest night with a value at or before '
+        'the night {short_nights} recorded nights before the newest. The trend then is the '
+        'mean of that night\'s run, so the change is 0 unless a change point lies between '
+        'the two. Empty, with a note, when that night is in an earlier segment.',
+    ),
+    'dashboard.long_term': (
+        'Long-term change ({long_nights} nights)',
+        '100 · (trend now - best trend) / '
+        '|best trend|, in %, where the best trend is the best trend of the nights of the '
+        'last {long_nights} recorded nights in the current segment: the highest when higher '
+        'is better, the lowest otherwise. 0 when the metric runs at its best level now.',
+    ),
+    'dashboard.changes_counted': (
+        'Regressions, progressions (#)',
+        'The number of change points whose first night after '
+        'lies in the last {long_nights} recorded nights (every segment).',
+    ),
+    'dashboard.classification': (
+        'Classification',
+        'The direction of the newest change point of the current segment '
+        'in the last {long_nights} nights (regression, progression); normal when there is '
+        'none. Regressions are highlighted in red, progressions in green.',
+    ),
+}
+DASHBOARD = tuple(DASHBOARD_TERMS)
+
 # The three outcomes of a comparison and what they rest on, shown with every verdict.
 OUTCOMES = (
     "outcome.the_unit",
@@ -633,8 +736,10 @@ def wording(options: Any, seed: int, baseline: str) -> dict[str, Any]:
     }
 
 
-def define(keys: Iterable[str], values: dict[str, Any]) -> Definitions:
-    """The definitions of ``keys``, in that order, their fields filled from ``values``."""
+def define(keys: Iterable[str], values: dict[str, Any],
+           terms: dict[str, tuple[str, str]] = TERMS) -> Definitions:
+    """The definitions of ``keys`` (in ``terms``: the report's by default), in that order,
+    their fields filled from ``values``."""
     return Definitions([
-        (TERMS[key][0].format(**values), TERMS[key][1].format(**values)) for key in keys
+        (terms[key][0].format(**values), terms[key][1].format(**values)) for key in keys
     ])

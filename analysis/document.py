@@ -7,6 +7,7 @@ the same blocks, so they cannot say different things.
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import math
 from collections.abc import Callable, Sequence
@@ -73,6 +74,8 @@ def text(x: Any) -> str:
 @dataclass
 class Para:
     text: str
+    strong: str = ""  # a bold lead-in, before the text
+    css: str = ""  # the paragraph's class in HTML (e.g. "note")
 
 
 @dataclass
@@ -85,6 +88,13 @@ class Definitions:
     """Terms and what they mean, shown under a table or figure."""
 
     items: Sequence[tuple[str, str]]
+
+
+@dataclass
+class Heading:
+    """A heading inside a section (one level below the section's title)."""
+
+    text: str
 
 
 @dataclass
@@ -102,14 +112,47 @@ class Table:
 
 
 @dataclass
+class Cell:
+    """One cell of a :class:`Grid`: its text, right-aligned when numeric, a link with href."""
+
+    text: str
+    numeric: bool = False
+    href: str | None = None
+
+
+@dataclass
+class Grid:
+    """A table of cells already formatted, with a class per row (e.g. a regression's colour).
+
+    Where :class:`Table` formats a frame column by column, a page that marks rows,
+    aligns numbers or links cells (the trend dashboard) builds the cells itself.
+    Without headers the table has no header row.
+    """
+
+    headers: Sequence[str]
+    rows: Sequence[tuple[str, Sequence[Cell]]]  # (the row's class or "", its cells)
+    caption: str = ""
+    css: str = ""  # the table's class in HTML
+
+
+@dataclass
 class Image:
     png: Path  # relative to the report folder; the SVG lies beside it
     caption: str
 
 
 @dataclass
+class Svg:
+    """A figure as inline SVG markup (a page with no image files), its anchor and caption."""
+
+    svg: str
+    caption: str
+    anchor: str = ""
+
+
+@dataclass
 class Section:
-    title: str
+    title: str  # "": blocks shown before the first section's title
     blocks: list[Any] = field(default_factory=list)
 
 
@@ -120,32 +163,77 @@ def _md_cell(s: str) -> str:
     return s.replace("|", "\\|").replace("\n", " ")
 
 
+def _md_row(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(_md_cell(c) for c in cells) + " |"
+
+
+def _md_para(block: Para) -> list[str]:
+    return [(f"**{block.strong}**" if block.strong else "") + block.text, ""]
+
+
+def _md_bullets(block: Bullets) -> list[str]:
+    return [f"- {item}" for item in block.items] + [""]
+
+
+def _md_definitions(block: Definitions) -> list[str]:
+    return [f"- **{term}**: {meaning}" for term, meaning in block.items] + [""]
+
+
+def _md_heading(block: Heading) -> list[str]:
+    return [f"### {block.text}", ""]
+
+
+def _md_table(block: Table) -> list[str]:
+    out = [f"**{block.caption}**", ""] if block.caption else []
+    headers = [h for _, h, _ in block.columns]
+    out += [_md_row(headers), "|" + "---|" * len(headers)]
+    out += [_md_row(row) for row in block.rows()]
+    if block.csv:
+        out += ["", f"Full precision: [tables/{block.csv}.csv](tables/{block.csv}.csv)"]
+    return [*out, ""]
+
+
+def _md_grid(block: Grid) -> list[str]:
+    out = [f"**{block.caption}**", ""] if block.caption else []
+    width = len(block.headers) or max((len(cells) for _, cells in block.rows), default=0)
+    out += [_md_row(block.headers or [""] * width), "|" + "---|" * width]
+    out += [_md_row([f"[{c.text}]({c.href})" if c.href else c.text for c in cells])
+            for _, cells in block.rows]
+    return [*out, ""]
+
+
+def _md_image(block: Image) -> list[str]:
+    return [f"![{block.caption}]({block.png.as_posix()})", "", f"*{block.caption}*", ""]
+
+
+def _md_svg(block: Svg) -> list[str]:
+    return [f"*{block.caption}* (figure in the HTML page)", ""]
+
+
+_MARKDOWN: dict[type, Callable[[Any], list[str]]] = {
+    Para: _md_para, Bullets: _md_bullets, Definitions: _md_definitions, Heading: _md_heading,
+    Table: _md_table, Grid: _md_grid, Image: _md_image, Svg: _md_svg,
+}
+
+
+_Renderers = dict[type, Callable[..., list[str]]]
+
+
+def _render(renderers: _Renderers, block: Any) -> Callable[..., list[str]]:
+    """The renderer of ``block``, bound to it; a TypeError for what is not a block."""
+    try:
+        return functools.partial(renderers[type(block)], block)
+    except KeyError:
+        raise TypeError(block) from None
+
+
 def to_markdown(title: str, sections: Sequence[Section]) -> str:
     out = [f"# {title}", ""]
     for section in sections:
-        out += [f"## {section.title}", ""]
+        if section.title:
+            out += [f"## {section.title}", ""]
         for block in section.blocks:
-            if isinstance(block, Para):
-                out += [block.text, ""]
-            elif isinstance(block, Bullets):
-                out += [f"- {item}" for item in block.items] + [""]
-            elif isinstance(block, Definitions):
-                out += [f"- **{term}**: {meaning}" for term, meaning in block.items] + [""]
-            elif isinstance(block, Table):
-                if block.caption:
-                    out += [f"**{block.caption}**", ""]
-                headers = [h for _, h, _ in block.columns]
-                out.append("| " + " | ".join(_md_cell(h) for h in headers) + " |")
-                out.append("|" + "---|" * len(headers))
-                for row in block.rows():
-                    out.append("| " + " | ".join(_md_cell(c) for c in row) + " |")
-                if block.csv:
-                    out += ["", f"Full precision: [tables/{block.csv}.csv](tables/{block.csv}.csv)"]
-                out.append("")
-            elif isinstance(block, Image):
-                out += [f"![{block.caption}]({block.png.as_posix()})", "", f"*{block.caption}*", ""]
-            else:  # pragma: no cover - a programming error
-                raise TypeError(block)
+            out += _render(_MARKDOWN, block)()
     return "\n".join(out)
 
 
@@ -164,49 +252,105 @@ figcaption{font-size:.9em;color:#444}dl{font-size:.92em}dt{font-weight:600}
 dd{margin:0 0 .4em 1.5em}.csv{font-size:.8em;color:#666}
 """
 
+_e = html.escape
 
-def to_html(title: str, sections: Sequence[Section], root: Path) -> str:
-    """Self-contained HTML: figures are embedded as base64 PNG (read from ``root``)."""
-    e = html.escape
+
+def _class(css: str) -> str:
+    return f' class="{_e(css)}"' if css else ""
+
+
+def _html_para(block: Para, root: Path) -> list[str]:
+    strong = f"<strong>{_e(block.strong)}</strong>" if block.strong else ""
+    return [f"<p{_class(block.css)}>{strong}{_e(block.text)}</p>"]
+
+
+def _html_bullets(block: Bullets, root: Path) -> list[str]:
+    return ["<ul>" + "".join(f"<li>{_e(i)}</li>" for i in block.items) + "</ul>"]
+
+
+def _html_definitions(block: Definitions, root: Path) -> list[str]:
+    return ["<dl>" + "".join(f"<dt>{_e(t)}</dt><dd>{_e(m)}</dd>" for t, m in block.items)
+            + "</dl>"]
+
+
+def _html_heading(block: Heading, root: Path) -> list[str]:
+    return [f"<h3>{_e(block.text)}</h3>"]
+
+
+def _html_table(block: Table, root: Path) -> list[str]:
+    out = ["<table>"]
+    if block.caption:
+        out.append(f"<caption>{_e(block.caption)}</caption>")
+    out.append(
+        "<thead><tr>" + "".join(f"<th>{_e(h)}</th>" for _, h, _ in block.columns)
+        + "</tr></thead><tbody>"
+    )
+    for row in block.rows():
+        out.append("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>")
+    out.append("</tbody></table>")
+    if block.csv:
+        out.append(f'<p class="csv">Full precision: tables/{_e(block.csv)}.csv</p>')
+    return out
+
+
+def _html_cell(cell: Cell) -> str:
+    text = _e(cell.text)
+    if cell.href is not None:
+        text = f'<a href="{_e(cell.href)}">{text}</a>'
+    return f'<td class="n">{text}</td>' if cell.numeric else f"<td>{text}</td>"
+
+
+def _html_grid(block: Grid, root: Path) -> list[str]:
+    out = [f"<table{_class(block.css)}>"]
+    if block.caption:
+        out.append(f"<caption>{_e(block.caption)}</caption>")
+    if block.headers:
+        out.append("<thead><tr>" + "".join(f"<th>{_e(h)}</th>" for h in block.headers)
+                   + "</tr></thead>")
+    out.append("<tbody>")
+    out += [f"<tr{_class(css)}>" + "".join(_html_cell(c) for c in cells) + "</tr>"
+            for css, cells in block.rows]
+    out.append("</tbody></table>")
+    return ["".join(out)]
+
+
+def _html_image(block: Image, root: Path) -> list[str]:
+    data = base64.b64encode((root / block.png).read_bytes()).decode("ascii")
+    return [
+        f'<figure><img alt="{_e(block.caption)}" src="data:image/png;base64,{data}">'
+        f"<figcaption>{_e(block.caption)}</figcaption></figure>"
+    ]
+
+
+def _html_svg(block: Svg, root: Path) -> list[str]:
+    anchor = f' id="{_e(block.anchor)}"' if block.anchor else ""
+    return [f"<figure{anchor}>{block.svg}<figcaption>{_e(block.caption)}</figcaption></figure>"]
+
+
+_HTML: dict[type, Callable[[Any, Path], list[str]]] = {
+    Para: _html_para, Bullets: _html_bullets, Definitions: _html_definitions,
+    Heading: _html_heading, Table: _html_table, Grid: _html_grid, Image: _html_image,
+    Svg: _html_svg,
+}
+
+
+def to_html(title: str, sections: Sequence[Section], root: Path, *, css: str = _CSS,
+            viewport: bool = False) -> str:
+    """Self-contained HTML: figures are embedded as base64 PNG (read from ``root``) or
+    inline SVG. ``css`` is the page's style sheet; ``viewport`` adds the mobile viewport
+    tag."""
     out = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>{e(title)}</title><style>{_CSS}</style></head><body>",
-        f"<h1>{e(title)}</h1>",
+        *(['<meta name="viewport" content="width=device-width, initial-scale=1">']
+          if viewport else []),
+        f"<title>{_e(title)}</title><style>{css}</style></head><body>",
+        f"<h1>{_e(title)}</h1>",
     ]
     for section in sections:
-        out.append(f"<h2>{e(section.title)}</h2>")
+        if section.title:
+            out.append(f"<h2>{_e(section.title)}</h2>")
         for block in section.blocks:
-            if isinstance(block, Para):
-                out.append(f"<p>{e(block.text)}</p>")
-            elif isinstance(block, Bullets):
-                out.append("<ul>" + "".join(f"<li>{e(i)}</li>" for i in block.items) + "</ul>")
-            elif isinstance(block, Definitions):
-                out.append(
-                    "<dl>"
-                    + "".join(f"<dt>{e(t)}</dt><dd>{e(m)}</dd>" for t, m in block.items)
-                    + "</dl>"
-                )
-            elif isinstance(block, Table):
-                out.append("<table>")
-                if block.caption:
-                    out.append(f"<caption>{e(block.caption)}</caption>")
-                out.append(
-                    "<thead><tr>" + "".join(f"<th>{e(h)}</th>" for _, h, _ in block.columns)
-                    + "</tr></thead><tbody>"
-                )
-                for row in block.rows():
-                    out.append("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>")
-                out.append("</tbody></table>")
-                if block.csv:
-                    out.append(f'<p class="csv">Full precision: tables/{e(block.csv)}.csv</p>')
-            elif isinstance(block, Image):
-                data = base64.b64encode((root / block.png).read_bytes()).decode("ascii")
-                out.append(
-                    f'<figure><img alt="{e(block.caption)}" src="data:image/png;base64,{data}">'
-                    f"<figcaption>{e(block.caption)}</figcaption></figure>"
-                )
-            else:  # pragma: no cover - a programming error
-                raise TypeError(block)
+            out += _render(_HTML, block)(root)
     out.append("</body></html>")
     return "\n".join(out)

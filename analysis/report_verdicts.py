@@ -249,18 +249,10 @@ def _subs_text(subs: list[dict]) -> str:
     return ", ".join(f"{s['knob']} → {tables._knob(s['effective'])}" for s in subs)
 
 
-def weaknesses(ctx: _Context) -> list[str]:
-    """What weakens the verdicts, in words: substitutions, identical configurations,
-    inconclusive pairs, failed or missing repetitions, no blocks, few repetitions."""
+def _same_configuration(ctx: _Context) -> list[str]:
+    """Scenarios that ran the same effective configuration, and how their pairs came out."""
     c, r = ctx.campaign, ctx.result
     out = []
-    subs = [(row.scenario, row.substitutions) for row in c.scenarios.itertuples()
-            if row.substitutions]
-    if subs:
-        out.append(f"{len(subs)} of {len(c.scenarios)} scenarios ran with substitutions (this "
-                   "lab could not honour what they asked for; the table is in the metadata at "
-                   "the end): " + "; ".join(
-                       f"{name} ({_subs_text(ss)})" for name, ss in subs) + ".")
     same = c.scenarios.loc[(c.scenarios["effective"] != "") & (c.scenarios["status"] == "run")]
     for _, group in same.groupby("effective", sort=False):
         if len(group) < 2:
@@ -273,6 +265,36 @@ def weaknesses(ctx: _Context) -> list[str]:
                    "(the same knobs after substitution, on the same guest): any difference "
                    "between them is chance, order or drift, and a correct method must not "
                    f"call them different. Among their {len(inside)} pairs: {tally or 'none'}.")
+    return out
+
+
+def _scenario_weaknesses(row: Any) -> list[str]:
+    """A scenario not run, or with repetitions failed or still to run."""
+    out = []
+    if row.status != "run":
+        out.append(f"{row.scenario}: {row.status}"
+                   + (f" ({row.reason})" if row.reason else "") + "; no verdict.")
+    if row.runs_failed:
+        out.append(f"{row.scenario}: {row.runs_failed} repetition(s) failed; its "
+                   "verdicts rest on the others.")
+    if row.runs_pending:
+        out.append(f"{row.scenario}: {row.runs_pending} repetition(s) not run yet.")
+    return out
+
+
+def weaknesses(ctx: _Context) -> list[str]:
+    """What weakens the verdicts, in words: substitutions, identical configurations,
+    inconclusive pairs, failed or missing repetitions, no blocks, few repetitions."""
+    c, r = ctx.campaign, ctx.result
+    out = []
+    subs = [(row.scenario, row.substitutions) for row in c.scenarios.itertuples()
+            if row.substitutions]
+    if subs:
+        out.append(f"{len(subs)} of {len(c.scenarios)} scenarios ran with substitutions (this "
+                   "lab could not honour what they asked for; the table is in the metadata at "
+                   "the end): " + "; ".join(
+                       f"{name} ({_subs_text(ss)})" for name, ss in subs) + ".")
+    out += _same_configuration(ctx)
     inconclusive = r.pairs.loc[r.pairs["outcome"] == "inconclusive"]
     if not inconclusive.empty:
         needed = inconclusive["repetitions_to_settle"].dropna()
@@ -280,15 +302,7 @@ def weaknesses(ctx: _Context) -> list[str]:
                 if not needed.empty else "")
         out.append(f"{len(inconclusive)} of {len(r.pairs)} pairs are inconclusive{most} "
                    "(Pairwise verdicts).")
-    for row in c.scenarios.itertuples():
-        if row.status != "run":
-            out.append(f"{row.scenario}: {row.status}"
-                       + (f" ({row.reason})" if row.reason else "") + "; no verdict.")
-        if row.runs_failed:
-            out.append(f"{row.scenario}: {row.runs_failed} repetition(s) failed; its "
-                       "verdicts rest on the others.")
-        if row.runs_pending:
-            out.append(f"{row.scenario}: {row.runs_pending} repetition(s) not run yet.")
+    out += [w for row in c.scenarios.itertuples() for w in _scenario_weaknesses(row)]
     if not c.blocks:
         out.append("The campaign ran without blocks: scenarios are compared unpaired, so drift "
                    "over the campaign adds to the noise.")

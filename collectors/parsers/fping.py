@@ -58,13 +58,7 @@ def parse(path: str | Path) -> FpingResult:
                 raise ParseError(path, lineno, "ICMP error line after the summary started")
             result.icmp_errors.append({"what": m["what"], "source": m["src"], "host": m["host"]})
             continue
-        m = _SUMMARY.match(line)
-        if not m:
-            raise ParseError(path, lineno, f"expected '<host> : <ms|-> ...': {line!r}")
-        host, tokens = m["host"], m["samples"].split()
-        bad = [t for t in tokens if not _SAMPLE.match(t)]
-        if bad:
-            raise ParseError(path, lineno, f"{host}: not a sample: {bad[0]!r}")
+        host, tokens = _summary_line(path, lineno, line)
         if count is None:
             count = len(tokens)
         elif len(tokens) != count:
@@ -79,3 +73,15 @@ def parse(path: str | Path) -> FpingResult:
             path, len(lines), f"truncated: no '<host> : ...' summary; last line {lines[-1]!r}"
         )
     return result
+
+
+def _summary_line(path: Path, lineno: int, line: str) -> tuple[str, list[str]]:
+    """A ``<host> : <ms|-> ...`` line: the host and its sample tokens."""
+    m = _SUMMARY.match(line)
+    if not m:
+        raise ParseError(path, lineno, f"expected '<host> : <ms|-> ...': {line!r}")
+    host, tokens = m["host"], m["samples"].split()
+    bad = [t for t in tokens if not _SAMPLE.match(t)]
+    if bad:
+        raise ParseError(path, lineno, f"{host}: not a sample: {bad[0]!r}")
+    return host, tokens

@@ -31,6 +31,7 @@ total that goes backwards names that line.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
@@ -71,84 +72,125 @@ class PfcountResult:
     interrupted: bool = False
 
 
+@dataclass
+class _Reading:
+    """What :func:`parse` has read so far.
+
+    States: idle -> (rule) opened -> (Absolute) abs -> (rcvd) rcvd -> (rule) closed;
+    closed -> (Actual) actual -> (rule) end -> (blank) idle | closed -> (blank) idle.
+    """
+
+    path: Path
+    blocks: list[dict] = field(default_factory=list)
+    block: dict = field(default_factory=dict)
+    interrupted: bool = False
+    before_leaving: int = 0  # complete blocks before 'Leaving...'
+    state: str = "idle"
+
+
 def parse(path: str | Path, *, require_final: bool = True) -> PfcountResult:
     """Parse one pfcount stderr capture. ``require_final``: refuse an output that does not
     end with ``Leaving...`` and a complete block after it (the count at SIGINT)."""
     path = Path(path)
     lines = read_lines(path)
-    blocks: list[dict] = []
-    interrupted = False
-    before_leaving = 0  # complete blocks before 'Leaving...'
-    # states: idle -> (rule) opened -> (Absolute) abs -> (rcvd) rcvd -> (rule) closed
-    #         closed -> (Actual) actual -> (rule) idle | closed -> (blank) idle
-    state = "idle"
-    block: dict = {}
+    st = _Reading(path=path)
     for lineno, line in enumerate(lines, start=1):
-        if state == "idle":
-            if line == _RULE:
-                state = "opened"
-            elif line == "Leaving...":
-                if interrupted:
-                    raise ParseError(path, lineno, "a second 'Leaving...'")
-                interrupted = True
-                before_leaving = len(blocks)
-            elif line.strip() and not _DUMPING.match(line):
-                raise ParseError(path, lineno, f"unrecognised line: {line!r}")
-            continue
-        if state == "opened":
-            if not (m := _ABS.match(line)):
-                raise ParseError(path, lineno, f"expected 'Absolute Stats: ...': {line!r}")
-            block = {
-                "line": lineno,
-                "total_packets": integer(path, lineno, m["total"]),
-                "dropped_packets": integer(path, lineno, m["dropped"]),
-                "dropped_pct": float(m["pct"]),
-            }
-            state = "abs"
-        elif state == "abs":
-            if not (m := _RCVD.match(line)):
-                raise ParseError(path, lineno, f"expected '[<n> pkts rcvd][...]': {line!r}")
-            block["received_packets"] = integer(path, lineno, m["rcvd"])
-            block["received_line_bytes"] = integer(path, lineno, m["bytes"])
-            block["average_pps"] = number(path, lineno, m["pps"]) if m["pps"] else None
-            block["average_line_mbit_s"] = number(path, lineno, m["mbit"]) if m["mbit"] else None
-            if block["received_packets"] + block["dropped_packets"] != block["total_packets"]:
-                raise ParseError(path, lineno, "pkts rcvd + pkts dropped != pkts total")
-            state = "rcvd"
-        elif state == "rcvd":
-            if line != _RULE:
-                raise ParseError(path, lineno, f"expected {_RULE!r}: {line!r}")
-            state = "closed"
-        elif state == "closed":
-            if m := _ACTUAL.match(line):
-                block["interval_packets"] = integer(path, lineno, m["rcvd"])
-                block["interval_ms"] = number(path, lineno, m["ms"])
-                block["interval_pps"] = number(path, lineno, m["pps"])
-                block["interval_line_gbps"] = number(path, lineno, m["gbps"])
-                state = "actual"
-            elif not line.strip():
-                blocks.append(block)
-                state = "idle"
-            else:
-                raise ParseError(path, lineno, f"expected 'Actual Stats' or a blank: {line!r}")
-        elif state == "actual":
-            if line != _RULE:
-                raise ParseError(path, lineno, f"expected {_RULE!r}: {line!r}")
-            blocks.append(block)
-            state = "end"
-        elif state == "end":
-            if line.strip():
-                raise ParseError(path, lineno, f"expected a blank line: {line!r}")
-            state = "idle"
-    if state not in ("idle", "end"):
-        which = " (the final one, after 'Leaving...')" if interrupted else ""
+        _STATES[st.state](st, lineno, line)
+    _check_complete(st, lines, require_final=require_final)
+    for prev, cur in pairwise(st.blocks):
+        if cur["total_packets"] < prev["total_packets"]:
+            raise ParseError(path, cur["line"], "pkts total went backwards")
+    return PfcountResult(final=st.blocks[-1], blocks=st.blocks, interrupted=st.interrupted)
+
+
+def _idle(st: _Reading, lineno: int, line: str) -> None:
+    if line == _RULE:
+        st.state = "opened"
+    elif line == "Leaving...":
+        if st.interrupted:
+            raise ParseError(st.path, lineno, "a second 'Leaving...'")
+        st.interrupted = True
+        st.before_leaving = len(st.blocks)
+    elif line.strip() and not _DUMPING.match(line):
+        raise ParseError(st.path, lineno, f"unrecognised line: {line!r}")
+
+
+def _opened(st: _Reading, lineno: int, line: str) -> None:
+    if not (m := _ABS.match(line)):
+        raise ParseError(st.path, lineno, f"expected 'Absolute Stats: ...': {line!r}")
+    st.block = {
+        "line": lineno,
+        "total_packets": integer(st.path, lineno, m["total"]),
+        "dropped_packets": integer(st.path, lineno, m["dropped"]),
+        "dropped_pct": float(m["pct"]),
+    }
+    st.state = "abs"
+
+
+def _absolute(st: _Reading, lineno: int, line: str) -> None:
+    path, block = st.path, st.block
+    if not (m := _RCVD.match(line)):
+        raise ParseError(path, lineno, f"expected '[<n> pkts rcvd][...]': {line!r}")
+    block["received_packets"] = integer(path, lineno, m["rcvd"])
+    block["received_line_bytes"] = integer(path, lineno, m["bytes"])
+    block["average_pps"] = number(path, lineno, m["pps"]) if m["pps"] else None
+    block["average_line_mbit_s"] = number(path, lineno, m["mbit"]) if m["mbit"] else None
+    if block["received_packets"] + block["dropped_packets"] != block["total_packets"]:
+        raise ParseError(path, lineno, "pkts rcvd + pkts dropped != pkts total")
+    st.state = "rcvd"
+
+
+def _rule(after: str) -> Callable[[_Reading, int, str], None]:
+    """The state that expects the closing rule, then goes to ``after`` (closing a block
+    first when ``after`` is "end")."""
+    def expect_rule(st: _Reading, lineno: int, line: str) -> None:
+        if line != _RULE:
+            raise ParseError(st.path, lineno, f"expected {_RULE!r}: {line!r}")
+        if after == "end":
+            st.blocks.append(st.block)
+        st.state = after
+    return expect_rule
+
+
+def _closed(st: _Reading, lineno: int, line: str) -> None:
+    path = st.path
+    if m := _ACTUAL.match(line):
+        st.block["interval_packets"] = integer(path, lineno, m["rcvd"])
+        st.block["interval_ms"] = number(path, lineno, m["ms"])
+        st.block["interval_pps"] = number(path, lineno, m["pps"])
+        st.block["interval_line_gbps"] = number(path, lineno, m["gbps"])
+        st.state = "actual"
+    elif not line.strip():
+        st.blocks.append(st.block)
+        st.state = "idle"
+    else:
+        raise ParseError(path, lineno, f"expected 'Actual Stats' or a blank: {line!r}")
+
+
+def _end(st: _Reading, lineno: int, line: str) -> None:
+    if line.strip():
+        raise ParseError(st.path, lineno, f"expected a blank line: {line!r}")
+    st.state = "idle"
+
+
+_STATES: dict[str, Callable[[_Reading, int, str], None]] = {
+    "idle": _idle, "opened": _opened, "abs": _absolute, "rcvd": _rule("closed"),
+    "closed": _closed, "actual": _rule("end"), "end": _end,
+}
+
+
+def _check_complete(st: _Reading, lines: list[str], *, require_final: bool) -> None:
+    """No block cut short, at least one block, and (``require_final``) the final one."""
+    path = st.path
+    if st.state not in ("idle", "end"):
+        which = " (the final one, after 'Leaving...')" if st.interrupted else ""
         raise ParseError(
             path, len(lines), f"truncated inside a stats block{which}; last line {lines[-1]!r}"
         )
-    if not blocks:
+    if not st.blocks:
         raise ParseError(path, len(lines), "no 'Absolute Stats' block")
-    final_blocks = len(blocks) - before_leaving if interrupted else 0
-    if require_final and not interrupted:
+    final_blocks = len(st.blocks) - st.before_leaving if st.interrupted else 0
+    if require_final and not st.interrupted:
         raise ParseError(
             path, len(lines), "no 'Leaving...': pfcount was not stopped by SIGINT, or its "
             f"output was cut; last line {lines[-1]!r}")
@@ -156,7 +198,3 @@ def parse(path: str | Path, *, require_final: bool = True) -> PfcountResult:
         raise ParseError(
             path, len(lines), "cut short: no final statistics block after 'Leaving...'; "
             f"last line {lines[-1]!r}")
-    for prev, cur in pairwise(blocks):
-        if cur["total_packets"] < prev["total_packets"]:
-            raise ParseError(path, cur["line"], "pkts total went backwards")
-    return PfcountResult(final=blocks[-1], blocks=blocks, interrupted=interrupted)

@@ -71,6 +71,7 @@ def parse(path: str | Path) -> PfsendResult:
     info: dict = {"interrupted": False}
     rates: list[dict] = []
     sent: int | None = None
+    sent_line = 0
     for lineno, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -79,39 +80,53 @@ def parse(path: str | Path) -> PfsendResult:
         if line.startswith("pfring_open error"):
             raise ParseError(path, lineno, f"pfsend could not open the device: {line}")
         if m := _TX.match(line):
-            rates.append(
-                {
-                    "current_pps": number(path, lineno, m["cur_pps"]),
-                    "current_line_gbps": number(path, lineno, m["cur_gbps"]),
-                    "average_pps": number(path, lineno, m["avg_pps"]),
-                    "average_line_gbps": number(path, lineno, m["avg_gbps"]),
-                    "total_packets": integer(path, lineno, m["total"]),
-                }
-            )
+            rates.append(_tx_rate(path, lineno, m))
         elif m := _SENT.match(line):
-            sent = int(m["n"])
-            sent_line = lineno
-        elif m := _DEVICE.match(line):
-            info["interface"] = m["dev"]
-        elif m := _VERSION.match(line):
-            info["pfring_version"] = m["v"]
-            if m["dev"]:
-                info.setdefault("interface", m["dev"])
-        elif m := _FREQ.match(line):
-            info["cpu_freq_hz"] = int(m["hz"])
-        elif m := _RATE_GBPS.match(line):
-            info["rate_set_line_gbps"] = float(m["gbps"])
-            info["rate_set_pps"] = float(m["pps"])
-        elif m := _RATE_PPS.match(line):
-            info["rate_set_pps"] = float(m["pps"])
-        elif line == "Leaving...":
-            info["interrupted"] = True
-        else:
+            sent, sent_line = int(m["n"]), lineno
+        elif not _info(info, line):
             raise ParseError(path, lineno, f"unrecognised line: {line!r}")
     if sent is None:
         raise ParseError(
             path, len(lines), f"truncated: no 'Sent <n> packets' line; last line {lines[-1]!r}"
         )
+    _check_totals(path, sent_line, sent, rates)
+    return PfsendResult(sent_packets=sent, rates=rates, **info)
+
+
+def _tx_rate(path: Path, lineno: int, m: re.Match[str]) -> dict:
+    return {
+        "current_pps": number(path, lineno, m["cur_pps"]),
+        "current_line_gbps": number(path, lineno, m["cur_gbps"]),
+        "average_pps": number(path, lineno, m["avg_pps"]),
+        "average_line_gbps": number(path, lineno, m["avg_gbps"]),
+        "total_packets": integer(path, lineno, m["total"]),
+    }
+
+
+def _info(info: dict, line: str) -> bool:
+    """Put what an informational line says into ``info``; False when it is not one."""
+    if m := _DEVICE.match(line):
+        info["interface"] = m["dev"]
+    elif m := _VERSION.match(line):
+        info["pfring_version"] = m["v"]
+        if m["dev"]:
+            info.setdefault("interface", m["dev"])
+    elif m := _FREQ.match(line):
+        info["cpu_freq_hz"] = int(m["hz"])
+    elif m := _RATE_GBPS.match(line):
+        info["rate_set_line_gbps"] = float(m["gbps"])
+        info["rate_set_pps"] = float(m["pps"])
+    elif m := _RATE_PPS.match(line):
+        info["rate_set_pps"] = float(m["pps"])
+    elif line == "Leaving...":
+        info["interrupted"] = True
+    else:
+        return False
+    return True
+
+
+def _check_totals(path: Path, sent_line: int, sent: int, rates: list[dict]) -> None:
+    """The TX rate totals never go back, and the last one is the Sent count."""
     totals = [r["total_packets"] for r in rates]
     if totals != sorted(totals):
         raise ParseError(path, sent_line, "TX rate totals go backwards")
@@ -119,4 +134,3 @@ def parse(path: str | Path) -> PfsendResult:
         raise ParseError(
             path, sent_line, f"Sent {sent} packets but the last TX rate total is {totals[-1]}"
         )
-    return PfsendResult(sent_packets=sent, rates=rates, **info)

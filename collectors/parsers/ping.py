@@ -120,182 +120,242 @@ def _int(text: str | None) -> int:
     return int(text) if text is not None else 0
 
 
+@dataclass
+class _Reading:
+    """What :func:`parse` has learnt so far, line by line."""
+
+    path: Path
+    hint: str  # added to the error for a line that is not ping's
+    result: PingResult
+    probes: dict[int, dict] = field(default_factory=dict)
+    reply_lines: int = 0
+    dup_lines: int = 0
+    corrupted_lines: int = 0
+    timed: bool = False
+    untimed: int = 0  # the first reply line without time=
+    phase: str = "body"  # body -> stats_head -> summary -> rtt -> done
+    summary_line: int = 0
+
+    def probe(self, seq: int, ts: float | None) -> dict:
+        """The probe of ``seq``, made (first seen at ``ts``) when no line named it yet."""
+        if seq not in self.probes:
+            self.probes[seq] = {"seq": seq, "timestamp_s": ts, "answered": False,
+                                "rtt_us": None, "duplicates": 0}
+        return self.probes[seq]
+
+
 def parse(path: str | Path) -> PingResult:
     """Parse one ping capture; raise ParseError (file and line) on anything unexpected."""
     path = Path(path)
     text = read_text(path)
     lines = text.splitlines()
+    st = _Reading(path=path, hint=_start_hint(path, text, lines),
+                  result=PingResult(host=None, address=None, payload_bytes=None))
+    for lineno, raw in enumerate(lines, start=1):
+        ts, line = _strip_ts(raw)
+        if line.strip():
+            _PHASES[st.phase](st, lineno, ts, line)
+    _check_complete(st, lines)
+    _check_counts(st)
+    _check_seqs(st)
+    # Every transmitted probe appears, answered or not, even if no line names it.
+    for seq in range(1, st.result.summary["transmitted"] + 1):
+        st.probe(seq, None)
+    st.result.probes = [st.probes[seq] for seq in sorted(st.probes)]
+    return st.result
+
+
+def _start_hint(path: Path, text: str, lines: list[str]) -> str:
+    """Refuse an empty file or one cut inside its last line; the hint for unknown lines."""
     if not lines:
         raise ParseError(path, None, "empty file: no ping output, no summary line")
-
     # Without an iputils summary line the capture stopped early, or is not iputils ping's.
     summarised = any(_SUMMARY.match(_strip_ts(line)[1]) for line in lines)
     if not summarised and not text.endswith("\n"):
         raise ParseError(path, len(lines), "truncated inside its last line, no 'packets "
                          f"transmitted' summary; last line is {lines[-1]!r}")
-    hint = "" if summarised else " (not iputils ping output?)"
+    return "" if summarised else " (not iputils ping output?)"
 
-    result = PingResult(host=None, address=None, payload_bytes=None)
-    probes: dict[int, dict] = {}
-    reply_lines = dup_lines = corrupted_lines = 0
-    timed = False
-    untimed = 0  # the first reply line without time=
-    state = "body"  # body -> stats_head -> summary -> rtt -> done
-    summary_line = 0
 
-    def probe(seq: int, ts: float | None) -> dict:
-        if seq in probes:
-            return probes[seq]
-        p = {"seq": seq, "timestamp_s": ts, "answered": False, "rtt_us": None, "duplicates": 0}
-        probes[seq] = p
-        return p
+# --------------------------------------------------------------------------- the body
 
-    for lineno, raw in enumerate(lines, start=1):
-        ts, line = _strip_ts(raw)
-        if not line.strip():
-            continue
-        if state == "body":
-            if m := _REPLY.match(line):
-                flags = _FLAG.findall(m["flags"])
-                unknown = [f for f in flags if f not in _KNOWN_FLAGS]
-                if unknown:
-                    raise ParseError(path, lineno, f"unknown reply marker {unknown[0]!r}")
-                seq = int(m["seq"])
-                rtt = _ms_to_us(m["time"]) if m["time"] is not None else None
-                timed = timed or rtt is not None
-                untimed = untimed or (lineno if rtt is None else 0)
-                if timed and untimed:
-                    # ping times every reply or none (payload below 16 bytes): never some
-                    raise ParseError(path, untimed,
-                                     "reply without time= while other replies carry times")
-                reply_lines += 1
-                p = probe(seq, ts)
-                if "BAD CHECKSUM" in flags:
-                    # ping counts it as corrupted, neither received nor a duplicate,
-                    # and leaves it out of the rtt statistics.
-                    corrupted_lines += 1
-                    continue
-                if "DUP" in flags:
-                    dup_lines += 1
-                    p["duplicates"] += 1
-                    if not p["answered"]:
-                        # ping saw an earlier reply we do not have: the file lost a line.
-                        raise ParseError(
-                            path, lineno, f"DUP! reply for icmp_seq={seq} without an earlier reply"
-                        )
-                elif p["answered"]:
-                    raise ParseError(
-                        path, lineno, f"second reply for icmp_seq={seq} not marked DUP!"
-                    )
-                else:
-                    p["answered"] = True
-                    p["rtt_us"] = rtt
-                    p["timestamp_s"] = ts
-                continue
-            if m := _NO_ANSWER.match(line):
-                probe(int(m["seq"]), ts)
-                continue
-            if m := _FROM.match(line):
-                seq = int(m["seq"])
-                probe(seq, ts)
-                result.errors.append(
-                    {"seq": seq, "timestamp_s": ts, "source": m["src"], "message": m["msg"]}
-                )
-                continue
-            if line.startswith("PING "):
-                if result.host is not None or reply_lines or probes:
-                    raise ParseError(path, lineno, "PING header not at the start")
-                if not (m := _HEADER.match(line) or _HEADER6.match(line)):
-                    raise ParseError(path, lineno, f"malformed PING header: {line!r}{hint}")
-                result.host, result.address = m["host"], m["addr"]
-                result.payload_bytes = int(m["size"])
-                continue
-            if _STATS_HEAD.match(line):
-                state = "stats_head"
-                continue
-            if _SUMMARY.match(line):
-                state = "stats_head"  # tolerate a missing '--- statistics ---' line
-            else:
-                raise ParseError(path, lineno, f"unrecognised line {lineno}: {line!r}{hint}")
-        if state == "stats_head":
-            if not (m := _SUMMARY.match(line)):
-                raise ParseError(path, lineno, f"expected the summary line, got {line!r}")
-            if m["loss"] is None:
-                raise ParseError(path, lineno, "summary without packet loss and time")
-            summary_line = lineno
-            result.summary = {
-                "transmitted": int(m["tx"]),
-                "received": int(m["rx"]),
-                "duplicates": _int(m["dup"]),
-                "corrupted": _int(m["corrupted"]),
-                "errors": _int(m["err"]),
-                "loss_pct": float(m["loss"]),
-                "time_ms": int(m["time"]),
-                "pipe": None,
-            }
-            state = "summary"
-            continue
-        if state == "summary" and (m := _RTT.match(line)):
-            for key in ("min", "avg", "max", "mdev"):
-                result.summary[f"rtt_{key}_us"] = _ms_to_us(m[key])
-            if m["pipe"] is not None:
-                result.summary["pipe"] = int(m["pipe"])
-            if m["ipg"] is not None:
-                result.summary["ipg_us"] = _ms_to_us(m["ipg"])
-                result.summary["ewma_us"] = _ms_to_us(m["ewma"])
-            state = "rtt"
-            continue
-        if state == "summary" and (m := _PIPE.match(line)):
-            result.summary["pipe"] = int(m["pipe"])
-            state = "done"
-            continue
-        raise ParseError(path, lineno, f"unexpected line after the summary: {line!r}")
 
-    if state in ("body", "stats_head"):  # every line was ping's, but the summary never came
+def _body_line(st: _Reading, lineno: int, ts: float | None, line: str) -> None:
+    if m := _REPLY.match(line):
+        _reply(st, lineno, ts, m)
+    elif m := _NO_ANSWER.match(line):
+        st.probe(int(m["seq"]), ts)
+    elif m := _FROM.match(line):
+        seq = int(m["seq"])
+        st.probe(seq, ts)
+        st.result.errors.append(
+            {"seq": seq, "timestamp_s": ts, "source": m["src"], "message": m["msg"]}
+        )
+    elif line.startswith("PING "):
+        _header(st, lineno, line)
+    elif _STATS_HEAD.match(line):
+        st.phase = "stats_head"
+    elif _SUMMARY.match(line):  # tolerate a missing '--- statistics ---' line
+        st.phase = "stats_head"
+        _summary_line(st, lineno, ts, line)
+    else:
+        raise ParseError(st.path, lineno, f"unrecognised line {lineno}: {line!r}{st.hint}")
+
+
+def _header(st: _Reading, lineno: int, line: str) -> None:
+    result = st.result
+    if result.host is not None or st.reply_lines or st.probes:
+        raise ParseError(st.path, lineno, "PING header not at the start")
+    if not (m := _HEADER.match(line) or _HEADER6.match(line)):
+        raise ParseError(st.path, lineno, f"malformed PING header: {line!r}{st.hint}")
+    result.host, result.address = m["host"], m["addr"]
+    result.payload_bytes = int(m["size"])
+
+
+def _reply(st: _Reading, lineno: int, ts: float | None, m: re.Match[str]) -> None:
+    flags = _FLAG.findall(m["flags"])
+    unknown = [f for f in flags if f not in _KNOWN_FLAGS]
+    if unknown:
+        raise ParseError(st.path, lineno, f"unknown reply marker {unknown[0]!r}")
+    seq = int(m["seq"])
+    rtt = _ms_to_us(m["time"]) if m["time"] is not None else None
+    _check_timed(st, lineno, rtt)
+    st.reply_lines += 1
+    p = st.probe(seq, ts)
+    if "BAD CHECKSUM" in flags:
+        # ping counts it as corrupted, neither received nor a duplicate,
+        # and leaves it out of the rtt statistics.
+        st.corrupted_lines += 1
+    elif "DUP" in flags:
+        _duplicate(st, lineno, p)
+    elif p["answered"]:
+        raise ParseError(st.path, lineno, f"second reply for icmp_seq={seq} not marked DUP!")
+    else:
+        p.update(answered=True, rtt_us=rtt, timestamp_s=ts)
+
+
+def _check_timed(st: _Reading, lineno: int, rtt: float | None) -> None:
+    """ping times every reply or none (payload below 16 bytes): never some."""
+    st.timed = st.timed or rtt is not None
+    st.untimed = st.untimed or (lineno if rtt is None else 0)
+    if st.timed and st.untimed:
+        raise ParseError(st.path, st.untimed,
+                         "reply without time= while other replies carry times")
+
+
+def _duplicate(st: _Reading, lineno: int, p: dict) -> None:
+    st.dup_lines += 1
+    p["duplicates"] += 1
+    if not p["answered"]:
+        # ping saw an earlier reply we do not have: the file lost a line.
         raise ParseError(
-            path,
+            st.path, lineno, f"DUP! reply for icmp_seq={p['seq']} without an earlier reply"
+        )
+
+
+# --------------------------------------------------------------------------- the statistics
+
+
+def _summary_line(st: _Reading, lineno: int, ts: float | None, line: str) -> None:
+    if not (m := _SUMMARY.match(line)):
+        raise ParseError(st.path, lineno, f"expected the summary line, got {line!r}")
+    if m["loss"] is None:
+        raise ParseError(st.path, lineno, "summary without packet loss and time")
+    st.summary_line = lineno
+    st.result.summary = {
+        "transmitted": int(m["tx"]),
+        "received": int(m["rx"]),
+        "duplicates": _int(m["dup"]),
+        "corrupted": _int(m["corrupted"]),
+        "errors": _int(m["err"]),
+        "loss_pct": float(m["loss"]),
+        "time_ms": int(m["time"]),
+        "pipe": None,
+    }
+    st.phase = "summary"
+
+
+def _after_summary(st: _Reading, lineno: int, ts: float | None, line: str) -> None:
+    summary = st.result.summary
+    if m := _RTT.match(line):
+        for key in ("min", "avg", "max", "mdev"):
+            summary[f"rtt_{key}_us"] = _ms_to_us(m[key])
+        if m["pipe"] is not None:
+            summary["pipe"] = int(m["pipe"])
+        if m["ipg"] is not None:
+            summary["ipg_us"] = _ms_to_us(m["ipg"])
+            summary["ewma_us"] = _ms_to_us(m["ewma"])
+        st.phase = "rtt"
+    elif m := _PIPE.match(line):
+        summary["pipe"] = int(m["pipe"])
+        st.phase = "done"
+    else:
+        _nothing_more(st, lineno, ts, line)
+
+
+def _nothing_more(st: _Reading, lineno: int, ts: float | None, line: str) -> None:
+    raise ParseError(st.path, lineno, f"unexpected line after the summary: {line!r}")
+
+
+_PHASES = {"body": _body_line, "stats_head": _summary_line, "summary": _after_summary,
+           "rtt": _nothing_more, "done": _nothing_more}
+
+
+# --------------------------------------------------------------------------- the checks
+
+
+def _check_complete(st: _Reading, lines: list[str]) -> None:
+    """The summary came, and the rtt line with it when replies were timed."""
+    if st.phase in ("body", "stats_head"):  # every line was ping's, the summary never came
+        raise ParseError(
+            st.path,
             len(lines),
             f"truncated: no 'packets transmitted' summary; last line is {lines[-1]!r}",
         )
-    s = result.summary
-    if timed and s["received"] > 0 and state not in ("rtt", "done"):
+    if st.timed and st.result.summary["received"] > 0 and st.phase not in ("rtt", "done"):
         raise ParseError(
-            path,
+            st.path,
             len(lines),
             "truncated: summary reports replies but no 'rtt min/avg/max/mdev' line",
         )
-    if reply_lines != s["received"] + s["duplicates"] + s["corrupted"]:
+
+
+def _check_counts(st: _Reading) -> None:
+    """The summary's counts against the reply lines of the file."""
+    s = st.result.summary
+    if st.reply_lines != s["received"] + s["duplicates"] + s["corrupted"]:
         raise ParseError(
-            path,
-            summary_line,
+            st.path,
+            st.summary_line,
             f"summary counts {s['received']} received + {s['duplicates']} duplicates + "
-            f"{s['corrupted']} corrupted but the file has {reply_lines} reply lines",
+            f"{s['corrupted']} corrupted but the file has {st.reply_lines} reply lines",
         )
-    if dup_lines != s["duplicates"]:
+    if st.dup_lines != s["duplicates"]:
         raise ParseError(
-            path,
-            summary_line,
-            f"summary counts {s['duplicates']} duplicates but the file has {dup_lines} DUP! lines",
+            st.path,
+            st.summary_line,
+            f"summary counts {s['duplicates']} duplicates but the file has {st.dup_lines} "
+            "DUP! lines",
         )
-    if corrupted_lines != s["corrupted"]:
+    if st.corrupted_lines != s["corrupted"]:
         raise ParseError(
-            path,
-            summary_line,
+            st.path,
+            st.summary_line,
             f"summary counts {s['corrupted']} corrupted "
-            f"but the file has {corrupted_lines} BAD CHECKSUM lines",
+            f"but the file has {st.corrupted_lines} BAD CHECKSUM lines",
         )
-    if s["transmitted"] > 65535:
-        raise ParseError(path, summary_line, "more than 65535 probes: icmp_seq wrapped")
-    beyond = [seq for seq in probes if seq > s["transmitted"] or seq < 1]
+
+
+def _check_seqs(st: _Reading) -> None:
+    """Every icmp_seq within 1..transmitted, and no wrap."""
+    transmitted = st.result.summary["transmitted"]
+    if transmitted > 65535:
+        raise ParseError(st.path, st.summary_line, "more than 65535 probes: icmp_seq wrapped")
+    beyond = [seq for seq in st.probes if seq > transmitted or seq < 1]
     if beyond:
         raise ParseError(
-            path, summary_line, f"icmp_seq={beyond[0]} outside 1..{s['transmitted']} transmitted"
+            st.path, st.summary_line, f"icmp_seq={beyond[0]} outside 1..{transmitted} transmitted"
         )
-    # Every transmitted probe appears, answered or not, even if no line names it.
-    for seq in range(1, s["transmitted"] + 1):
-        probe(seq, None)
-    result.probes = [probes[seq] for seq in sorted(probes)]
-    return result
 
 
 def _strip_ts(line: str) -> tuple[float | None, str]:

@@ -61,15 +61,7 @@ class Interrupts:
 def parse(path: str | Path) -> Interrupts:
     path = Path(path)
     lines = read_lines(path)
-    header = lines[0].split()
-    cpus = []
-    for word in header:
-        m = _CPU.match(word)
-        if not m:
-            raise ParseError(path, 1, f"header: expected CPU<n> columns, got {word!r}")
-        cpus.append(int(m[1]))
-    result = Interrupts(cpus=cpus)
-    ncpu = len(cpus)
+    result = Interrupts(cpus=_header(path, lines[0]))
     seen: set[str] = set()
     for lineno, line in enumerate(lines[1:], start=2):
         m = _IRQ.match(line)
@@ -81,52 +73,9 @@ def parse(path: str | Path) -> Interrupts:
         seen.add(irq)
         words = m["rest"].split()
         if irq in SINGLE_COUNT_ROWS:
-            if len(words) != 1 or not words[0].isdigit():
-                raise ParseError(path, lineno, f"{irq}: expected one count, got {words!r}")
-            result.irqs.append(
-                {
-                    "irq": irq,
-                    "kind": "arch",
-                    "counts": None,
-                    "total": int(words[0]),
-                    "description": "",
-                    "chip": None,
-                    "hwirq": None,
-                    "trigger": None,
-                    "actions": None,
-                }
-            )
-            continue
-        counts = words[:ncpu]
-        if len(counts) < ncpu or not all(c.isdigit() for c in counts):
-            raise ParseError(
-                path,
-                lineno,
-                f"irq {irq}: expected {ncpu} per-CPU counts, got {' '.join(words[:ncpu])!r}",
-            )
-        description = " ".join(words[ncpu:])
-        row = {
-            "irq": irq,
-            "kind": "device" if irq.isdigit() else "arch",
-            "counts": [int(c) for c in counts],
-            "description": description,
-            "chip": None,
-            "hwirq": None,
-            "trigger": None,
-            "actions": None,
-        }
-        row["total"] = sum(row["counts"])
-        if row["kind"] == "device":
-            if not description:
-                raise ParseError(path, lineno, f"irq {irq}: no chip or handler name")
-            if cm := _CHIP.match(description):
-                row.update(
-                    chip=cm["chip"],
-                    hwirq=cm["hwirq"],
-                    trigger=cm["trigger"],
-                    actions=cm["actions"] or None,
-                )
-        result.irqs.append(row)
+            result.irqs.append(_single_row(path, lineno, irq, words))
+        else:
+            result.irqs.append(_row(path, lineno, irq, words, len(result.cpus)))
     if not result.irqs:
         raise ParseError(path, len(lines), "truncated: no interrupt rows")
     # Named rows follow the device rows and the kernel always prints ERR (x86) or
@@ -136,3 +85,65 @@ def parse(path: str | Path) -> Interrupts:
             path, len(lines), "truncated: ends before the named (NMI, LOC, ERR...) rows"
         )
     return result
+
+
+def _header(path: Path, line: str) -> list[int]:
+    """The CPU numbers of the header's ``CPU<n>`` columns."""
+    cpus = []
+    for word in line.split():
+        m = _CPU.match(word)
+        if not m:
+            raise ParseError(path, 1, f"header: expected CPU<n> columns, got {word!r}")
+        cpus.append(int(m[1]))
+    return cpus
+
+
+def _single_row(path: Path, lineno: int, irq: str, words: list[str]) -> dict:
+    """A row with one count for all CPUs (ERR, MIS)."""
+    if len(words) != 1 or not words[0].isdigit():
+        raise ParseError(path, lineno, f"{irq}: expected one count, got {words!r}")
+    return {
+        "irq": irq,
+        "kind": "arch",
+        "counts": None,
+        "total": int(words[0]),
+        "description": "",
+        "chip": None,
+        "hwirq": None,
+        "trigger": None,
+        "actions": None,
+    }
+
+
+def _row(path: Path, lineno: int, irq: str, words: list[str], ncpu: int) -> dict:
+    """A row with a count per CPU: a device (numbered) or an architecture row (named)."""
+    counts = words[:ncpu]
+    if len(counts) < ncpu or not all(c.isdigit() for c in counts):
+        raise ParseError(
+            path,
+            lineno,
+            f"irq {irq}: expected {ncpu} per-CPU counts, got {' '.join(words[:ncpu])!r}",
+        )
+    description = " ".join(words[ncpu:])
+    row = {
+        "irq": irq,
+        "kind": "device" if irq.isdigit() else "arch",
+        "counts": [int(c) for c in counts],
+        "description": description,
+        "chip": None,
+        "hwirq": None,
+        "trigger": None,
+        "actions": None,
+    }
+    row["total"] = sum(row["counts"])
+    if row["kind"] == "device":
+        if not description:
+            raise ParseError(path, lineno, f"irq {irq}: no chip or handler name")
+        if cm := _CHIP.match(description):
+            row.update(
+                chip=cm["chip"],
+                hwirq=cm["hwirq"],
+                trigger=cm["trigger"],
+                actions=cm["actions"] or None,
+            )
+    return row

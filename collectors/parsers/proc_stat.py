@@ -66,6 +66,11 @@ class ProcStat:
     softirqs: dict[str, int] = field(default_factory=dict)
 
 
+# the lines of one number, and the field each fills
+_SINGLE = {"ctxt": "context_switches", "btime": "boot_time_s", "processes": "processes_forked",
+           "procs_running": "procs_running", "procs_blocked": "procs_blocked"}
+
+
 def parse(path: str | Path) -> ProcStat:
     """Parse /proc/stat; ParseError names the file and line of anything malformed."""
     path = Path(path)
@@ -73,60 +78,67 @@ def parse(path: str | Path) -> ProcStat:
     result = ProcStat()
     seen: set[str] = set()
     for lineno, line in enumerate(lines, start=1):
-        words = line.split()
-        if not words:
-            raise ParseError(path, lineno, "blank line")
-        key, values = words[0], words[1:]
-        if not values:
-            raise ParseError(path, lineno, f"{key}: no value")
-        numbers = [to_int(path, lineno, v, key) for v in values]
+        key, numbers = _numbers(path, lineno, line)
         if key.startswith("cpu"):
-            suffix = key[3:]
-            if suffix and not suffix.isdigit():
-                raise ParseError(path, lineno, f"unknown cpu line {key!r}")
-            if not 4 <= len(numbers) <= len(CPU_FIELDS):
-                raise ParseError(
-                    path, lineno, f"{key}: {len(numbers)} columns, expected 4 to {len(CPU_FIELDS)}"
-                )
-            cpu: dict = {"cpu": int(suffix) if suffix else "all"}
-            for i, name in enumerate(CPU_FIELDS):
-                cpu[name] = numbers[i] if i < len(numbers) else None
-            if any(c["cpu"] == cpu["cpu"] for c in result.cpus):
-                raise ParseError(path, lineno, f"{key} appears twice")
-            result.cpus.append(cpu)
+            _cpu(path, lineno, key, numbers, result)
             seen.add("cpu")
             continue
         if key in seen:
             raise ParseError(path, lineno, f"{key} appears twice")
         seen.add(key)
-        if key == "intr":
-            result.interrupts_total = numbers[0]
-        elif key == "softirq":
-            if len(numbers) != 1 + len(SOFTIRQ_NAMES):
-                raise ParseError(
-                    path,
-                    lineno,
-                    f"softirq: {len(numbers)} numbers, expected {1 + len(SOFTIRQ_NAMES)}",
-                )
-            result.softirqs_total = numbers[0]
-            result.softirqs = dict(zip(SOFTIRQ_NAMES, numbers[1:], strict=True))
-        elif len(numbers) != 1:
-            raise ParseError(path, lineno, f"{key}: expected one number, got {len(numbers)}")
-        elif key == "ctxt":
-            result.context_switches = numbers[0]
-        elif key == "btime":
-            result.boot_time_s = numbers[0]
-        elif key == "processes":
-            result.processes_forked = numbers[0]
-        elif key == "procs_running":
-            result.procs_running = numbers[0]
-        elif key == "procs_blocked":
-            result.procs_blocked = numbers[0]
-        else:
-            raise ParseError(path, lineno, f"unknown line {key!r}")
+        _counter(path, lineno, key, numbers, result)
     missing = [k for k in _REQUIRED if k not in seen]
     if missing:
         raise ParseError(path, len(lines), f"truncated: no {missing[0]!r} line")
     if not any(c["cpu"] == "all" for c in result.cpus):
         raise ParseError(path, None, "no aggregate 'cpu' line")
     return result
+
+
+def _numbers(path: Path, lineno: int, line: str) -> tuple[str, list[int]]:
+    """A line's key and its numbers (at least one)."""
+    words = line.split()
+    if not words:
+        raise ParseError(path, lineno, "blank line")
+    key, values = words[0], words[1:]
+    if not values:
+        raise ParseError(path, lineno, f"{key}: no value")
+    return key, [to_int(path, lineno, v, key) for v in values]
+
+
+def _cpu(path: Path, lineno: int, key: str, numbers: list[int], result: ProcStat) -> None:
+    """A ``cpu`` or ``cpuN`` line."""
+    suffix = key[3:]
+    if suffix and not suffix.isdigit():
+        raise ParseError(path, lineno, f"unknown cpu line {key!r}")
+    if not 4 <= len(numbers) <= len(CPU_FIELDS):
+        raise ParseError(
+            path, lineno, f"{key}: {len(numbers)} columns, expected 4 to {len(CPU_FIELDS)}"
+        )
+    cpu: dict = {"cpu": int(suffix) if suffix else "all"}
+    for i, name in enumerate(CPU_FIELDS):
+        cpu[name] = numbers[i] if i < len(numbers) else None
+    if any(c["cpu"] == cpu["cpu"] for c in result.cpus):
+        raise ParseError(path, lineno, f"{key} appears twice")
+    result.cpus.append(cpu)
+
+
+def _counter(path: Path, lineno: int, key: str, numbers: list[int], result: ProcStat) -> None:
+    """Any other line: intr, softirq, or one of the one-number lines."""
+    if key == "intr":
+        result.interrupts_total = numbers[0]
+    elif key == "softirq":
+        if len(numbers) != 1 + len(SOFTIRQ_NAMES):
+            raise ParseError(
+                path,
+                lineno,
+                f"softirq: {len(numbers)} numbers, expected {1 + len(SOFTIRQ_NAMES)}",
+            )
+        result.softirqs_total = numbers[0]
+        result.softirqs = dict(zip(SOFTIRQ_NAMES, numbers[1:], strict=True))
+    elif len(numbers) != 1:
+        raise ParseError(path, lineno, f"{key}: expected one number, got {len(numbers)}")
+    elif key in _SINGLE:
+        setattr(result, _SINGLE[key], numbers[0])
+    else:
+        raise ParseError(path, lineno, f"unknown line {key!r}")

@@ -22,8 +22,10 @@ leaves out the first 400 ms (warm-up) and the last 50 ms of the run. The
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from collectors.parsers._text import read_lines
 from kvmnetlab.errors import ParseError
@@ -97,52 +99,78 @@ def parse(path: str | Path) -> SockperfResult:
     lines = read_lines(path)
     got: dict = {}
     percentiles: list[dict] = []
-
-    def once(key: str, lineno: int, value) -> None:
-        if key in got:
-            raise ParseError(path, lineno, f"{key} printed twice")
-        got[key] = value
-
     for lineno, raw in enumerate(lines, start=1):
         line = _ANSI.sub("", raw).strip()
-        if not line:
-            continue
-        if _CLIENT.match(line) or _TARGET.match(line):
-            continue
-        if not line.startswith("sockperf: "):
-            raise ParseError(path, lineno, f"unrecognised line: {line!r}")
-        body = line.removeprefix("sockperf: ").strip()
-        if any(rx.match(body) for rx in _INFO) or body.startswith("Warning"):
+        body = _body(path, lineno, line)
+        if body is None:
             continue
         if "min_us" in got:
             raise ParseError(path, lineno, f"line after the <MIN> observation: {line!r}")
-        if m := _SERVER.match(body):
-            if m["n"] != "0":
-                raise ParseError(path, lineno, "more than one server: not supported")
-        elif m := _TOTAL.match(body):
-            once("run", lineno, (float(m["t"]), int(m["w"]), int(m["s"]), int(m["r"])))
-        elif m := _VALID.match(body):
-            once("valid", lineno, (float(m["t"]), int(m["s"]), int(m["r"])))
-        elif m := _AVG.match(body):
-            kind = "rtt" if m["kind"] == "rtt" else "half_rtt"
-            once("avg", lineno, (kind, float(m["avg"]), float(m["sd"])))
-        elif m := _COUNTS.match(body):
-            once("counts", lineno, (int(m["d"]), int(m["u"]), int(m["o"])))
-        elif m := _SUMMARY.match(body):
-            once("summary", lineno, float(m["v"]))
-        elif m := _OBS.match(body):
-            once("observations", lineno, int(m["n"]))
-        elif m := _MAX.match(body):
-            once("max_us", lineno, float(m["v"]))
-        elif m := _PCT.match(body):
-            if "max_us" not in got:
-                raise ParseError(path, lineno, "percentile before the <MAX> observation")
-            percentiles.append({"percentile": float(m["p"]), "value_us": float(m["v"])})
-        elif m := _MIN.match(body):
-            once("min_us", lineno, float(m["v"]))
+        for rx, read in _RESULT_LINES:
+            if m := rx.match(body):
+                read(path, lineno, m, got, percentiles)
+                break
         else:
             raise ParseError(path, lineno, f"unrecognised line: {line!r}")
+    _check_complete(path, lines, got, percentiles)
+    return _result(got, percentiles)
 
+
+def _body(path: Path, lineno: int, line: str) -> str | None:
+    """The text after ``sockperf: `` of a line that carries results; None for the lines
+    that do not (blank, client, target, informational, warnings)."""
+    if not line or _CLIENT.match(line) or _TARGET.match(line):
+        return None
+    if not line.startswith("sockperf: "):
+        raise ParseError(path, lineno, f"unrecognised line: {line!r}")
+    body = line.removeprefix("sockperf: ").strip()
+    if any(rx.match(body) for rx in _INFO) or body.startswith("Warning"):
+        return None
+    return body
+
+
+_Read = Callable[[Path, int, re.Match[str], dict, list[dict]], None]
+
+
+def _once(key: str, value: Callable[[re.Match[str]], Any]) -> _Read:
+    """A reader that keeps ``value(m)`` under ``key``, refusing a line printed twice."""
+    def read(path: Path, lineno: int, m: re.Match[str], got: dict, _: list[dict]) -> None:
+        if key in got:
+            raise ParseError(path, lineno, f"{key} printed twice")
+        got[key] = value(m)
+    return read
+
+
+def _server(path: Path, lineno: int, m: re.Match[str], got: dict, _: list[dict]) -> None:
+    if m["n"] != "0":
+        raise ParseError(path, lineno, "more than one server: not supported")
+
+
+def _percentile(path: Path, lineno: int, m: re.Match[str], got: dict,
+                percentiles: list[dict]) -> None:
+    if "max_us" not in got:
+        raise ParseError(path, lineno, "percentile before the <MAX> observation")
+    percentiles.append({"percentile": float(m["p"]), "value_us": float(m["v"])})
+
+
+# In the order they are tried.
+_RESULT_LINES: tuple[tuple[re.Pattern[str], _Read], ...] = (
+    (_SERVER, _server),
+    (_TOTAL, _once("run", lambda m: (float(m["t"]), int(m["w"]), int(m["s"]), int(m["r"])))),
+    (_VALID, _once("valid", lambda m: (float(m["t"]), int(m["s"]), int(m["r"])))),
+    (_AVG, _once("avg", lambda m: ("rtt" if m["kind"] == "rtt" else "half_rtt",
+                                   float(m["avg"]), float(m["sd"])))),
+    (_COUNTS, _once("counts", lambda m: (int(m["d"]), int(m["u"]), int(m["o"])))),
+    (_SUMMARY, _once("summary", lambda m: float(m["v"]))),
+    (_OBS, _once("observations", lambda m: int(m["n"]))),
+    (_MAX, _once("max_us", lambda m: float(m["v"]))),
+    (_PCT, _percentile),
+    (_MIN, _once("min_us", lambda m: float(m["v"]))),
+)
+
+
+def _check_complete(path: Path, lines: list[str], got: dict, percentiles: list[dict]) -> None:
+    """Every required line came, and the percentiles decrease."""
     for key, text in (
         ("run", "[Total Run]"),
         ("valid", "[Valid Duration]"),
@@ -161,6 +189,9 @@ def parse(path: str | Path) -> SockperfResult:
     values = [p["value_us"] for p in percentiles]
     if values != sorted(values, reverse=True):
         raise ParseError(path, None, "percentile values are not in decreasing order")
+
+
+def _result(got: dict, percentiles: list[dict]) -> SockperfResult:
     kind, avg, sd = got["avg"]
     run_t, warm, sent, rcvd = got["run"]
     v_t, v_sent, v_rcvd = got["valid"]

@@ -50,6 +50,15 @@ class TrafgenResult:
     warnings: list[dict] = field(default_factory=list)
 
 
+# the lines that carry one count, and the key each fills
+_COUNTS = (
+    ("templates", _SCHEDULE),
+    ("template_bytes", _TOTAL),
+    ("tx_packets", _OUT_PKTS),
+    ("tx_bytes", _OUT_BYTES),
+)
+
+
 def parse(path: str | Path) -> TrafgenResult:
     path = Path(path)
     lines = read_lines(path)
@@ -63,36 +72,53 @@ def parse(path: str | Path) -> TrafgenResult:
             continue
         if m := _SOCKMEM.match(line):
             warnings.append({"path": m["path"], "error": m["err"]})
-            continue
-        for key, regex in (
-            ("templates", _SCHEDULE),
-            ("template_bytes", _TOTAL),
-            ("tx_packets", _OUT_PKTS),
-            ("tx_bytes", _OUT_BYTES),
-        ):
-            if m := regex.match(line):
-                if key in found:
-                    raise ParseError(path, lineno, f"'{line}' appears twice")
-                found[key] = int(m["n"])
-                if key == "tx_packets":
-                    summary_line = lineno
-                break
+        elif key := _count(path, lineno, line, found):
+            summary_line = lineno if key == "tx_packets" else summary_line
+        elif m := _CPU.match(line):
+            per_cpu.append(_cpu(path, lineno, m, found, per_cpu))
         else:
-            if m := _CPU.match(line):
-                if "tx_bytes" not in found:
-                    raise ParseError(path, lineno, "per-CPU line before the totals")
-                cpu = int(m["cpu"])
-                if any(c["cpu"] == cpu for c in per_cpu):
-                    raise ParseError(path, lineno, f"CPU{cpu} appears twice")
-                per_cpu.append(
-                    {
-                        "cpu": cpu,
-                        "elapsed_us": int(m["s"]) * 1_000_000 + int(m["us"]),
-                        "tx_packets": int(m["n"]),
-                    }
-                )
-                continue
             raise ParseError(path, lineno, f"unrecognised line: {line!r}")
+    _check_totals(path, lines, found, per_cpu, summary_line)
+    return TrafgenResult(
+        tx_packets=found["tx_packets"],
+        tx_bytes=found["tx_bytes"],
+        elapsed_us=max(c["elapsed_us"] for c in per_cpu),
+        per_cpu=per_cpu,
+        templates=found.get("templates"),
+        template_bytes=found.get("template_bytes"),
+        warnings=warnings,
+    )
+
+
+def _count(path: Path, lineno: int, line: str, found: dict[str, int]) -> str | None:
+    """Put a count line's number into ``found``; its key, or None when it is not one."""
+    for key, regex in _COUNTS:
+        if m := regex.match(line):
+            if key in found:
+                raise ParseError(path, lineno, f"'{line}' appears twice")
+            found[key] = int(m["n"])
+            return key
+    return None
+
+
+def _cpu(path: Path, lineno: int, m: re.Match[str], found: dict[str, int],
+         per_cpu: list[dict]) -> dict:
+    """One ``<s> sec, <us> usec on CPU<n> (<n> packets)`` line, after the totals."""
+    if "tx_bytes" not in found:
+        raise ParseError(path, lineno, "per-CPU line before the totals")
+    cpu = int(m["cpu"])
+    if any(c["cpu"] == cpu for c in per_cpu):
+        raise ParseError(path, lineno, f"CPU{cpu} appears twice")
+    return {
+        "cpu": cpu,
+        "elapsed_us": int(m["s"]) * 1_000_000 + int(m["us"]),
+        "tx_packets": int(m["n"]),
+    }
+
+
+def _check_totals(path: Path, lines: list[str], found: dict[str, int], per_cpu: list[dict],
+                  summary_line: int) -> None:
+    """Both totals and a CPU line came, and the CPU lines add up to the packets sent."""
     for key, text in (("tx_packets", "packets outgoing"), ("tx_bytes", "bytes outgoing")):
         if key not in found:
             raise ParseError(
@@ -107,12 +133,3 @@ def parse(path: str | Path) -> TrafgenResult:
             summary_line,
             f"{found['tx_packets']} packets outgoing but the CPU lines add up to {counted}",
         )
-    return TrafgenResult(
-        tx_packets=found["tx_packets"],
-        tx_bytes=found["tx_bytes"],
-        elapsed_us=max(c["elapsed_us"] for c in per_cpu),
-        per_cpu=per_cpu,
-        templates=found.get("templates"),
-        template_bytes=found.get("template_bytes"),
-        warnings=warnings,
-    )
