@@ -55,8 +55,9 @@ def parser() -> argparse.ArgumentParser:
                    help="YAML file of settings (keys: " + ", ".join(config.CONFIG_KEYS)
                         + "); relative paths in it are from its folder")
     p.add_argument("--repo", metavar="DIR",
-                   help="kvmnetlab checkout to run site.yml from (default: the one this "
-                        "command is installed from)")
+                   help="kvmnetlab checkout to run site.yml from (default: the checkout this "
+                        "command is installed from in editable mode, else the current folder "
+                        "or the nearest folder above it that is a checkout)")
     p.add_argument("-i", "--inventory", metavar="PATH",
                    help="inventory of the lab (default: the checkout's ansible.cfg default)")
     p.add_argument("--results-dir", metavar="DIR",

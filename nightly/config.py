@@ -67,9 +67,38 @@ class Settings:
         return self.results_dir / "history"
 
 
-def default_repo() -> Path:
-    """The kvmnetlab checkout this package is installed from (where site.yml is)."""
-    return Path(__file__).resolve().parents[1]
+# What makes a folder a kvmnetlab checkout when --repo is not given: site.yml, and the
+# in-repo collection beside it (another project's site.yml is not taken for one).
+CHECKOUT_MARKERS = ("site.yml", "collections/ansible_collections/kvmnetlab/lab/galaxy.yml")
+
+
+def is_checkout(folder: Path) -> bool:
+    """Whether ``folder`` holds a kvmnetlab checkout (every file of CHECKOUT_MARKERS)."""
+    return all((folder / marker).is_file() for marker in CHECKOUT_MARKERS)
+
+
+def default_repo(cwd: Path | None = None, installed: Path | None = None) -> Path:
+    """The kvmnetlab checkout site.yml runs from when --repo is not given.
+
+    The checkout this package is installed from, when it is one (./bootstrap.sh's editable
+    install, or running from the source tree); else the current folder or the nearest folder
+    above it that is a checkout: ``pip install .`` copies the package into site-packages,
+    away from any checkout. Neither is a :class:`ConfigError` naming --repo.
+    ``installed`` (this package's parent folder) and ``cwd`` are for tests.
+    """
+    source = (installed or Path(__file__).resolve().parents[1]).resolve()
+    if is_checkout(source):
+        return source
+    here = (cwd or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if is_checkout(folder):
+            return folder
+    raise ConfigError(
+        "command line", "--repo",
+        f"not given, and no kvmnetlab checkout was found: this command is installed outside "
+        f"one ({source}), and neither the current folder ({here}) nor a folder above it has "
+        "site.yml and collections/ansible_collections/kvmnetlab/lab; run it from a checkout "
+        "or give --repo DIR (repo: in the config file)")
 
 
 def default_night_id(now: _dt.datetime | None = None) -> str:

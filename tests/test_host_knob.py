@@ -2,8 +2,8 @@
 
 host_knob (idempotence, check mode, missing and read-only paths, refused writes, a kernel
 that grants less than asked), nic_irq_affinity (finding a NIC's IRQs, EIO on some),
-cpuidle_limit, kernel_module, kernel_cmdline_info and kvm_host_record (statuses, atomic
-idempotent writes). No host is changed.
+cpuidle_limit, kernel_cmdline_info and kvm_host_record (statuses, atomic idempotent
+writes). No host is changed. kernel_module has its own tests (test_kernel_module.py).
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from tests.conftest import collection_module
 
 irq_mod = collection_module("nic_irq_affinity")
 idle_mod = collection_module("cpuidle_limit")
-kmod = collection_module("kernel_module")
 cmdline_mod = collection_module("kernel_cmdline_info")
 record_mod = collection_module("kvm_host_record")
 
@@ -281,70 +280,6 @@ def test_no_cpuidle_is_unavailable(tmp_path):
     (root / "cpu0").mkdir()
     entry = idle_mod.limit(10, False, str(root))
     assert entry["status"] == "unavailable" and "idle driver: none" in entry["reason"]
-
-
-# --- kernel_module ------------------------------------------------------------------------
-
-
-class Modprobe:
-    """A stand-in modprobe over a fake /proc/modules."""
-
-    def __init__(self, proc: Path, known=("vhost_net",), rc=0):
-        self.proc, self.known, self.rc, self.calls = proc, known, rc, []
-
-    def __call__(self, argv):
-        self.calls.append(argv)
-        name = argv[-1]
-        if name not in self.known:
-            return 1, "", f"modprobe: FATAL: Module {name} not found."
-        if self.rc:
-            return self.rc, "", f"modprobe: FATAL: Module {name} is in use."
-        if "--dry-run" not in argv:
-            lines = [line for line in (self.proc / "modules").read_text().splitlines()
-                     if line.split()[0] != name]
-            if "-r" not in argv:
-                lines.append(f"{name} 36864 0 - Live 0x0")
-            (self.proc / "modules").write_text("".join(f"{line}\n" for line in lines))
-        return 0, "", ""
-
-
-def test_kernel_module_loads_once_and_reports_truthfully(tmp_path):
-    proc, sysm = tmp_path / "proc", tmp_path / "sys/module"
-    knob(proc / "modules", "tun 61440 0 - Live 0x0\n")
-    sysm.mkdir(parents=True)
-    run = Modprobe(proc)
-    checked = kmod.manage("vhost-net", "present", True, run, str(proc), str(sysm))
-    assert (checked["status"], checked["changed"]) == ("applied", True)
-    assert run.calls == [["modprobe", "--dry-run", "vhost_net"]]
-    assert "vhost_net" not in (proc / "modules").read_text()
-    first = kmod.manage("vhost_net", "present", False, run, str(proc), str(sysm))
-    assert (first["status"], first["changed"], first["observed"]) == ("applied", True, "loaded")
-    second = kmod.manage("vhost_net", "present", False, run, str(proc), str(sysm))
-    assert (second["status"], second["changed"]) == ("already", False)
-    assert len(run.calls) == 2
-    gone = kmod.manage("vhost_net", "absent", False, run, str(proc), str(sysm))
-    assert (gone["status"], gone["observed"]) == ("applied", "not loaded")
-
-
-def test_kernel_module_unavailable_cases(tmp_path):
-    proc, sysm = tmp_path / "proc", tmp_path / "sys/module"
-    sysm.mkdir(parents=True)
-    proc.mkdir()
-    no_modules = kmod.manage("vhost_net", "present", False, Modprobe(proc), str(proc), str(sysm))
-    assert no_modules["status"] == "unavailable"
-    assert "cannot load modules" in no_modules["reason"]
-    knob(proc / "modules", "")
-    missing = kmod.manage("vhost_net", "present", False, Modprobe(proc, known=()), str(proc),
-                          str(sysm))
-    assert missing["status"] == "unavailable" and "not found" in missing["reason"]
-    knob(proc / "sys/kernel/modules_disabled", "1\n")
-    disabled = kmod.manage("vhost_net", "present", False, Modprobe(proc), str(proc), str(sysm))
-    assert "disabled" in disabled["reason"]
-    (sysm / "vhost_net").mkdir()  # built in: /sys/module/<name> without initstate
-    builtin = kmod.manage("vhost_net", "present", False, Modprobe(proc), str(proc), str(sysm))
-    assert (builtin["status"], builtin["observed"]) == ("already", "built-in")
-    stuck = kmod.manage("vhost_net", "absent", False, Modprobe(proc), str(proc), str(sysm))
-    assert stuck["status"] == "unavailable" and "built into" in stuck["reason"]
 
 
 # --- kernel_cmdline_info ------------------------------------------------------------------

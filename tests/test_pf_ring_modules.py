@@ -1,4 +1,5 @@
-"""Pure functions of the pf_ring_* modules in the kvmnetlab.lab collection."""
+"""Pure functions of the pf_ring_* modules in the kvmnetlab.lab collection (loading
+pf_ring.ko with its parameters is kernel_module's: test_kernel_module.py)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,9 @@ import io
 import tarfile
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import collection_module
 
 probe_mod = collection_module("pf_ring_probe")
-kmod = collection_module("pf_ring_kmod")
 archive = collection_module("pf_ring_src_archive")
 
 
@@ -84,29 +82,6 @@ def test_probe_no_proc_modules_without_config(tmp_path):
     assert found["config_modules"] is None and found["config_source"] is None
     assert found["can_load_modules"] is False
     assert "/proc/modules is absent" in found["reason"]
-
-
-@pytest.mark.parametrize(
-    ("wanted", "actual", "same"),
-    [
-        (4096, "4096", True),
-        (4096, "1024", False),
-        (1, "Y", True),
-        (True, "1", True),
-        (0, "N", True),
-        (False, "Y", False),
-        ("abc", "ABC", True),
-    ],
-)
-def test_kmod_same_value(wanted, actual, same):
-    assert kmod.same_value(wanted, actual) is same
-
-
-def test_kmod_compare_and_render_params():
-    wanted = {"min_num_slots": 8192, "enable_tx_capture": 1, "quick_mode": 0}
-    actual = {"min_num_slots": "4096", "enable_tx_capture": "1"}
-    assert kmod.compare_params(wanted, actual) == (["min_num_slots"], ["quick_mode"])
-    assert kmod.param_args({"b": True, "a": 4096}) == ["a=4096", "b=1"]
 
 
 def make_tree(base: Path) -> Path:

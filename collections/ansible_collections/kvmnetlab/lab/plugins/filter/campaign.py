@@ -1,22 +1,11 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Filters of the campaign role; thin adapters over the controller's collectors package."""
+"""Filters of the campaign role; thin adapters over the controller's collectors package.
+
+Each filter is documented by the ``<name>.yml`` beside this file (what
+``ansible-doc -t filter kvmnetlab.lab.<name>`` prints).
+"""
 
 from __future__ import annotations
-
-DOCUMENTATION = r"""
-name: capability_probe_plan
-short_description: The hosts that answer the capability probe, with their data addresses
-description:
-  - Every measuring host (the bare-metal ends, the running guests) and every hypervisor
-    (the campaign's, and any a guest names in kvmnetlab_guest_hypervisor), once each,
-    as a list of {host, data_addresses, hypervisor}. See kvmnetlab.capabilities.probe_plan.
-positional: endpoints, hypervisor
-options:
-  _input: {description: "The running guests' hostvars.", type: list, elements: dict, required: true}
-  endpoints: {description: The campaign's endpoints., type: dict, required: true}
-  hypervisor: {description: The campaign's hypervisor., type: str, required: true}
-author: kvmnetlab developers
-"""
 
 
 def capability_probe_plan(guests, endpoints, hypervisor):

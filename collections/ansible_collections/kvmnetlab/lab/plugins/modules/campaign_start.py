@@ -9,8 +9,6 @@ DOCUMENTATION = r"""
 module: campaign_start
 short_description: Validate campaign parameters, lock the lab, create or resume the result folder
 description:
-  - An action plugin that runs on the controller only. This file holds its documentation;
-    the options below are also the argument spec its arguments are validated against.
   - Validates the scenario file and every campaign parameter first; a bad value fails with
     a message naming the file and the field, before anything is written or any host is
     changed.
@@ -28,6 +26,8 @@ description:
     C(<scenario>_aa), flagged C(control_of)) is added and run in the same blocks.
 version_added: "0.1.0"
 author: kvmnetlab
+extends_documentation_fragment:
+  - kvmnetlab.lab.controller
 options:
   scenario_file:
     description: Scenario definitions (YAML).
@@ -65,10 +65,7 @@ options:
     default: false
 attributes:
   check_mode:
-    support: full
     details: Validates and plans; takes no lock and writes nothing.
-  diff_mode:
-    support: none
 """
 
 EXAMPLES = r"""

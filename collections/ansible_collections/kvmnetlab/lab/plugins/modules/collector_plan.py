@@ -9,8 +9,6 @@ DOCUMENTATION = r"""
 module: collector_plan
 short_description: Turn the enabled collectors into this run's capture steps
 description:
-  - An action plugin that runs on the controller only. This file holds its documentation;
-    the options below are also the argument spec its arguments are validated against.
   - Asks every enabled collector what to capture for this (scenario, repetition) on which
     host role and in which phase, and returns the steps grouped by phase, plus the raw
     files to fetch from every host. Files are named relative to each host's private run
@@ -21,11 +19,10 @@ description:
     manifest is written, and C(changed) reported, only when that record differs.
 version_added: "0.1.0"
 author: kvmnetlab
+extends_documentation_fragment:
+  - kvmnetlab.lab.controller
+  - kvmnetlab.lab.controller.campaign_dir
 options:
-  campaign_dir:
-    description: The campaign folder.
-    type: path
-    required: true
   run:
     description: "The run: scenario, repetition and resolved knobs (an item of
       kvmnetlab.lab.scenario_resolve's C(todo))."
@@ -62,10 +59,7 @@ options:
     required: true
 attributes:
   check_mode:
-    support: full
     details: Plans the same and reports whether the manifest would change; it is not written.
-  diff_mode:
-    support: none
 """
 
 EXAMPLES = r"""

@@ -9,8 +9,6 @@ DOCUMENTATION = r"""
 module: lab_inventory_check
 short_description: Check that a real lab's inventory names everything the lab needs
 description:
-  - An action plugin that runs on the controller only. This file holds its documentation;
-    the options below are also the argument spec its arguments are validated against.
   - Contacts no host. Reads, through the play's C(hostvars),
     the variables a real lab needs on every host of C(lab_hypervisor) and C(bare_metal),
     and the controller's C(campaign_hypervisor) and C(campaign_endpoints), and checks them
@@ -28,6 +26,8 @@ description:
     addresses in 198.18.0.0/15).
 version_added: "0.1.0"
 author: kvmnetlab
+extends_documentation_fragment:
+  - kvmnetlab.lab.controller
 options:
   inventory:
     description: Inventory source(s) named in messages (C(ansible_inventory_sources)).
@@ -39,10 +39,7 @@ options:
     type: path
 attributes:
   check_mode:
-    support: full
     details: Read-only.
-  diff_mode:
-    support: none
 """
 
 EXAMPLES = r"""

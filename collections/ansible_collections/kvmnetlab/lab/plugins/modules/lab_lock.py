@@ -9,8 +9,6 @@ DOCUMENTATION = r"""
 module: lab_lock
 short_description: Take or release the lab lock held by this ansible-playbook process
 description:
-  - An action plugin that runs on the controller only. This file holds its documentation;
-    the options below are also the argument spec its arguments are validated against.
   - The lock is a file recording the PID and start time of the ansible-playbook process that
     holds it. A lock whose holder is gone is stale and is taken over.
   - Taking a lock held by another live ansible-playbook fails, naming the holder.
@@ -18,6 +16,8 @@ description:
     process holds already does not.
 version_added: "0.1.0"
 author: kvmnetlab
+extends_documentation_fragment:
+  - kvmnetlab.lab.controller
 options:
   path:
     description: The lock file.
@@ -34,10 +34,7 @@ options:
     default: campaign
 attributes:
   check_mode:
-    support: full
     details: Neither takes nor releases the lock; reports whether it would.
-  diff_mode:
-    support: none
 """
 
 EXAMPLES = r"""

@@ -9,18 +9,15 @@ DOCUMENTATION = r"""
 module: manifest_update
 short_description: Merge values into sections of a campaign manifest
 description:
-  - An action plugin that runs on the controller only. This file holds its documentation;
-    the options below are also the argument spec its arguments are validated against.
   - Each key of I(merge) names a top-level section of the manifest; its mapping is merged
     into that section.
   - With I(finish), records the campaign's end time.
 version_added: "0.1.0"
 author: kvmnetlab
+extends_documentation_fragment:
+  - kvmnetlab.lab.controller
+  - kvmnetlab.lab.controller.campaign_dir
 options:
-  campaign_dir:
-    description: The campaign folder.
-    type: path
-    required: true
   merge:
     description: Section name -> mapping to merge into it.
     type: dict
@@ -41,10 +38,7 @@ options:
     default: false
 attributes:
   check_mode:
-    support: full
     details: Reports what would change; the manifest is not written.
-  diff_mode:
-    support: none
 """
 
 EXAMPLES = r"""

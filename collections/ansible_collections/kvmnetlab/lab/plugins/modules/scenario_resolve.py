@@ -9,8 +9,6 @@ DOCUMENTATION = r"""
 module: scenario_resolve
 short_description: Map requested scenario knobs to what the hosts of this lab can honour
 description:
-  - An action plugin that runs on the controller only. This file holds its documentation;
-    the options below are also the argument spec its arguments are validated against.
   - Turns each host's capability document (from kvmnetlab.lab.lab_capabilities_info, run
     on that host) and the facts other roles set on it (C(guest_vm_accel),
     C(guest_vm_accel_reason), C(guest_vm_unavailable_reason) on a hypervisor;
@@ -22,11 +20,10 @@ description:
     C(kvmnetlab_guest_hypervisor) and C(kvmnetlab_guest_netdev) that roles/guest_vm sets.
 version_added: "0.1.0"
 author: kvmnetlab
+extends_documentation_fragment:
+  - kvmnetlab.lab.controller
+  - kvmnetlab.lab.controller.campaign_dir
 options:
-  campaign_dir:
-    description: The campaign folder.
-    type: path
-    required: true
   probes:
     description: "Registered loop results of lab_capabilities_info over
       capability_probe_plan (item: C({host, ...}))."
@@ -60,10 +57,7 @@ options:
     default: containers
 attributes:
   check_mode:
-    support: full
     details: Resolves the same and reports whether the manifest would change; it is not written.
-  diff_mode:
-    support: none
 """
 
 EXAMPLES = r"""

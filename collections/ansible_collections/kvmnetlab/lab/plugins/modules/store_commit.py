@@ -9,8 +9,6 @@ DOCUMENTATION = r"""
 module: store_commit
 short_description: Move a run's staged raw files into raw/ atomically and record the run
 description:
-  - An action plugin that runs on the controller only. This file holds its documentation;
-    the options below are also the argument spec its arguments are validated against.
   - The files under I(staging) enter C(raw/<scenario>/<repetition>/) all at once (staged
     beside raw/, fsynced, renamed) and only then are recorded, with their sha256 and the
     run's status, reason and times, in one write of the manifest. A run already collected
@@ -21,11 +19,10 @@ description:
     written; the manifest stays as it was.
 version_added: "0.1.0"
 author: kvmnetlab
+extends_documentation_fragment:
+  - kvmnetlab.lab.controller
+  - kvmnetlab.lab.controller.campaign_dir
 options:
-  campaign_dir:
-    description: The campaign folder.
-    type: path
-    required: true
   scenario:
     description: Scenario name.
     type: str
@@ -61,10 +58,7 @@ options:
     type: dict
 attributes:
   check_mode:
-    support: full
     details: Reports a change; nothing is moved or written.
-  diff_mode:
-    support: none
 """
 
 EXAMPLES = r"""

@@ -9,8 +9,6 @@ DOCUMENTATION = r"""
 module: store_ingest
 short_description: Parse raw/ into data/*.parquet on the controller
 description:
-  - An action plugin that runs on the controller only. This file holds its documentation;
-    the options below are also the argument spec its arguments are validated against.
   - Every completed run's raw files are parsed by their tool's parser. A file that does not
     parse marks its run failed with the parser's message (file and line); raw/ is never
     touched. Fails at the end when any run failed to parse and I(fail_on_parse_error) is
@@ -19,21 +17,17 @@ description:
     when it differs; C(changed) says whether anything was written.
 version_added: "0.1.0"
 author: kvmnetlab
+extends_documentation_fragment:
+  - kvmnetlab.lab.controller
+  - kvmnetlab.lab.controller.campaign_dir
 options:
-  campaign_dir:
-    description: The campaign folder.
-    type: path
-    required: true
   fail_on_parse_error:
     description: Fail when a raw file did not parse.
     type: bool
     default: false
 attributes:
   check_mode:
-    support: full
     details: Reports a change; nothing is parsed or written.
-  diff_mode:
-    support: none
 """
 
 EXAMPLES = r"""
