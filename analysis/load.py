@@ -20,11 +20,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from collectors.builtin import received_above_sent
 from kvmnetlab import store_format
 from kvmnetlab.errors import FormatError
 from kvmnetlab.store import sha256_file
-from kvmnetlab.store_format import MANIFEST, SCENARIO_STATUSES
+from kvmnetlab.store_format import MANIFEST, SCENARIO_STATUSES, received_above_sent
 from kvmnetlab.store_format import RUN_STATES as RUN_STATUSES
 
 

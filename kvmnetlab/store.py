@@ -25,6 +25,7 @@ from typing import Any
 
 from kvmnetlab import store_format
 from kvmnetlab.errors import StoreError, StoreFull
+from kvmnetlab.errors import human_bytes as human_bytes  # its home is errors
 from kvmnetlab.store_format import MANIFEST, RUN_STATES
 
 STAGED = ".incoming"  # a commit's files, fsynced here before one rename into raw/
@@ -498,17 +499,6 @@ def mount_point(path: str | Path) -> Path:
     while not os.path.ismount(path) and path != path.parent:
         path = path.parent
     return path
-
-
-def human_bytes(count: int) -> str:
-    """``12.0 MiB (12582912 bytes)``: the exact count beside a readable one."""
-    value, unit = float(count), "bytes"
-    for bigger in ("KiB", "MiB", "GiB", "TiB"):
-        if value < 1024:
-            break
-        value, unit = value / 1024, bigger
-    readable = f"{count} bytes" if unit == "bytes" else f"{value:.1f} {unit} ({count} bytes)"
-    return readable
 
 
 @contextlib.contextmanager

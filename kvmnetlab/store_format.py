@@ -271,3 +271,9 @@ def read_columns(table: str) -> tuple[dict[str, Column], dict[str, Column]]:
     columns = TABLES[table]
     return ({n: c for n, c in columns.items() if c.read == "required"},
             {n: c for n, c in columns.items() if c.read == "optional"})
+
+
+def received_above_sent(excess: int) -> str:
+    """The ``flag`` of a rate row whose counter saw ``excess`` frames more than were sent."""
+    return (f"received_above_sent: {excess} frames more than sent; likely foreign or "
+            "duplicated frames matching the flow filter")
