@@ -102,6 +102,14 @@ class Store:
     def exists(self) -> bool:
         return self.manifest_path.exists()
 
+    def table_path(self, table: str) -> Path:
+        """The file of the tidy table ``table`` (``data/<table>.parquet``)."""
+        return self.root / store_format.table_rel(table)
+
+    def analysis_inputs(self) -> list[Path]:
+        """What a report is made from: the manifest and every data table there is."""
+        return [self.manifest_path, *sorted((self.root / "data").glob("*.parquet"))]
+
     def load(self) -> dict[str, Any]:
         """The manifest, upgraded to the current format and checked (store_format)."""
         return store_format.read_manifest(self.manifest_path, campaign=True)

@@ -261,6 +261,11 @@ TABLES: dict[str, dict[str, Column]] = {
 }
 
 
+def table_rel(table: str) -> str:
+    """The path of the tidy table ``table`` in a campaign folder (its key under ``files``)."""
+    return f"data/{table}.parquet"
+
+
 def dtypes(table: str) -> dict[str, str]:
     """Column -> the pandas dtype ingest writes, for ``table``."""
     return {name: column.dtype for name, column in TABLES[table].items()}
