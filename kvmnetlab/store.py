@@ -13,6 +13,7 @@ import contextlib
 import datetime as _dt
 import errno
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -21,9 +22,12 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kvmnetlab import store_format
+
+if TYPE_CHECKING:
+    import pandas as pd
 from kvmnetlab.errors import StoreError, StoreFull
 from kvmnetlab.errors import human_bytes as human_bytes  # its home is errors
 from kvmnetlab.store_format import MANIFEST, RUN_STATES
@@ -105,6 +109,19 @@ class Store:
     def table_path(self, table: str) -> Path:
         """The file of the tidy table ``table`` (``data/<table>.parquet``)."""
         return self.root / store_format.table_rel(table)
+
+    def write_table(self, table: str, frame: pd.DataFrame) -> bool:
+        """Write ``frame`` as the tidy table ``table`` unless the file holds those bytes
+        already; return whether it was written. The manifest records it through
+        :meth:`record_derived` (the caller's :meth:`update`)."""
+        buffer = io.BytesIO()
+        frame.to_parquet(buffer, index=False)
+        data = buffer.getvalue()
+        path = self.table_path(table)
+        if path.is_file() and path.read_bytes() == data:
+            return False
+        atomic_write_bytes(path, data)
+        return True
 
     def analysis_inputs(self) -> list[Path]:
         """What a report is made from: the manifest and every data table there is."""
