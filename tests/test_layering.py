@@ -37,6 +37,9 @@ HOST_SIDE = ("ansible_collections.kvmnetlab.lab.plugins.modules",
              "ansible_collections.kvmnetlab.lab.plugins.module_utils")
 DYNAMIC = {"import_module", "__import__"}
 TABLE = re.compile(r"(^|/)data/[^/]*\.parquet$")
+#: calls whose arguments are a path
+PATH_CALLS = {"join", "Path", "PurePath", "open", "read_parquet", "read_table", "ParquetFile",
+              "read_schema", "read_metadata", "read_pandas"}
 
 
 @dataclass(frozen=True)
@@ -224,16 +227,17 @@ def _chain(pieces: list, names: dict[str, list[list[str]]], depth: int) -> list[
 
 
 def _operands(node: ast.AST) -> list:
-    """The operands of a path expression: ``a / b / c``, ``(a / b).glob(c)``,
-    ``os.path.join(a, b)``, ``Path(a, b)``, ``open(a)``."""
-    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
+    """The operands of a path expression: ``a / b / c``, ``a + b``, ``(a / b).glob(c)``,
+    ``os.path.join(a, b)``, ``Path(a, b)``, ``open(a)``, ``pd.read_parquet(a)`` and the
+    other Parquet readers."""
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div | ast.Add):
         return [*_operands(node.left), *_operands(node.right)]
     if isinstance(node, ast.Call):
         func = node.func
         called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
         if called in ("glob", "rglob") and isinstance(func, ast.Attribute):
             return [*_operands(func.value), *node.args]
-        if called in ("join", "Path", "PurePath", "open"):
+        if called in PATH_CALLS:
             return [arg for a in node.args for arg in _operands(a)]
     return [node]
 
@@ -248,28 +252,63 @@ def names_store_file(pieces: list[str]) -> str | None:
     return None
 
 
-def store_reads(module: Module) -> list[str]:
-    """Where ``module`` builds a path to manifest.json or a data/*.parquet table."""
-    tree = ast.parse(module.path.read_text(encoding="utf-8"), str(module.path))
+_FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
+
+
+def _own_nodes(scope: ast.AST):
+    """The nodes of ``scope`` outside the functions defined in it."""
+    for child in ast.iter_child_nodes(scope):
+        if not isinstance(child, _FUNCTIONS):
+            yield child
+            yield from _own_nodes(child)
+
+
+def _functions_in(scope: ast.AST):
+    """The functions defined directly in ``scope`` (not inside another function)."""
+    for child in ast.iter_child_nodes(scope):
+        if isinstance(child, _FUNCTIONS):
+            yield child
+        else:
+            yield from _functions_in(child)
+
+
+def _bindings(nodes, outer: dict[str, list[list]]) -> dict[str, list[list]]:
+    """``outer`` plus the names the assignments among ``nodes`` bind (a name bound here
+    hides the outer binding)."""
     names: dict[str, list[list]] = {}
-    for node in ast.walk(tree):
+    for node in nodes:
         if isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None:
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             for target in targets:
                 if isinstance(target, ast.Name):
                     names.setdefault(target.id, []).append(_operands(node.value))
+    return {**outer, **names}
+
+
+def store_reads(module: Module) -> list[str]:
+    """Where ``module`` builds a path to manifest.json or a data/*.parquet table. A name
+    stands for what it is bound to in its function or, failing that, in an enclosing one
+    or the module."""
+    tree = ast.parse(module.path.read_text(encoding="utf-8"), str(module.path))
     found = []
-    for node in ast.walk(tree):
-        is_path = (isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div)) or (
-            isinstance(node, ast.Call) and _operands(node) != [node])
-        if not is_path:
-            continue
-        for pieces in _chain(_operands(node), names, 0):
-            what = names_store_file(pieces)
-            if what:
-                found.append(f"{module.path}:{node.lineno}: builds a path to {what} outside "
-                             f"the core ({module.name}); read it through {CORE}")
-                break
+
+    def scan(scope: ast.AST, outer: dict[str, list[list]]) -> None:
+        own = list(_own_nodes(scope))
+        names = _bindings(own, outer)
+        for node in own:
+            is_path = (isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div | ast.Add)
+                       ) or (isinstance(node, ast.Call) and _operands(node) != [node])
+            if is_path:
+                for pieces in _chain(_operands(node), names, 0):
+                    what = names_store_file(pieces)
+                    if what:
+                        found.append(f"{module.path}:{node.lineno}: builds a path to {what} "
+                                     f"outside the core ({module.name}); read it through {CORE}")
+                        break
+        for function in _functions_in(scope):
+            scan(function, names)
+
+    scan(tree, {})
     return sorted(set(found))
 
 
@@ -336,6 +375,9 @@ def test_the_checker_finds_an_upward_import_a_circle_and_a_manifest_read(tmp_pat
             def table(root, name):
                 rel = f"data/{name}.parquet"
                 return (root / rel).read_bytes()
+
+            def rtt(folder):
+                return pd.read_parquet(f"{folder}/data/rtt.parquet")
         """,
         "nightly/__init__.py": "",
         "nightly/publish.py": """
@@ -352,8 +394,9 @@ def test_the_checker_finds_an_upward_import_a_circle_and_a_manifest_read(tmp_pat
     assert "circle of imports: kvmnetlab.errors -> kvmnetlab.store" in text
     assert re.search(r"analysis/load\.py:5: builds a path to manifest\.json", text)
     assert re.search(r"analysis/load\.py:9: builds a path to data/\*\.parquet", text)
+    assert re.search(r"analysis/load\.py:12: builds a path to data/\*\.parquet", text)
     assert re.search(r"nightly/publish\.py:5: import_module\(\) of a name that is not", text)
-    assert len(found) == 6, text
+    assert len(found) == 7, text
 
 
 def test_the_checker_accepts_imports_that_point_down(tmp_path):
@@ -364,7 +407,19 @@ def test_the_checker_accepts_imports_that_point_down(tmp_path):
         "collectors/__init__.py": "",
         "collectors/base.py": "from kvmnetlab import store\n",
         "analysis/__init__.py": "",
-        "analysis/load.py": "from kvmnetlab.store import load\n",
+        "analysis/load.py": """
+            import pyarrow.parquet as pq
+
+            from kvmnetlab.store import load
+
+            def catalog(history):  # its own file, not a campaign's table
+                file = history / "nights.parquet"
+                return pq.read_table(file)
+
+            def rtt(campaign):
+                file = campaign.rtt_path
+                return file
+        """,
         "nightly/__init__.py": "",
         "nightly/run.py": "from analysis import load\nfrom collectors.base import store\n",
         "collections/ansible_collections/kvmnetlab/lab/plugins/action/a.py":
