@@ -24,13 +24,26 @@ class PublishError(RuntimeError):
     """A step after the campaign failed; the message names the step."""
 
 
+def _unavailable(exc: ImportError) -> PublishError:
+    return PublishError(f"{exc.name or 'analysis'} is not available ({exc}); the history, "
+                        "change points and dashboard need it")
+
+
+def _history() -> Any:
+    """analysis.history."""
+    try:
+        from analysis import history
+    except ImportError as exc:
+        raise _unavailable(exc) from None
+    return history
+
+
 def _analysis() -> tuple[Any, Any, Any]:
     """analysis.history, analysis.changepoints and analysis.dashboard."""
     try:
         from analysis import changepoints, dashboard, history
     except ImportError as exc:
-        raise PublishError(f"analysis is not available ({exc}); the history, change points "
-                           "and dashboard need it") from None
+        raise _unavailable(exc) from None
     return history, changepoints, dashboard
 
 
@@ -83,7 +96,7 @@ def record_night(history_dir: Path, campaign: Path | None, *, night: str, outcom
                  reason: str | None, started_at: str) -> Any:
     """Put the night into history/nights.parquet, replacing its earlier rows: its values when
     it is done (``analysis.history.night_rows``), else one outcome row; return the catalog."""
-    history, _, _ = _analysis()
+    history = _history()
     if outcome == "done":
         rows = history.night_rows(campaign, night=night)
     else:
