@@ -35,7 +35,7 @@ import pyarrow.parquet as pq
 from analysis.load import InputError, load_campaign
 from analysis.model import rtt_by_repetition
 from analysis.replication import repetition_summary
-from kvmnetlab.store import MANIFEST, sha256_file
+from kvmnetlab.store import Store
 
 CATALOG = "nights.parquet"
 OUTCOMES = ("done", "failed", "skipped", "refused")
@@ -67,7 +67,6 @@ RTT_PERCENTILES = {"rtt_p50_us": "median_us", "rtt_p90_us": "p90_us", "rtt_p99_u
 
 # data/throughput.parquet (kvmnetlab/store_format.py TABLES): one row per (scenario,
 # repetition), NDR and PDR in frames/s, null when the search found no rate.
-THROUGHPUT = "data/throughput.parquet"
 THROUGHPUT_COLUMNS = ("scenario", "repetition", "ndr_pps", "pdr_pps")
 
 # Parameters drawn afresh for every campaign: not part of params_hash, never a difference.
@@ -154,7 +153,7 @@ def night_rows(campaign_dir: str | Path, *, night: str, outcome: str = "done",
     if outcome not in OUTCOMES:
         raise ValueError(f"outcome must be one of {', '.join(OUTCOMES)}, got {outcome!r}")
     campaign = load_campaign(campaign_dir)
-    manifest_path = campaign.path / MANIFEST
+    manifest_path = Store(campaign.path).manifest_path
     manifest = campaign.manifest
     done = done_runs(manifest_path, manifest)
     per_rep = pd.concat(
@@ -162,8 +161,8 @@ def night_rows(campaign_dir: str | Path, *, night: str, outcome: str = "done",
             _rtt_reps(campaign),
             _ping_reps(campaign.ping_summary),
             _rate_reps(campaign.rate),
-            _cost_reps(campaign.path / "data" / "costs.parquet", campaign.costs),
-            _throughput_reps(campaign.path, manifest, set(campaign.scenario_order)),
+            _cost_reps(Store(campaign.path).table_path("costs"), campaign.costs),
+            _throughput_reps(campaign.throughput),
         ],
         ignore_index=True,
     )
@@ -274,48 +273,21 @@ def _cost_reps(path: Path, costs: pd.DataFrame | None) -> pd.DataFrame:
     return out.reset_index()[REP_COLUMNS]
 
 
-def _throughput_reps(root: Path, manifest: dict[str, Any], known: set[str]) -> pd.DataFrame:
-    """ndr_pps, pdr_pps per repetition from data/throughput.parquet, when it exists."""
-    file = root / THROUGHPUT
-    if not file.exists():
+def _throughput_reps(throughput: pd.DataFrame | None) -> pd.DataFrame:
+    """ndr_pps, pdr_pps per repetition from data/throughput.parquet (as load_campaign read
+    and checked it), when the campaign has one."""
+    if throughput is None or throughput.empty:
         return pd.DataFrame(columns=REP_COLUMNS)
-    entry = (manifest.get("files") or {}).get(THROUGHPUT)
-    if entry is not None:
-        if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str):
-            raise InputError(root / MANIFEST, f"files.{THROUGHPUT}.sha256",
-                             "missing or not a string")
-        if sha256_file(file) != entry["sha256"].lower():
-            raise InputError(file, None, f"sha256 does not match manifest.json "
-                             f"files.{THROUGHPUT} (file changed)")
-    try:
-        table = pq.read_table(file)
-    except (OSError, pa.ArrowException) as exc:
-        raise InputError(file, None, f"not a readable Parquet file ({exc})") from exc
-    checks = {"scenario": (pa.types.is_string, pa.types.is_large_string, _is_dict_string),
-              "repetition": (pa.types.is_integer,),
-              "ndr_pps": (pa.types.is_floating, pa.types.is_integer),
-              "pdr_pps": (pa.types.is_floating, pa.types.is_integer)}
-    for column, predicates in checks.items():
-        if column not in table.column_names:
-            raise InputError(file, column, "column missing")
-        kind = table.schema.field(column).type
-        if not any(p(kind) for p in predicates):
-            raise InputError(file, column, f"wrong type {kind}")
-        if column in ("scenario", "repetition") and table.column(column).null_count:
-            raise InputError(file, column, "null value")
-    frame = table.select(list(THROUGHPUT_COLUMNS)).to_pandas()
-    unknown = sorted(set(frame["scenario"].astype(str)) - known)
-    if unknown:
-        raise InputError(file, "scenario", f"{', '.join(map(repr, unknown))} not in "
-                         "manifest.json scenarios")
+    frame = pd.DataFrame({
+        "scenario": throughput["scenario"].astype(str).to_numpy(),
+        "repetition": throughput["repetition"].to_numpy(dtype=np.int64),
+        "ndr_pps": throughput["ndr_pps"].to_numpy(dtype=float),
+        "pdr_pps": throughput["pdr_pps"].to_numpy(dtype=float),
+    })
     frame = frame.groupby(["scenario", "repetition"], sort=True)[["ndr_pps", "pdr_pps"]]
     frame = frame.mean().reset_index()
     return pd.concat([_reps(frame, m, METRICS[m], m) for m in ("ndr_pps", "pdr_pps")],
                      ignore_index=True)
-
-
-def _is_dict_string(kind: pa.DataType) -> bool:
-    return pa.types.is_dictionary(kind) and pa.types.is_string(kind.value_type)
 
 
 def summarise(per_rep: pd.DataFrame, order: list[str]) -> pd.DataFrame:

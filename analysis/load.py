@@ -1,9 +1,10 @@
 """Loading layer: read one campaign folder of the result store and validate it.
 
-Only this module touches the file system on the way in. It reads
-``manifest.json`` and the tidy tables under ``data/`` (docs/result-store.md),
-checks them against the format, and hands back a :class:`Campaign`, the data
-model every later layer works from. Anything that does not match the format
+Only this module brings a campaign in. It gets ``manifest.json`` and the tidy
+tables under ``data/`` (docs/result-store.md) from the core, which reads them
+(``kvmnetlab.store_format.read_manifest``, ``kvmnetlab.store_read``), checks
+what analysis relies on, and hands back a :class:`Campaign`, the data model
+every later layer works from. Anything that does not match the format
 raises :class:`InputError`, whose message names the file and the field.
 """
 
@@ -16,16 +17,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from collectors.builtin import received_above_sent
-from kvmnetlab import store_format
+from kvmnetlab import store_format, store_read
 from kvmnetlab.errors import FormatError
-from kvmnetlab.store import sha256_file
-from kvmnetlab.store_format import MANIFEST, SCENARIO_STATUSES
+from kvmnetlab.store import Store
 from kvmnetlab.store_format import RUN_STATES as RUN_STATUSES
+from kvmnetlab.store_format import SCENARIO_STATUSES, received_above_sent
 
 
 class InputError(FormatError):
@@ -34,19 +31,6 @@ class InputError(FormatError):
     ``path`` is the offending file and ``field`` the column or dotted manifest key.
     """
 
-# Column type checks by the dtype ingest writes (kvmnetlab.store_format): an Arrow type
-# predicate and a description for errors.
-_INT = (pa.types.is_integer, "an integer")
-_FLOAT = (lambda t: pa.types.is_floating(t) or pa.types.is_integer(t), "a number")
-_BOOL = (pa.types.is_boolean, "a boolean")
-_STR = (
-    lambda t: pa.types.is_string(t)
-    or pa.types.is_large_string(t)
-    or pa.types.is_string_view(t)
-    or (pa.types.is_dictionary(t) and pa.types.is_string(t.value_type)),
-    "a string",
-)
-_CHECKS = {"int64": _INT, "Int64": _INT, "float64": _FLOAT, "bool": _BOOL, "string": _STR}
 # The tables analysis reads: those of the format with columns marked ``read``.
 TABLES = tuple(name for name in store_format.TABLES if store_format.read_columns(name)[0])
 # The independent probes' tables: used only when present and not empty, so a campaign
@@ -125,7 +109,7 @@ def load_campaign(path: str | Path, *, verify: bool = True) -> Campaign:
     root = Path(path)
     if not root.is_dir():
         raise InputError(root, None, "not a results folder (no such directory)")
-    manifest_path = root / MANIFEST
+    manifest_path = Store(root).manifest_path
     manifest = _read_manifest(manifest_path)
     scenarios = _scenario_frame(manifest_path, manifest)
     known = set(scenarios["scenario"])
@@ -134,8 +118,8 @@ def load_campaign(path: str | Path, *, verify: bool = True) -> Campaign:
     files = manifest.get("files") or {}
     tables: dict[str, pd.DataFrame | None] = {}
     for name in TABLES:
-        rel = f"data/{name}.parquet"
-        file = root / rel
+        rel = store_format.table_rel(name)
+        file = store_read.table_file(root, name)
         required = rel in files or (name in ("rtt", "ping_summary") and bool(ran))
         if not file.exists():
             if required:
@@ -145,9 +129,12 @@ def load_campaign(path: str | Path, *, verify: bool = True) -> Campaign:
                 raise InputError(file, None, f"missing ({why})")
             tables[name] = None
             continue
-        if verify and rel in files:
-            _verify_checksum(file, files[rel], manifest_path, rel)
-        tables[name] = _read_table(file, name, known)
+        if verify:
+            try:
+                store_read.verify_table(root, name, manifest)
+            except FormatError as exc:
+                raise InputError(exc.path, exc.field, exc.reason) from None
+        tables[name] = _read_table(root, name, known)
         if name in ("rate", "costs", *SEARCH_TABLES, *PROBE_TABLES) and tables[name].empty:
             tables[name] = None  # ingest writes every table; no rows means not collected
 
@@ -260,58 +247,14 @@ def _scenario_frame(path: Path, manifest: dict[str, Any]) -> pd.DataFrame:
     return order.drop(columns="_n").reset_index(drop=True)
 
 
-def _verify_checksum(file: Path, entry: Any, manifest_path: Path, rel: str) -> None:
-    if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str):
-        raise InputError(manifest_path, f"files.{rel}.sha256", "missing or not a string")
-    if sha256_file(file) != entry["sha256"].lower():
-        raise InputError(
-            file, None, f"sha256 does not match manifest.json files.{rel} (file changed)"
-        )
-
-
-# --------------------------------------------------------------------------- tables
-
-
-def _read_table(file: Path, name: str, known: set[str]) -> pd.DataFrame:
-    spec, optional = store_format.read_columns(name)
+def _read_table(root: Path, name: str, known: set[str]) -> pd.DataFrame:
+    """The table as the core reads it (kvmnetlab.store_read), its scenarios known and its
+    values checked."""
+    file = store_read.table_file(root, name)
     try:
-        schema = pq.read_schema(file)
-    except (OSError, pa.ArrowException) as exc:
-        raise InputError(file, None, f"not a readable Parquet file ({exc})") from exc
-    for column, declared in spec.items():
-        is_ok, what = _CHECKS[declared.dtype]
-        index = schema.get_field_index(column)
-        if index < 0:
-            raise InputError(file, column, "column missing")
-        if not is_ok(schema.field(index).type):
-            raise InputError(
-                file, column, f"must be {what}, found Parquet type {schema.field(index).type}"
-            )
-    optional = {c: d for c, d in optional.items() if c in schema.names}
-    for column, declared in optional.items():
-        is_ok, what = _CHECKS[declared.dtype]
-        found = schema.field(column).type
-        if not is_ok(found):
-            raise InputError(file, column, f"must be {what}, found Parquet type {found}")
-    columns = [*spec, *optional]
-    try:
-        table = pq.read_table(
-            file,
-            columns=columns,
-            read_dictionary=[c for c in columns if c in _CATEGORICAL],
-        )
-    except (OSError, pa.ArrowException) as exc:
-        raise InputError(file, None, f"not a readable Parquet file ({exc})") from exc
-    for column in columns:
-        if not store_format.TABLES[name][column].nullable and table.column(column).null_count:
-            row = pc.index(pc.is_null(table.column(column)), True).as_py()
-            raise InputError(file, column, f"null value (row {row})")
-    # self_destruct frees each Arrow column once converted: peak memory ~ one copy, not two
-    frame = table.to_pandas(split_blocks=True, self_destruct=True)
-    del table
-    for column in columns:
-        if column in _CATEGORICAL:
-            frame[column] = frame[column].astype("category")
+        frame = store_read.read_table(root, name, categorical=_CATEGORICAL)
+    except FormatError as exc:
+        raise InputError(exc.path, exc.field, exc.reason) from None
     unknown = sorted(set(frame["scenario"].cat.categories) - known)
     if unknown:
         raise InputError(

@@ -167,8 +167,8 @@ def register(cls: type[Collector]) -> type[Collector]:
 
 
 def get(name: str) -> Collector:
-    from collectors import builtin, throughput  # noqa: F401  (register the built-in collectors)
-
+    """A new instance of the registered collector ``name`` (the package ``collectors``
+    imports the built-in plugins, which register themselves)."""
     try:
         return REGISTRY[name]()
     except KeyError:
@@ -177,8 +177,7 @@ def get(name: str) -> Collector:
 
 
 def known() -> list[str]:
-    from collectors import builtin, throughput  # noqa: F401
-
+    """The names of the registered collectors, sorted."""
     return sorted(REGISTRY)
 
 

@@ -196,12 +196,6 @@ class SockperfCollector(Collector):
             "p99_us": at[99.0], "avg_us": r.avg_us, "min_us": r.min_us, "max_us": r.max_us}]}
 
 
-def received_above_sent(excess: int) -> str:
-    """The ``flag`` of a rate row whose counter saw ``excess`` frames more than were sent."""
-    return (f"received_above_sent: {excess} frames more than sent; likely foreign or "
-            "duplicated frames matching the flow filter")
-
-
 def trafgen_config(ctx: RunContext) -> str:
     """trafgen's packet configuration for the generated flow (frame length without CRC)."""
     e = ctx.endpoint
@@ -304,7 +298,7 @@ class RateCollector(Collector):
         excess = max(received - sent, 0)
         if excess:  # foreign or duplicated frames counted: the loss cannot be known
             lost, loss_pct = None, float("nan")
-            flag = received_above_sent(excess)
+            flag = store_format.received_above_sent(excess)
         else:
             lost, flag = sent - received, ""
             loss_pct = 100.0 * lost / sent if sent else float("nan")

@@ -12,7 +12,6 @@ and the other runs still produce data.
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ from collectors import base
 from collectors.builtin import derive_costs
 from kvmnetlab import store_format
 from kvmnetlab.errors import ParseError, StoreError, UnreadableError
-from kvmnetlab.store import Store, atomic_write_bytes, run_dir
+from kvmnetlab.store import Store, run_dir
 
 #: a run whose primary measurement does not parse has failed
 PRIMARY = ("ping",)
@@ -34,17 +33,6 @@ def frame(rows: list[dict[str, Any]], columns: dict[str, str]) -> pd.DataFrame:
     if "flow" in table:
         table["flow"] = table["flow"].fillna(1)
     return table.astype(columns)
-
-
-def write_parquet(table: pd.DataFrame, path: Path) -> bool:
-    """Write ``table`` to ``path`` unless it holds those bytes already; return whether written."""
-    buffer = io.BytesIO()
-    table.to_parquet(buffer, index=False)
-    data = buffer.getvalue()
-    if path.is_file() and path.read_bytes() == data:
-        return False
-    atomic_write_bytes(path, data)
-    return True
 
 
 def _contexts(manifest: dict, run: dict) -> list[base.RunContext]:
@@ -126,16 +114,15 @@ def ingest(root: str | Path) -> dict[str, Any]:
         for table, rows in produced.items():
             tables.setdefault(table, []).extend(rows)
     probes = len(tables.get("rtt", []))
-    data = store.root / "data"
     written = False
     for table, cols in columns.items():
-        written |= write_parquet(frame(tables.get(table, []), cols), data / f"{table}.parquet")
+        written |= store.write_table(table, frame(tables.get(table, []), cols))
 
     def record(manifest: dict[str, Any]) -> None:
         for run in manifest["runs"]:
             run.update(outcomes.get((run["scenario"], run["repetition"]), {}))
         for table in columns:
-            store.record_derived(manifest, f"data/{table}.parquet")
+            store.record_derived(manifest, store_format.table_rel(table))
 
     _, changed = store.update(record)
     return {"rows": probes, "failed": failed, "changed": written or changed}

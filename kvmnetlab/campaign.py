@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,15 @@ import yaml
 from kvmnetlab.errors import ConfigError
 
 SCENARIO_FORMAT_VERSION = 1
+#: What each scenario-file format_version changed. A change that makes a file of an older
+#: version invalid bumps the version, says here what changed, and adds to
+#: SCENARIO_UPGRADES the step that upgrades a file of the version before it.
+SCENARIO_FORMAT_CHANGES: dict[int, str] = {
+    1: "scenarios with axes, policy, collectors, guests and knobs; knob_defaults optional "
+       "(the project's defaults, KNOBS[...]['default'], when omitted)",
+}
+#: version v -> a function from a document of version v to one of version v + 1
+SCENARIO_UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
 
 AXES: dict[str, tuple[str, ...]] = {
     "virtualization": ("none", "kvm", "container"),
@@ -31,17 +41,19 @@ AXES: dict[str, tuple[str, ...]] = {
 # io_path elvis_patched / elvis_upstream, the spelling the resolver works with.
 ELVIS_MODES = ("patched", "upstream")
 # The netdev knobs a scenario can set (in `knobs:`, or for every scenario in the
-# file's `knob_defaults:`), with their unit and range. Their values are data: the
-# scenario file holds the defaults, in one place, and the resolver reads them.
+# file's `knob_defaults:`), with their unit, range and the project's default (what a
+# file without `knob_defaults:` gets). Their values are data: the scenario file may
+# set the defaults, in one place, and the resolver reads each scenario's knobs.
 KNOBS: dict[str, dict[str, Any]] = {
-    "poll_us": {"unit": "µs", "low": 0, "high": 1_000_000, "null": False,
+    "poll_us": {"unit": "µs", "low": 0, "high": 1_000_000, "null": False, "default": 50,
                 "meaning": "vhost busy-poll budget (QEMU tap netdev poll-us)"},
     "halt_poll_ns": {"unit": "ns", "low": 0, "high": 1_000_000_000, "null": False,
+                     "default": 200_000,
                      "meaning": "KVM halt polling (/sys/module/kvm/parameters/halt_poll_ns)"},
     "io_thread_core": {"unit": "core", "low": 0, "high": 4095, "null": True,
-                       "words": ("dedicated",),
+                       "words": ("dedicated",), "default": "dedicated",
                        "meaning": "core of the I/O thread: a core number, or dedicated"},
-    "queues": {"unit": "queue pairs", "low": 1, "high": 256, "null": True,
+    "queues": {"unit": "queue pairs", "low": 1, "high": 256, "null": True, "default": None,
                "meaning": "virtio-net queue pairs the serving guest must have (null: any)"},
 }
 # `guests: N` in a virtualized scenario: N guests (or containers, for virtualization
@@ -304,8 +316,39 @@ def _knobs(source: str, where: str, raw: Any, complete: bool) -> dict[str, Any]:
     return out
 
 
-def load_scenarios(path: str | Path) -> dict[str, dict[str, Any]]:
-    """Read and validate a scenario file; return name -> definition, in file order."""
+def project_knob_defaults() -> dict[str, Any]:
+    """The knob values a scenario file without ``knob_defaults`` starts from."""
+    return {knob: spec["default"] for knob, spec in KNOBS.items()}
+
+
+def upgrade_scenarios(document: dict[str, Any], source: str) -> dict[str, Any]:
+    """``document`` upgraded, step by step, to SCENARIO_FORMAT_VERSION; a version this code
+    does not read is refused with a message that names what changed."""
+    version = document.get("format_version")
+    if isinstance(version, bool) or not isinstance(version, int) or not (
+            1 <= version <= SCENARIO_FORMAT_VERSION):
+        changes = "; ".join(f"{v}: {what}" for v, what in sorted(SCENARIO_FORMAT_CHANGES.items()))
+        raise ConfigError(source, "format_version",
+                          f"must be 1 to {SCENARIO_FORMAT_VERSION} (the versions this kvmnetlab "
+                          f"reads: {changes}), got {version!r}")
+    while version < SCENARIO_FORMAT_VERSION:
+        if version not in SCENARIO_UPGRADES:
+            raise ConfigError(source, "format_version",
+                              f"{version} has no upgrade to {version + 1} "
+                              f"({SCENARIO_FORMAT_CHANGES[version + 1]}); rewrite the file")
+        document = {**SCENARIO_UPGRADES[version](document), "format_version": version + 1}
+        version += 1
+    return document
+
+
+def load_scenarios(path: str | Path, known_collectors: Collection[str] | None = None
+                   ) -> dict[str, dict[str, Any]]:
+    """Read and validate a scenario file; return name -> definition, in file order.
+
+    ``known_collectors`` are the names a scenario's ``collectors`` may list: the caller
+    passes the collectors' registry (``collectors.base.known()``; the core does not import
+    the collectors). Without it the names are checked when the run's collectors are planned.
+    """
     source = str(path)
     try:
         with open(path, encoding="utf-8") as handle:
@@ -316,15 +359,12 @@ def load_scenarios(path: str | Path) -> dict[str, dict[str, Any]]:
         raise ConfigError(source, "(file)", f"not valid YAML: {exc}") from None
     if not isinstance(document, dict):
         raise ConfigError(source, "(file)", "must be a mapping with a 'scenarios' key")
-    version = document.get("format_version")
-    if version != SCENARIO_FORMAT_VERSION:
-        raise ConfigError(
-            source, "format_version", f"must be {SCENARIO_FORMAT_VERSION}, got {version!r}"
-        )
+    document = upgrade_scenarios(document, source)
     scenarios = document.get("scenarios")
     if not isinstance(scenarios, dict) or not scenarios:
         raise ConfigError(source, "scenarios", "must be a non-empty mapping of name -> definition")
-    defaults = _knobs(source, "knob_defaults", document.get("knob_defaults"), complete=True)
+    defaults = (project_knob_defaults() if "knob_defaults" not in document else
+                _knobs(source, "knob_defaults", document["knob_defaults"], complete=True))
     numbers: dict[int, str] = {}
     result: dict[str, dict[str, Any]] = {}
     for name, definition in scenarios.items():
@@ -369,14 +409,12 @@ def load_scenarios(path: str | Path) -> dict[str, dict[str, Any]]:
         if chosen is not None and (not isinstance(chosen, list) or not all(
                 isinstance(c, str) for c in chosen)):
             raise ConfigError(source, f"{where}.collectors", "must be a list of collector names")
-        if chosen:
-            from collectors import base
-
+        if chosen and known_collectors is not None:
             for collector in chosen:
-                if collector not in base.known():
+                if collector not in known_collectors:
                     raise ConfigError(source, f"{where}.collectors",
                                       f"unknown collector {collector!r}; known: "
-                                      f"{', '.join(base.known())}")
+                                      f"{', '.join(sorted(known_collectors))}")
         definition = {**definition, "knobs": {
             **defaults, **_knobs(source, f"{where}.knobs", definition.get("knobs") or {},
                                  complete=False)}}

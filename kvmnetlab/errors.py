@@ -5,6 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 
+def human_bytes(count: int) -> str:
+    """``12.0 MiB (12582912 bytes)``: the exact count beside a readable one."""
+    value, unit = float(count), "bytes"
+    for bigger in ("KiB", "MiB", "GiB", "TiB"):
+        if value < 1024:
+            break
+        value, unit = value / 1024, bigger
+    readable = f"{count} bytes" if unit == "bytes" else f"{value:.1f} {unit} ({count} bytes)"
+    return readable
+
+
 class ParseError(ValueError):
     """A tool's output does not have the shape its parser expects.
 
@@ -53,8 +64,6 @@ class StoreFull(StoreError):
     """
 
     def __init__(self, path: str | Path, free: int, what: str, mount: str | Path) -> None:
-        from kvmnetlab.store import human_bytes
-
         self.path = str(path)
         self.free = free
         self.what = what

@@ -12,8 +12,8 @@ import tempfile
 from pathlib import Path
 
 from kvmnetlab.campaign import Parameters
-from kvmnetlab.errors import ConfigError
-from kvmnetlab.store import existing_ancestor, free_bytes, human_bytes, mount_point
+from kvmnetlab.errors import ConfigError, human_bytes
+from kvmnetlab.store import existing_ancestor, free_bytes, mount_point
 
 BLOCK_BYTES = 4096  # a small file still takes a block
 RAW_FILES_PER_RUN = 128  # files a repetition stores (76 bare metal, 83 with a guest)

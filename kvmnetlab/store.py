@@ -13,6 +13,7 @@ import contextlib
 import datetime as _dt
 import errno
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -21,10 +22,14 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kvmnetlab import store_format
+
+if TYPE_CHECKING:
+    import pandas as pd
 from kvmnetlab.errors import StoreError, StoreFull
+from kvmnetlab.errors import human_bytes as human_bytes  # its home is errors
 from kvmnetlab.store_format import MANIFEST, RUN_STATES
 
 STAGED = ".incoming"  # a commit's files, fsynced here before one rename into raw/
@@ -100,6 +105,27 @@ class Store:
 
     def exists(self) -> bool:
         return self.manifest_path.exists()
+
+    def table_path(self, table: str) -> Path:
+        """The file of the tidy table ``table`` (``data/<table>.parquet``)."""
+        return self.root / store_format.table_rel(table)
+
+    def write_table(self, table: str, frame: pd.DataFrame) -> bool:
+        """Write ``frame`` as the tidy table ``table`` unless the file holds those bytes
+        already; return whether it was written. The manifest records it through
+        :meth:`record_derived` (the caller's :meth:`update`)."""
+        buffer = io.BytesIO()
+        frame.to_parquet(buffer, index=False)
+        data = buffer.getvalue()
+        path = self.table_path(table)
+        if path.is_file() and path.read_bytes() == data:
+            return False
+        atomic_write_bytes(path, data)
+        return True
+
+    def analysis_inputs(self) -> list[Path]:
+        """What a report is made from: the manifest and every data table there is."""
+        return [self.manifest_path, *sorted((self.root / "data").glob("*.parquet"))]
 
     def load(self) -> dict[str, Any]:
         """The manifest, upgraded to the current format and checked (store_format)."""
@@ -498,17 +524,6 @@ def mount_point(path: str | Path) -> Path:
     while not os.path.ismount(path) and path != path.parent:
         path = path.parent
     return path
-
-
-def human_bytes(count: int) -> str:
-    """``12.0 MiB (12582912 bytes)``: the exact count beside a readable one."""
-    value, unit = float(count), "bytes"
-    for bigger in ("KiB", "MiB", "GiB", "TiB"):
-        if value < 1024:
-            break
-        value, unit = value / 1024, bigger
-    readable = f"{count} bytes" if unit == "bytes" else f"{value:.1f} {unit} ({count} bytes)"
-    return readable
 
 
 @contextlib.contextmanager

@@ -261,6 +261,11 @@ TABLES: dict[str, dict[str, Column]] = {
 }
 
 
+def table_rel(table: str) -> str:
+    """The path of the tidy table ``table`` in a campaign folder (its key under ``files``)."""
+    return f"data/{table}.parquet"
+
+
 def dtypes(table: str) -> dict[str, str]:
     """Column -> the pandas dtype ingest writes, for ``table``."""
     return {name: column.dtype for name, column in TABLES[table].items()}
@@ -271,3 +276,9 @@ def read_columns(table: str) -> tuple[dict[str, Column], dict[str, Column]]:
     columns = TABLES[table]
     return ({n: c for n, c in columns.items() if c.read == "required"},
             {n: c for n, c in columns.items() if c.read == "optional"})
+
+
+def received_above_sent(excess: int) -> str:
+    """The ``flag`` of a rate row whose counter saw ``excess`` frames more than were sent."""
+    return (f"received_above_sent: {excess} frames more than sent; likely foreign or "
+            "duplicated frames matching the flow filter")

@@ -1,13 +1,12 @@
 """After a night: its report, the history catalog, change points, the dashboard.
 
-The analysis modules are imported here, lazily, and only here: this is the
-driver's boundary with analysis.history, analysis.changepoints and
-analysis.dashboard.
+The analysis modules are imported here, lazily (plain imports inside the
+functions), and only here: this is the driver's boundary with analysis.history,
+analysis.changepoints and analysis.dashboard.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import math
 import subprocess
@@ -25,12 +24,27 @@ class PublishError(RuntimeError):
     """A step after the campaign failed; the message names the step."""
 
 
-def _module(name: str) -> Any:
+def _unavailable(exc: ImportError) -> PublishError:
+    return PublishError(f"{exc.name or 'analysis'} is not available ({exc}); the history, "
+                        "change points and dashboard need it")
+
+
+def _history() -> Any:
+    """analysis.history."""
     try:
-        return importlib.import_module(name)
+        from analysis import history
     except ImportError as exc:
-        raise PublishError(f"{name} is not available ({exc}); the history, change points "
-                           "and dashboard need it") from None
+        raise _unavailable(exc) from None
+    return history
+
+
+def _analysis() -> tuple[Any, Any, Any]:
+    """analysis.history, analysis.changepoints and analysis.dashboard."""
+    try:
+        from analysis import changepoints, dashboard, history
+    except ImportError as exc:
+        raise _unavailable(exc) from None
+    return history, changepoints, dashboard
 
 
 # --------------------------------------------------------------------------- the report
@@ -39,10 +53,12 @@ def _module(name: str) -> Any:
 def report_is_fresh(campaign: Path) -> bool:
     """report/index.html is newer than the manifest and every data table (the playbook's
     report phase wrote it from this campaign's final data)."""
+    from kvmnetlab.store import Store
+
     index = campaign / "report" / "index.html"
     if not index.is_file():
         return False
-    inputs = [campaign / "manifest.json", *(campaign / "data").glob("*.parquet")]
+    inputs = Store(campaign).analysis_inputs()
     newest = max((p.stat().st_mtime for p in inputs if p.exists()), default=0.0)
     return index.stat().st_mtime >= newest
 
@@ -80,7 +96,7 @@ def record_night(history_dir: Path, campaign: Path | None, *, night: str, outcom
                  reason: str | None, started_at: str) -> Any:
     """Put the night into history/nights.parquet, replacing its earlier rows: its values when
     it is done (``analysis.history.night_rows``), else one outcome row; return the catalog."""
-    history = _module("analysis.history")
+    history = _history()
     if outcome == "done":
         rows = history.night_rows(campaign, night=night)
     else:
@@ -93,9 +109,7 @@ def record_night(history_dir: Path, campaign: Path | None, *, night: str, outcom
 def analyse(history_dir: Path, catalog: Any, *, p_value: float | None,
             min_segment: int | None) -> Published:
     """Change points over the catalog, its segments, and history/dashboard.html."""
-    history = _module("analysis.history")
-    changepoints = _module("analysis.changepoints")
-    dashboard = _module("analysis.dashboard")
+    history, changepoints, dashboard = _analysis()
     p = p_value if p_value is not None else changepoints.DEFAULT_P_VALUE
     m = min_segment if min_segment is not None else changepoints.DEFAULT_MIN_SEGMENT
     changes = changepoints.detect(catalog, p_value=p, min_segment=m)

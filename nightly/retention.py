@@ -111,12 +111,14 @@ def prune_campaign(root: Path, when: str) -> Pruned:
     interruption leaves files marked pruned that still exist, which the next run
     deletes; never a recorded file that vanished unmarked.
     """
-    manifest_path = root / "manifest.json"
+    from kvmnetlab.errors import StoreError
+    from kvmnetlab.store import Store
+
     result = Pruned(night=root.name)
     try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return result  # no campaign (a night that never created one)
+        manifest = Store(root).load()
+    except StoreError:
+        return result  # no campaign (a night that never created one), or not one to touch
     files = manifest.get("files") or {}
     doomed = []
     for rel in raw_entries(manifest):
@@ -126,8 +128,6 @@ def prune_campaign(root: Path, when: str) -> Pruned:
             result.missing.append(rel)
     newly = [rel for rel in doomed if not is_pruned(files[rel])]
     if newly:
-        from kvmnetlab.store import Store
-
         def mark(latest: dict[str, Any]) -> None:
             latest["files"] = mark_pruned(latest, newly, when)["files"]
 
@@ -158,8 +158,11 @@ def apply(results_dir: Path, keep: int, when: str,
 
 def has_pruned_files(root: Path) -> bool:
     """The campaign at ``root`` had raw files pruned (it can no longer be resumed)."""
+    from kvmnetlab.errors import StoreError
+    from kvmnetlab.store import Store
+
     try:
-        manifest = json.loads((root / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        manifest = Store(root).load()
+    except StoreError:
         return False
     return any(is_pruned(entry) for entry in (manifest.get("files") or {}).values())

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from kvmnetlab.store import Store
 from nightly import lab, publish, retention
 from nightly.config import ConfigError, Settings
 from nightly.playbook import PlaybookResult, run_site
@@ -101,7 +102,7 @@ class Night:
             self.status.outcome, self.status.reason = "skipped", busy
         elif result.rc != 0:
             self.status.outcome, self.status.reason = "failed", result.reason()
-        elif not (self.s.night_dir / "manifest.json").is_file():
+        elif not Store(self.s.night_dir).exists():
             self.status.outcome = "failed"
             self.status.reason = (f"site.yml succeeded but wrote no campaign in {self.s.night_dir} "
                                   "(do --tags/--skip-tags leave out the campaign phase?)")
@@ -129,7 +130,7 @@ class Night:
 
     def publish_other(self) -> None:
         """A night that did not run: its outcome row in the catalog, the dashboard anew."""
-        campaign = self.s.night_dir if (self.s.night_dir / "manifest.json").is_file() else None
+        campaign = self.s.night_dir if Store(self.s.night_dir).exists() else None
         try:
             catalog = publish.record_night(self.s.history_dir, campaign, night=self.s.night_id,
                                            outcome=self.status.outcome,

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from collectors import base
 from kvmnetlab import campaign
 from kvmnetlab.errors import ConfigError, StoreError
 
@@ -116,7 +117,7 @@ def _write(tmp_path, document):
         (lambda d: d["scenarios"]["a"].update(elvis_mode="patched"), "scenarios.a.elvis_mode"),
         (lambda d: d["scenarios"]["a"].update(io_path="elvis_upstream", elvis_mode="patched"),
          "scenarios.a.elvis_mode"),
-        (lambda d: d.pop("knob_defaults"), "knob_defaults"),
+        (lambda d: d.update(knob_defaults=None), "knob_defaults"),
         (lambda d: d["knob_defaults"].pop("halt_poll_ns"), "knob_defaults.halt_poll_ns"),
         (lambda d: d["knob_defaults"].update(poll_us=-1), "knob_defaults.poll_us"),
         (lambda d: d["knob_defaults"].update(poll_us=None), "knob_defaults.poll_us"),
@@ -137,7 +138,7 @@ def test_bad_scenario_file_names_file_and_field(tmp_path, mutate, field):
     mutate(document)
     path = _write(tmp_path, document)
     with pytest.raises(ConfigError) as err:
-        campaign.load_scenarios(path)
+        campaign.load_scenarios(path, known_collectors=base.known())
     assert err.value.source == str(path)
     assert err.value.field == field
 

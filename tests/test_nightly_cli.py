@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from kvmnetlab import lock
+from tests.analysis_data import store as fake
 from tests.conftest import night_status
 
 REPO = Path(__file__).resolve().parents[1]
@@ -286,8 +287,9 @@ def test_a_pruned_night_cannot_be_run_again(tmp_path: Path):
     results = tmp_path / "results"
     night = results / "n1"
     night.mkdir(parents=True)
-    (night / "manifest.json").write_text(json.dumps({"files": {
-        "raw/base/1/h1/ping.txt": {"sha256": "00", "bytes": 1, "pruned": True}}}))
+    manifest = {**fake.manifest("n1"), "files": {
+        "raw/base/1/h1/ping.txt": {"sha256": "00", "bytes": 1, "pruned": True}}}
+    (night / "manifest.json").write_text(json.dumps(manifest))
     done = nightly("--results-dir", str(results), "--night-id", "n1", cwd=tmp_path)
     assert done.returncode == 2
     assert "command line: --night-id: night n1 had its raw files pruned" in done.stderr

@@ -14,6 +14,7 @@ class ActionModule(ControllerAction):
     DOCUMENTATION = DOCUMENTATION  # its options are the argument spec
 
     def act(self, args, task_vars):
+        from collectors import base as collectors
         from kvmnetlab import campaign, lock, space, store
         from kvmnetlab.errors import ConfigError, StoreError
 
@@ -21,7 +22,7 @@ class ActionModule(ControllerAction):
         results_dir, lock_path = args["results_dir"], args["lock_path"]
         lab, repo = args["lab"], args["repo"]
         try:
-            scenarios = campaign.load_scenarios(scenario_file)
+            scenarios = campaign.load_scenarios(scenario_file, collectors.known())
             parameters = campaign.validate_parameters(params, list(scenarios))
             campaign_id = campaign.validate_campaign_id(args.get("campaign_id"))
             chosen = campaign.campaign_scenarios(scenarios, parameters)

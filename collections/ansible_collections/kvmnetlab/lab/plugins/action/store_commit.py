@@ -17,11 +17,10 @@ class ActionModule(ControllerAction):
 
     def act(self, args, task_vars):
         from kvmnetlab.bundle import unpack_bundle
-        from kvmnetlab.errors import StoreError, StoreFull
+        from kvmnetlab.errors import StoreError, StoreFull, human_bytes
         from kvmnetlab.store import (
             Store,
             free_bytes,
-            human_bytes,
             mount_point,
             run_dir,
             utcnow,

@@ -78,7 +78,7 @@ def run_dir_space_problems(results, min_free_mb):
     owner and mode) or whose file system has less than ``min_free_mb`` MiB free (the host,
     the path, the free bytes and the setting), from the registered loop results of
     kvmnetlab.lab.run_dir_space_info (item: the host)."""
-    from kvmnetlab.store import human_bytes
+    from kvmnetlab.errors import human_bytes
 
     need = int(min_free_mb) << 20
     out = []
