@@ -114,8 +114,13 @@ def imports(module: Module, known: dict[str, Module]) -> tuple[list[tuple[str, i
             if called not in DYNAMIC:
                 continue
             first = node.args[0] if node.args else None
+            prefix = (first.values[0].value if isinstance(first, ast.JoinedStr) and first.values
+                      and isinstance(first.values[0], ast.Constant) else "")
             if isinstance(first, ast.Constant) and isinstance(first.value, str):
                 add(first.value, node.lineno)
+            elif prefix.endswith(".") and prefix.count(".") > 1:
+                # f"package.sub.{name}": some module of that named package
+                add(prefix.rstrip("."), node.lineno)
             else:
                 problems.append(f"{module.path}:{node.lineno}: {called}() of a name that is "
                                 "not a literal: an import the graph cannot see")
