@@ -45,8 +45,11 @@ class Parameter:
     high: float | None = None
     #: the README's default column when the value is drawn or differs between labs
     shown: str | None = None
-    #: set by the playbook or the lab's inventory rather than a user (host variables)
+    #: the value must be given (the lab's inventory gives it)
     required: bool = False
+    #: ``role.option``: the role option the validated value is handed to, whose argument
+    #: spec must agree with this declaration (type and default)
+    role_option: str | None = None
 
     @property
     def key(self) -> str:
@@ -121,7 +124,7 @@ PARAMETERS: tuple[Parameter, ...] = (
        default=100, unit="frames/s", low=1, high=100_000_000),
     _p("search_max_pps", "float", "search", "highest offered rate searched",
        default=200_000, unit="frames/s", low=2, high=100_000_000,
-       shown="50000 (embedded lab), 200000 (others)"),
+       shown="200000 (the embedded lab sets 50000)"),
     _p("search_granularity", "float", "search", "relative width hi/lo - 1 at which a rate "
        "is found", default=0.1, unit="ratio", low=0.001, high=0.5),
     _p("search_pdr_ratio", "float", "search", "loss ratio PDR allows (0.005 is 0.5 %)",
@@ -142,13 +145,14 @@ PARAMETERS: tuple[Parameter, ...] = (
     _p("search_repetitions", "int", "search", "the first n repetitions of each scenario "
        "search (0: every repetition); a search costs about 10 s in a TCG guest",
        default=0, unit="repetitions", low=0, high=100_000,
-       shown="3 (embedded lab), 0 (others: all)"),
+       shown="0, all (the embedded lab sets 3)"),
     _p("search_load_fractions", "list", "search", "fractions of the PDR at which RTT is "
        "probed under load", default=(0.1, 0.5, 0.9), unit="ratio", low=0.001, high=1.0),
     # -- sockperf --------------------------------------------------------------------------
     _p("sockperf", "bool", "sockperf", "also measure a UDP request/response RTT with "
        "sockperf (a server on the receiver, ping-pong from the sender after ping and "
-       "fping, one message per probe interval)", default=False),
+       "fping, one message per probe interval)", default=False,
+       role_option="campaign.campaign_sockperf"),
     # -- where a campaign's files go -------------------------------------------------------
     _p("campaign_id", "str", "run", "an existing id resumes that campaign", shown="UTC time"),
     _p("results_dir", "path", "run", "where campaign folders go (relative to the checkout)",
