@@ -287,3 +287,16 @@ def test_the_lock_path_is_worked_out_in_one_place():
     for path in yaml_files():
         text = path.read_text()
         assert not re.search(r"kvmnetlab_lock_dir\s*\}\}\s*/", text), path.relative_to(REPO)
+
+
+def test_the_search_settings_in_docs_analysis_have_the_declared_defaults():
+    rows = [line.split("|") for line in (REPO / "docs/analysis.md").read_text().splitlines()
+            if line.startswith("| `kvmnetlab_search")]
+    assert len(rows) == len(declared.group("search"))
+    for row in rows:
+        p = declared.BY_NAME[row[1].strip().strip("`")]
+        default = row[2].strip().strip("`")
+        if p.type == "list":
+            assert yaml.safe_load(default) == list(p.default), p.name
+        else:
+            assert yaml.safe_load(default.split(" (")[0]) == p.default, p.name
