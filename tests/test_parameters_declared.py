@@ -300,3 +300,20 @@ def test_the_search_settings_in_docs_analysis_have_the_declared_defaults():
             assert yaml.safe_load(default) == list(p.default), p.name
         else:
             assert yaml.safe_load(default.split(" (")[0]) == p.default, p.name
+
+
+# --------------------------------------------------------------------------- the manifest
+
+
+def test_the_manifest_records_the_declared_parameters_by_their_keys():
+    recorded = {p.key for p in declared.recorded()}
+    params = campaign.validate_parameters(declared.from_variables(LOCAL), SCENARIOS)
+    # every declared campaign and search variable; sockperf only when on
+    assert set(params.as_dict()) == recorded - {"sockperf"}
+    on = campaign.validate_parameters({**declared.from_variables(LOCAL), "sockperf": True},
+                                      SCENARIOS)
+    assert set(on.as_dict()) == recorded
+    # the stored campaigns (written before the search and sockperf) still hold declared keys
+    for path in sorted((REPO / "tests/analysis_data/campaigns").glob("*/manifest.json")):
+        keys = set(yaml.safe_load(path.read_text())["parameters"])
+        assert keys and keys <= recorded, path
