@@ -237,3 +237,7 @@ def markdown_table(parameters: Iterable[Parameter] | None = None) -> str:
         lines.append(f"| `{p.name}` | {p.shown_default()} | {p.unit} | {p.bounds()} "
                      f"| {p.meaning} |")
     return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":  # the README's table: python -m kvmnetlab.parameters
+    print(markdown_table(), end="")

@@ -129,7 +129,7 @@ def test_the_readme_table_is_produced_from_the_declaration():
     section = readme_section()
     assert declared.markdown_table() in section, (
         "README.md's table of campaign parameters differs from kvmnetlab/parameters.py; "
-        "paste kvmnetlab.parameters.markdown_table() into its section")
+        "paste the output of python -m kvmnetlab.parameters into its section")
     rows = [line for line in section.splitlines() if line.startswith("| `kvmnetlab_")]
     assert [line.split("`")[1] for line in rows] == [
         p.name for p in declared.group(*declared.RECORDED, "run")]
@@ -317,3 +317,20 @@ def test_the_manifest_records_the_declared_parameters_by_their_keys():
     for path in sorted((REPO / "tests/analysis_data/campaigns").glob("*/manifest.json")):
         keys = set(yaml.safe_load(path.read_text())["parameters"])
         assert keys and keys <= recorded, path
+
+
+def test_validation_and_locking_happen_once_in_the_preflight():
+    calls = {}
+    for path in yaml_files():
+        for action in ("kvmnetlab.lab.campaign_validate", "kvmnetlab.lab.campaign_start"):
+            calls.setdefault(action, []).extend(
+                [str(path.relative_to(REPO))] * path.read_text().count(f"{action}:"))
+        if "kvmnetlab.lab.lab_lock:" in path.read_text():
+            calls.setdefault("lock", []).append(str(path.relative_to(REPO)))
+    assert calls["kvmnetlab.lab.campaign_validate"] == ["playbooks/preflight.yml"]
+    assert calls["kvmnetlab.lab.campaign_start"] == ["roles/campaign/tasks/start.yml"]
+    # taken in the preflight, released in finish.yml (and the teardown's own, if any)
+    assert "playbooks/preflight.yml" in calls["lock"]
+    assert not [p for p in calls["lock"] if p.startswith("roles/campaign/")]
+    start = yaml.safe_load((REPO / "roles/campaign/tasks/start.yml").read_text())[0]
+    assert start["kvmnetlab.lab.campaign_start"] == {"campaign": "{{ campaign_state }}"}
