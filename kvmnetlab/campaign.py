@@ -127,7 +127,9 @@ class Search:
 
 def validate_search(raw: dict[str, Any], source: str) -> Search | None:
     """``search`` (bool, default on) and the ``search_*`` settings, or None when off."""
-    enabled = _bool(source, declared.BY_KEY["search"], raw.get("search"))
+    # absent: on (its declared default); null is refused, as it always was
+    spec = declared.BY_KEY["search"]
+    enabled = _bool(source, spec, raw.get(spec.key, spec.default))
     values: dict[str, Any] = {name: _number(source, p, raw.get(p.key))
                               for name, p in SEARCH_FIELDS.items()}
     fractions = raw.get("search_load_fractions")
@@ -149,17 +151,18 @@ def validate_search(raw: dict[str, Any], source: str) -> Search | None:
 
 
 def _number(source: str, p: declared.Parameter, value: Any) -> int | float:
-    """``value`` of the declared int or float ``p`` (its default when absent), in bounds."""
-    value = p.default if value in (None, "") else value
+    """``value`` of the declared int or float ``p`` (its default when absent, unless it is
+    required), in bounds."""
+    if value in (None, "") and not p.required:
+        value = p.default
     if p.type == "int":
         return _int(source, p.name, value, p.low, p.high)
     return _float(source, p.name, value, p.low, p.high)
 
 
 def _bool(source: str, p: declared.Parameter, value: Any) -> bool:
-    """``value`` of the declared bool ``p`` (its default when absent); yes/no, true/false
-    as text are accepted (the command line's -e gives text)."""
-    value = p.default if value in (None, "") else value
+    """``value`` of the declared bool ``p``; yes/no, true/false as text are accepted (the
+    command line's -e gives text)."""
     if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no"):
         value = value.lower() in ("true", "yes")
     if not isinstance(value, bool):
@@ -236,7 +239,10 @@ def validate_parameters(
             f"must name one of the campaign's scenarios ({', '.join(chosen)}), got {control!r}",
         )
     search = validate_search(raw, source)
-    sockperf = _bool(source, declared.BY_KEY["sockperf"], raw.get("sockperf"))
+    # absent, null or empty: off (its declared default), as the campaign role always read it
+    spec = declared.BY_KEY["sockperf"]
+    sockperf = _bool(source, spec, spec.default if raw.get(spec.key) in (None, "")
+                     else raw[spec.key])
     return Parameters(**values, seed=seed, scenarios=chosen, control=control, search=search,
                       sockperf=sockperf)
 

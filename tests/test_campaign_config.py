@@ -289,3 +289,9 @@ def test_sockperf_is_validated_and_recorded_only_when_on(given, on):
     with pytest.raises(ConfigError) as err:
         campaign.validate_parameters({**GOOD, "sockperf": "often"}, ["baseline"])
     assert err.value.field == "kvmnetlab_sockperf"
+
+
+def test_an_empty_required_parameter_is_refused_not_defaulted():
+    with pytest.raises(ConfigError) as err:
+        campaign.validate_parameters({**GOOD, "ping_count": ""}, ["baseline"])
+    assert err.value.field == "kvmnetlab_ping_count"
