@@ -8,7 +8,8 @@ against it:
   ``kvmnetlab.lab.campaign_validate`` reads those variables from the play by the names
   declared here (:func:`from_variables`), so no layer renames them by hand;
 - the manifest's ``parameters`` are keyed by :attr:`Parameter.key`, the variable's name
-  without its ``kvmnetlab_`` prefix;
+  without its ``kvmnetlab_`` prefix (``sockperf`` only when on, so that the manifests of
+  campaigns without it keep the keys they always had);
 - the README's table of campaign parameters is :func:`markdown_table`, and a test
   checks it, the roles' argument specs and the variables the playbooks read against
   this declaration.
@@ -39,6 +40,8 @@ class Parameter:
     type: str
     meaning: str
     group: str
+    #: the value taken when none is given; for a required one, the embedded lab's
+    #: (inventory/local), which a test keeps equal
     default: Any = None
     unit: str = ""
     low: float | None = None
