@@ -31,7 +31,8 @@ CONTROLLER_ACTIONS = frozenset({
     "set_fact", "debug", "assert", "fail", "meta", "include_tasks", "import_tasks",
     "include_role", "include_vars", "add_host", "group_by", "pause", "set_stats",
     "kvmnetlab.lab.collector_plan", "kvmnetlab.lab.store_commit",
-    "kvmnetlab.lab.campaign_start", "kvmnetlab.lab.manifest_update",
+    "kvmnetlab.lab.campaign_validate", "kvmnetlab.lab.campaign_start",
+    "kvmnetlab.lab.manifest_update",
     "kvmnetlab.lab.scenario_resolve", "kvmnetlab.lab.store_ingest",
     "kvmnetlab.lab.lab_lock", "kvmnetlab.lab.lab_inventory_check",
 })

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from kvmnetlab import parameters as declared
 from kvmnetlab.errors import ConfigError
 
 SCENARIO_FORMAT_VERSION = 1
@@ -78,6 +79,7 @@ class Parameters:
     scenarios: tuple[str, ...]
     control: str | None = None  # the scenario an A/A control copies (see with_control)
     search: Search | None = None  # the throughput search (NDR/PDR), None when off
+    sockperf: bool = False  # sockperf's UDP ping-pong beside ping and fping
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -93,29 +95,19 @@ class Parameters:
             "control": self.control,
             "search": self.search is not None,
             **(self.search or Search.default()).as_dict(),
+            # recorded only when on: manifests from before it was declared lack the key,
+            # and a campaign without sockperf keeps the parameters it always had
+            **({"sockperf": True} if self.sockperf else {}),
         }
 
 
-#: the throughput search's parameters (kvmnetlab_search_*): default, low, high, meaning
-SEARCH_FIELDS: dict[str, tuple[float, float, float, str]] = {
-    "min_pps": (100, 1, 100_000_000, "lowest offered rate searched (frames/s)"),
-    "max_pps": (200_000, 2, 100_000_000, "highest offered rate searched (frames/s)"),
-    "granularity": (0.1, 0.001, 0.5, "relative width hi/lo - 1 at which a rate is found"),
-    "pdr_ratio": (0.005, 0.0, 0.5, "loss ratio PDR allows (0.005 is 0.5 %)"),
-    "trial_s": (0.3, 0.05, 3600, "duration of a search trial (s)"),
-    "validation_s": (0.5, 0.05, 3600, "duration of a validation trial (s)"),
-    "validations": (1, 0, 10, "validation trials at each found rate"),
-    "max_trials": (14, 1, 1000, "trials a search may run"),
-    "tolerance": (0.05, 0.0, 0.5, "how far the generator may fall short of the offered "
-                  "rate before a trial is invalid (0.05 is 5 %)"),
-    "load_s": (0.5, 0.05, 3600, "duration of the RTT probes under load at each fraction (s)"),
-    "repetitions": (0, 0, 100_000, "repetitions of each scenario that search: the first "
-                    "ones (blocks 1 to n); 0 for every repetition"),
-}
-#: the search settings that are counts, not measures
-SEARCH_COUNTS = ("validations", "max_trials", "repetitions")
+#: the throughput search's settings (kvmnetlab_search_*, declared in kvmnetlab.parameters,
+#: group search): setting -> its declaration; ``search`` itself and the load fractions aside
+SEARCH_FIELDS: dict[str, declared.Parameter] = {
+    p.key.removeprefix("search_"): p for p in declared.group("search")
+    if p.key not in ("search", "search_load_fractions")}
 #: fractions of the PDR at which RTT is probed under load (kvmnetlab_search_load_fractions)
-LOAD_FRACTIONS = (0.1, 0.5, 0.9)
+LOAD_FRACTIONS: tuple[float, ...] = tuple(declared.BY_KEY["search_load_fractions"].default)
 
 
 @dataclass(frozen=True)
@@ -138,7 +130,7 @@ class Search:
     @classmethod
     def default(cls) -> Search:
         """The settings when none is given (their defaults are SEARCH_FIELDS')."""
-        return cls(**{name: spec[0] for name, spec in SEARCH_FIELDS.items()})
+        return cls(**{name: p.default for name, p in SEARCH_FIELDS.items()})
 
     def as_dict(self) -> dict[str, Any]:
         return {**{f"search_{name}": getattr(self, name) for name in SEARCH_FIELDS},
@@ -147,19 +139,11 @@ class Search:
 
 def validate_search(raw: dict[str, Any], source: str) -> Search | None:
     """``search`` (bool, default on) and the ``search_*`` settings, or None when off."""
-    enabled = raw.get("search", True)
-    if isinstance(enabled, str) and enabled.lower() in ("true", "false", "yes", "no"):
-        enabled = enabled.lower() in ("true", "yes")
-    if not isinstance(enabled, bool):
-        raise ConfigError(source, "kvmnetlab_search", f"must be true or false, got {enabled!r}")
-    values: dict[str, Any] = {}
-    for name, (default, low, high, _meaning) in SEARCH_FIELDS.items():
-        value = raw.get(f"search_{name}")
-        value = default if value in (None, "") else value
-        field = f"kvmnetlab_search_{name}"
-        values[name] = _int(source, field, value, int(low), int(high)) \
-            if name in SEARCH_COUNTS \
-            else _float(source, field, value, low, high)
+    # absent: on (its declared default); null is refused, as it always was
+    spec = declared.BY_KEY["search"]
+    enabled = _bool(source, spec, raw.get(spec.key, spec.default))
+    values: dict[str, Any] = {name: _number(source, p, raw.get(p.key))
+                              for name, p in SEARCH_FIELDS.items()}
     fractions = raw.get("search_load_fractions")
     fractions = LOAD_FRACTIONS if fractions in (None, "") else fractions
     if isinstance(fractions, str):
@@ -167,14 +151,35 @@ def validate_search(raw: dict[str, Any], source: str) -> Search | None:
     if not isinstance(fractions, list | tuple):
         raise ConfigError(source, "kvmnetlab_search_load_fractions",
                           f"must be a list of fractions of the PDR, got {fractions!r}")
+    bounds = declared.BY_KEY["search_load_fractions"]
     values["load_fractions"] = tuple(
-        _float(source, f"kvmnetlab_search_load_fractions[{i}]", f, 0.001, 1.0)
+        _float(source, f"{bounds.name}[{i}]", f, bounds.low, bounds.high)
         for i, f in enumerate(fractions))
     if values["min_pps"] >= values["max_pps"]:
         raise ConfigError(source, "kvmnetlab_search_min_pps",
                           f"must be below kvmnetlab_search_max_pps ({values['max_pps']}), "
                           f"got {values['min_pps']}")
     return Search(**values) if enabled else None
+
+
+def _number(source: str, p: declared.Parameter, value: Any) -> int | float:
+    """``value`` of the declared int or float ``p`` (its default when absent, unless it is
+    required), in bounds."""
+    if value in (None, "") and not p.required:
+        value = p.default
+    if p.type == "int":
+        return _int(source, p.name, value, p.low, p.high)
+    return _float(source, p.name, value, p.low, p.high)
+
+
+def _bool(source: str, p: declared.Parameter, value: Any) -> bool:
+    """``value`` of the declared bool ``p``; yes/no, true/false as text are accepted (the
+    command line's -e gives text)."""
+    if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no"):
+        value = value.lower() in ("true", "yes")
+    if not isinstance(value, bool):
+        raise ConfigError(source, p.name, f"must be true or false, got {value!r}")
+    return value
 
 
 def _int(source: str, field: str, value: Any, low: int, high: int) -> int:
@@ -208,24 +213,16 @@ def validate_parameters(
 
     ``raw`` uses the variable names without the ``kvmnetlab_`` prefix.
     """
-    required = ("repetitions", "ping_count", "ping_interval_s", "ping_payload_bytes",
-                "rate_pps", "rate_frames", "rate_frame_bytes")
-    for key in required:
-        if key not in raw or raw[key] is None:
-            raise ConfigError(source, f"kvmnetlab_{key}", "is required")
-    repetitions = _int(source, "kvmnetlab_repetitions", raw["repetitions"], 1, 1000)
-    count = _int(source, "kvmnetlab_ping_count", raw["ping_count"], 1, 10_000_000)
-    interval = _float(source, "kvmnetlab_ping_interval_s", raw["ping_interval_s"], 0.0002, 60.0)
-    payload = _int(source, "kvmnetlab_ping_payload_bytes", raw["ping_payload_bytes"], 16, 65_507)
-    rate_pps = _int(source, "kvmnetlab_rate_pps", raw["rate_pps"], 1, 100_000_000)
-    rate_frames = _int(source, "kvmnetlab_rate_frames", raw["rate_frames"], 1, 10**10)
-    # 60 bytes without CRC is Ethernet's minimum; 9000 a jumbo frame's payload
-    frame = _int(source, "kvmnetlab_rate_frame_bytes", raw["rate_frame_bytes"], 60, 9014)
+    measures = [p for p in declared.group("campaign") if p.required]
+    for p in measures:
+        if p.key not in raw or raw[p.key] is None:
+            raise ConfigError(source, p.name, "is required")
+    values = {p.key: _number(source, p, raw[p.key]) for p in measures}
     seed_value = raw.get("seed")
     if seed_value in (None, ""):
         seed = random.SystemRandom().randrange(2**31)
     else:
-        seed = _int(source, "kvmnetlab_seed", seed_value, 0, 2**63 - 1)
+        seed = _number(source, declared.BY_KEY["seed"], seed_value)
     wanted = raw.get("scenarios") or []
     if isinstance(wanted, str):
         wanted = [part.strip() for part in wanted.split(",") if part.strip()]
@@ -254,8 +251,12 @@ def validate_parameters(
             f"must name one of the campaign's scenarios ({', '.join(chosen)}), got {control!r}",
         )
     search = validate_search(raw, source)
-    return Parameters(repetitions, count, interval, payload, rate_pps, rate_frames, frame, seed,
-                      chosen, control, search)
+    # absent, null or empty: off (its declared default), as the campaign role always read it
+    spec = declared.BY_KEY["sockperf"]
+    sockperf = _bool(source, spec, spec.default if raw.get(spec.key) in (None, "")
+                     else raw[spec.key])
+    return Parameters(**values, seed=seed, scenarios=chosen, control=control, search=search,
+                      sockperf=sockperf)
 
 
 def validate_campaign_id(value: Any, source: str = "campaign parameters") -> str | None:

@@ -236,16 +236,35 @@ def load_file(path: Path) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(source, "(file)", "must hold a mapping of key -> value")
+    return check_values(data, source, path.resolve().parent)
+
+
+#: the settings that are paths (relative ones are taken from the configuration's folder)
+PATH_KEYS = ("repo", "inventory", "results_dir", "lock_file")
+#: the settings that are numbers
+NUMBER_KEYS = ("min_free_gib", "keep_raw_nights", "p_value", "min_segment")
+
+
+def check_values(values: dict[Any, Any], source: str, base: Path | None, *,
+                 prefix: str = "") -> dict[str, Any]:
+    """Check a mapping of settings, as the config file holds them (an explicit null keeps
+    the default); a key is named ``prefix`` + key in an error (the nightly role's
+    variables are ``nightly_`` + key). Without ``base`` a path must be absolute."""
     out = {}
-    base = path.resolve().parent
-    for key, value in data.items():
+    for key, value in values.items():
         if key not in _KEYS:
             hint = " (night_id is a command-line option only)" if key == "night_id" else ""
-            raise ConfigError(source, str(key),
+            raise ConfigError(source, f"{prefix}{key}",
                               f"unknown key{hint}; known keys: {', '.join(CONFIG_KEYS)}")
         if value is None:
             continue  # an explicit null keeps the default
-        out[key] = _KEYS[key](source, key, value, base)
+        name = f"{prefix}{key}"
+        if base is None and key in PATH_KEYS and not (
+                isinstance(value, str) and value.startswith("/")):
+            raise ConfigError(source, name, f"must be an absolute path (a relative one would "
+                                            f"be taken from the configuration's folder), got "
+                                            f"{value!r}")
+        out[key] = _KEYS[key](source, name, value, base or Path("/"))
     return out
 
 

@@ -53,8 +53,11 @@ def resolve_lock_file(repo: Path, inventory: Path, extra_vars: dict[str, Any],
                       timeout_s: float = 120.0) -> Path:
     """``{{ kvmnetlab_lock_dir }}/{{ kvmnetlab_lab_name }}.lock`` as the inventory (and the
     night's extra vars) define them for localhost, templated by Ansible itself, exactly as
-    playbooks/preflight.yml will see them."""
-    expr = "{{ kvmnetlab_lock_dir }}/{{ kvmnetlab_lab_name }}.lock"
+    the preflight's kvmnetlab.lab.campaign_validate will see them
+    (kvmnetlab.parameters.lock_path)."""
+    from kvmnetlab.parameters import LOCK_PATH_EXPRESSION
+
+    expr = LOCK_PATH_EXPRESSION
     cmd = [venv_bin("ansible"), "localhost", "-i", str(inventory),
            "-m", "ansible.builtin.debug", "-a", f"msg={expr}"]
     if extra_vars:

@@ -181,9 +181,9 @@ def test_every_problem_is_reported_at_once():
 def test_values_are_converted_to_the_documented_types():
     args = action("store_commit", {**minimal("store_commit"), "repetition": "2"}).validated_args()
     assert args["repetition"] == 2
-    args = action("campaign_start", {**minimal("campaign_start"),
-                                     "validate_only": "yes"}).validated_args()
-    assert args["validate_only"] is True
+    args = action("manifest_update", {**minimal("manifest_update"),
+                                      "finish": "yes"}).validated_args()
+    assert args["finish"] is True
 
 
 def test_manifest_sections_are_the_documented_suboptions_of_merge():

@@ -278,3 +278,21 @@ def test_a_campaign_from_before_the_control_parameter_resumes(tmp_path):
     store.create("c", old, {"baseline": {"number": 1}},
                  [{"scenario": "baseline", "repetition": 1}], {"name": "t"}, {})
     assert store.resume(params.as_dict())["runs"][0]["status"] == "pending"
+
+
+@pytest.mark.parametrize(("given", "on"), [(None, False), (False, False), ("false", False),
+                                         (True, True), ("yes", True)])
+def test_sockperf_is_validated_and_recorded_only_when_on(given, on):
+    params = campaign.validate_parameters({**GOOD, "sockperf": given}, ["baseline"])
+    assert params.sockperf is on
+    # a campaign without sockperf keeps the parameters' keys manifests always had
+    assert ("sockperf" in params.as_dict()) is on
+    with pytest.raises(ConfigError) as err:
+        campaign.validate_parameters({**GOOD, "sockperf": "often"}, ["baseline"])
+    assert err.value.field == "kvmnetlab_sockperf"
+
+
+def test_an_empty_required_parameter_is_refused_not_defaulted():
+    with pytest.raises(ConfigError) as err:
+        campaign.validate_parameters({**GOOD, "ping_count": ""}, ["baseline"])
+    assert err.value.field == "kvmnetlab_ping_count"

@@ -138,7 +138,9 @@ def test_the_campaign_role_adds_sockperf_only_when_asked(flag, added):
         expected["sockperf"] = ["sender", "receiver"]
     assert enabled == expected
     playbook = (REPO / "playbooks/campaign.yml").read_text()
-    assert 'campaign_sockperf: "{{ kvmnetlab_sockperf | default(false) }}"' in playbook
+    # the value the preflight validated and the manifest records (kvmnetlab_sockperf)
+    assert ('campaign_sockperf: "{{ kvmnetlab_campaign_state.parameters.sockperf '
+            '| default(false) }}"') in playbook
     for lab in ("local", "lab.example"):
         group_vars = yaml.safe_load(
             (REPO / f"inventory/{lab}/group_vars/all/campaign.yml").read_text())
