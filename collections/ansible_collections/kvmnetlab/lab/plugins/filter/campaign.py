@@ -51,6 +51,18 @@ def lab_capacity(measured, demand, hypervisor):
     return refusals(measured, demand, hypervisor)
 
 
+def campaign_link_cache(results, cache):
+    """``cache`` (``<host>|<address>`` -> that host's ``ip -j addr show`` output, the key
+    kvmnetlab.campaign.more_flows reads) with what the registered loop results of the
+    interface lookup add (item: {host, address}); a result without output (skipped, as
+    already cached, or unreachable) adds nothing. ``cache`` itself is left as it is."""
+    out = dict(cache or {})
+    for r in results or []:
+        if isinstance(r, dict) and "stdout" in r and isinstance(r.get("item"), dict):
+            out[f"{r['item']['host']}|{r['item']['address']}"] = r["stdout"]
+    return out
+
+
 def fetched_bundles(results):
     """The tars kvmnetlab.lab.collect brought back, from its registered loop results:
     one {host, tar, members} per result with ``fetched`` (store_commit's ``bundles``)."""
@@ -99,6 +111,6 @@ class FilterModule:
     def filters(self):
         return {"capability_probe_plan": capability_probe_plan,
                 "campaign_flows": campaign_flows, "campaign_more_flows": campaign_more_flows,
-                "lab_capacity": lab_capacity,
+                "lab_capacity": lab_capacity, "campaign_link_cache": campaign_link_cache,
                 "fetched_bundles": fetched_bundles, "run_dirs": run_dirs,
                 "run_dir_space_problems": run_dir_space_problems}
