@@ -72,13 +72,17 @@ def test_irqbalance_outcome():
 
 
 def test_derived_outcomes_only_for_requested_settings_without_one():
-    facts = {"cmdline": {"info": info(), "changed": True},
+    facts = {"cmdline": {"before": info(ARGS), "after": info(), "changed": True},
              "irqbalance": {"installed": True, "changed": False}}
     both = record_mod.outcomes({"irqbalance": "stopped", "isolated_cores": "1"},
                                {"thp": None}, **facts)
     assert both == {"irqbalance": record_mod.irqbalance_outcome(True, False),
                     "isolated_cores": cmdline(info(), changed=True)}
     assert record_mod.outcomes({"irqbalance": None, "isolated_cores": None}, {}, **facts) == {}
+    # without a reboot the read before is the latest
+    no_reboot = {"before": info(ARGS), "after": {"skipped": True, "changed": False}}
+    assert record_mod.outcomes({"isolated_cores": "1"}, {}, cmdline=no_reboot)[
+        "isolated_cores"]["status"] == "pending_reboot"
     given = {"status": "already", "observed": "x", "reason": ""}
     assert record_mod.outcomes({"irqbalance": "stopped"}, {"irqbalance": given},
                                **facts)["irqbalance"] is given
@@ -98,7 +102,7 @@ def test_every_phase_skipped_records_every_setting_left():
                                "isolated_cores", "thp", "vhost_net"))
     results = record_mod.outcomes(requested, dict.fromkeys(requested),
                                   {"installed": False, "changed": False},
-                                  {"info": {}, "changed": False})
+                                  {"before": {"skipped": True}, "after": {"skipped": True}})
     record = record_mod.build(requested, results, {})
     assert {e["status"] for e in record["settings"].values()} == {"left"}
 

@@ -63,10 +63,16 @@ options:
         (used when C(isolated_cores) is requested and I(results) has no outcome for it).
     type: dict
     suboptions:
-      info:
+      before:
         description:
-          - The latest kvmnetlab.lab.kernel_cmdline_info result (after a reboot, if one
-            was made); C(missing), C(grub), C(cpu_problem), C(isolated), C(nohz_full).
+          - The kvmnetlab.lab.kernel_cmdline_info result read before any change
+            (C(missing), C(grub), C(cpu_problem), C(isolated), C(nohz_full)).
+        type: dict
+        default: {}
+      after:
+        description:
+          - Its result read again after a reboot; used instead of I(before) when it has
+            C(missing) (a skipped task's result, or none, when there was no reboot).
         type: dict
         default: {}
       changed:
@@ -184,7 +190,9 @@ def outcomes(requested, results, irqbalance=None, cmdline=None):
         out["irqbalance"] = irqbalance_outcome(bool(irqbalance.get("installed")),
                                                bool(irqbalance.get("changed")))
     if requested.get("isolated_cores") is not None and "isolated_cores" not in out and cmdline:
-        out["isolated_cores"] = cmdline_outcome(cmdline.get("info") or {},
+        after = cmdline.get("after") or {}
+        info = after if "missing" in after else cmdline.get("before") or {}
+        out["isolated_cores"] = cmdline_outcome(info,
                                                 bool(cmdline.get("changed")),
                                                 bool(cmdline.get("never_rebooted")),
                                                 bool(cmdline.get("reboot_allowed")))
@@ -279,7 +287,8 @@ def main():
                 "installed": {"type": "bool", "default": False},
                 "changed": {"type": "bool", "default": False}}},
             "cmdline": {"type": "dict", "options": {
-                "info": {"type": "dict", "default": {}},
+                "before": {"type": "dict", "default": {}},
+                "after": {"type": "dict", "default": {}},
                 "changed": {"type": "bool", "default": False},
                 "never_rebooted": {"type": "bool", "default": False},
                 "reboot_allowed": {"type": "bool", "default": False}}},
