@@ -1,26 +1,15 @@
 """Will the hypervisor hold the guests and containers a campaign asks for? (pure)
 
-The preflight reads the hypervisor's available memory and online cores on the
-hypervisor itself, then :func:`problems` compares them with what the chosen
-scenarios need (:func:`kvmnetlab.campaign.needs`), before any host is changed.
-Every refusal states the numbers it compared.
+The preflight reads the hypervisor's available memory, online cores and running
+guests on the hypervisor itself (the module ``kvmnetlab.lab.lab_capacity_info``), then
+:func:`refusals` compares them with what the chosen scenarios need
+(:func:`kvmnetlab.campaign.needs`), before any host is changed. Every refusal states
+the numbers it compared.
 """
 
 from __future__ import annotations
 
 from typing import Any
-
-
-def meminfo_available_mb(text: str, source: str = "/proc/meminfo") -> float:
-    """MemAvailable of a /proc/meminfo text, in MiB."""
-    for line in text.splitlines():
-        key, _, rest = line.partition(":")
-        if key.strip() == "MemAvailable":
-            fields = rest.split()
-            if len(fields) == 2 and fields[1] == "kB" and fields[0].isdigit():
-                return int(fields[0]) / 1024
-            break
-    raise ValueError(f"{source}: no 'MemAvailable: <n> kB' line")
 
 
 def problems(needs: dict[str, int], guests: list[dict[str, Any]],
@@ -60,3 +49,24 @@ def problems(needs: dict[str, int], guests: list[dict[str, Any]],
                    f"at most {vcpus_per_core:g} vCPUs per core ({limit:g}) are allowed "
                    "(kvmnetlab_vcpus_per_core)")
     return out
+
+
+MEASURED = ("available_mb", "cores", "running")
+DEMAND = ("needs", "guests", "containers", "vcpus_per_core", "guest_overhead_mb")
+
+
+def refusals(measured: dict[str, Any], demand: dict[str, Any], hypervisor: str) -> list[str]:
+    """:func:`problems` for what ``kvmnetlab.lab.lab_capacity_info`` ``measured`` on
+    ``hypervisor`` (``available_mb``, ``cores``, ``running``) and the campaign's
+    ``demand`` (``needs``, ``guests``, ``containers``, ``vcpus_per_core``,
+    ``guest_overhead_mb``); a missing key is a ValueError naming it."""
+    for what, given, keys in (("measured", measured, MEASURED), ("demand", demand, DEMAND)):
+        missing = [key for key in keys if key not in (given or {})]
+        if missing:
+            raise ValueError(f"capacity of {hypervisor}: {what} lacks {', '.join(missing)}")
+    return problems(demand["needs"], list(demand["guests"] or []),
+                    list(demand["containers"] or []), hypervisor=hypervisor,
+                    available_mb=float(measured["available_mb"]), cores=int(measured["cores"]),
+                    vcpus_per_core=float(demand["vcpus_per_core"]),
+                    guest_overhead_mb=float(demand["guest_overhead_mb"]),
+                    running=list(measured["running"] or []))

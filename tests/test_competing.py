@@ -333,12 +333,6 @@ def test_capacity_accepts_what_fits_and_refuses_with_numbers():
                         "(guest_vm_guests)"]
 
 
-def test_meminfo_is_read_or_refused_naming_the_file():
-    assert capacity.meminfo_available_mb("MemTotal: 10 kB\nMemAvailable:    2048 kB\n") == 2.0
-    with pytest.raises(ValueError, match="hv:/proc/meminfo: no 'MemAvailable"):
-        capacity.meminfo_available_mb("MemTotal: 1 kB\n", "hv:/proc/meminfo")
-
-
 def test_scenario_copy_is_not_mutated_by_resolution():
     s = scenario(guests=2)
     before = copy.deepcopy(s)

@@ -30,26 +30,26 @@ def campaign_more_flows(flows, link_cache, pf_ring):
     return more_flows(flows, link_cache, pf_ring)
 
 
-def lab_capacity(probe, needs, guests, containers, hypervisor, vcpus_per_core,
-                 guest_overhead_mb, running=()):
-    """Why the hypervisor cannot hold the guests and containers (see
-    kvmnetlab.capacity.problems); ``probe`` is the lines of the hypervisor's /proc/meminfo
-    followed by a line with its online cores."""
-    from kvmnetlab import capacity
+def lab_capacity(measured, demand, hypervisor):
+    """Why the hypervisor cannot hold the campaign's guests and containers ([] when it can):
+    ``measured`` is kvmnetlab.lab.lab_capacity_info's result on ``hypervisor``, ``demand``
+    the mapping kvmnetlab.capacity.refusals reads (needs, guests, containers,
+    vcpus_per_core, guest_overhead_mb)."""
+    from kvmnetlab.capacity import refusals
 
-    lines = [str(line) for line in probe] if isinstance(probe, list) else \
-        str(probe).strip().splitlines()
-    try:
-        cores = int(lines[-1])
-        available = capacity.meminfo_available_mb("\n".join(lines[:-1]),
-                                                  f"{hypervisor}:/proc/meminfo")
-    except (IndexError, ValueError) as exc:
-        return [f"{hypervisor}: cannot read its memory and cores: {exc}"]
-    return capacity.problems(needs, list(guests or []), list(containers or []),
-                             hypervisor=hypervisor, available_mb=available, cores=cores,
-                             vcpus_per_core=float(vcpus_per_core),
-                             guest_overhead_mb=float(guest_overhead_mb),
-                             running=list(running or []))
+    return refusals(measured, demand, hypervisor)
+
+
+def campaign_link_cache(results, cache):
+    """``cache`` (``<host>|<address>`` -> that host's ``ip -j addr show`` output, the key
+    kvmnetlab.campaign.more_flows reads) with what the registered loop results of the
+    interface lookup add (item: {host, address}); a result without output (skipped, as
+    already cached, or unreachable) adds nothing. ``cache`` itself is left as it is."""
+    out = dict(cache or {})
+    for r in results or []:
+        if isinstance(r, dict) and "stdout" in r and isinstance(r.get("item"), dict):
+            out[f"{r['item']['host']}|{r['item']['address']}"] = r["stdout"]
+    return out
 
 
 def fetched_bundles(results):
@@ -100,6 +100,6 @@ class FilterModule:
     def filters(self):
         return {"capability_probe_plan": capability_probe_plan,
                 "campaign_flows": campaign_flows, "campaign_more_flows": campaign_more_flows,
-                "lab_capacity": lab_capacity,
+                "lab_capacity": lab_capacity, "campaign_link_cache": campaign_link_cache,
                 "fetched_bundles": fetched_bundles, "run_dirs": run_dirs,
                 "run_dir_space_problems": run_dir_space_problems}

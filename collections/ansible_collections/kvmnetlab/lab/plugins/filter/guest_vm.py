@@ -170,6 +170,23 @@ def guest_unavailable_reason(status: dict, *, configured: int, image_ready: bool
     return f"every guest{where} is down ({reasons or 'none was started'})"
 
 
+def guest_wait_list(started: list, *, check_mode: bool = False) -> list[dict]:
+    """The guests for kvmnetlab.lab.guest_ssh_wait, from the registered loop results of
+    kvmnetlab.lab.guest_qemu (loop_var guest_vm_guest): each guest with the ``pid`` its start
+    reported, and ``not_started`` (its start's error) when it did not start; in check mode
+    a guest that would have been started is not waited for ("check mode: not started")."""
+    out = []
+    for result in started or []:
+        guest = dict(result["guest_vm_guest"])
+        waited = result.get("ok") and not (
+            check_mode and result.get("action") in ("started", "restarted"))
+        guest["pid"] = result.get("pid", 0)
+        if not waited:
+            guest["not_started"] = result.get("error") or "check mode: not started"
+        out.append(guest)
+    return out
+
+
 def guest_nics(guest: dict, data_bridge: str, mgmt_bridge: str) -> list[dict]:
     """Every NIC of one guest, in order: ``{ifname, tap, bridge, address, mac, kind}``.
 
@@ -397,6 +414,7 @@ class FilterModule:
             "ssh_option_args": ssh_option_args,
             "guest_hostvars": guest_hostvars,
             "guest_unavailable_reason": guest_unavailable_reason,
+            "guest_wait_list": guest_wait_list,
             "guest_nics": guest_nics,
             "guest_taps": guest_taps,
             "guest_networks": guest_networks,

@@ -14,6 +14,8 @@ description:
     parallel, until each logs in or I(timeout) seconds have passed. Host keys are checked
     against I(known_hosts) (C(StrictHostKeyChecking=yes)).
   - A guest whose QEMU process (from its pidfile) is gone is given up at once.
+  - A guest given with C(not_started) (why it was not started) is reported down with that
+    reason, without waiting; the status of every guest carries the C(pid) it was given.
   - Never fails because a guest did not come up; it reports each guest's status, with the path
     of its serial console log, so that the caller decides.
   - Read-only; supports check mode.
@@ -22,7 +24,11 @@ options:
     description:
       - Guests to wait for. Each has C(name) and C(host) (or C(mgmt_ip)), the address SSH
         connects to; C(pidfile) and C(console_log) default to C(qemu.pid) and C(console.log)
-        in I(guests_dir)/C(name). Other keys are ignored.
+        in I(guests_dir)/C(name).
+      - C(pid) (the QEMU process id its start reported, default 0) is passed on to its
+        status; C(not_started), when not empty, says why it was not started, and the guest
+        is then reported down with that reason (pid 0) without a wait. Other keys are
+        ignored.
     type: list
     elements: dict
     required: true
@@ -87,7 +93,8 @@ RETURN = r"""
 status:
   description: >-
     Guest name -> C(ok) (bool), C(reason) (str), C(console_log) (path),
-    C(seconds) (s from the start of the wait to the first successful login, or to giving up).
+    C(seconds) (s from the start of the wait to the first successful login, or to giving up;
+    0 for a guest not started), C(pid) (int); in the order of I(guests).
   returned: always
   type: dict
 """
@@ -107,6 +114,12 @@ def qemu_alive(pidfile):
             return b"qemu" in handle.read()
     except (OSError, ValueError):
         return False
+
+
+def not_started(guest):
+    """The status of a guest that was not started (``not_started`` says why)."""
+    return {"ok": False, "seconds": 0, "console_log": guest["console_log"],
+            "reason": guest["not_started"], "pid": 0}
 
 
 def ssh_argv(params, host):
@@ -136,7 +149,7 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-    guests = []
+    guests, status, order = [], {}, []
     for entry in p["guests"]:
         guest = dict(entry)
         if "host" not in guest and "mgmt_ip" in guest:
@@ -145,13 +158,19 @@ def main():
             folder = os.path.join(p["guests_dir"], guest["name"])
             guest.setdefault("pidfile", os.path.join(folder, "qemu.pid"))
             guest.setdefault("console_log", os.path.join(folder, "console.log"))
-        missing = {"name", "host", "pidfile", "console_log"} - set(guest)
+        needed = ({"name", "console_log"} if guest.get("not_started")
+                  else {"name", "host", "pidfile", "console_log"})
+        missing = needed - set(guest)
         if missing:
             module.fail_json(msg=f"guests entry {entry!r} lacks {sorted(missing)}")
-        guests.append(guest)
+        order.append(guest["name"])
+        if guest.get("not_started"):
+            status[guest["name"]] = not_started(guest)
+        else:
+            guests.append(guest)
+    pids = {guest["name"]: int(guest.get("pid") or 0) for guest in guests}
     started = time.monotonic()
     deadline = started + p["timeout"]
-    status = {}
     last_error = {g["name"]: "" for g in guests}
     pending = {g["name"]: g for g in guests}
     while pending:
@@ -203,7 +222,9 @@ def main():
                 }
             break
         time.sleep(p["interval"])
-    module.exit_json(changed=False, status=status)
+    for name, pid in pids.items():
+        status[name]["pid"] = pid
+    module.exit_json(changed=False, status={name: status[name] for name in order})
 
 
 if __name__ == "__main__":

@@ -17,6 +17,8 @@ description:
   - An IRQ whose write the kernel refuses (C(EIO) for managed interrupts) is reported as
     unavailable with the reason, not as a failure; an interface that does not exist or has
     no IRQ of its own (veth, bridge) likewise.
+  - An empty I(interfaces) list makes the setting unavailable, with
+    I(no_interfaces_reason); nothing is read or written.
   - Reports C(changed) only when an affinity changed. Supports check mode.
 version_added: "0.1.0"
 author: kvmnetlab
@@ -30,6 +32,12 @@ options:
     description: CPU list (C(0), C(2-3), C(0,2)) the IRQs are pinned to.
     type: str
     required: true
+  no_interfaces_reason:
+    description:
+      - Why the setting is unavailable when I(interfaces) is empty (the host names no
+        interface to pin).
+    type: str
+    default: no network interface given
 attributes:
   check_mode:
     support: full
@@ -68,9 +76,13 @@ from ansible_collections.kvmnetlab.lab.plugins.module_utils.host_knob import (
 )
 
 
-def pin(interfaces, cpus, check_mode, sys_class_net="/sys/class/net", proc="/proc"):
+def pin(interfaces, cpus, check_mode, sys_class_net="/sys/class/net", proc="/proc",
+        no_interfaces_reason="no network interface given"):
     """(setting entry, per-IRQ details) for pinning ``interfaces``' IRQs to ``cpus``."""
     wanted = format_cpulist(parse_cpulist(cpus))
+    if not interfaces:
+        return ({"requested": {"interfaces": [], "cores": wanted}, "status": "unavailable",
+                 "observed": None, "reason": no_interfaces_reason, "changed": False}, {})
     interrupts = read_text(f"{proc}/interrupts") or ""
     observed, details, reasons = {}, {}, []
     statuses = set()
@@ -116,6 +128,7 @@ def main():
         argument_spec={
             "interfaces": {"type": "list", "elements": "str", "required": True},
             "cpus": {"type": "str", "required": True},
+            "no_interfaces_reason": {"type": "str", "default": "no network interface given"},
         },
         supports_check_mode=True,
     )
@@ -123,7 +136,8 @@ def main():
         parse_cpulist(module.params["cpus"])
     except ValueError as exc:
         module.fail_json(msg=f"cpus: {exc}")
-    setting, details = pin(module.params["interfaces"], module.params["cpus"], module.check_mode)
+    setting, details = pin(module.params["interfaces"], module.params["cpus"], module.check_mode,
+                           no_interfaces_reason=module.params["no_interfaces_reason"])
     module.exit_json(changed=setting["changed"], setting=setting, irqs=details)
 
 
