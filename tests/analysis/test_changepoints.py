@@ -16,7 +16,7 @@ from scipy import stats as sps
 
 from analysis import changepoints as cp
 from analysis import history
-from tests.test_history import write_night
+from tests.analysis.test_history import write_night
 
 P = cp.DEFAULT_P_VALUE
 MS = cp.DEFAULT_MIN_SEGMENT

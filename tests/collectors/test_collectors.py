@@ -14,7 +14,7 @@ from collectors.ingest import frame
 from collectors.parsers import tcpdump
 from kvmnetlab import links
 from kvmnetlab.errors import ParseError, UnreadableError
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PARAMS = {"ping_count": 10, "ping_interval_s": 0.01, "ping_payload_bytes": 56,

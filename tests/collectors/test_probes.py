@@ -22,7 +22,7 @@ from collectors.builtin import FpingCollector, SockperfCollector
 from collectors.ingest import frame
 from collectors.parsers import fping as fping_parser
 from kvmnetlab.errors import ParseError
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 FIXTURES = Path(__file__).parent / "fixtures"
 RUN = FIXTURES / "probes"  # one real repetition's probes: run/h1 (sender), run/h2 (receiver)

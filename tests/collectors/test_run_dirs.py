@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 sys.path.insert(0, str(REPO / "collections"))
 from ansible_collections.kvmnetlab.lab.plugins.module_utils import (
@@ -279,7 +279,7 @@ def test_free_space_reads_the_nearest_existing_folder_and_judges_an_existing_bas
 
 
 def test_space_problems_name_the_host_the_path_and_the_free_bytes():
-    from tests.conftest import collection_plugin
+    from tests.helpers import collection_plugin
 
     problems = collection_plugin("filter", "campaign").run_dir_space_problems
     results = [
@@ -299,7 +299,7 @@ def test_space_problems_name_the_host_the_path_and_the_free_bytes():
 
 
 def test_run_dirs_follow_each_hosts_calls_until_the_folder_is_removed():
-    from tests.conftest import collection_plugin
+    from tests.helpers import collection_plugin
 
     run_dirs = collection_plugin("filter", "campaign").run_dirs
     results = [{"item": {"host": "h2"}, "run_dir": "/b/run-x"},

@@ -316,14 +316,14 @@ def shaped_link():
     """The link of tests/shaped_link.py (root only); yields its ``shape`` function."""
     if os.geteuid() != 0:
         pytest.skip("network namespaces: root only")
-    from tests import shaped_link as link
+    from tests.collectors import shaped_link as link
 
     with link.shaped_link() as shape:
         yield shape
 
 
 def run_search(tmp_path: Path, frame_bytes: int, name: str, **over):
-    from tests import shaped_link as link
+    from tests.collectors import shaped_link as link
 
     save = FIXTURES / name if os.environ.get("KVMNETLAB_SAVE_FIXTURES") == "1" else None
     # tests/fixtures/throughput/CAPTURE.md: how the saved ones were captured

@@ -10,7 +10,7 @@ from collectors import base
 from collectors.builtin import derive_costs
 from kvmnetlab import campaign, capacity, resolve
 from kvmnetlab.errors import ConfigError
-from tests.test_collectors import ALL, ENDPOINT, PARAMS
+from tests.collectors.test_collectors import ALL, ENDPOINT, PARAMS
 
 FLOWS = {**ALL, "fping": ["sender"], "throughput": ["sender", "receiver"],
          "container_cpu": ["hypervisor"]}
@@ -355,7 +355,7 @@ def test_preflight_refuses_guests_the_hypervisor_cannot_hold_before_anything(tmp
     the lab lock is taken or any host changes."""
     import os
 
-    from tests.conftest import playbook
+    from tests.helpers import playbook
 
     path = write_scenarios(tmp_path, one(extra="    guests: 8\n"))
     done = playbook("playbooks/preflight.yml", "playbooks/finish.yml",

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from kvmnetlab.inventory_check import MGMT_PREFIX, check_real_lab, inventory_label, plain
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 SRC = "inventory/lab.example"
 GROUPS = {

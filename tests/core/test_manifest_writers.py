@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from collectors.ingest import ingest
-from tests.conftest import REPO
-from tests.test_action_plugins import action
-from tests.test_ingest import store_with
+from tests.collectors.test_ingest import store_with
+from tests.helpers import REPO
+from tests.roles.test_action_plugins import action
 
 # Where modules that are not the store live (tests fabricate damaged folders on purpose).
 SCANNED = ("nightly", "collectors", "analysis", "bench", "bin", "collections")

@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 SCRIPT = REPO / "bin" / "pin-requirements"
 

@@ -18,7 +18,7 @@ import pytest
 
 from kvmnetlab.errors import StoreError, StoreFull
 from kvmnetlab.store import Store, run_dir, sha256_file
-from tests.conftest import BIN, REPO, tmpfs
+from tests.helpers import BIN, REPO, tmpfs
 
 PARAMS = {"repetitions": 2, "ping_count": 3, "ping_interval_s": 0.01, "ping_payload_bytes": 56,
           "seed": 1, "scenarios": ["a"]}

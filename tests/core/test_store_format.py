@@ -20,7 +20,7 @@ from collectors import base
 from kvmnetlab import store_format
 from kvmnetlab.errors import FormatError
 from kvmnetlab.store import Store
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 STORED = Path(__file__).parent / "analysis_data" / "campaigns" / "small2"
 

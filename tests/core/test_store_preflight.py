@@ -15,7 +15,7 @@ import pytest
 
 from kvmnetlab import campaign, space
 from kvmnetlab.errors import ConfigError
-from tests.conftest import playbook, recap, tmpfs
+from tests.helpers import playbook, recap, tmpfs
 
 SCENARIOS = ["baseline", "virtio"]
 RAW = {"repetitions": 4, "ping_count": 200, "ping_interval_s": 0.01, "ping_payload_bytes": 56,

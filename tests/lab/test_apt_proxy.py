@@ -43,7 +43,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO, playbook, process_running, recap, role_spec
+from tests.helpers import REPO, playbook, process_running, recap, role_spec
 
 ROLE = REPO / "roles" / "apt_proxy"
 NETNS = "kvmnl-aptt"

@@ -18,8 +18,8 @@ import pandas as pd
 import pytest
 import testinfra
 
-from tests.conftest import REPO, collection_plugin, lab_namespaces, playbook
 from tests.container_checks import check_container
+from tests.helpers import REPO, collection_plugin, lab_namespaces, playbook
 
 # about 2 minutes: in the default run
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("root_only")]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BIN, REPO, ansible_env, extended_marks, playbook
+from tests.helpers import BIN, REPO, ansible_env, extended_marks, playbook
 
 pytestmark = [pytest.mark.guests, pytest.mark.usefixtures("root_only"),
               *extended_marks("a guest killed mid-campaign, then resume; about 3.5 min")]

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, adhoc, extended_marks, playbook, process_running, recap
+from tests.helpers import REPO, adhoc, extended_marks, playbook, process_running, recap
 
 pytestmark = [pytest.mark.guests,
               *extended_marks("boots, reuses, checks and tears down the guests; about 2 min")]

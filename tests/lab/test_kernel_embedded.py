@@ -25,11 +25,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import KERNEL_CACHE as CACHE
-from tests.conftest import KERNEL_MARKER as MARKER
-from tests.conftest import KERNEL_PATCHES as PATCHES
-from tests.conftest import REPO as ROOT
-from tests.conftest import slow_kernel_marks
+from tests.helpers import KERNEL_CACHE as CACHE
+from tests.helpers import KERNEL_MARKER as MARKER
+from tests.helpers import KERNEL_PATCHES as PATCHES
+from tests.helpers import REPO as ROOT
+from tests.helpers import slow_kernel_marks
 
 pytestmark = slow_kernel_marks("builds a kernel")
 

@@ -35,10 +35,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import KERNEL_CACHE as CACHE
-from tests.conftest import KERNEL_MARKER as MARKER
-from tests.conftest import KERNEL_PATCHES as PATCHES
-from tests.conftest import REPO, lab_guest, playbook, recap, slow_kernel_marks
+from tests.helpers import KERNEL_CACHE as CACHE
+from tests.helpers import KERNEL_MARKER as MARKER
+from tests.helpers import KERNEL_PATCHES as PATCHES
+from tests.helpers import REPO, lab_guest, playbook, recap, slow_kernel_marks
 
 SSH_CONFIG = "/var/lib/kvmnetlab/local/ssh/config"
 GUEST = "kvmnl-g3"

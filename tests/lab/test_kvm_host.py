@@ -19,7 +19,7 @@ The guest is torn down at the end; the topology too if this module made it. Run 
 the lab lock: flock /tmp/kvmnl-dev.lock .venv/bin/python -m pytest tests/test_kvm_host.py
 
 Regenerate the role README's option table with:
-    .venv/bin/python -m tests.test_kvm_host --write-readme
+    .venv/bin/python -m tests.lab.test_kvm_host --write-readme
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import (
+from tests.helpers import (
     REPO,
     extended,
     lab_guest,
@@ -103,7 +103,7 @@ def _generated_section(text: str) -> str:
 
 def test_readme_option_table_matches_the_argument_spec():
     assert _generated_section(README.read_text()) == render_options(), (
-        "roles/kvm_host/README.md is stale: run .venv/bin/python -m tests.test_kvm_host "
+        "roles/kvm_host/README.md is stale: run .venv/bin/python -m tests.lab.test_kvm_host "
         "--write-readme")
 
 
@@ -525,4 +525,4 @@ if __name__ == "__main__":
         text = README.read_text()
         README.write_text(text.replace(_generated_section(text), render_options()))
     else:
-        raise SystemExit("usage: python -m tests.test_kvm_host --write-readme")
+        raise SystemExit("usage: python -m tests.lab.test_kvm_host --write-readme")

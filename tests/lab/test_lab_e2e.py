@@ -20,7 +20,7 @@ import pytest
 import testinfra
 
 from kvmnetlab.store import sha256_file
-from tests.conftest import REPO, lab_namespaces, playbook, recap
+from tests.helpers import REPO, lab_namespaces, playbook, recap
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("root_only")]
 

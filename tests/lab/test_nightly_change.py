@@ -29,7 +29,7 @@ import pytest
 import yaml
 
 from analysis.changepoints import detect
-from tests.conftest import playbook, run_night
+from tests.helpers import playbook, run_night
 
 pytestmark = [
     pytest.mark.guests,

@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from kvmnetlab import lock
-from tests.conftest import playbook, run_night
+from tests.helpers import playbook, run_night
 
 pytestmark = [
     pytest.mark.guests,

@@ -17,7 +17,7 @@ import yaml
 
 from analysis.load import load_campaign
 from kvmnetlab import lock
-from tests.conftest import night_status, run_night
+from tests.helpers import night_status, run_night
 
 pytestmark = [
     pytest.mark.lab,

@@ -18,8 +18,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.conftest import REPO, ansible_env, extended_marks
-from tests.test_nightly_role import one, role_vars, run, unit_settings
+from tests.helpers import REPO, ansible_env, extended_marks
+from tests.roles.test_nightly_role import one, role_vars, run, unit_settings
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("root_only"),
               *extended_marks("the installed unit's ExecStart runs a night; about 1 min")]

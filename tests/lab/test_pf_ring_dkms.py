@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import playbook, recap
+from tests.helpers import playbook, recap
 
 SRC = os.environ.get("KVMNETLAB_PFRING_SRC", "")
 # The Debian cloud kernel the embedded-lab guests run (any release with headers works).

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, lab_guest, playbook
+from tests.helpers import REPO, lab_guest, playbook
 
 SRC = os.environ.get("KVMNETLAB_PFRING_SRC", "")
 FRAMES = 20000

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, ansible_env, extended, process_running, recap
+from tests.helpers import REPO, ansible_env, extended, process_running, recap
 
 NETNS = "kvmnl-rh"
 STATE = Path("/var/lib/kvmnetlab/rehearsal")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BIN, REPO, ansible_env, extended_marks, playbook
+from tests.helpers import BIN, REPO, ansible_env, extended_marks, playbook
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("root_only"),
               *extended_marks("SIGINT and an edited raw file, then resume; about 2 min")]

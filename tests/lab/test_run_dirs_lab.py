@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from kvmnetlab import lock
-from tests.conftest import lab_namespaces, playbook
+from tests.helpers import lab_namespaces, playbook
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("root_only")]
 

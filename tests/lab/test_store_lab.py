@@ -25,7 +25,7 @@ import pytest
 
 from kvmnetlab import lock
 from kvmnetlab.store import Store, sha256_file
-from tests.conftest import BIN, REPO, ansible_env, extended_marks, playbook, tmpfs
+from tests.helpers import BIN, REPO, ansible_env, extended_marks, playbook, tmpfs
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("root_only"),
               *extended_marks("a full disk and hard kills, then resume; about 1.5 min")]

@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from kvmnetlab import lock
-from tests.conftest import night_status
+from tests.helpers import night_status
 
 REPO = Path(__file__).resolve().parents[1]
 NIGHTLY = Path(sys.executable).parent / "kvmnetlab-nightly"

@@ -19,7 +19,7 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from tests.conftest import BIN, REPO, adhoc, ansible_env
+from tests.helpers import BIN, REPO, adhoc, ansible_env
 
 COLLECTION = REPO / "collections/ansible_collections/kvmnetlab/lab"
 ALL_ACTIONS = sorted(path.stem for path in (COLLECTION / "plugins/action").glob("*.py"))

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 PLAYBOOKS = sorted((REPO / "playbooks").glob("*.yml"))
 CONTROLLER = "localhost"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, playbook, recap
+from tests.helpers import REPO, playbook, recap
 
 PLAY = """\
 - name: build_ship on a stand-in build

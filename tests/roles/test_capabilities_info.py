@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO, adhoc, collection_module
+from tests.helpers import REPO, adhoc, collection_module
 
 FIXTURES = REPO / "tests/fixtures/capabilities"
 SBIN_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/local/sbin", "/usr/sbin", "/sbin"])

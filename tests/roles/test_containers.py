@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import collection_plugin, playbook, process_running, recap
+from tests.helpers import collection_plugin, playbook, process_running, recap
 
 lxc = collection_plugin("module_util", "container_lxc")
 filters = collection_plugin("filter", "container")

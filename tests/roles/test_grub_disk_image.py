@@ -19,8 +19,8 @@ import subprocess
 
 import pytest
 
-from tests.conftest import REPO
-from tests.test_guests_modules import module
+from tests.helpers import REPO
+from tests.roles.test_guests_modules import module
 
 PLUGIN = REPO / "collections/ansible_collections/kvmnetlab/lab/plugins/modules/grub_disk_image.py"
 spec = importlib.util.spec_from_file_location("grub_disk_image", PLUGIN)

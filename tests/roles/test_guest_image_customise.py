@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, playbook
+from tests.helpers import REPO, playbook
 
 BASELINE = REPO / "tests" / "fixtures" / "jinja_baseline"
 

@@ -21,7 +21,7 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO, lab_guest, playbook, recap
+from tests.helpers import REPO, lab_guest, playbook, recap
 
 PLAY = """\
 - name: Render the guest_vm command line

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, adhoc, lab_guest, playbook, recap
+from tests.helpers import REPO, adhoc, lab_guest, playbook, recap
 
 MODULES = REPO / "collections/ansible_collections/kvmnetlab/lab/plugins/modules"
 

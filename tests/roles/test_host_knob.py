@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from ansible_collections.kvmnetlab.lab.plugins.module_utils import host_knob as hk
 
-from tests.conftest import collection_module
+from tests.helpers import collection_module
 
 irq_mod = collection_module("nic_irq_affinity")
 idle_mod = collection_module("cpuidle_limit")

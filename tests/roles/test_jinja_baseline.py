@@ -18,7 +18,7 @@ import sys
 import pytest
 import yaml
 
-from tests.conftest import REPO, collection_plugin, lab_guest, playbook
+from tests.helpers import REPO, collection_plugin, lab_guest, playbook
 
 BASELINE = REPO / "tests" / "fixtures" / "jinja_baseline"
 CASES = json.loads((BASELINE / "cases.json").read_text())
@@ -236,7 +236,7 @@ def test_cache_key_refuses_what_is_not_a_recipe(inputs, message):
 
 # --- the filters document themselves as ansible-doc shows filters --------------------------------
 def test_ansible_doc_shows_the_moved_filters():
-    from tests.conftest import BIN, ansible_env
+    from tests.helpers import BIN, ansible_env
 
     names = ["qemu_argv", "patch_series", "cache_key", "guest_layout"]
     done = subprocess.run([str(BIN / "ansible-doc"), "-t", "filter", "--json",

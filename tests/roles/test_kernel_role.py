@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import extended
+from tests.helpers import extended
 
 ROOT = Path(__file__).resolve().parents[1]
 PLAYBOOK = """\

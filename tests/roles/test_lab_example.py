@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO, playbook, recap
+from tests.helpers import REPO, playbook, recap
 
 EXAMPLE = REPO / "inventory" / "lab.example"
 CHECK_TASK = "TASK [A real lab's inventory names everything the lab needs]"

@@ -4,7 +4,7 @@ import subprocess
 
 import pytest
 
-from tests.conftest import BIN, REPO, ansible_env
+from tests.helpers import BIN, REPO, ansible_env
 
 
 def run(*cmd: str) -> subprocess.CompletedProcess:

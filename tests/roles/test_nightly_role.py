@@ -37,10 +37,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import BIN, REPO, ansible_env, recap, role_spec
-from tests.test_guests import EXTRA as GUEST_EXTRA
-from tests.test_guests import GUEST, STATE_DIR
-from tests.test_guests import topology as guest_topology  # noqa: F401 (a fixture, by name)
+from tests.helpers import BIN, REPO, ansible_env, recap, role_spec
+from tests.lab.test_guests import EXTRA as GUEST_EXTRA
+from tests.lab.test_guests import GUEST, STATE_DIR
+from tests.lab.test_guests import topology as guest_topology  # noqa: F401 (a fixture, by name)
 
 ROLE = REPO / "roles" / "nightly"
 PLAYBOOK = REPO / "playbooks" / "nightly.yml"

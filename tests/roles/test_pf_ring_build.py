@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import extended_marks
-from tests.test_pf_ring_role import changed, failures, run_role
+from tests.helpers import extended_marks
+from tests.roles.test_pf_ring_role import changed, failures, run_role
 
 pytestmark = [pytest.mark.lab,
               *extended_marks("builds and installs a stand-in PF_RING tree; about 2 min")]

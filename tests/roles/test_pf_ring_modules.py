@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import collection_module
+from tests.helpers import collection_module
 
 probe_mod = collection_module("pf_ring_probe")
 kmod = collection_module("pf_ring_kmod")

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import role_spec
+from tests.helpers import role_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 ROLE = ROOT / "roles" / "pf_ring"

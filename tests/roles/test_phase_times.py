@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 
-from tests.conftest import BIN, REPO, ansible_env, recap
+from tests.helpers import BIN, REPO, ansible_env, recap
 
 PLAY = """\
 - name: First phase

@@ -14,7 +14,7 @@ import subprocess
 import pytest
 import yaml
 
-from tests.conftest import BIN, REPO, ansible_env
+from tests.helpers import BIN, REPO, ansible_env
 
 FILTERS = REPO / "collections/ansible_collections/kvmnetlab/lab/plugins/filter/rehearsal.py"
 _spec = importlib.util.spec_from_file_location("rehearsal_filters", FILTERS)
