@@ -16,9 +16,10 @@ import pytest
 from analysis import competing, sections
 from analysis.report import Options, build_report
 from tests.analysis_data.store import manifest, write_campaign
+from tests.helpers import TESTS
 
 NAN = math.nan
-CAMPAIGNS = Path(__file__).parent / "analysis_data" / "campaigns"
+CAMPAIGNS = TESTS / "analysis_data" / "campaigns"
 
 
 def rate(rows, *, flow=True, receiver=True):

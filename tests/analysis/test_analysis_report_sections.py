@@ -11,8 +11,9 @@ from analysis import definitions
 from analysis.report import Options, UsageError, build_report
 from analysis.report_folder import MARKER, staged
 from analysis.sections import SECTIONS
+from tests.helpers import TESTS
 
-CAMPAIGNS = Path(__file__).parent / "analysis_data" / "campaigns"
+CAMPAIGNS = TESTS / "analysis_data" / "campaigns"
 
 
 def _copy(tmp_path: Path, name: str) -> Path:
@@ -37,7 +38,7 @@ def test_the_declaration_covers_every_section_figure_and_table_of_a_report(tmp_p
     positions = [next(i for i, t in enumerate(titles) if h.startswith(t)) for h in headings]
     assert positions == sorted(positions)
     # every section but the competing guests' (shown only with N > 1 guests or containers;
-    # tests/test_analysis_competing.py shows it)
+    # tests/analysis/test_analysis_competing.py shows it)
     assert {titles[i] for i in positions} == {s.title for s in SECTIONS if s.key != "competing"}
     figures = {p.stem for p in (out / "figures").glob("*.png")}
     assert figures == {f for spec in SECTIONS for f in spec.figures

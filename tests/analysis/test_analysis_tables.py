@@ -15,6 +15,7 @@ from analysis import tables
 from analysis.load import load_campaign
 from analysis.model import rtt_samples
 from tests.analysis_data import store
+from tests.helpers import TESTS
 
 ORDER = ["base", "guest", "elvis", "pending", "broken"]
 STATUS = ["run", "run", "run", "not_run", "failed"]
@@ -172,11 +173,10 @@ def test_overview_lists_every_substitution(campaign):
 
 def test_lab_profile_is_one_column_per_host_from_real_documents():
     import json
-    from pathlib import Path
 
     from kvmnetlab.capabilities import host_profile
 
-    fixtures = Path(__file__).resolve().parent / "fixtures" / "capabilities"
+    fixtures = TESTS / "fixtures" / "capabilities"
     docs = {p.stem: json.loads(p.read_text()) for p in sorted(fixtures.glob("*.json"))}
     assert len(docs) >= 2
     profiles = {name: host_profile(name, doc) for name, doc in docs.items()}

@@ -10,7 +10,6 @@ with figures side by side is bench/bench_calibration.py.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -21,8 +20,9 @@ from analysis import stats
 from analysis.cli import main
 from analysis.load import load_campaign
 from analysis.model import rtt_samples
+from tests.helpers import TESTS
 
-DATA = Path(__file__).resolve().parent / "analysis_data" / "campaigns"
+DATA = TESTS / "analysis_data" / "campaigns"
 QUICKSTART = DATA / "quickstart1"
 CALIBRATION = DATA / "calib10"
 SMALL = DATA / "small2"

@@ -19,8 +19,9 @@ from analysis import history
 from analysis.load import InputError
 from kvmnetlab.errors import StoreError
 from tests.analysis_data import store
+from tests.helpers import TESTS
 
-CAMPAIGNS = Path(__file__).parent / "analysis_data" / "campaigns"
+CAMPAIGNS = TESTS / "analysis_data" / "campaigns"
 SCENARIOS = ("base", "guest")
 REPS = 3
 HOSTS = ("h1", "h2", "hv", "g1")

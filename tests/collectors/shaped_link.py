@@ -15,7 +15,8 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from tests.helpers import REPO
+
 AGENT = REPO / "collectors/agents/throughput.py"
 NS = {"sender": "kvts-a", "router": "kvts-r", "receiver": "kvts-b"}
 

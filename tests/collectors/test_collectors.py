@@ -3,7 +3,6 @@
 import json
 import math
 import sys
-from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -14,9 +13,9 @@ from collectors.ingest import frame
 from collectors.parsers import tcpdump
 from kvmnetlab import links
 from kvmnetlab.errors import ParseError, UnreadableError
-from tests.helpers import REPO
+from tests.helpers import REPO, TESTS
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = TESTS / "fixtures"
 PARAMS = {"ping_count": 10, "ping_interval_s": 0.01, "ping_payload_bytes": 56,
           "rate_pps": 1000, "rate_frames": 2000, "rate_frame_bytes": 60}
 ENDPOINT = {"source_address": "198.18.1.1", "target_address": "198.18.1.11",

@@ -2,14 +2,14 @@
 
 import os
 import shutil
-from pathlib import Path
 
 import pandas as pd
 
 from collectors.ingest import ingest
 from kvmnetlab.store import Store, run_dir
+from tests.helpers import TESTS
 
-FIXTURES = Path(__file__).parent / "fixtures" / "ping"
+FIXTURES = TESTS / "fixtures" / "ping"
 PARAMS = {"repetitions": 2, "ping_count": 10, "ping_interval_s": 0.01, "ping_payload_bytes": 56,
           "seed": 1, "scenarios": ["a"]}
 
@@ -73,7 +73,7 @@ def test_truncated_raw_file_fails_only_its_run_and_names_file_and_line(tmp_path)
     assert set(rtt.repetition) == {1}
 
 
-PROCFS = Path(__file__).parent / "fixtures" / "procfs"
+PROCFS = TESTS / "fixtures" / "procfs"
 
 
 def test_unreadable_raw_files_fail_their_runs_and_ingest_goes_on(tmp_path):

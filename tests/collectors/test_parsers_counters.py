@@ -7,8 +7,6 @@ plain splitting, independently of the parsers.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from collectors.parsers import (
@@ -22,8 +20,9 @@ from collectors.parsers import (
     sys_net_statistics,
 )
 from kvmnetlab.errors import ParseError
+from tests.helpers import TESTS
 
-FIX = Path(__file__).parent / "fixtures"
+FIX = TESTS / "fixtures"
 PROCFS = FIX / "procfs"
 ETHTOOL = FIX / "ethtool"
 

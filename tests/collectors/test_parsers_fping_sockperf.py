@@ -10,9 +10,10 @@ import pytest
 
 from collectors.parsers import fping, sockperf
 from kvmnetlab.errors import ParseError
+from tests.helpers import TESTS
 
-FPING = Path(__file__).parent / "fixtures" / "fping"
-SOCKPERF = Path(__file__).parent / "fixtures" / "sockperf"
+FPING = TESTS / "fixtures" / "fping"
+SOCKPERF = TESTS / "fixtures" / "sockperf"
 
 
 def _stdout_replies(path: Path) -> dict[str, list[float | None]]:

@@ -5,14 +5,13 @@ derived from a real file."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from collectors.parsers import pfcount, pfsend
 from kvmnetlab.errors import ParseError
+from tests.helpers import TESTS
 
-FIX = Path(__file__).parent / "fixtures" / "pfring"
+FIX = TESTS / "fixtures" / "pfring"
 PFSEND = FIX / "pfsend_guest.stdout"
 PFSEND_MAX = FIX / "pfsend_guest_maxrate.stdout"
 PFCOUNT = FIX / "pfcount_guest.stderr"

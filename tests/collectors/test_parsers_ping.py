@@ -13,8 +13,9 @@ import pytest
 
 from collectors.parsers import ping
 from kvmnetlab.errors import ParseError, UnreadableError
+from tests.helpers import TESTS
 
-FIX = Path(__file__).parent / "fixtures" / "ping"
+FIX = TESTS / "fixtures" / "ping"
 
 
 def _lines(name: str) -> list[str]:

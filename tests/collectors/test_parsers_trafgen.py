@@ -8,8 +8,9 @@ import pytest
 
 from collectors.parsers import trafgen
 from kvmnetlab.errors import ParseError
+from tests.helpers import TESTS
 
-FIX = Path(__file__).parent / "fixtures" / "trafgen"
+FIX = TESTS / "fixtures" / "trafgen"
 
 
 def _number_before(path: Path, suffix: str) -> int:

@@ -22,11 +22,11 @@ from collectors.builtin import FpingCollector, SockperfCollector
 from collectors.ingest import frame
 from collectors.parsers import fping as fping_parser
 from kvmnetlab.errors import ParseError
-from tests.helpers import REPO
+from tests.helpers import REPO, TESTS
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = TESTS / "fixtures"
 RUN = FIXTURES / "probes"  # one real repetition's probes: run/h1 (sender), run/h2 (receiver)
-CAMPAIGNS = Path(__file__).parent / "analysis_data" / "campaigns"
+CAMPAIGNS = TESTS / "analysis_data" / "campaigns"
 PARAMS = {"ping_count": 200, "ping_interval_s": 0.01, "ping_payload_bytes": 56,
           "rate_pps": 1000, "rate_frames": 2000, "rate_frame_bytes": 60}
 ENDPOINT = {"source_address": "198.18.1.1", "target_address": "198.18.1.11",

@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from collectors.agents.throughput import Search, sent_and_time, trial_outcome
+from tests.helpers import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests/fixtures/throughput"
 
 
@@ -313,7 +313,7 @@ def test_a_search_run_with_other_settings_than_the_campaigns_is_refused(tmp_path
 
 @pytest.fixture
 def shaped_link():
-    """The link of tests/shaped_link.py (root only); yields its ``shape`` function."""
+    """The link of tests/collectors/shaped_link.py (root only); yields its ``shape`` function."""
     if os.geteuid() != 0:
         pytest.skip("network namespaces: root only")
     from tests.collectors import shaped_link as link

@@ -1,14 +1,13 @@
 """Campaign parameters and scenario files: validation names the file and the field."""
 
-from pathlib import Path
 
 import pytest
 import yaml
 
 from kvmnetlab import campaign
 from kvmnetlab.errors import ConfigError, StoreError
+from tests.helpers import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 SEED = REPO / "scenarios" / "seed.yml"
 GOOD = {"repetitions": 3, "ping_count": 100, "ping_interval_s": 0.01, "ping_payload_bytes": 56,
         "rate_pps": 10000, "rate_frames": 20000, "rate_frame_bytes": 60, "seed": 7,
@@ -157,7 +156,7 @@ def test_elvis_mode_is_normalised(tmp_path, given, io_path, mode):
 
 
 def test_seed_elvis_scenarios_use_elvis_mode():
-    seed = campaign.load_scenarios(Path(__file__).resolve().parents[1] / "scenarios" / "seed.yml")
+    seed = campaign.load_scenarios(REPO / "scenarios" / "seed.yml")
     assert {n: s["io_path"] for n, s in seed.items() if "elvis_mode" in s} == {
         "virtio_elvis": "elvis_upstream", "virtio_elvis_vpfring": "elvis_upstream"}
 

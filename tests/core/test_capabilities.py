@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import json
-from pathlib import Path
 
 import pytest
 
@@ -21,10 +20,10 @@ from kvmnetlab.capabilities import (
 )
 from kvmnetlab.errors import ConfigError
 from kvmnetlab.resolve import resolve_lab
+from tests.helpers import REPO, TESTS
 
-HERE = Path(__file__).resolve().parent
-BASE = json.loads((HERE / "fixtures" / "capabilities" / "localhost.json").read_text())
-SEED = campaign.load_scenarios(HERE.parent / "scenarios" / "seed.yml")
+BASE = json.loads((TESTS / "fixtures" / "capabilities" / "localhost.json").read_text())
+SEED = campaign.load_scenarios(REPO / "scenarios" / "seed.yml")
 ENDPOINTS = {"bare_metal": {"sender": "bm1", "receiver": "bm2", "source_address": "198.18.0.1",
                             "target_address": "198.18.0.2"},
              "guest": {"sender": "bm1", "source_address": "198.18.1.1"}}

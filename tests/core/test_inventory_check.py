@@ -2,7 +2,7 @@
 
 The data mirrors inventory/lab.example as the action plugin reads it: groups, the
 variables of each KVM and bare-metal host (unset ones absent), the controller's
-campaign variables. tests/test_lab_example.py runs the same check through ansible-playbook.
+campaign variables. tests/roles/test_lab_example.py runs the same check through ansible-playbook.
 """
 
 from __future__ import annotations

@@ -1,13 +1,13 @@
 """The scenario resolver maps requested knobs to what a lab honours, recording each change."""
 
-from pathlib import Path
 
 import pytest
 
 from kvmnetlab import campaign
 from kvmnetlab.resolve import ScenarioFailed, resolve
+from tests.helpers import REPO
 
-SEED = campaign.load_scenarios(Path(__file__).resolve().parents[1] / "scenarios" / "seed.yml")
+SEED = campaign.load_scenarios(REPO / "scenarios" / "seed.yml")
 EMBEDDED = {"guests": True, "accel": "tcg", "accel_reason": "KVM probe timed out",
             "vhost_net": False, "pf_ring_guest": False, "pf_ring_bare_metal": False,
             "pf_ring_reason": "host kernel cannot load modules"}

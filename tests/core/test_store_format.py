@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import shutil
-from pathlib import Path
 
 import pytest
 
@@ -20,9 +19,9 @@ from collectors import base
 from kvmnetlab import store_format
 from kvmnetlab.errors import FormatError
 from kvmnetlab.store import Store
-from tests.helpers import REPO
+from tests.helpers import REPO, TESTS
 
-STORED = Path(__file__).parent / "analysis_data" / "campaigns" / "small2"
+STORED = TESTS / "analysis_data" / "campaigns" / "small2"
 
 
 @pytest.fixture

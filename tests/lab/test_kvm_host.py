@@ -16,7 +16,7 @@ it in group kvm_host, and runs playbooks/tune.yml against it as a user would:
 5. kvm_host_fail_on_unavailable=true fails the play, naming the host and the settings.
 
 The guest is torn down at the end; the topology too if this module made it. Run it holding
-the lab lock: flock /tmp/kvmnl-dev.lock .venv/bin/python -m pytest tests/test_kvm_host.py
+the lab lock: flock /tmp/kvmnl-dev.lock .venv/bin/python -m pytest tests/lab/test_kvm_host.py
 
 Regenerate the role README's option table with:
     .venv/bin/python -m tests.lab.test_kvm_host --write-readme
@@ -46,7 +46,7 @@ from tests.helpers import (
 
 ROLE = REPO / "roles" / "kvm_host"
 README = ROLE / "README.md"
-BEGIN = "<!-- BEGIN generated from meta/argument_specs.yml by tests/test_kvm_host.py -->"
+BEGIN = "<!-- BEGIN generated from meta/argument_specs.yml by tests/lab/test_kvm_host.py -->"
 END = "<!-- END generated -->"
 
 SSH_CONFIG = "/var/lib/kvmnetlab/local/ssh/config"

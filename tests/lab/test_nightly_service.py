@@ -1,5 +1,5 @@
 """The installed schedule runs a real night: roles/nightly writes kvmnetlab-nightly.service
-(into pytest's temporary folder, as in tests/test_nightly_role.py), and this test runs that
+(into pytest's temporary folder, as in tests/roles/test_nightly_role.py), and this test runs that
 unit's ExecStart= exactly as systemd would (split like a command line, in its
 WorkingDirectory) against the embedded lab. The night must end done, with a campaign, a
 report, a catalog row per metric, a dashboard and a status.json.

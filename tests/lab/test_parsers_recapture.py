@@ -28,10 +28,11 @@ from collectors.parsers import (
     sys_net_statistics,
     trafgen,
 )
+from tests.helpers import TESTS
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("root_only")]
 
-SCRIPT = Path(__file__).parent / "capture_fixtures.sh"
+SCRIPT = TESTS / "capture_fixtures.sh"
 TOOLS = ("ip", "nft", "ping", "ethtool", "trafgen", "fping", "sockperf")
 
 

@@ -5,9 +5,9 @@ the plant points at is written.
 The lab's hosts share this machine's /var/tmp, so a local user who creates
 /var/tmp/kvmnetlab first (with a link in it to a file of root's) is exactly the attack
 of a shared lab host. The preflight refuses it, read-only, once it holds the lab lock and
-before the lab is built (tests/test_run_dirs.py covers each capture's own checks, which
+before the lab is built (tests/collectors/test_run_dirs.py covers each capture's own checks, which
 refuse the same).
-That no run folder is left after a campaign is checked in tests/test_lab_e2e.py.
+That no run folder is left after a campaign is checked in tests/lab/test_lab_e2e.py.
 """
 
 from __future__ import annotations

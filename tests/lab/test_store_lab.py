@@ -33,7 +33,7 @@ pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("root_only"),
 PARAMS = {"kvmnetlab_scenarios": "baseline", "kvmnetlab_ping_count": 20,
           "kvmnetlab_ping_interval_s": 0.01, "kvmnetlab_rate_frames": 2000,
           "kvmnetlab_seed": 7, "kvmnetlab_search": False}
-KILL_HOOK = REPO / "tests" / "kill_hook"
+KILL_HOOK = REPO / "tests" / "lab" / "kill_hook"
 REMOTE_DIR = Path("/var/tmp/kvmnetlab")  # roles/campaign: campaign_remote_dir (the base)
 LOCK = Path("/run/kvmnetlab/local.lock")  # the embedded lab's lock (inventory/local)
 

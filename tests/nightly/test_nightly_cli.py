@@ -22,9 +22,8 @@ import pytest
 import yaml
 
 from kvmnetlab import lock
-from tests.helpers import night_status
+from tests.helpers import REPO, night_status
 
-REPO = Path(__file__).resolve().parents[1]
 NIGHTLY = Path(sys.executable).parent / "kvmnetlab-nightly"
 LAB_NAME = "nightly-test"
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import collection_plugin, playbook, process_running, recap
+from tests.helpers import REPO, collection_plugin, playbook, process_running, recap
 
 lxc = collection_plugin("module_util", "container_lxc")
 filters = collection_plugin("filter", "container")
@@ -409,7 +409,7 @@ def test_teardown_leaves_nothing_behind(lab):
 
 
 def test_role_argument_spec_matches_its_defaults():
-    role = Path(__file__).resolve().parents[1] / "roles" / "container_lab"
+    role = REPO / "roles" / "container_lab"
     spec = yaml.safe_load((role / "meta" / "argument_specs.yml").read_text())
     options = spec["argument_specs"]["main"]["options"]
     defaults = yaml.safe_load((role / "defaults" / "main.yml").read_text())

@@ -4,7 +4,7 @@ The MBR layout is checked byte by byte against hand-decoded values; the root fil
 system is a real ext4 image made by mkfs.ext4 and read back from inside the assembled
 disk by debugfs (e2fsprogs' `image?offset=N` syntax), which knows nothing of this
 module. The boot and core images here are test inputs (grub's real ones come from the
-guest tree and are exercised by the opt-in test tests/test_kernel_install_embedded.py,
+guest tree and are exercised by the opt-in test tests/lab/test_kernel_install_embedded.py,
 which boots the disk).
 """
 

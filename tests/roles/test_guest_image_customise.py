@@ -5,7 +5,7 @@ customise.sh and customise-grub.sh, rendered from templates/customise.sh.j2, see
 Fast: both run on the host against a small stand-in of a debootstrapped tree in a temporary
 folder; nothing boots and nothing is mounted. The one command that runs inside the tree,
 grub-mkimage, goes through a stub chroot that records its arguments. Booting the result is
-tests/test_guests.py's (a lab test).
+tests/lab/test_guests.py's (a lab test).
 """
 
 from __future__ import annotations

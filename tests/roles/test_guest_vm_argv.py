@@ -3,9 +3,9 @@ how guest_vm's SSH reaches the guests (its filter plugin), as plain Python.
 
 Fast: the role's start-phase expression (the filter kvmnetlab.lab.qemu_argv on guest_vm_qemu)
 is rendered by ansible-playbook with the role's defaults and internal vars and the image's
-layout; no QEMU runs. tests/test_jinja_baseline.py checks the filter as Python, against what
+layout; no QEMU runs. tests/roles/test_jinja_baseline.py checks the filter as Python, against what
 the template it replaced rendered. The grub path is
-booted for real by the opt-in test tests/test_kernel_install_embedded.py.
+booted for real by the opt-in test tests/lab/test_kernel_install_embedded.py.
 """
 
 from __future__ import annotations

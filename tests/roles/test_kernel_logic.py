@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import REPO as ROOT
+
 PLUGIN = (ROOT / "collections" / "ansible_collections" / "kvmnetlab" / "lab" / "plugins" / "filter"
           / "kernel.py")
 FIXTURES = ROOT / "tests" / "kernel_patches" / "fixtures"
@@ -119,11 +119,11 @@ submenu 'Advanced options for Debian GNU/Linux' $menuentry_id_option 'gnulinux-a
 
 
 # --- the role README's option table is generated from meta/argument_specs.yml --------
-# Regenerate with: .venv/bin/python tests/test_kernel_logic.py --write-readme
+# Regenerate with: .venv/bin/python -m tests.roles.test_kernel_logic --write-readme
 
 ROLE = ROOT / "roles" / "elvis_kernel"
 README = ROLE / "README.md"
-BEGIN = "<!-- BEGIN generated from meta/argument_specs.yml by tests/test_kernel_logic.py -->"
+BEGIN = "<!-- BEGIN generated from meta/argument_specs.yml by tests/roles/test_kernel_logic.py -->"
 END = "<!-- END generated -->"
 
 
@@ -158,7 +158,7 @@ def _generated_section(text: str) -> str:
 def test_readme_option_table_matches_the_argument_spec():
     assert _generated_section(README.read_text()) == render_options(), (
         "roles/elvis_kernel/README.md is stale: "
-        "run .venv/bin/python tests/test_kernel_logic.py --write-readme")
+        "run .venv/bin/python -m tests.roles.test_kernel_logic --write-readme")
 
 
 def test_every_default_is_in_the_argument_spec_and_back():

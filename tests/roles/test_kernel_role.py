@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import REPO as ROOT
 from tests.helpers import extended
 
-ROOT = Path(__file__).resolve().parents[1]
 PLAYBOOK = """\
 - name: elvis_kernel test
   hosts: localhost

@@ -8,7 +8,7 @@ pf_ring and two stand-in example programs, no PF_RING code) exercises the build,
 install, check-mode and idempotence paths into a staging root.
 
 Regenerate the role README's option table with:
-    .venv/bin/python tests/test_pf_ring_role.py --write-readme
+    .venv/bin/python -m tests.roles.test_pf_ring_role --write-readme
 """
 
 from __future__ import annotations
@@ -23,12 +23,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.helpers import REPO as ROOT
 from tests.helpers import role_spec
 
-ROOT = Path(__file__).resolve().parents[1]
 ROLE = ROOT / "roles" / "pf_ring"
 README = ROLE / "README.md"
-BEGIN = "<!-- BEGIN generated from meta/argument_specs.yml by tests/test_pf_ring_role.py -->"
+BEGIN = "<!-- BEGIN generated from meta/argument_specs.yml by tests/roles/test_pf_ring_role.py -->"
 END = "<!-- END generated -->"
 BIN = Path(sys.executable).parent
 HAS_MODULES = Path("/proc/modules").exists()
@@ -98,7 +98,7 @@ def test_readme_is_generated_from_the_argument_spec():
     assert BEGIN in text and END in text, f"{README} lacks the generated-section markers"
     assert regenerate(text, load_spec()) == text, (
         f"{README} is out of date with meta/argument_specs.yml; run "
-        "`.venv/bin/python tests/test_pf_ring_role.py --write-readme`"
+        "`.venv/bin/python -m tests.roles.test_pf_ring_role --write-readme`"
     )
 
 

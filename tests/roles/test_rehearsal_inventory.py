@@ -2,7 +2,7 @@
 
 Fast, plain Python over the filter kvmnetlab.lab.rehearsal_hosts (what playbooks/rehearsal.yml
 writes as the rehearsed hosts.yml), and the rehearsal lab's own inventory as Ansible reads it.
-The rehearsal itself runs in tests/test_rehearsal_lab.py (opt-in: KVMNETLAB_REHEARSAL=1).
+The rehearsal itself runs in tests/lab/test_rehearsal_lab.py (opt-in: KVMNETLAB_REHEARSAL=1).
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers import REPO
+
 _SPEC = importlib.util.spec_from_file_location("timeline", REPO / "bench" / "timeline.py")
 timeline = importlib.util.module_from_spec(_SPEC)
 _SPEC.loader.exec_module(timeline)
@@ -24,7 +25,7 @@ def run_shape(tmp_path: Path) -> list[dict]:
     done = subprocess.run(
         [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,",
          "-c", "local", "-e", f"ansible_python_interpreter={sys.executable}",
-         "tests/task_times/campaign_shape.yml"],
+         "tests/roles/task_times/campaign_shape.yml"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:]
     return timeline.load(out)

@@ -1,4 +1,4 @@
-"""A test hook for tests/test_store_lab.py, put on PYTHONPATH of ansible-playbook only.
+"""A test hook for tests/lab/test_store_lab.py, put on PYTHONPATH of ansible-playbook only.
 
 With KVMNETLAB_TEST_KILL_AFTER_RENAME_INTO set to a folder, the first rename whose
 target is inside it (the result store's commit of a repetition into raw/) is made,
