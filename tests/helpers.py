@@ -199,3 +199,103 @@ def tmpfs(where: Path, size: str):
         yield where
     finally:
         subprocess.run(["umount", str(where)], check=True)
+
+
+# --- commands, namespaces, Ansible's output ------------------------------------------------
+def sh(*argv: str, check: bool = True, timeout: int = 120) -> subprocess.CompletedProcess:
+    """Run ``argv`` (no shell); with ``check``, a non-zero exit fails with its stderr."""
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    if check and done.returncode != 0:
+        raise AssertionError(f"{' '.join(argv)} failed: {done.stderr}")
+    return done
+
+
+def namespaces() -> set[str]:
+    """Every network namespace of the machine (``ip netns list``)."""
+    out = sh("ip", "netns", "list").stdout
+    return {line.split()[0] for line in out.splitlines() if line.strip()}
+
+
+def flat(out: str) -> str:
+    """Ansible folds long messages over several lines: compare with single spaces."""
+    return " ".join(out.split())
+
+
+# --- a role run from a playbook the test writes ---------------------------------------------
+def local_play(tmp_path: Path, play: str, variables: dict, *args: str, name: str = "run",
+               host: str = "localhost", env: dict[str, str] | None = None,
+               timeout: int = 1800) -> tuple[subprocess.CompletedProcess, dict | None]:
+    """Run the playbook text ``play`` on ``host`` over a local connection, from the checkout.
+
+    The play is written to ``<name>-play.yml`` in ``tmp_path``; ``variables`` become extra
+    vars (``<name>-vars.json``, with this Python as the interpreter), and ``facts_out``
+    names ``<name>-facts.json``, where a post task may save what the role set as JSON.
+    ``env`` is added to this process's environment. Returns the process and those facts
+    (None when the file was not written).
+    """
+    play_file = tmp_path / f"{name}-play.yml"
+    play_file.write_text(play)
+    facts = tmp_path / f"{name}-facts.json"
+    extra = tmp_path / f"{name}-vars.json"
+    extra.write_text(json.dumps({**variables, "facts_out": str(facts),
+                                 "ansible_python_interpreter": sys.executable}))
+    done = subprocess.run(
+        [str(BIN / "ansible-playbook"), "-i", f"{host},", "-c", "local", "-e", f"@{extra}",
+         str(play_file), *args],
+        cwd=REPO, capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+             "ANSIBLE_ROLES_PATH": str(REPO / "roles"), "ANSIBLE_NOCOLOR": "1", **(env or {})})
+    return done, json.loads(facts.read_text()) if facts.exists() else None
+
+
+# --- role READMEs: the option table generated from meta/argument_specs.yml ------------------
+def _cell(text) -> str:
+    text = " ".join(text) if isinstance(text, list) else str(text)
+    return " ".join(text.split()).replace("|", "\\|")
+
+
+def _option_type(option: dict) -> str:
+    kind = option.get("type", "str")
+    if kind == "list":
+        kind = f"list of {option.get('elements', 'str')}"
+    if "choices" in option:
+        kind += " (" + ", ".join(f"`{c}`" for c in option["choices"]) + ")"
+    return kind
+
+
+def _option_default(option: dict, no_default: str) -> str:
+    if "default" not in option:
+        return "required" if option.get("required") else no_default
+    return "`" + _cell(json.dumps(option["default"])) + "`"
+
+
+def _option_text(option: dict) -> str:
+    text = option.get("description", "")
+    text = " ".join(text) if isinstance(text, list) else text
+    return _cell(re.sub(r"[CI]\(([^)]*)\)", r"`\1`", text))
+
+
+def option_table(options: dict, last_column: str = "meaning", *, no_default: str = "(none)",
+                 suboptions: bool = True) -> str:
+    """The Markdown table of a role's options (an argument spec entry point's ``options``):
+    type, default (``no_default`` for an optional one without), description; with
+    ``suboptions``, each suboption under its parent as ``parent.sub``."""
+    rows = [f"| variable | type | default | {last_column} |", "|---|---|---|---|"]
+    for name, option in options.items():
+        rows.append(f"| `{name}` | {_option_type(option)} | {_option_default(option, no_default)} "
+                    f"| {_option_text(option)} |")
+        for sub, suboption in option.get("options", {}).items() if suboptions else ():
+            rows.append(f"| `{name}.{sub}` | {_option_type(suboption)} "
+                        f"| {_option_default(suboption, no_default)} | {_option_text(suboption)} |")
+    return "\n".join(rows)
+
+
+def generated_section(text: str, begin: str, end: str) -> str:
+    """The part of ``text`` from the line ``begin`` to the line ``end``, both included."""
+    return text[text.index(begin):text.index(end) + len(end)]
+
+
+def option_section(role: Path, begin: str, end: str, **table) -> str:
+    """A role README's generated section: ``begin``, the table of the role's options
+    (``table``: option_table's keywords), ``end``."""
+    return "\n".join([begin, option_table(role_spec(role)["options"], **table), end])

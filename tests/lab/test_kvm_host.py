@@ -37,8 +37,10 @@ import yaml
 from tests.helpers import (
     REPO,
     extended,
+    generated_section,
     lab_guest,
     lab_namespaces,
+    option_section,
     playbook,
     recap,
     role_spec,
@@ -78,31 +80,12 @@ def load_spec() -> dict:
     return role_spec(ROLE)
 
 
-def _cell(text) -> str:
-    text = " ".join(text) if isinstance(text, list) else str(text)
-    return " ".join(text.split()).replace("|", "\\|")
-
-
-def render_options() -> str:
-    rows = [BEGIN, "| variable | type | default | meaning |", "|---|---|---|---|"]
-    for name, option in load_spec()["options"].items():
-        kind = option.get("type", "str")
-        if kind == "list":
-            kind = f"list of {option.get('elements', 'str')}"
-        if "choices" in option:
-            kind += " (" + ", ".join(f"`{c}`" for c in option["choices"]) + ")"
-        default = ("`" + _cell(json.dumps(option["default"])) + "`") if "default" in option \
-            else "`null`"
-        rows.append(f"| `{name}` | {kind} | {default} | {_cell(option.get('description', ''))} |")
-    return "\n".join([*rows, END])
-
-
-def _generated_section(text: str) -> str:
-    return text[text.index(BEGIN):text.index(END) + len(END)]
+def readme_section() -> str:
+    return option_section(ROLE, BEGIN, END, no_default="`null`")
 
 
 def test_readme_option_table_matches_the_argument_spec():
-    assert _generated_section(README.read_text()) == render_options(), (
+    assert generated_section(README.read_text(), BEGIN, END) == readme_section(), (
         "roles/kvm_host/README.md is stale: run .venv/bin/python -m tests.lab.test_kvm_host "
         "--write-readme")
 
@@ -523,6 +506,6 @@ def test_isolated_cores_through_grub_pending_then_rebooted(grub_guest, root_only
 if __name__ == "__main__":
     if sys.argv[1:] == ["--write-readme"]:
         text = README.read_text()
-        README.write_text(text.replace(_generated_section(text), render_options()))
+        README.write_text(text.replace(generated_section(text, BEGIN, END), readme_section()))
     else:
         raise SystemExit("usage: python -m tests.lab.test_kvm_host --write-readme")

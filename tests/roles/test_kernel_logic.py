@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from tests.helpers import REPO as ROOT
+from tests.helpers import generated_section, option_section
 
 PLUGIN = (ROOT / "collections" / "ansible_collections" / "kvmnetlab" / "lab" / "plugins" / "filter"
           / "kernel.py")
@@ -127,36 +128,12 @@ BEGIN = "<!-- BEGIN generated from meta/argument_specs.yml by tests/roles/test_k
 END = "<!-- END generated -->"
 
 
-def render_options() -> str:
-    import json
-
-    import yaml
-
-    spec = yaml.safe_load((ROLE / "meta" / "argument_specs.yml").read_text())
-    options = spec["argument_specs"]["main"]["options"]
-    rows = ["| variable | type | default | meaning |", "|---|---|---|---|"]
-    for name, opt in options.items():
-        kind = opt.get("type", "str")
-        if kind == "list":
-            kind = f"list of {opt.get('elements', 'str')}"
-        if "choices" in opt:
-            kind += " (" + ", ".join(f"`{c}`" for c in opt["choices"]) + ")"
-        default = ("`" + json.dumps(opt["default"]) + "`") if "default" in opt else "(none)"
-        text = opt.get("description", "")
-        text = " ".join(text) if isinstance(text, list) else text
-        text = " ".join(text.split()).replace("|", "\\|")
-        default = default.replace("|", "\\|")
-        rows.append(f"| `{name}` | {kind} | {default} | {text} |")
-    return "\n".join([BEGIN, *rows, END])
-
-
-def _generated_section(text: str) -> str:
-    start, end = text.index(BEGIN), text.index(END) + len(END)
-    return text[start:end]
+def readme_section() -> str:
+    return option_section(ROLE, BEGIN, END, suboptions=False)
 
 
 def test_readme_option_table_matches_the_argument_spec():
-    assert _generated_section(README.read_text()) == render_options(), (
+    assert generated_section(README.read_text(), BEGIN, END) == readme_section(), (
         "roles/elvis_kernel/README.md is stale: "
         "run .venv/bin/python -m tests.roles.test_kernel_logic --write-readme")
 
@@ -175,6 +152,6 @@ def test_every_default_is_in_the_argument_spec_and_back():
 if __name__ == "__main__":
     if sys.argv[1:] == ["--write-readme"]:
         text = README.read_text()
-        README.write_text(text.replace(_generated_section(text), render_options()))
+        README.write_text(text.replace(generated_section(text, BEGIN, END), readme_section()))
     else:
-        raise SystemExit("usage: test_kernel_logic.py --write-readme")
+        raise SystemExit("usage: python -m tests.roles.test_kernel_logic --write-readme")

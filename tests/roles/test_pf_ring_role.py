@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -24,7 +23,7 @@ import pytest
 import yaml
 
 from tests.helpers import REPO as ROOT
-from tests.helpers import role_spec
+from tests.helpers import generated_section, option_table, role_spec
 
 ROLE = ROOT / "roles" / "pf_ring"
 README = ROLE / "README.md"
@@ -41,56 +40,16 @@ def load_spec() -> dict:
     return role_spec(ROLE)
 
 
-def _cell(text: str) -> str:
-    return " ".join(str(text).split()).replace("|", "\\|")
-
-
-def _default(option: dict) -> str:
-    if "default" not in option:
-        return "required" if option.get("required") else "(none)"
-    return "`" + _cell(json.dumps(option["default"])) + "`"
-
-
-def _type(option: dict) -> str:
-    kind = option.get("type", "str")
-    if kind == "list":
-        kind = f"list of {option.get('elements', 'str')}"
-    if "choices" in option:
-        kind += " (" + ", ".join(f"`{c}`" for c in option["choices"]) + ")"
-    return kind
-
-
-def _describe(option: dict) -> str:
-    text = option.get("description", "")
-    if isinstance(text, list):
-        text = " ".join(text)
-    return _cell(re.sub(r"[CI]\(([^)]*)\)", r"`\1`", text))
-
-
-def render_options(spec: dict) -> str:
-    """The Markdown table of the role's options, suboptions indented under their parent."""
-    rows = ["| variable | type | default | description |", "|---|---|---|---|"]
-    for name, option in spec["options"].items():
-        rows.append(f"| `{name}` | {_type(option)} | {_default(option)} | {_describe(option)} |")
-        for sub, suboption in option.get("options", {}).items():
-            rows.append(
-                f"| `{name}.{sub}` | {_type(suboption)} | {_default(suboption)} "
-                f"| {_describe(suboption)} |"
-            )
-    return "\n".join(rows)
-
-
 def render_section(spec: dict) -> str:
     description = "\n".join(f"- {' '.join(line.split())}" for line in spec["description"])
     return (
         f"{BEGIN}\n## {spec['short_description']}\n\n{description}\n\n"
-        f"## Variables\n\n{render_options(spec)}\n{END}"
+        f"## Variables\n\n{option_table(spec['options'], 'description')}\n{END}"
     )
 
 
 def regenerate(text: str, spec: dict) -> str:
-    start, stop = text.index(BEGIN), text.index(END) + len(END)
-    return text[:start] + render_section(spec) + text[stop:]
+    return text.replace(generated_section(text, BEGIN, END), render_section(spec))
 
 
 def test_readme_is_generated_from_the_argument_spec():
