@@ -15,25 +15,21 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.helpers import REPO
+from tests.helpers import REPO, sh
 
 AGENT = REPO / "collectors/agents/throughput.py"
 NS = {"sender": "kvts-a", "router": "kvts-r", "receiver": "kvts-b"}
 
 
-def sh(*argv: str) -> str:
-    return subprocess.run(argv, check=True, capture_output=True, text=True).stdout
-
-
 def in_ns(ns: str, *argv: str) -> str:
-    return sh("ip", "netns", "exec", ns, *argv)
+    return sh("ip", "netns", "exec", ns, *argv).stdout
 
 
 @contextmanager
 def shaped_link():
     """The three namespaces, removed on exit; yields ``shape(bits_per_s, frame_bytes)``
     that shapes the router's egress to the receiver."""
-    existing = sh("ip", "netns", "list")
+    existing = sh("ip", "netns", "list").stdout
     if any(ns in existing for ns in NS.values()):
         raise RuntimeError(f"namespaces {', '.join(NS.values())} exist already: {existing}")
     try:

@@ -43,7 +43,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import REPO, playbook, process_running, recap, role_spec
+from tests.helpers import REPO, namespaces, playbook, process_running, recap, role_spec, sh
 
 ROLE = REPO / "roles" / "apt_proxy"
 NETNS = "kvmnl-aptt"
@@ -82,13 +82,6 @@ def test_readme_names_every_variable():
 # --- applied for real in a namespace of the test's own ---------------------------------------
 
 
-def sh(*argv: str, check: bool = True) -> subprocess.CompletedProcess:
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
-    if check and done.returncode != 0:
-        raise AssertionError(f"{' '.join(argv)} failed: {done.stderr}")
-    return done
-
-
 def pids(state_dir: Path) -> dict[str, int]:
     return {p.stem: int(p.read_text()) for p in (state_dir / "run").glob("*.pid")
             if p.read_text().strip().isdigit()}
@@ -107,10 +100,6 @@ def stop_leftovers(state_dir: Path) -> None:
                 if not process_running(pid):
                     break
                 time.sleep(0.1)
-
-
-def namespaces() -> set[str]:
-    return {line.split()[0] for line in sh("ip", "netns", "list").stdout.splitlines() if line}
 
 
 def write_play(folder: Path, state_dir: Path, address: str = ADDRESS, **extra) -> Path:

@@ -16,12 +16,20 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import REPO, adhoc, extended_marks, playbook, process_running, recap
+from tests.helpers import (
+    REPO,
+    adhoc,
+    extended_marks,
+    namespaces,
+    playbook,
+    process_running,
+    recap,
+    sh,
+)
 
 pytestmark = [pytest.mark.guests,
               *extended_marks("boots, reuses, checks and tears down the guests; about 2 min")]
@@ -35,18 +43,6 @@ PREFIX = os.environ.get("KVMNETLAB_GUESTS_NETNS_PREFIX", "")
 HV = f"{PREFIX}-hv" if PREFIX else "kvmnl-hv"
 H1 = f"{PREFIX}-h1" if PREFIX else "kvmnl-h1"
 EXTRA = {"guest_vm_netns": HV}
-
-
-def sh(*argv: str, check: bool = True) -> subprocess.CompletedProcess:
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
-    if check and done.returncode != 0:
-        raise AssertionError(f"{' '.join(argv)} failed: {done.stderr}")
-    return done
-
-
-def namespaces() -> set[str]:
-    out = sh("ip", "netns", "list").stdout
-    return {line.split()[0] for line in out.splitlines() if line.strip()}
 
 
 def private_topology() -> None:

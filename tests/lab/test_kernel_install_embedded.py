@@ -38,7 +38,7 @@ import pytest
 from tests.helpers import KERNEL_CACHE as CACHE
 from tests.helpers import KERNEL_MARKER as MARKER
 from tests.helpers import KERNEL_PATCHES as PATCHES
-from tests.helpers import REPO, lab_guest, playbook, recap, slow_kernel_marks
+from tests.helpers import REPO, flat, lab_guest, playbook, recap, slow_kernel_marks
 
 SSH_CONFIG = "/var/lib/kvmnetlab/local/ssh/config"
 GUEST = "kvmnl-g3"
@@ -109,11 +109,6 @@ def run(tmp_path: Path, play: Path, marker: str, *args: str, **over):
     started = time.monotonic()
     done = playbook(str(play), "-e", f"@{extra}", *args, timeout=7200)
     return done, done.stdout + done.stderr, time.monotonic() - started
-
-
-def flat(out: str) -> str:
-    """Ansible folds long messages over several lines: compare with single spaces."""
-    return " ".join(out.split())
 
 
 def guest():

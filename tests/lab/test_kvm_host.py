@@ -37,6 +37,7 @@ import yaml
 from tests.helpers import (
     REPO,
     extended,
+    flat,
     generated_section,
     lab_guest,
     lab_namespaces,
@@ -187,10 +188,6 @@ def tune(inventory: Path, *args: str, **over):
     seconds = time.monotonic() - started
     print(f"tune.yml {' '.join(args) or '(run)'}: {seconds:.0f} s")
     return done, done.stdout + done.stderr
-
-
-def flat(out: str) -> str:
-    return " ".join(out.split())
 
 
 # kvm_host applied to a booted guest: opt-in (KVMNETLAB_EXTENDED=1)
