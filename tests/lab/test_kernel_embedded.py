@@ -13,13 +13,11 @@ network interfaces to the serial console, and checks the console log.
 from __future__ import annotations
 
 import gzip
-import json
 import os
 import re
 import shutil
 import stat
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -28,8 +26,7 @@ import pytest
 from tests.helpers import KERNEL_CACHE as CACHE
 from tests.helpers import KERNEL_MARKER as MARKER
 from tests.helpers import KERNEL_PATCHES as PATCHES
-from tests.helpers import REPO as ROOT
-from tests.helpers import slow_kernel_marks
+from tests.helpers import local_play, slow_kernel_marks
 
 pytestmark = slow_kernel_marks("builds a kernel")
 
@@ -66,22 +63,9 @@ reboot -f
 
 
 def run_role(tmp_path: Path, variables: dict) -> tuple[int, str, dict | None, float]:
-    play = tmp_path / "build.yml"
-    play.write_text(PLAYBOOK)
-    facts = tmp_path / "build.json"
-    extra = tmp_path / "vars.json"
-    extra.write_text(json.dumps({**variables, "facts_out": str(facts),
-                                 "ansible_python_interpreter": sys.executable}))
-    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
-           "ANSIBLE_ROLES_PATH": str(ROOT / "roles"), "ANSIBLE_NOCOLOR": "1"}
     started = time.monotonic()
-    proc = subprocess.run(
-        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,",
-         "-c", "local", "-e", f"@{extra}", str(play)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=7200)
-    elapsed = time.monotonic() - started
-    data = json.loads(facts.read_text()) if facts.exists() else None
-    return proc.returncode, proc.stdout + proc.stderr, data, elapsed
+    done, data = local_play(tmp_path, PLAYBOOK, variables, name="build", timeout=7200)
+    return done.returncode, done.stdout + done.stderr, data, time.monotonic() - started
 
 
 def role_vars(work: Path, fragment: Path) -> dict:

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import REPO as ROOT
-from tests.helpers import extended
+from tests.helpers import extended, local_play, recap
 
 PLAYBOOK = """\
 - name: elvis_kernel test
@@ -138,27 +138,12 @@ def _write(path: Path, text: str) -> str:
 def run_role(tmp_path: Path, variables: dict, *, check: bool = False, name: str = "run",
              host: str = "localhost"):
     """Run the role on ``host`` (a local connection); return (rc, output, recap counts, facts)."""
-    play = tmp_path / "play.yml"
-    play.write_text(PLAYBOOK.replace("hosts: localhost", f"hosts: {host}"))
-    facts = tmp_path / f"{name}-facts.json"
-    extra = tmp_path / f"{name}-vars.json"
-    extra.write_text(json.dumps({**variables, "facts_out": str(facts),
-                                 "ansible_python_interpreter": sys.executable}))
-    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
-           "ANSIBLE_ROLES_PATH": str(ROOT / "roles"), "ANSIBLE_NOCOLOR": "1",
-           "ANSIBLE_LOCAL_TEMP": str(tmp_path / ".ansible-tmp")}
-    cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", f"{host},",
-           "-c", "local", "-e", f"@{extra}", str(play)]
-    if check:
-        cmd.append("--check")
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    out = proc.stdout + proc.stderr
-    recap = re.search(rf"{host}\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=\d+\s+failed=(\d+)",
-                      out)
-    counts = ({"ok": int(recap[1]), "changed": int(recap[2]), "failed": int(recap[3])}
-              if recap else None)
-    data = json.loads(facts.read_text()) if facts.exists() else None
-    return proc.returncode, out, counts, data
+    done, facts = local_play(tmp_path, PLAYBOOK.replace("hosts: localhost", f"hosts: {host}"),
+                             variables, *(["--check"] if check else []), name=name, host=host,
+                             env={"ANSIBLE_LOCAL_TEMP": str(tmp_path / ".ansible-tmp")},
+                             timeout=300)
+    out = done.stdout + done.stderr
+    return done.returncode, out, recap(out).get(host) if "PLAY RECAP" in out else None, facts
 
 
 def base_vars(tmp_path: Path, tree: Path, commit: str, **over) -> dict:

@@ -22,14 +22,13 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.helpers import BIN, generated_section, local_play, option_table, recap, role_spec
 from tests.helpers import REPO as ROOT
-from tests.helpers import generated_section, option_table, role_spec
 
 ROLE = ROOT / "roles" / "pf_ring"
 README = ROLE / "README.md"
 BEGIN = "<!-- BEGIN generated from meta/argument_specs.yml by tests/roles/test_pf_ring_role.py -->"
 END = "<!-- END generated -->"
-BIN = Path(sys.executable).parent
 HAS_MODULES = Path("/proc/modules").exists()
 
 
@@ -110,41 +109,20 @@ def run_role(tmp_path: Path, extra: dict, *args: str) -> tuple[subprocess.Comple
     one-line JSON), ``stats`` (the PLAY RECAP counters) and ``facts`` (what the post
     task showed, or None when it did not run).
     """
-    play = tmp_path / "play.yml"
-    play.write_text(PLAYBOOK)
-    inventory = tmp_path / "inventory.yml"
-    host = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
-    inventory.write_text(yaml.safe_dump({"all": {"hosts": {"localhost": host}}}))
-    extra_file = tmp_path / "extra.json"
-    extra_file.write_text(json.dumps(extra))
-    env = dict(os.environ)
-    env.update(
-        PATH=f"{BIN}:{env.get('PATH', '')}",
-        ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
-        ANSIBLE_ROLES_PATH=str(ROOT / "roles"),
-        ANSIBLE_COLLECTIONS_PATH=str(ROOT / "collections"),
-        ANSIBLE_CALLBACK_RESULT_FORMAT="json",
-        ANSIBLE_CALLBACK_FORMAT_PRETTY="false",
-        ANSIBLE_NOCOLOR="1",
-    )
-    cmd = [str(BIN / "ansible-playbook"), "-i", str(inventory), str(play), "-e", f"@{extra_file}"]
-    done = subprocess.run(
-        [*cmd, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800
-    )
+    done, _ = local_play(tmp_path, PLAYBOOK, extra, *args, timeout=1800, env={
+        "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
+        "ANSIBLE_COLLECTIONS_PATH": str(ROOT / "collections"),
+        "ANSIBLE_CALLBACK_RESULT_FORMAT": "json",
+        "ANSIBLE_CALLBACK_FORMAT_PRETTY": "false"})
     lines = done.stdout.splitlines()
-    report: dict = {"failures": [], "stats": {}, "facts": None}
+    stats = recap(done.stdout) if "PLAY RECAP" in done.stdout else {}
+    report: dict = {"failures": [], "stats": stats, "facts": None}
     for number, line in enumerate(lines):
         if line.startswith("fatal: [") and " => " in line:
             report["failures"].append(json.loads(line.split(" => ", 1)[1]))
         if line.startswith("TASK [Show the facts the role set]"):
             shown = next(x for x in lines[number + 1 :] if x.startswith("ok: ["))
             report["facts"] = json.loads(json.loads(shown.split(" => ", 1)[1])["msg"])
-        if line.startswith("PLAY RECAP"):
-            for row in lines[number + 1 :]:
-                if ":" in row:
-                    name, _, counters = row.partition(":")
-                    pairs = (item.split("=") for item in counters.split())
-                    report["stats"][name.strip()] = {k: int(v) for k, v in pairs}
     if "localhost" not in report["stats"]:
         raise AssertionError(f"no PLAY RECAP:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
     return done, report
