@@ -3,14 +3,17 @@
 tests/ holds six folders of test files (core, collectors, analysis, nightly, roles, lab;
 the README's Tests section says what goes where), the helpers they share
 (tests/helpers.py), the fixtures every folder uses (tests/conftest.py) and shared data
-(fixtures/, analysis_data/, kernel_patches/). Fast, no lab.
+(fixtures/, analysis_data/, kernel_patches/). A test file named by path anywhere in the
+checkout (docs, roles' READMEs, docstrings) must exist. Fast, no lab.
 """
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 
-from tests.helpers import TESTS
+from tests.helpers import REPO, TESTS
 
 FOLDERS = ("core", "collectors", "analysis", "nightly", "roles", "lab")
 
@@ -39,3 +42,27 @@ def test_shared_helpers_come_from_tests_helpers():
     users = sorted(str(path.relative_to(TESTS)) for path in TESTS.rglob("*.py")
                    if importing.search(path.read_text()))
     assert not users, f"import from tests.helpers instead of tests.conftest: {users}"
+
+
+# Text that may name a test file; README.md is left out (its Tests and Layout sections are
+# kept by hand), and so are the stored campaigns' raw files.
+NAMED = re.compile(r"(?<![\w/.-])tests/[\w/]+\.(?:py|sh)\b")
+SKIP_DIRS = {".git", ".venv", ".cache", "results", "__pycache__", ".pytest_cache", ".ruff_cache",
+             "campaigns"}
+TEXT = {".py", ".md", ".yml", ".yaml", ".sh", ".config", ".cfg", ".j2", ".txt"}
+
+
+def test_every_test_file_named_in_the_checkout_exists():
+    """Docs, roles' READMEs, comments and docstrings name test files by path: after a
+    move, each must still name a file that exists."""
+    missing = []
+    for folder, dirs, files in os.walk(REPO):
+        dirs[:] = [d for d in dirs if d not in SKIP_DIRS and not d.endswith(".egg-info")]
+        for name in files:
+            path = Path(folder) / name
+            if path.suffix not in TEXT or path == REPO / "README.md":
+                continue
+            text = path.read_text(errors="replace")
+            missing += [f"{path.relative_to(REPO)}: {named}" for named in NAMED.findall(text)
+                        if not (REPO / named).exists()]
+    assert not missing, "named test files that do not exist:\n" + "\n".join(missing)
