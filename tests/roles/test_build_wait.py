@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-# tests/conftest.py has put the collection on sys.path
+# tests/helpers.py (imported by conftest.py) has put the collection on sys.path
 bw = importlib.import_module("ansible_collections.kvmnetlab.lab.plugins.action.build_wait")
 
 # --- the pure parts ---------------------------------------------------------------------
