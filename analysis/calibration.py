@@ -22,7 +22,7 @@ Two methods are run on every dataset:
   Welch TOST over all probes pooled (:func:`analysis.stats.pairwise_tests`'s
   building blocks), "different" when MW or KS rejects.
 
-Pure functions; tests/test_calibration.py runs a few hundred datasets,
+Pure functions; tests/analysis/test_calibration.py runs a few hundred datasets,
 bench/bench_calibration.py many thousands.
 """
 

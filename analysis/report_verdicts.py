@@ -517,6 +517,6 @@ def pairwise_section(ctx: _Context, pairs: pd.DataFrame) -> Section:
         Para("Why not the probes: earlier reports tested pooled probes (Mann-Whitney, "
              "Kolmogorov-Smirnov, Welch TOST over every probe). With thousands of probes and "
              "real differences between repetitions, those tests call identically configured "
-             "scenarios different; the calibration suite (tests/test_calibration.py, "
+             "scenarios different; the calibration suite (tests/analysis/test_calibration.py, "
              "bench/bench_calibration.py) measures how often, on captured campaigns."),
     ])

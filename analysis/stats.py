@@ -11,7 +11,7 @@ repetition-level statistics use (quantiles, within-repetition bootstrap, Holm).
 Comparisons between scenarios treat the repetition as the unit and live in
 :mod:`analysis.replication`. :func:`pairwise_tests`, which pools probes as if
 they were independent, is kept only for the calibration suite
-(tests/test_calibration.py, bench/bench_calibration.py), which measures its
+(tests/analysis/test_calibration.py, bench/bench_calibration.py), which measures its
 false-positive rate to document why it was replaced.
 """
 
@@ -419,7 +419,7 @@ def pairwise_tests(
 
     Treats every probe as an independent sample, which they are not (probes of a
     repetition share its state): its false-positive rate is far above alpha on
-    real campaigns (tests/test_calibration.py). Not used by the report.
+    real campaigns (tests/analysis/test_calibration.py). Not used by the report.
 
     Mann-Whitney U (two-sided; prob_superiority = U_a / (n_a n_b), the chance
     that a probe of a is slower than one of b, ties counting half),

@@ -4,7 +4,7 @@
     sudo python bench/bench_search.py --frame-bytes 500 --rate-bit 8000000 --granularity 0.05
 
 Both run on the same real link, one after the other, in one invocation: three
-network namespaces (tests/shaped_link.py), the router's egress shaped by ``tbf``
+network namespaces (tests/collectors/shaped_link.py), the router's egress shaped by ``tbf``
 to a known rate; trafgen sends, tcpdump counts. Each method is the whole search
 program (collectors/agents/throughput.py) with one call on each end, exactly as
 the campaign runs it, with the campaign's default trial lengths (0.3 s, one
@@ -34,7 +34,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.shaped_link import run_search, shaped_link  # noqa: E402
+from tests.collectors.shaped_link import run_search, shaped_link  # noqa: E402
 
 
 def one(method: str, args: argparse.Namespace, workdir: Path) -> dict:

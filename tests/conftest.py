@@ -1,165 +1,18 @@
-"""Shared helpers: running the project's playbooks exactly as a user would."""
+"""Fixtures shared by every folder of tests/ (the helpers are in tests/helpers.py)."""
 
 from __future__ import annotations
 
-import importlib.util
-import json
 import os
-import re
-import subprocess
-import sys
-from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
-# Module files loaded by path import the collection's module_utils by FQCN, as Ansible does.
-if str(REPO / "collections") not in sys.path:
-    sys.path.insert(0, str(REPO / "collections"))
-
-
-PLUGINS = REPO / "collections/ansible_collections/kvmnetlab/lab/plugins"
-MODULES = PLUGINS / "modules"
-
-
-def collection_plugin(kind: str, name: str):
-    """Import one of the collection's plugin files (``plugins/<kind>s/<name>.py``, or
-    ``plugins/<kind>/`` for filter) by path, as its own Python module."""
-    folder = PLUGINS / (kind if kind == "filter" else f"{kind}s")
-    spec = importlib.util.spec_from_file_location(f"kvmnetlab_{kind}_{name}",
-                                                  folder / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def collection_module(name: str):
-    """Import one of the collection's module files by path, as its own Python module."""
-    return collection_plugin("module", name)
-
-
-def ansible_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PATH"] = f"{BIN}:{env.get('PATH', '')}"
-    env["ANSIBLE_FORCE_COLOR"] = "0"
-    env["ANSIBLE_NOCOLOR"] = "1"
-    return env
-
-
-def playbook(*args: str, extra: dict | None = None, timeout: int = 1800,
-             check: bool = False) -> subprocess.CompletedProcess:
-    """Run ansible-playbook from the checkout; ``extra`` becomes -e key=value pairs."""
-    cmd = [str(BIN / "ansible-playbook"), *args]
-    for key, value in (extra or {}).items():
-        cmd += ["-e", f"{key}={value}"]
-    done = subprocess.run(cmd, cwd=REPO, env=ansible_env(), capture_output=True, text=True,
-                          timeout=timeout)
-    if check and done.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed ({done.returncode}):\n"
-                             f"{done.stdout[-6000:]}\n{done.stderr[-3000:]}")
-    return done
-
-
-def adhoc(host: str, module: str, args: dict, *extra: str,
-          timeout: int = 180) -> tuple[int, dict, str]:
-    """Run one module ad hoc on ``host`` from the checkout (ansible.cfg applies).
-
-    Returns rc, the module's result, and stderr (where Ansible prints its warnings).
-    """
-    done = subprocess.run(
-        [str(BIN / "ansible"), host, "-m", module, "-a", json.dumps(args), *extra],
-        cwd=REPO, env={**ansible_env(), "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
-                       "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.minimal",
-                       "ANSIBLE_CALLBACK_RESULT_FORMAT": "json"},
-        capture_output=True, text=True, timeout=timeout,
-    )
-    out = done.stdout
-    assert "=> {" in out, f"no result from ansible ({done.returncode}):\n{out}\n{done.stderr}"
-    return done.returncode, json.loads(out[out.index("=> {") + 3:]), done.stderr
-
-
-def recap(output: str) -> dict[str, dict[str, int]]:
-    """Per-host counters of the PLAY RECAP (the last one in ``output``)."""
-    hosts: dict[str, dict[str, int]] = {}
-    lines = output.splitlines()
-    start = max(i for i, line in enumerate(lines) if line.startswith("PLAY RECAP"))
-    for line in lines[start + 1:]:
-        if not re.match(r"^\S+\s*:\s*ok=\d", line):
-            continue  # other callbacks' lines (e.g. kvmnetlab.lab.phase_times) may follow
-        host, _, counters = line.partition(":")
-        pairs = [item.split("=") for item in counters.split()]
-        hosts[host.strip()] = {key: int(value) for key, value in pairs}
-    return hosts
-
-
-def process_running(pid: int) -> bool:
-    """The process exists and is not a zombie waiting for its (new) parent to reap it
-    (PID 1 here may reap an orphan late)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[0] != "Z"
-
-
-def lab_guest(name: str, index: int, **over) -> dict:
-    """One entry of guest_vm_guests on the embedded lab's addresses (198.18.1.<10+index>)."""
-    return {"name": name, "index": index, "memory_mb": 768, "vcpus": 1,
-            "data_ip": f"198.18.1.{10 + index}", "mgmt_ip": f"198.19.0.{10 + index}",
-            "netdev": {"vhost": False, "queues": 1, "poll_us": None},
-            "pin": {"vcpus": None, "io_thread": None}, **over}
-
-
-def lab_namespaces() -> list[str]:
-    """The embedded lab's network namespaces (kvm*), not the rehearsal lab's (kvmnl-rh),
-    which may be up beside it (tests/test_rehearsal_lab.py checks that one)."""
-    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    names = (line.split()[0] for line in out.splitlines() if line.startswith("kvm"))
-    return sorted(name for name in names if name != "kvmnl-rh")
+from tests.helpers import lab_namespaces, playbook
 
 
 @pytest.fixture(scope="session")
 def root_only():
     if os.geteuid() != 0:
         pytest.skip("the embedded lab needs root (network namespaces)")
-
-
-# --- the opt-in kernel tests (marker `slow`) share their inputs and their cache ---------
-KERNEL_PATCHES = REPO / "tests" / "kernel_patches"
-KERNEL_CACHE = Path(os.environ.get("KVMNETLAB_KERNEL_CACHE", REPO / ".cache" / "kernel"))
-KERNEL_MARKER = "kvmnetlab-elvis-marker 1"  # what 0001-proc-kvmnetlab-marker.patch shows
-
-
-def slow_kernel_marks(what: str) -> list:
-    """Marks of a test that builds a kernel: opt-in with KVMNETLAB_SLOW=1, root only."""
-    return [
-        pytest.mark.slow,
-        pytest.mark.skipif(os.environ.get("KVMNETLAB_SLOW") != "1",
-                           reason=f"slow: set KVMNETLAB_SLOW=1 ({what})"),
-        pytest.mark.skipif(os.geteuid() != 0, reason="needs root (apt, network namespaces)"),
-    ]
-
-
-def extended_marks(what: str) -> list:
-    """Marks of a lab test beyond the default run (which keeps the end-to-end campaign):
-    opt-in with KVMNETLAB_EXTENDED=1, root only. The README's Tests section lists them."""
-    return [
-        pytest.mark.extended,
-        pytest.mark.skipif(os.environ.get("KVMNETLAB_EXTENDED") != "1",
-                           reason=f"extended: set KVMNETLAB_EXTENDED=1 ({what})"),
-        pytest.mark.skipif(os.geteuid() != 0, reason="needs root (network namespaces)"),
-    ]
-
-
-def extended(what: str):
-    """Decorator form of ``extended_marks``, for one test of a module."""
-    def mark(test):
-        for each in extended_marks(what):
-            test = each(test)
-        return test
-    return mark
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -174,42 +27,3 @@ def leave_the_lab_as_found():
     if set(lab_namespaces()):
         playbook("site.yml", "--tags", "teardown", timeout=900)
 
-
-def role_spec(role: Path) -> dict:
-    """The ``main`` entry point of a role's meta/argument_specs.yml."""
-    import yaml
-
-    return yaml.safe_load((role / "meta" / "argument_specs.yml").read_text())[
-        "argument_specs"]["main"]
-
-
-def night_status(results: Path, night: str) -> dict:
-    """The status.json kvmnetlab-nightly wrote for ``night`` under ``results``."""
-    return json.loads((results / night / "nightly" / "status.json").read_text())
-
-
-def run_night(config: Path, night: str, *extra: str) -> tuple[subprocess.CompletedProcess, dict]:
-    """One real night: kvmnetlab-nightly with ``config``, as a schedule would run it; its exit
-    and its status.json (found through the config's results_dir)."""
-    import yaml
-
-    done = subprocess.run([str(BIN / "kvmnetlab-nightly"), "--config", str(config),
-                           "--night-id", night, *extra], cwd=REPO, capture_output=True,
-                          text=True, timeout=3600, check=False)
-    print(f"night {night}: exit {done.returncode}\n{done.stdout[-2500:]}\n{done.stderr[-800:]}")
-    results = Path(yaml.safe_load(config.read_text())["results_dir"])
-    return done, night_status(results, night)
-
-
-@contextmanager
-def tmpfs(where: Path, size: str):
-    """A tmpfs of ``size`` (mount's syntax, e.g. 8m) mounted at ``where`` for the block."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    where.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
-                   check=True)
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", str(where)], check=True)
