@@ -1,7 +1,7 @@
 """The preflight's capacity check as Python: kvmnetlab.lab.lab_capacity_info (read on the
 hypervisor: MemAvailable, online cores, running guests) and kvmnetlab.capacity.refusals
 (on the controller: the decision, with the numbers), joined by the lab_capacity filter.
-Fast, no lab; the preflight itself is run by tests/lab/test_competing.py.
+Fast, no lab; the preflight itself is run by tests/core/test_competing.py.
 """
 
 from __future__ import annotations
