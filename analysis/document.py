@@ -60,10 +60,6 @@ def share(x: Any) -> str:
     return DASH if _missing(x) else f"{100 * float(x):.1f} %"
 
 
-def yes_no(x: Any) -> str:
-    return DASH if _missing(x) else ("yes" if bool(x) else "no")
-
-
 def text(x: Any) -> str:
     return DASH if _missing(x) or x == "" else str(x)
 

@@ -29,7 +29,6 @@ from kvmnetlab import store_format
 if TYPE_CHECKING:
     import pandas as pd
 from kvmnetlab.errors import StoreError, StoreFull
-from kvmnetlab.errors import human_bytes as human_bytes  # its home is errors
 from kvmnetlab.store_format import MANIFEST, RUN_STATES
 
 STAGED = ".incoming"  # a commit's files, fsynced here before one rename into raw/
