@@ -37,6 +37,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from nightly.status import NOTIFY_TIMEOUT_S
 from tests.helpers import BIN, REPO, ansible_env, recap, role_spec
 from tests.lab.test_guests import EXTRA as GUEST_EXTRA
 from tests.lab.test_guests import GUEST, STATE_DIR
@@ -166,6 +167,7 @@ def test_exec_start_runs_the_console_script_on_the_written_config(folder, instal
     assert one(service, "Service", "WorkingDirectory") == str(REPO)
     assert one(service, "Service", "TimeoutStartSec") == "6h"
     assert one(service, "Service", "KillMode") == "mixed"  # a stop reaches the driver first
+    assert int(one(service, "Service", "TimeoutStopSec")) > NOTIFY_TIMEOUT_S
     # A regression (exit 1) must fail the unit, and a failed night is not retried at once.
     assert "SuccessExitStatus" not in service["Service"]
     assert service["Service"].get("Restart", ["no"]) == ["no"]
