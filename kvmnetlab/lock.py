@@ -18,7 +18,7 @@ class LabBusy(RuntimeError):
     """Another campaign holds the lab."""
 
 
-def _start_time(pid: int) -> str | None:
+def process_start_time(pid: int) -> str | None:
     try:
         with open(f"/proc/{pid}/stat", encoding="utf-8") as handle:
             fields = handle.read().rsplit(")", 1)[1].split()
@@ -75,7 +75,7 @@ def holder(path: Path) -> dict[str, Any] | None:
     except (OSError, json.JSONDecodeError):
         return None
     pid = info.get("pid")
-    if isinstance(pid, int) and _start_time(pid) == info.get("start_time"):
+    if isinstance(pid, int) and process_start_time(pid) == info.get("start_time"):
         return info
     return None
 
@@ -87,7 +87,7 @@ def acquire(path: str | Path, owner_pid: int, details: dict[str, Any]) -> dict[s
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    info = {"pid": owner_pid, "start_time": _start_time(owner_pid), **details}
+    info = {"pid": owner_pid, "start_time": process_start_time(owner_pid), **details}
     current = holder(path)
     if current is not None:
         if current["pid"] == owner_pid:

@@ -23,6 +23,11 @@ exit status:
      or its report, history or dashboard could not be made; the campaign folder is kept
      (also when the driver stops on an unexpected error, printed with its traceback)
   4  refused: less free disk space at the results folder than --min-free-gib
+  5  skipped, and the --max-skipped-th night in a row to be: the lab lock may be stuck
+     (the reason names its holder)
+
+A night that a killed or rebooted driver left "running" (its status.json) is
+recorded as failed ("interrupted") by the next night's start, which notifies for it.
 
 examples:
   kvmnetlab-nightly --config /etc/kvmnetlab/nightly.yml
@@ -87,6 +92,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--lock-file", metavar="PATH",
                    help="the lab lock to check (default: kvmnetlab_lock_dir/"
                         "kvmnetlab_lab_name.lock as the inventory defines them)")
+    p.add_argument("--max-skipped", metavar="N",
+                   help="the N-th night skipped in a row exits 5 instead of 0, naming the "
+                        "lock's holder (at least 1; default 3)")
     p.add_argument("--tags", metavar="TAGS", help="passed to ansible-playbook")
     p.add_argument("--skip-tags", metavar="TAGS", help="passed to ansible-playbook")
     p.add_argument("--limit", metavar="PATTERN", help="passed to ansible-playbook")
@@ -107,13 +115,13 @@ _FLAGS = {
     "tags": ("tags", "--tags"),
     "skip_tags": ("skip_tags", "--skip-tags"),
     "limit": ("limit", "--limit"),
+    "max_skipped": ("max_skipped", "--max-skipped"),
 }
-_NUMERIC = ("min_free_gib", "keep_raw_nights", "p_value", "min_segment")
 
 
 def _flag_value(key: str, flag: str, text: str) -> Any:
     value: Any = text
-    if key in _NUMERIC:
+    if key in config.NUMBER_KEYS:
         try:
             value = float(text) if key in ("min_free_gib", "p_value") else int(text)
         except ValueError:

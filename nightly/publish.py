@@ -92,6 +92,11 @@ class Published:
     warnings: list[str] = field(default_factory=list)
 
 
+def read_catalog(history_dir: Path) -> Any:
+    """history/nights.parquet (empty when there is none)."""
+    return _history().read_catalog(history_dir)
+
+
 def record_night(history_dir: Path, campaign: Path | None, *, night: str, outcome: str,
                  reason: str | None, started_at: str) -> Any:
     """Put the night into history/nights.parquet, replacing its earlier rows: its values when

@@ -11,9 +11,19 @@ from kvmnetlab.store import Store
 from nightly import lab, publish, retention
 from nightly.config import ConfigError, Settings
 from nightly.playbook import PlaybookResult, run_site
-from nightly.status import NightStatus, notify, write
+from nightly.status import (
+    INTERRUPTED,
+    RUNNING,
+    NightStatus,
+    driver_gone,
+    notify,
+    read,
+    this_driver,
+    write,
+)
 
 EXIT_OK, EXIT_REGRESSION, EXIT_USAGE, EXIT_FAILED, EXIT_REFUSED = 0, 1, 2, 3, 4
+EXIT_STUCK = 5  # skipped max_skipped nights in a row: the lab lock may be stuck
 
 
 def utcnow() -> str:
@@ -35,6 +45,7 @@ class Night:
         self.err = err or sys.stderr
         self.status = NightStatus(night=settings.night_id, started_at=utcnow())
         self.playbook: PlaybookResult | None = None
+        self.stuck = False  # this night is the max_skipped-th skipped in a row
         self._reported: list[dict[str, Any]] = []  # history/reported.json as read
 
     def say(self, text: str) -> None:
@@ -73,6 +84,70 @@ class Night:
                       "preflight checks the lock itself")
             return None
 
+    def account_for_interrupted(self) -> None:
+        """Every earlier night whose status.json still says running, and whose driver no
+        longer runs, was interrupted: each is recorded as failed and notified."""
+        for path in sorted(self.s.results_dir.glob("*/nightly/status.json")):
+            doc = read(path)
+            if doc and doc.get("outcome") == RUNNING and path.parent.parent.name != (
+                    self.s.night_id) and doc.get("night") == path.parent.parent.name:
+                self._interrupted(doc)
+
+    def _interrupted(self, latest: dict[str, Any]) -> None:
+        why = driver_gone(latest.get("driver"))
+        if why is None:
+            return  # still running: the lab lock decides what this night does
+        night = str(latest["night"])
+        reason = f"{INTERRUPTED}: the night stopped before it finished ({why})"
+        self.warn(f"night {night} was {reason}; recorded as failed")
+        old = NightStatus(night=night, started_at=str(latest.get("started_at") or ""),
+                          outcome="failed", reason=reason, finished_at=utcnow(),
+                          campaign_id=latest.get("campaign_id"), driver=latest.get("driver") or {},
+                          runner_artifacts=latest.get("runner_artifacts"))
+        path = self.s.results_dir / night / "nightly" / "status.json"
+        try:
+            write(old, path, self.s.history_dir / "status.json")
+            campaign = self.s.results_dir / night
+            publish.record_night(self.s.history_dir,
+                                 campaign if Store(campaign).exists() else None,
+                                 night=night, outcome="failed", reason=reason,
+                                 started_at=old.started_at)
+        except Exception as exc:  # this night goes on; the next start tries again
+            self.warn(f"night {night}: interruption not recorded: {type(exc).__name__}: {exc}")
+            return
+        if self.s.notify_command:
+            problem = notify(self.s.notify_command, path)
+            if problem:
+                self.warn(problem)
+
+    def mark_running(self) -> None:
+        """status.json says "running" (with what identifies this driver) until the end."""
+        self.status.driver = this_driver()
+        final = self.status.outcome
+        self.status.outcome = RUNNING
+        try:
+            write(self.status, self.s.nightly_dir / "status.json",
+                  self.s.history_dir / "status.json")
+        except OSError as exc:
+            self.warn(f"status.json not written at the start: {exc}")
+        self.status.outcome = final
+
+    def skipped_in_a_row(self) -> int:
+        """How many nights before this one were skipped in a row (from the catalog)."""
+        try:
+            catalog = publish.read_catalog(self.s.history_dir)
+        except Exception as exc:  # the count is advice; the history is read again later
+            self.warn(f"history not read to count skipped nights: {type(exc).__name__}: {exc}")
+            return 0
+        outcomes = (catalog.drop_duplicates("night").sort_values(["started_at", "night"])
+                    .loc[lambda f: f["night"] != self.s.night_id, "outcome"].tolist())
+        count = 0
+        for outcome in reversed(outcomes):
+            if outcome != "skipped":
+                break
+            count += 1
+        return count
+
     def skipped_for_lock(self) -> bool:
         path = self.lock_file()
         holder = lab.live_holder(path) if path is not None else None
@@ -82,6 +157,16 @@ class Night:
         self.status.reason = holder.describe()
         self.say(f"night {self.s.night_id} skipped: {holder.describe()}")
         return True
+
+    def check_stuck(self) -> None:
+        before = self.skipped_in_a_row()
+        if before + 1 < self.s.max_skipped:
+            return
+        self.stuck = True
+        self.status.reason = (f"{before + 1} nights in a row skipped (max_skipped "
+                              f"{self.s.max_skipped}); the lab lock may be stuck: "
+                              f"{self.status.reason}")
+        print(f"kvmnetlab-nightly: {self.status.reason}", file=self.err, flush=True)
 
     def run_playbook(self) -> None:
         extravars: dict[str, Any] = {**self.s.extra_vars,
@@ -200,6 +285,8 @@ class Night:
             return EXIT_FAILED
         if outcome == "done" and self.status.regressions:
             return EXIT_REGRESSION
+        if outcome == "skipped" and self.stuck:
+            return EXIT_STUCK
         return EXIT_OK
 
     # -- the night --------------------------------------------------------------------
@@ -207,8 +294,12 @@ class Night:
     def run(self) -> int:
         self.check_resumable()
         self.s.nightly_dir.mkdir(parents=True, exist_ok=True)
+        self.account_for_interrupted()
+        self.mark_running()
         if not (self.refused_for_disk() or self.skipped_for_lock()):
             self.run_playbook()
+        if self.status.outcome == "skipped":
+            self.check_stuck()
         if self.status.outcome == "done":
             try:
                 self.publish_done()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import subprocess
 import sys
@@ -9,8 +11,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kvmnetlab.lock import process_start_time
+
 FORMAT_VERSION = 1
 OUTCOMES = ("done", "failed", "skipped", "refused")
+# status.json says "running" from the night's start until its end; a night left "running" by
+# a process that no longer runs (killed, or the machine rebooted) was interrupted.
+RUNNING = "running"
+INTERRUPTED = "interrupted"
 CHANGE_FIELDS = ("scenario", "metric", "night", "change_pct", "ci_low_pct", "ci_high_pct",
                  "p_value", "differs")
 NOTIFY_TIMEOUT_S = 300
@@ -32,10 +40,12 @@ class NightStatus:
     runner_artifacts: str | None = None
     pruned: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    driver: dict[str, Any] = field(default_factory=dict)  # pid, pid_start, boot_id
 
     def document(self) -> dict[str, Any]:
-        if self.outcome not in OUTCOMES:
-            raise ValueError(f"outcome must be one of {OUTCOMES}, got {self.outcome!r}")
+        if self.outcome not in (*OUTCOMES, RUNNING):
+            raise ValueError(f"outcome must be one of {OUTCOMES} or {RUNNING}, "
+                             f"got {self.outcome!r}")
         return {
             "format_version": FORMAT_VERSION,
             "night": self.night,
@@ -52,7 +62,43 @@ class NightStatus:
             "runner_artifacts": self.runner_artifacts,
             "pruned": self.pruned,
             "warnings": self.warnings,
+            "driver": self.driver,
         }
+
+
+def boot_id() -> str | None:
+    """This boot's id (``/proc/sys/kernel/random/boot_id``): a reboot changes it."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip() or None
+    except OSError:
+        return None
+
+
+def this_driver() -> dict[str, Any]:
+    """What identifies the running driver: its PID, the PID's start time, the boot id."""
+    pid = os.getpid()
+    return {"pid": pid, "pid_start": process_start_time(pid), "boot_id": boot_id()}
+
+
+def driver_gone(driver: Any) -> str | None:
+    """Why the driver recorded in a status document no longer runs, or None when it may
+    (the same boot, its PID alive with the recorded start time)."""
+    if not isinstance(driver, dict) or not isinstance(driver.get("pid"), int):
+        return "no driver is recorded"
+    if driver.get("boot_id") and driver["boot_id"] != boot_id():
+        return "the machine was restarted since"
+    if process_start_time(driver["pid"]) != driver.get("pid_start"):
+        return f"its driver (PID {driver['pid']}) no longer runs"
+    return None
+
+
+def read(path: Path) -> dict[str, Any] | None:
+    """A status.json, or None when there is none or it cannot be read as JSON."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def write(status: NightStatus, night_path: Path, history_path: Path) -> None:

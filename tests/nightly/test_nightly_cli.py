@@ -64,7 +64,7 @@ def lock_path(tmp: Path) -> Path:
 
 def write_lock(path: Path, proc: subprocess.Popen, campaign: str) -> None:
     """The lock as kvmnetlab.lock writes it for the live process ``proc``."""
-    start_time = lock._start_time(proc.pid)
+    start_time = lock.process_start_time(proc.pid)
     assert start_time is not None
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"pid": proc.pid, "start_time": start_time,
