@@ -95,6 +95,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--max-skipped", metavar="N",
                    help="the N-th night skipped in a row exits 5 instead of 0, naming the "
                         "lock's holder (at least 1; default 3)")
+    p.add_argument("--timeout-h", metavar="H",
+                   help="hours site.yml may run before it is stopped and the night fails "
+                        "(default 5.5, below the systemd unit's 6 h)")
     p.add_argument("--tags", metavar="TAGS", help="passed to ansible-playbook")
     p.add_argument("--skip-tags", metavar="TAGS", help="passed to ansible-playbook")
     p.add_argument("--limit", metavar="PATTERN", help="passed to ansible-playbook")
@@ -116,16 +119,20 @@ _FLAGS = {
     "skip_tags": ("skip_tags", "--skip-tags"),
     "limit": ("limit", "--limit"),
     "max_skipped": ("max_skipped", "--max-skipped"),
+    "timeout_h": ("timeout_h", "--timeout-h"),
 }
+
+
+_FLOATS = ("min_free_gib", "p_value", "timeout_h")
 
 
 def _flag_value(key: str, flag: str, text: str) -> Any:
     value: Any = text
     if key in config.NUMBER_KEYS:
         try:
-            value = float(text) if key in ("min_free_gib", "p_value") else int(text)
+            value = float(text) if key in _FLOATS else int(text)
         except ValueError:
-            kind = "a number" if key in ("min_free_gib", "p_value") else "an integer"
+            kind = "a number" if key in _FLOATS else "an integer"
             raise config.ConfigError("command line", flag, f"must be {kind}, got {text!r}") \
                 from None
     return config.convert("command line", flag, key, value, Path.cwd())

@@ -53,6 +53,7 @@ class Settings:
     limit: str | None = None
     lock_file: Path | None = None
     max_skipped: int = 3
+    timeout_h: float = 5.5  # below the systemd unit's TimeoutStartSec (6h by default)
     config_file: Path | None = None
 
     @property
@@ -214,6 +215,7 @@ _KEYS: dict[str, Any] = {
     "skip_tags": lambda s, k, v, b: _tags(s, k, v),
     "limit": lambda s, k, v, b: _string(s, k, v),
     "max_skipped": lambda s, k, v, b: _number(s, k, v, 1, integer=True),
+    "timeout_h": lambda s, k, v, b: float(_number(s, k, v, 0, 168, low_open=True)),
 }
 CONFIG_KEYS = tuple(_KEYS)
 
@@ -244,7 +246,8 @@ def load_file(path: Path) -> dict[str, Any]:
 #: the settings that are paths (relative ones are taken from the configuration's folder)
 PATH_KEYS = ("repo", "inventory", "results_dir", "lock_file")
 #: the settings that are numbers
-NUMBER_KEYS = ("min_free_gib", "keep_raw_nights", "p_value", "min_segment", "max_skipped")
+NUMBER_KEYS = ("min_free_gib", "keep_raw_nights", "p_value", "min_segment", "max_skipped",
+               "timeout_h")
 
 
 def check_values(values: dict[Any, Any], source: str, base: Path | None, *,
@@ -304,7 +307,7 @@ def build(file_values: dict[str, Any], flags: dict[str, Any],
         config_file=config_file,
     )
     for key in ("min_free_gib", "keep_raw_nights", "notify_command", "p_value", "min_segment",
-                "tags", "skip_tags", "limit", "lock_file", "max_skipped"):
+                "tags", "skip_tags", "limit", "lock_file", "max_skipped", "timeout_h"):
         if merged.get(key) is not None:
             setattr(settings, key, merged[key])
     return settings

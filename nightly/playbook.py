@@ -27,6 +27,7 @@ class PlaybookResult:
     artifacts: Path
     failures: list[dict[str, Any]] = field(default_factory=list)
     error_lines: list[str] = field(default_factory=list)
+    timeout_s: int | None = None  # the bound site.yml was run under
 
     @property
     def busy_reason(self) -> str | None:
@@ -43,6 +44,9 @@ class PlaybookResult:
         """One line: the last failed task with its host and message, or the error printed."""
         if self.status == "canceled":
             return "site.yml was stopped (the driver was asked to stop)"
+        if self.status == "timeout":
+            return (f"site.yml did not finish within {self.timeout_s} s (timeout_h); it was "
+                    "stopped")
         if self.failures:
             last = self.failures[-1]
             if last["kind"] == "unreachable":
@@ -194,7 +198,8 @@ def stop_leftovers(marker: str, grace_s: float = 5.0) -> list[int]:
 def run_site(*, repo: Path, private_dir: Path, ident: str, inventory: Path,
              extravars: dict[str, Any], tags: str | None = None, skip_tags: str | None = None,
              limit: str | None = None, out: TextIO | None = None,
-             run: Callable[..., Any] | None = None) -> PlaybookResult:
+             run: Callable[..., Any] | None = None,
+             timeout_s: int | None = None) -> PlaybookResult:
     """Run ``repo``/site.yml with ansible-runner; artifacts under ``private_dir``/artifacts/."""
     import ansible_runner
 
@@ -214,6 +219,8 @@ def run_site(*, repo: Path, private_dir: Path, ident: str, inventory: Path,
         "event_handler": progress,
         "quiet": True,
     }
+    if timeout_s:
+        kwargs["timeout"] = timeout_s  # ansible-runner stops the playbook past it
     for key, value in (("tags", tags), ("skip_tags", skip_tags), ("limit", limit)):
         if value:
             kwargs[key] = value
@@ -225,4 +232,5 @@ def run_site(*, repo: Path, private_dir: Path, ident: str, inventory: Path,
             progress.say(f"could not stop pids {', '.join(map(str, left))} of site.yml")
     artifacts = private_dir / "artifacts" / ident
     return PlaybookResult(status=runner.status, rc=runner.rc, artifacts=artifacts,
-                          failures=progress.failures, error_lines=_error_lines(artifacts))
+                          failures=progress.failures, error_lines=_error_lines(artifacts),
+                          timeout_s=timeout_s)

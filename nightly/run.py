@@ -178,7 +178,8 @@ class Night:
         self.status.campaign_id = self.s.night_id
         result = run_site(repo=self.s.repo, private_dir=private, ident=_ident(),
                           inventory=self.s.inventory, extravars=extravars, tags=self.s.tags,
-                          skip_tags=self.s.skip_tags, limit=self.s.limit, out=self.out)
+                          skip_tags=self.s.skip_tags, limit=self.s.limit, out=self.out,
+                          timeout_s=round(self.s.timeout_h * 3600))
         self.playbook = result
         self.status.rc = result.rc
         self.status.runner_artifacts = str(result.artifacts)

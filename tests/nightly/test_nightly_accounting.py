@@ -144,3 +144,22 @@ def test_the_third_night_skipped_in_a_row_exits_5_naming_the_holder(tmp_path: Pa
     assert f"live pid {holder.pid}" in reasons[2] and "'stuck-campaign'" in reasons[2]
     assert reasons[3].startswith("4 nights in a row skipped (max_skipped 2)")
     assert json.loads((results / "history" / "status.json").read_text())["night"] == "n4"
+
+
+def test_a_night_past_its_timeout_is_stopped_and_failed(tmp_path: Path):
+    """Real site.yml through ansible-runner, bounded to 2 s: it cannot get past the
+    preflight in that time, and the night fails naming the bound."""
+    from tests.nightly.test_nightly_cli import make_inventory
+
+    inventory = make_inventory(tmp_path)
+    results = tmp_path / "results"
+    started = time.monotonic()
+    done = subprocess.run(
+        [str(NIGHTLY), "-i", str(inventory), "--results-dir", str(results), "--night-id", "n1",
+         "--min-free-gib", "0", "--timeout-h", str(2 / 3600)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 3, done.stdout[-3000:] + done.stderr[-3000:]
+    status = night_status(results, "n1")
+    assert status["outcome"] == "failed"
+    assert status["reason"] == ("site.yml did not finish within 2 s (timeout_h); it was stopped")
+    assert time.monotonic() - started < 120
