@@ -270,7 +270,9 @@ def calls(steps: dict[str, list[dict[str, Any]]],
       time) and the search, then the helpers stopped.
 
     A host's last call ends with a ``pack`` step (its raw files in one tar), which the
-    action plugin brings back to the controller in the same task.
+    action plugin brings back to the controller in the same task. Every background start
+    has a ``lifetime_s``: the sum of all calls' time limits plus ``LIFETIME_MARGIN_S``, so
+    what a killed repetition leaves running ends by itself.
     """
     senders = {step["host"] for step in steps["traffic"]}
     probing = {step["host"] for step in steps["probe"] + steps["probe_start"]}
@@ -312,12 +314,24 @@ def calls(steps: dict[str, list[dict[str, Any]]],
                                                  for t in [s, *s.get("together", [])])
                                              for s in call["steps"] if s["do"] == "run")
                                     + 15 * sum(s["do"] == "stop" for s in call["steps"]))
+    # a background tool may live as long as the whole repetition could take, no longer
+    lifetime = LIFETIME_MARGIN_S + sum(call["timeout_s"] for entries in out.values()
+                                       for call in entries)
+    for entries in out.values():
+        for call in entries:
+            for step in call["steps"]:
+                if step["do"] == "start":
+                    step["lifetime_s"] = lifetime
     out["salvage"] = [
         {"host": host, "steps": [
             *(_stop(s) for s in steps["start"] + steps["probe_start"] if s["host"] == host),
             _pack(files[host])]}
         for host in sorted(files)]
     return out
+
+
+#: seconds a background tool may outlive the sum of a repetition's calls' time limits
+LIFETIME_MARGIN_S = 120
 
 
 def _stop(step: dict[str, Any]) -> dict[str, Any]:

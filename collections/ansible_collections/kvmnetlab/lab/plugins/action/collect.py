@@ -63,6 +63,8 @@ class ActionModule(ActionBase):
         fetch_to = args.get("fetch_to")
         steps = args.get("steps")
         base_dir = args.get("base_dir") or DEFAULT_BASE_DIR
+        if args.get("reap"):
+            return {**result, **self._reap(base_dir, task_vars)}
         problem = raw_capture.check_steps(steps)
         if problem:
             return {**result, "failed": True, "msg": problem}
@@ -83,6 +85,14 @@ class ActionModule(ActionBase):
             self._remove(base_dir, result)
         return result
 
+    def _reap(self, base_dir: str, task_vars: dict) -> dict:
+        """Stop the background tools a killed run left in the host's run folders."""
+        if self._task.check_mode:
+            return {"changed": False, "reaped": [], "skipped": True,
+                    "msg": "check mode: nothing is stopped"}
+        self._python = interpreter(task_vars, self._task.delegate_to)
+        return self._agent({"reap": True, "base_dir": base_dir})
+
     def _agent(self, request: dict) -> dict:
         """Run one request of the capture code on the host (become applies). Isolated
         (-I): no module from the current folder or the user's site, no PYTHON* setting."""
@@ -93,7 +103,8 @@ class ActionModule(ActionBase):
         try:
             return json.loads(lines[-1])
         except (IndexError, ValueError):
-            what = "removal of the run folder" if "remove" in request else "capture steps"
+            what = ("removal of the run folder" if "remove" in request else
+                    "search for a killed run's tools" if "reap" in request else "capture steps")
             return {"failed": True, "rc": done.get("rc"),
                     "msg": f"the {what} gave no result on {self._host_name()} "
                     f"(rc {done.get('rc')}): {(done.get('stderr') or '').strip()[-800:]}"}

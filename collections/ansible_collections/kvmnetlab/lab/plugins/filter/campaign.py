@@ -96,10 +96,22 @@ def run_dir_space_problems(results, min_free_mb):
     return out
 
 
+def reaped_states(hostvars, hosts):
+    """``{host: {reaped: [...]}}`` for each of ``hosts`` whose registered ``campaign_reap``
+    (kvmnetlab.lab.collect with reap) found a killed run's tools; others left out."""
+    out = {}
+    for host in hosts or []:
+        found = ((hostvars.get(host) or {}).get("campaign_reap") or {}).get("reaped") or []
+        if found:
+            out[host] = {"reaped": list(found)}
+    return out
+
+
 class FilterModule:
     def filters(self):
         return {"capability_probe_plan": capability_probe_plan,
                 "campaign_flows": campaign_flows, "campaign_more_flows": campaign_more_flows,
                 "lab_capacity": lab_capacity, "campaign_link_cache": campaign_link_cache,
                 "fetched_bundles": fetched_bundles, "run_dirs": run_dirs,
-                "run_dir_space_problems": run_dir_space_problems}
+                "run_dir_space_problems": run_dir_space_problems,
+                "reaped_states": reaped_states}

@@ -20,6 +20,7 @@ import glob
 import hashlib
 import io
 import json
+import math
 import os
 import shutil
 import signal
@@ -320,8 +321,37 @@ def _said(dest, text):
     return False
 
 
-def start_tool(argv, dest, settle_s=0.5, ready=None, ready_timeout_s=30.0):
+#: seconds between the lifetime's SIGTERM and SIGKILL (``timeout -k``)
+LIFETIME_KILL_AFTER_S = 10
+#: coreutils' timeout, by absolute path in a root-owned folder (never looked up on PATH)
+TIMEOUT_BINS = ("/usr/bin/timeout", "/bin/timeout")
+
+
+def start_time(pid):
+    """Field 22 of /proc/<pid>/stat (clock ticks since boot), or None: with the PID it
+    names one process, even after the PID is reused."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def lifetime_launcher(lifetime_s):
+    """``timeout -k 10 <lifetime>s``: a background tool outlives a killed run by at most
+    its lifetime. Raises CaptureError when coreutils' timeout is absent."""
+    for path in TIMEOUT_BINS:
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return [path, "-k", f"{LIFETIME_KILL_AFTER_S}s", f"{math.ceil(lifetime_s)}s"]
+    raise CaptureError(f"coreutils' timeout not found at {' or '.join(TIMEOUT_BINS)}: a "
+                       "background tool cannot be given a lifetime")
+
+
+def start_tool(argv, dest, settle_s=0.5, ready=None, ready_timeout_s=30.0, lifetime_s=None):
     """Start ``argv`` in its own session, output to files; return its PID.
+
+    With ``lifetime_s``, it runs under ``timeout`` (:func:`lifetime_launcher`), which
+    passes a stop's signal on to it and ends it when the lifetime is over.
 
     With ``ready``, wait until the tool writes that text to its stderr or stdout (it
     proves the capture is open; the time is kept as ``ready_at``), else pause
@@ -329,13 +359,17 @@ def start_tool(argv, dest, settle_s=0.5, ready=None, ready_timeout_s=30.0):
     fails the start.
     """
     meta = {"argv": argv, "started_at": time.time(), "host": socket.gethostname()}
+    launcher = lifetime_launcher(lifetime_s) if lifetime_s else []
+    if launcher:
+        meta.update(launcher=launcher, lifetime_s=lifetime_s)
     with create(dest) as out, create(dest + ".stderr") as err:
         try:
-            proc = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-                                    start_new_session=True)
+            proc = subprocess.Popen([*launcher, *argv], stdout=out, stderr=err,
+                                    stdin=subprocess.DEVNULL, start_new_session=True)
         except OSError as exc:
             raise CaptureError(f"cannot run {argv[0]}: {exc}") from None
     meta["pid"] = proc.pid
+    meta["pid_start"] = start_time(proc.pid)
     _write_meta(dest, meta)
     if ready:
         deadline = time.monotonic() + ready_timeout_s
@@ -356,6 +390,62 @@ def start_tool(argv, dest, settle_s=0.5, ready=None, ready_timeout_s=30.0):
         raise CaptureError(f"{argv[0]} exited at once ({proc.returncode}): "
                            f"{_tail(dest + '.stderr')}")
     return proc.pid
+
+
+def _same_process(pid, meta):
+    """Whether ``pid`` is still the process ``meta`` recorded: its start time when recorded
+    (older records: the program name it was started as)."""
+    if meta.get("pid_start") is not None:
+        return start_time(pid) == meta["pid_start"]
+    first = (meta.get("launcher") or meta["argv"])[0]
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return handle.read().split(b"\0")[0].decode(errors="replace") == first
+    except OSError:
+        return False
+
+
+def reap(base):
+    """Stop what a killed run left running: every background tool recorded in a run folder
+    of ``base`` (its ``.meta.json`` has a PID and no end) that still runs as the process
+    recorded (PID and start time, never its name). Returns one entry per such record:
+    ``{run_dir, dest, pid, tool, stopped}``, ``stopped`` false when it had ended already.
+    """
+    base = check_base(base, create=False) if os.path.isdir(base) else None
+    found = []
+    if base is None:
+        return found
+    for name in sorted(os.listdir(base)):
+        run_dir = os.path.join(base, name)
+        try:
+            run_dir = check_run_dir(base, run_dir)
+        except UnsafeFolder:
+            continue
+        for meta_path in sorted(glob.glob(os.path.join(glob.escape(run_dir), "*.meta.json"))):
+            try:
+                meta = json.loads(read_bytes(meta_path))
+                pid = int(meta["pid"])
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            if "finished_at" in meta:
+                continue
+            dest = meta_path[:-len(".meta.json")]
+            running = _alive(pid) and _same_process(pid, meta)
+            problem = None
+            if running:
+                try:
+                    stop_tool(dest, "INT")
+                except CaptureError as exc:  # killed after ignoring SIGINT: still stopped
+                    problem = str(exc)
+            else:
+                meta.update(finished_at=time.time(), stopped_by=None, killed=False)
+                _write_meta(dest, meta)
+            meta = json.loads(read_bytes(meta_path))
+            meta["reaped"] = True
+            _write_meta(dest, meta)
+            found.append({"run_dir": run_dir, "dest": os.path.basename(dest), "pid": pid,
+                          "tool": meta["argv"][0], "stopped": running, "problem": problem})
+    return found
 
 
 def _alive(pid):
@@ -381,11 +471,7 @@ def stop_tool(dest, signame="INT", timeout_s=10.0):
             from None
     if "finished_at" in meta:
         return True  # stopped already (a salvage stops whatever may still run)
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as handle:
-            same = handle.read().split(b"\0")[0].decode(errors="replace") == meta["argv"][0]
-    except OSError:
-        same = False
+    same = _same_process(pid, meta)
     killed = False
     if same and _alive(pid):
         os.kill(pid, getattr(signal, "SIG" + signame))
@@ -551,7 +637,8 @@ def run_steps(steps, run_dir):
                 _inputs(run_dir, step, result)
                 result["pids"][step["dest"]] = start_tool(_argv(step["argv"], run_dir),
                                                           path(step["dest"]),
-                                                          ready=step.get("ready"))
+                                                          ready=step.get("ready"),
+                                                          lifetime_s=step.get("lifetime_s"))
             elif step["do"] == "run":
                 tools = [step, *step.get("together", [])]
                 for tool in tools:  # each tool's own inputs (one flow's load each)
@@ -607,7 +694,13 @@ def agent_main(request_json):
     string literal>)`` to this file and pipes it to ``python3 -`` on the host.
     """
     request = json.loads(request_json)
-    if "remove" in request:
+    if "reap" in request:
+        try:
+            result = {"reaped": reap(request["base_dir"])}
+            result["changed"] = any(r["stopped"] for r in result["reaped"])
+        except (CaptureError, OSError) as exc:
+            result = {"failed": True, "changed": False, "msg": str(exc)}
+    elif "remove" in request:
         try:
             result = {"changed": True,
                       "removed": remove_run_dir(request["base_dir"], request["remove"])}

@@ -50,8 +50,10 @@ options:
   steps:
     description:
       - "Each step has C(do): C(snapshot) with C(items) (each C({file, read,
-        read_format}) or C({file, argv, ok_rc})); C(start) with C(argv), C(dest) and
-        optional C(inputs); C(stop) with C(dest) and optional C(signal) (INT or TERM);
+        read_format}) or C({file, argv, ok_rc})); C(start) with C(argv), C(dest),
+        optional C(inputs), optional C(ready) and optional C(lifetime_s) (the tool then
+        runs under coreutils' C(timeout), which ends it that many seconds after its start
+        if no C(stop) step has: a killed run leaves nothing running for long); C(stop) with C(dest) and optional C(signal) (INT or TERM);
         C(run) with C(argv), C(dest), optional C(inputs), C(ok_rc) (default [0]) and
         C(timeout_s) (default 600), and optional C(together): tools run at the same time
         as it ({argv, dest, ok_rc, timeout_s, offset_s}), each started C(offset_s) seconds
@@ -60,7 +62,17 @@ options:
         C({run_dir}) in an C(argv) is that folder."
     type: list
     elements: dict
-    required: true
+    default: []
+  reap:
+    description:
+      - Instead of steps, stop what a killed run left running on the host. Every background
+        tool recorded in a run folder of I(base_dir) (its C(.meta.json) has a PID and no end)
+        that still runs as the process recorded (the PID and its start time, never a name) is
+        stopped like a C(stop) step; each record gets C(reaped) true. The result's C(reaped)
+        lists them (C({run_dir, dest, pid, tool, stopped, problem})); C(changed) when one was
+        stopped. The run folders stay (what they hold was never fetched).
+    type: bool
+    default: false
   fetch_to:
     description:
       - A path on the controller where the tar of the pack step is fetched to (the action
@@ -138,18 +150,28 @@ rc:
   description: Exit code of the last C(run) step's tool.
   returned: when a run step ran
   type: int
+reaped:
+  description: With I(reap), each background tool a killed run left recorded, with whether it
+    was still running and was stopped.
+  returned: with I(reap)
+  type: list
+  elements: dict
+  sample: [{"run_dir": "/var/tmp/kvmnetlab/run-c1.virtio.1.h2.x1y2", "dest": "tcpdump.pcap",
+            "pid": 4242, "tool": "tcpdump", "stopped": true, "problem": null}]
 """
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.kvmnetlab.lab.plugins.module_utils.raw_capture import (
     capture,
     check_steps,
+    reap,
 )
 
 
 def main():
     module = AnsibleModule(
-        argument_spec={"steps": {"type": "list", "elements": "dict", "required": True},
+        argument_spec={"steps": {"type": "list", "elements": "dict", "default": []},
+                       "reap": {"type": "bool", "default": False},
                        "base_dir": {"type": "path", "default": "/var/tmp/kvmnetlab"},
                        "run_dir": {"type": "path"},
                        "label": {"type": "str", "default": ""},
@@ -158,6 +180,11 @@ def main():
     )
     # fetch_to is the action plugin's; the module is also run without it (tests, ad hoc)
     steps = module.params["steps"]
+    if module.params["reap"]:
+        if module.check_mode:
+            module.exit_json(changed=False, reaped=[], skipped=True)
+        found = reap(module.params["base_dir"])
+        module.exit_json(changed=any(r["stopped"] for r in found), reaped=found)
     problem = check_steps(steps)
     if problem:
         module.fail_json(msg=problem)
