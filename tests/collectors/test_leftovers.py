@@ -134,3 +134,23 @@ def test_the_manifest_records_only_hosts_where_leftovers_were_found():
     hostvars = {"h1": {"campaign_reap": {"reaped": found}}, "h2": {"campaign_reap": {
         "reaped": []}}, "g1": {}}
     assert reaped_states(hostvars, ["h1", "h2", "g1", "absent"]) == {"h1": {"reaped": found}}
+
+
+def test_a_tool_that_ignores_the_stop_is_killed_with_its_launcher(base):
+    # sh ignores SIGINT here and runs sleep in the foreground: both must go
+    _, dest, pid = started(base, ["sh", "-c", "trap '' INT; sleep 300; echo survived"],
+                           "stubborn.txt", lifetime_s=600)
+    time.sleep(0.3)
+    group = [int(p) for p in os.listdir("/proc") if p.isdigit() and _pgid(int(p)) == pid]
+    assert len(group) >= 3, group  # timeout, sh, sleep
+    with pytest.raises(rc.CaptureError, match="ignored SIGINT"):
+        rc.stop_tool(dest, "INT", timeout_s=1.0)
+    for member in group:
+        wait_gone(member, within_s=10)
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except OSError:
+        return None

@@ -448,6 +448,19 @@ def reap(base):
     return found
 
 
+def _kill_group(pid):
+    """SIGKILL to the tool's process group: it was started as a session leader, so the
+    group is the launcher and the tool under it, nothing else."""
+    try:
+        same_group = os.getpgid(pid) == pid
+    except OSError:
+        same_group = False
+    if same_group:
+        os.killpg(pid, signal.SIGKILL)
+    else:
+        os.kill(pid, signal.SIGKILL)
+
+
 def _alive(pid):
     try:
         with open(f"/proc/{pid}/stat", encoding="utf-8") as handle:
@@ -479,7 +492,7 @@ def stop_tool(dest, signame="INT", timeout_s=10.0):
         while _alive(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
         if _alive(pid):
-            os.kill(pid, signal.SIGKILL)
+            _kill_group(pid)
             killed = True
     meta.update(finished_at=time.time(), stopped_by=signame, killed=killed)
     _write_meta(dest, meta)
