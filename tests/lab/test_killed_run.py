@@ -22,7 +22,7 @@ import pytest
 from tests.helpers import BIN, REPO, ansible_env, extended_marks, playbook
 
 sys.path.insert(0, str(REPO / "collections"))
-from ansible_collections.kvmnetlab.lab.plugins.module_utils import (  # noqa: E402
+from ansible_collections.kvmnetlab.lab.plugins.module_utils import (
     raw_capture as rc,
 )
 
