@@ -2,14 +2,19 @@
 
 The lock records the PID and the kernel's start time of the process that holds
 it, so a lock left behind by a run that died is recognised as stale and taken
-over, while a live holder refuses the newcomer with a clear message.
+over, while a live holder refuses the newcomer with a clear message. Taking and
+releasing happen under an ``fcntl.flock`` on ``<lock>.guard``: of two runs that
+find the same stale lock, exactly one takes it over.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -80,47 +85,67 @@ def holder(path: Path) -> dict[str, Any] | None:
     return None
 
 
+GUARD_WAIT_S = 30.0  # the guard is held only for a read and a rename
+
+
+@contextlib.contextmanager
+def _guarded(path: Path) -> Iterator[None]:
+    """Hold ``<path>.guard`` exclusively (bounded wait): checks and changes of the lock
+    under it cannot interleave with another run's."""
+    guard = path.with_name(f"{path.name}.guard")
+    fd = os.open(guard, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        deadline = time.monotonic() + GUARD_WAIT_S
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise LabBusy(f"lab is busy: {guard} stayed locked for {GUARD_WAIT_S:g} s "
+                                  "by another run taking or releasing the lab lock") from None
+                time.sleep(0.01)
+        yield
+    finally:
+        os.close(fd)  # releases the flock
+
+
 def acquire(path: str | Path, owner_pid: int, details: dict[str, Any]) -> dict[str, Any]:
-    """Take the lab lock for ``owner_pid``; idempotent for the same owner.
+    """Take the lab lock for ``owner_pid``; idempotent for the same owner. A stale lock
+    (its holder gone) is taken over; of runs racing for it, exactly one gets it.
 
     Raises :class:`LabBusy` naming the campaign and PID that hold it.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     info = {"pid": owner_pid, "start_time": process_start_time(owner_pid), **details}
-    current = holder(path)
-    if current is not None:
-        if current["pid"] == owner_pid:
-            return current
-        raise LabBusy(
-            f"lab is busy: {path} is held by pid {current['pid']} "
-            f"(campaign {current.get('campaign_id')!r}, since {current.get('since')}); "
-            "wait for it to finish, or run teardown after it ends"
-        )
-    tmp = path.with_name(f".{path.name}.{owner_pid}")
-    tmp.write_text(json.dumps(info) + "\n", encoding="utf-8")
-    # link() fails if another run created the lock between our check and now.
-    with contextlib.suppress(FileNotFoundError):
-        if holder(path) is None:
-            path.unlink()
-    try:
-        os.link(tmp, path)
-    except FileExistsError:
-        current = holder(path) or {}
-        raise LabBusy(f"lab is busy: {path} was just taken by pid {current.get('pid')}") from None
-    finally:
-        tmp.unlink()
+    with _guarded(path):
+        current = holder(path)
+        if current is not None:
+            if current["pid"] == owner_pid:
+                return current
+            raise LabBusy(
+                f"lab is busy: {path} is held by pid {current['pid']} "
+                f"(campaign {current.get('campaign_id')!r}, since {current.get('since')}); "
+                "wait for it to finish, or run teardown after it ends"
+            )
+        tmp = path.with_name(f".{path.name}.{owner_pid}")
+        tmp.write_text(json.dumps(info) + "\n", encoding="utf-8")
+        os.replace(tmp, path)  # a stale lock is replaced in one step
     return info
 
 
 def release(path: str | Path, owner_pid: int) -> bool:
     """Remove the lock if ``owner_pid`` holds it (or it is stale); return whether removed."""
     path = Path(path)
-    current = holder(path)
-    if current is not None and current["pid"] != owner_pid:
+    if not path.exists():
         return False
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        return False
+    with _guarded(path):
+        current = holder(path)
+        if current is not None and current["pid"] != owner_pid:
+            return False
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return False
     return True
