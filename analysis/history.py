@@ -84,6 +84,9 @@ HASHED_CAPABILITIES = (
     "kvm_host",
 )
 HOST_VERSIONS = ("pf_ring_version",)  # QEMU's is in tool_versions, per host
+# A host's state that is compared night to night but not hashed: a shaper left on a tap is a
+# change to be named by a change point, not a new lab that starts a new segment.
+HOST_STATE = ("qdiscs",)
 NIC_KEYS = ("driver", "rx_queues", "tx_queues", "key_offloads")
 HASH_CHARS = 16
 
@@ -331,6 +334,7 @@ def context(manifest_path: Path, manifest: dict[str, Any]) -> dict[str, Any]:
             raise InputError(manifest_path, f"git.{key}", f"must be a {kind.__name__}, got "
                              f"{git[key]!r}")
     hosts, versions = _hosts(manifest_path, manifest)
+    state = _host_state(manifest)
     lab = _object(manifest_path, manifest, "lab")
     profile = lab.get("profile") if isinstance(lab.get("profile"), dict) else {}
     roles = profile.get("roles") if isinstance(profile.get("roles"), dict) else {}
@@ -340,6 +344,7 @@ def context(manifest_path: Path, manifest: dict[str, Any]) -> dict[str, Any]:
                 "declared": profile.get("declared"),
                 "guests": roles.get("guests"), "hypervisor": roles.get("hypervisor")},
         "host_versions": versions,
+        "host_state": state,
         "tool_versions": manifest.get("tool_versions") or {},
         "parameters": manifest.get("parameters") or {},
         "scenarios": _scenarios(manifest_path, manifest),
@@ -396,6 +401,16 @@ def _hosts(path: Path, manifest: dict[str, Any]) -> tuple[dict, dict]:
     return caps, versions
 
 
+def _host_state(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """host -> the entries of HOST_STATE its profile has (``_hosts`` has checked the types)."""
+    profile = (manifest.get("lab") or {}).get("profile")
+    hosts = profile.get("hosts") if isinstance(profile, dict) else None
+    if not isinstance(hosts, dict):
+        return {}
+    return {host: {k: doc[k] for k in HOST_STATE if doc.get(k) is not None}
+            for host, doc in hosts.items() if isinstance(doc, dict)}
+
+
 def _capability(key: str, value: Any) -> Any:
     """The part of a capability that is state: NICs' driver, queues, key offloads (no
     addresses); kvm_host settings' requested and observed values (no reasons)."""
@@ -428,9 +443,10 @@ def differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """What differs between two nights' contexts, as "key: old → new" (the seed left out).
 
     Keys read as: ``commit``, ``<host> kernel_release``, ``<host> qemu_version``,
-    ``<host> <tool>`` (tool versions), ``parameters.<name>``, ``<scenario> <knob path>``,
-    ``lab <key>``. A host's change seen twice (its kernel as capability and as tool
-    version) is listed once.
+    ``<host> <tool>`` (tool versions), ``<host> qdiscs.<device>`` (the queueing disciplines
+    on the host's data path, :mod:`kvmnetlab.traffic_control`), ``parameters.<name>``,
+    ``<scenario> <knob path>``, ``lab <key>``. A host's change seen twice (its kernel as
+    capability and as tool version) is listed once.
     """
     out, seen = [], set()
     for label, host, a, b in _diff_items(old, new):
@@ -455,10 +471,11 @@ def _diff_items(old: dict, new: dict) -> Iterable[tuple[str, str | None, str, st
     for key in ("name", "kind", "declared", "guests", "hypervisor"):
         for path, a, b in _flat_diff(lab_old.get(key), lab_new.get(key), key):
             yield f"lab {path}", None, a, b
-    ver_old, ver_new = old.get("host_versions") or {}, new.get("host_versions") or {}
-    for host in _keys(ver_old, ver_new):
-        for path, a, b in _flat_diff(ver_old.get(host), ver_new.get(host)):
-            yield f"{host} {path}", host, a, b
+    for key in ("host_versions", "host_state"):
+        per_old, per_new = old.get(key) or {}, new.get(key) or {}
+        for host in _keys(per_old, per_new):
+            for path, a, b in _flat_diff(per_old.get(host), per_new.get(host)):
+                yield f"{host} {path}", host, a, b
     tools_old, tools_new = old.get("tool_versions") or {}, new.get("tool_versions") or {}
     for tool in _keys(tools_old, tools_new):
         a, b = tools_old.get(tool), tools_new.get(tool)

@@ -23,6 +23,7 @@ import re
 from typing import Any
 
 from kvmnetlab.errors import ConfigError
+from kvmnetlab.traffic_control import data_path_qdiscs
 
 CAPABILITY_FORMAT_VERSION = 1
 
@@ -167,6 +168,7 @@ def host_profile(host: str, doc: dict[str, Any] | None, facts: dict[str, Any] | 
         "missing_addresses": list(doc.get("missing_addresses") or []),
         "tools": {k: v for k, v in sorted(doc["tools"].items())},
         "kvm_host": (kvm_host.get("settings") if isinstance(kvm_host, dict) else None) or {},
+        "qdiscs": data_path_qdiscs(host, doc.get("traffic_control"), set(doc["nics"])),
     }
 
 

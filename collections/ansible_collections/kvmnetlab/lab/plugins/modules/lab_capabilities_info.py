@@ -14,7 +14,8 @@ description:
     on, that is the kernel and whether it can load modules, C(/dev/kvm), C(/dev/vhost-net),
     PF_RING, the ELVIS marker and state, whether QEMU's tap netdev accepts C(poll-us), KVM halt
     polling, isolated cores and CPU frequency governors, the data NICs (driver, queues,
-    C(ethtool -i) and C(ethtool -k)) and the versions of the measurement tools.
+    C(ethtool -i) and C(ethtool -k)), the queueing disciplines (C(tc)) and the versions of the
+    measurement tools.
   - It reads, it does not interpret. Multi-line tool output (C(ethtool -i), C(ethtool -k),
     C(/proc/net/pf_ring/info)) is returned verbatim and parsed on the controller; only single
     values (an integer from sysfs, whether a file is a character device) are read here.
@@ -200,6 +201,18 @@ capabilities:
       type: list
       elements: str
       sample: []
+    traffic_control:
+      description:
+        - The traffic-control setup of every device of the host's network namespace, verbatim,
+          parsed on the controller (C(kvmnetlab.traffic_control)), which keeps the devices on
+          the data path.
+        - C(qdiscs), stdout of C(tc -j qdisc show); C(links), stdout of C(ip -j -d link show)
+          (device kinds and bridge masters); C(classes), per device of C(/sys/class/net), stdout
+          of C(tc class show dev <if>) where it is not empty (C(tc) prints HTB classes as text
+          only); C(error), why any of them is missing (null when none is).
+      type: dict
+      sample: {"qdiscs": "[{\"kind\":\"tbf\",\"handle\":\"8001:\",\"dev\":\"tap0\",...}]",
+               "links": "[{\"ifname\":\"tap0\",...}]", "classes": {}, "error": null}
     tools:
       description:
         - First line of each tool's version output (C(ping), C(ip), C(ethtool), C(fping),
@@ -501,6 +514,34 @@ def tool_versions(timeout):
 
 
 # -------------------------------------------------------------------- probe --
+def traffic_control(root, timeout):
+    """Verbatim ``tc`` and ``ip`` output describing every device's queueing disciplines."""
+    out = {"qdiscs": None, "links": None, "classes": {}, "error": None}
+    tc, ip = find_bin("tc"), find_bin("ip")
+    if tc is None or ip is None:
+        out["error"] = "tc or ip (iproute2) not found"
+        return out
+    errors = []
+    for key, argv in (("qdiscs", [tc, "-j", "qdisc", "show"]),
+                      ("links", [ip, "-j", "-d", "link", "show"])):
+        rc, stdout, stderr = run(argv, timeout)
+        if rc == 0:
+            out[key] = stdout
+        else:
+            errors.append(f"{' '.join(argv[1:])} failed (rc={rc}): {stderr.strip()[:200]}")
+    try:
+        names = sorted(os.listdir(os.path.join(root, "sys/class/net")))
+    except OSError as exc:
+        names = []
+        errors.append(f"/sys/class/net: {exc}")
+    for name in names:
+        rc, stdout, stderr = run([tc, "class", "show", "dev", name], timeout)
+        if rc == 0 and stdout.strip():
+            out["classes"][name] = stdout
+    out["error"] = "; ".join(errors) or None
+    return out
+
+
 def validate(params):
     """Messages for malformed options (empty when they are fine)."""
     errors = []
@@ -622,6 +663,7 @@ def probe(params, root="/"):
         "nics": nics,
         "missing_addresses": missing_addresses,
         "missing_interfaces": missing_interfaces,
+        "traffic_control": traffic_control(root, timeout),
         "tools": tools,
     }
     return document, warnings
