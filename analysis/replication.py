@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from analysis.between_nights import PRIOR, Component, component_for
 from analysis.stats import (
     DEFAULT_RESAMPLES,
     Margin,
@@ -86,6 +87,22 @@ def repetition_summary(
     out = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
     out["block"] = out["block"].astype("Int64")
     return out
+
+
+def night_value(values: Sequence[float] | np.ndarray, scale: str) -> float:
+    """The one summary of a set of repetition values: a scenario's typical value in the
+    report, a night's value in the history (:mod:`analysis.history`).
+
+    ``log`` (RTTs, positive and multiplicative): the geometric mean, each value at
+    least :data:`LOG_FLOOR_US`; ``linear`` (losses, rates, costs, which may be 0):
+    the arithmetic mean. NaN without values.
+    """
+    y = np.asarray(values, dtype=float)
+    if y.size == 0:
+        return math.nan
+    if scale == "log":
+        return float(np.exp(np.log(np.maximum(y, LOG_FLOOR_US)).mean()))
+    return float(y.mean())
 
 
 def _on_scale(values: np.ndarray, scale: str) -> np.ndarray:
@@ -488,10 +505,9 @@ def pairwise_verdicts(
 
 
 def _typical_medians(summary: pd.DataFrame) -> dict[str, float]:
-    """Geometric mean of each scenario's repetition medians (µs)."""
-    logs = np.log(np.maximum(summary["median_us"].to_numpy(dtype=float), LOG_FLOOR_US))
-    g = pd.Series(logs).groupby(summary["scenario"].astype(str).to_numpy(), sort=False).mean()
-    return {k: math.exp(v) for k, v in g.items()}
+    """Each scenario's typical median (µs): :func:`night_value` of its repetition medians."""
+    g = summary.groupby(summary["scenario"].astype(str), sort=False)["median_us"]
+    return {str(k): night_value(v.to_numpy(dtype=float), "log") for k, v in g}
 
 
 def equivalence_groups(pairs: pd.DataFrame, scenarios: Sequence[str]) -> pd.DataFrame:
@@ -729,9 +745,47 @@ def _closer_claim(claim: Claim, shares: pd.DataFrame, alpha: float) -> dict | No
 COMPARISON_COLUMNS = [
     "scenario", "older", "repetitions_old", "repetitions_new", "median_old_us",
     "median_new_us", "median_change_pct", "median_ci_low_pct", "median_ci_high_pct",
-    "median_p", "median_p_holm", "loss_old_pct", "loss_new_pct", "loss_change_pp", "loss_p",
-    "loss_p_holm", "median_regressed", "loss_regressed", "verdict", "note",
+    "median_between_sd", "median_df", "median_p", "median_p_holm", "median_p_tost",
+    "median_p_tost_holm", "median_outcome", "loss_old_pct", "loss_new_pct", "loss_change_pp",
+    "loss_ci_low_pp", "loss_ci_high_pp", "loss_between_sd", "loss_df", "loss_p", "loss_p_holm",
+    "loss_p_tost", "loss_p_tost_holm", "loss_outcome", "median_regressed", "loss_regressed",
+    "verdict", "between_source", "note",
 ]
+# A scenario's verdict against an older campaign; the comparison's outcome is the worst.
+COMPARISON_VERDICTS = ("regressed", "inconclusive", "improved", "unchanged", "not comparable")
+COMPARISON_OUTCOMES = ("regressed", "inconclusive", "unchanged")
+
+
+def campaign_contrast(
+    new: np.ndarray, old: np.ndarray, between: Component | None
+) -> Contrast:
+    """The difference of two campaigns' means of ``new`` and ``old`` (one value per repetition),
+    each campaign one draw of the night.
+
+    Variance of the difference: 2 sigma_b^2 + s_new^2 / R_new + s_old^2 / R_old,
+    sigma_b the component's between-night sd (df ``between_df``), s the
+    campaign's own repetition sd (df R - 1; with one repetition the component's
+    ``within_sd`` and ``within_df``). df: Welch-Satterthwaite over the three terms.
+    Untestable without a component, or with no repetition on a side.
+    """
+    na, nb = new.size, old.size
+    sd_a = float(new.std(ddof=1)) if na > 1 else math.nan
+    sd_b = float(old.std(ddof=1)) if nb > 1 else math.nan
+    est = float(new.mean() - old.mean()) if na and nb else math.nan
+    if between is None or not na or not nb:
+        return Contrast("untestable", na, nb, 0, est, math.nan, math.nan, sd_a, sd_b, math.nan)
+    terms = [(2.0 * between.between_sd**2, between.between_df)]
+    for sd, n in ((sd_a, na), (sd_b, nb)):
+        if n > 1:
+            terms.append((sd**2 / n, float(n - 1)))
+        else:
+            terms.append((between.within_sd**2, between.within_df))
+    if any(not math.isfinite(v) for v, _ in terms):
+        return Contrast("untestable", na, nb, 0, est, math.nan, math.nan, sd_a, sd_b, math.nan)
+    var = sum(v for v, _ in terms)
+    spread = sum(v**2 / df for v, df in terms if v > 0 and df > 0 and math.isfinite(df))
+    df = var**2 / spread if spread > 0 else math.inf
+    return Contrast("between nights", na, nb, 0, est, math.sqrt(var), df, sd_a, sd_b, math.nan)
 
 
 def compare_campaigns(
@@ -744,73 +798,111 @@ def compare_campaigns(
     threshold_pct: float = 10.0,
     loss_threshold_pp: float = 1.0,
     confidence: float = 0.95,
+    between: pd.DataFrame | None = None,
+    prior: dict[str, Component] | None = PRIOR,
 ) -> pd.DataFrame:
-    """Per scenario: did the newer campaign get worse than the older one, repetition by repetition?
+    """Per scenario: did the newer campaign get worse than the older one, night against night?
 
-    Median RTT: the typical median (geometric mean of repetition medians) of each
-    campaign; change in % = 100 (exp(d) - 1), d the difference of the mean log
-    repetition medians, with Welch's t test (two campaigns share no blocks) and
-    its interval. Loss: the mean of the repetition losses (``new_loss``,
-    ``old_loss``: scenario, repetition, loss_pct), change in percentage points,
-    Welch's t test on the repetition losses (every repetition equal on both
-    sides: p = 1 when the means agree, 0 when they do not). Holm over the
-    scenarios within each family. ``regressed`` when the median rose by more
-    than ``threshold_pct`` % or the loss by more than ``loss_threshold_pp``
-    points, and that change is significant at alpha = 1 - confidence;
-    ``improved`` symmetrically; ``not comparable`` without a testable pair.
+    Each campaign is one draw of the night (:mod:`analysis.between_nights`): the
+    difference of the two campaigns' means of the log repetition medians (median
+    RTT) and of the repetition losses (points) has a standard error that includes
+    twice the between-night variance, from ``between``
+    (:func:`analysis.between_nights.components` of a history) pooled with
+    ``prior``, or from the prior alone; ``prior=None`` and no history row: not
+    judged (inconclusive). Per metric, with the margin ±``threshold_pct`` % of the
+    typical median (on the log scale) and ±``loss_threshold_pp`` points of loss:
+
+    - ``regressed``: worse by more than the margin, and the two-sided t test of
+      no change has a Holm p < alpha (Holm over this comparison's scenarios);
+    - ``improved``: the same, better;
+    - ``unchanged``: the TOST shows the change within ±the margin (Holm p <
+      alpha): the (1 - 2 alpha) interval lies inside it;
+    - ``inconclusive``: neither (a wide interval is not evidence of no change).
+
+    A scenario's ``verdict``: regressed if a metric regressed; else inconclusive
+    if one is inconclusive (or untested); else improved if one improved; else
+    unchanged; ``not comparable`` without data in both campaigns.
     """
     alpha = 1.0 - confidence
     new_v, old_v = unit_values(new_summary, "log"), unit_values(old_summary, "log")
     nl, ol = _loss_values(new_loss), _loss_values(old_loss)
     names = list(dict.fromkeys([*new_v, *old_v, *nl, *ol]))
+    bounds = {"median": math.log1p(threshold_pct / 100.0), "loss": loss_threshold_pp}
     rows = []
     for name in names:
-        row: dict[str, object] = {"scenario": name, "older": older, "note": ""}
-        notes = []
-        if name in new_v and name in old_v:
-            new_y, old_y = _unblocked(new_v[name]), _unblocked(old_v[name])
-            c = contrast(new_y, old_y)
-            t = t_tests(c, math.inf, alpha)
-            row.update(repetitions_new=c.n_a, repetitions_old=c.n_b,
-                       median_new_us=math.exp(new_y["value"].mean()),
-                       median_old_us=math.exp(old_y["value"].mean()),
-                       median_change_pct=100.0 * math.expm1(c.estimate),
-                       median_ci_low_pct=100.0 * math.expm1(t.ci[0]),
-                       median_ci_high_pct=100.0 * math.expm1(t.ci[1]),
-                       median_p=t.p_difference)
+        row: dict[str, object] = {"scenario": name, "older": older}
+        notes, sources = [], set()
+        for metric, new_side, old_side in (("median", new_v, old_v), ("loss", nl, ol)):
+            if name not in new_side or name not in old_side:
+                continue
+            y_new = new_side[name]["value"].to_numpy(dtype=float)
+            y_old = old_side[name]["value"].to_numpy(dtype=float)
+            comp = component_for(between, name, metric, prior)
+            c = campaign_contrast(y_new, y_old, comp)
+            t = t_tests(c, bounds[metric], alpha)
+            if comp is not None:
+                sources.add(comp.describe(metric))
+            if metric == "median":
+                row.update(repetitions_new=c.n_a, repetitions_old=c.n_b,
+                           median_new_us=math.exp(y_new.mean()),
+                           median_old_us=math.exp(y_old.mean()),
+                           median_change_pct=100.0 * math.expm1(c.estimate),
+                           median_ci_low_pct=100.0 * math.expm1(t.ci[0]),
+                           median_ci_high_pct=100.0 * math.expm1(t.ci[1]))
+            else:
+                row.update(loss_new_pct=float(y_new.mean()), loss_old_pct=float(y_old.mean()),
+                           loss_change_pp=c.estimate, loss_ci_low_pp=t.ci[0],
+                           loss_ci_high_pp=t.ci[1])
+            row.update({f"{metric}_between_sd": comp.between_sd if comp else math.nan,
+                        f"{metric}_df": c.df, f"{metric}_p": t.p_difference,
+                        f"{metric}_p_tost": t.p_tost})
             if not c.testable:
-                notes.append("RTT: fewer than 2 repetitions on a side, not tested")
-        if name in nl and name in ol:
-            c = contrast(_unblocked(nl[name]), _unblocked(ol[name]))
-            t = t_tests(c, math.inf, alpha)
-            row.update(loss_new_pct=float(nl[name]["value"].mean()),
-                       loss_old_pct=float(ol[name]["value"].mean()),
-                       loss_change_pp=c.estimate, loss_p=t.p_difference)
-            if not c.testable:
-                notes.append("loss: fewer than 2 repetitions on a side, not tested")
+                notes.append(f"{'RTT' if metric == 'median' else 'loss'}: not judged (no "
+                             "between-night variation known: no history and no prior)")
+        row["between_source"] = "; ".join(sorted(sources))
         row["note"] = "; ".join(notes)
         rows.append(row)
     out = pd.DataFrame(rows).reindex(columns=COMPARISON_COLUMNS)
-    out["median_p_holm"] = holm(out["median_p"].to_numpy(dtype=float))
-    out["loss_p_holm"] = holm(out["loss_p"].to_numpy(dtype=float))
-    sig_m = out["median_p_holm"] < alpha
-    sig_l = out["loss_p_holm"] < alpha
-    out["median_regressed"] = sig_m & (out["median_change_pct"] > threshold_pct)
-    out["loss_regressed"] = sig_l & (out["loss_change_pp"] > loss_threshold_pp)
-    better = (sig_m & (out["median_change_pct"] < -threshold_pct)) | (
-        sig_l & (out["loss_change_pp"] < -loss_threshold_pp)
-    )
-    out["verdict"] = np.select(
-        [out["median_p"].isna() & out["loss_p"].isna(),
-         out["median_regressed"] | out["loss_regressed"], better],
-        ["not comparable", "regressed", "improved"], default="unchanged",
-    )
+    for metric, bound in (("median", bounds["median"]), ("loss", bounds["loss"])):
+        out[f"{metric}_p_holm"] = holm(out[f"{metric}_p"].to_numpy(dtype=float))
+        out[f"{metric}_p_tost_holm"] = holm(out[f"{metric}_p_tost"].to_numpy(dtype=float))
+        change = (out["median_change_pct"].to_numpy(dtype=float) if metric == "median"
+                  else out["loss_change_pp"].to_numpy(dtype=float))
+        limit = threshold_pct if metric == "median" else bound
+        sig = (out[f"{metric}_p_holm"] < alpha).to_numpy()
+        present = out["median_new_us" if metric == "median" else "loss_new_pct"].notna()
+        present = present.to_numpy()
+        out[f"{metric}_outcome"] = np.select(
+            [~present, sig & (change > limit), sig & (change < -limit),
+             (out[f"{metric}_p_tost_holm"] < alpha).to_numpy()],
+            ["", "regressed", "improved", "unchanged"], default="inconclusive")
+    out["median_regressed"] = out["median_outcome"] == "regressed"
+    out["loss_regressed"] = out["loss_outcome"] == "regressed"
+    out["verdict"] = [_scenario_verdict(m, lo) for m, lo in
+                      zip(out["median_outcome"], out["loss_outcome"], strict=True)]
     return out
 
 
-def _unblocked(frame: pd.DataFrame) -> pd.DataFrame:
-    """Repetitions of two campaigns share no blocks: compare them unpaired."""
-    return frame.assign(block=pd.NA)
+def _scenario_verdict(median: str, loss: str) -> str:
+    found = [o for o in (median, loss) if o]
+    if not found:
+        return "not comparable"
+    for verdict in COMPARISON_VERDICTS:
+        if verdict in found:
+            return verdict
+    return "inconclusive"
+
+
+def comparison_outcome(comparison: pd.DataFrame) -> str:
+    """The comparison's outcome over every scenario and older campaign: regressed when any
+    scenario regressed, else inconclusive when any is, else unchanged (improved scenarios
+    count as unchanged: nothing got worse); scenarios not comparable do not count."""
+    verdicts = set(comparison["verdict"]) if not comparison.empty else set()
+    if "regressed" in verdicts:
+        return "regressed"
+    if "inconclusive" in verdicts or not verdicts - {"not comparable"}:
+        return "inconclusive"
+    return "unchanged"
 
 
 def _loss_values(loss: pd.DataFrame) -> dict[str, pd.DataFrame]:
