@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from analysis.between_nights import PRIOR
 from analysis.document import Definitions
 from analysis.replication import POWER_TARGET
 
@@ -471,30 +472,49 @@ TERMS: dict[str, tuple[str, str]] = {
     'comparison.change': (
         'change (%)',
         '100 · (exp(d) - 1), d = mean log repetition median now - then; with its '
-        '{level} Welch t interval.',
+        '{level} t interval, whose standard error includes the variation between '
+        'nights (below).',
+    ),
+    'comparison.between_night_sd': (
+        'between-night sd',
+        "repetitions of one campaign share that night's conditions, so a campaign is "
+        'one draw of the night: the variance of a change is 2·sb² + s_now²/R_now + '
+        's_then²/R_then, sb the sd between nights of the scenario\'s night value (log '
+        'median; loss in points), s each campaign\'s sd between repetitions. sb comes '
+        'from --history (a nightly catalog or campaign folders: var(night values) - '
+        'mean(s²/R), at least 0, df = nights - 1, pooled with the prior by df) or, '
+        'without one, from the prior ({prior_median:g} log, {prior_loss:g} points, df '
+        '{prior_df:g}: three stored campaigns of one unchanged lab). df: '
+        'Welch-Satterthwaite over the three terms.',
     ),
     'comparison.median_p': (
-        'median p',
-        "Welch's t test (unequal variances, Welch-Satterthwaite df) on the log "
-        'repetition medians of the two campaigns: the repetition is the unit, so a '
-        "campaign's thousands of probes do not make noise between repetitions look "
-        'significant. Holm-corrected over the scenarios of each older campaign.',
+        'p',
+        'two-sided t test of no change (t = d / se, the se and df above), '
+        'Holm-corrected over the scenarios compared with each older campaign.',
+    ),
+    'comparison.tost_p': (
+        'TOST p',
+        'two one-sided t tests that the change lies within the margin (median: ±'
+        '{regression_threshold_pct:g} % of the typical median, on the log scale; loss: '
+        '±{loss_threshold_pp:g} points), Holm-corrected likewise.',
     ),
     'comparison.loss': (
         'loss',
         "mean over repetitions of each repetition's loss, 100 · lost / sent (sender "
         '→ counter when data/rate.parquet exists, else ping; a flagged repetition, '
-        "with more frames counted than sent, is left out); p from Welch's t test on "
-        'the repetition losses (p = 1 when every repetition of both is equal), '
-        'Holm-corrected likewise.',
+        'with more frames counted than sent, is left out); compared in points as '
+        'the median is, between nights included.',
     ),
     'comparison.verdict': (
         'verdict',
-        'regressed: median up by more than {regression_threshold_pct:g} % or loss '
-        'up by more than {loss_threshold_pp:g} points, with Holm p < {alpha:g}; '
-        'improved: the same downwards; not comparable: the scenario has data in '
-        'only one of the two campaigns. A scenario with one repetition on a side is '
-        'not tested (note).',
+        'per metric: regressed, worse by more than the margin with Holm p < '
+        '{alpha:g}; improved, the same, better; unchanged, the TOST shows the change '
+        'within the margin (Holm p < {alpha:g}); inconclusive, neither: a wide '
+        'interval is not evidence of no change. A scenario regressed if a metric did, '
+        'else inconclusive if one is, else improved if one is, else unchanged; not '
+        'comparable: data in only one campaign. The comparison is regressed if any '
+        'scenario is (exit status 3), else inconclusive if any is (exit status 4), '
+        'else unchanged (exit status 0).',
     ),
     # probe agreement (the independent probe)
     'probes.interleaving': (
@@ -733,6 +753,9 @@ def wording(options: Any, seed: int, baseline: str) -> dict[str, Any]:
         "power_target": POWER_TARGET,
         "regression_threshold_pct": options.regression_threshold_pct,
         "loss_threshold_pp": options.loss_threshold_pp,
+        "prior_median": PRIOR["median"].between_sd,
+        "prior_loss": PRIOR["loss"].between_sd,
+        "prior_df": PRIOR["median"].between_df,
     }
 
 

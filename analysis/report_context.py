@@ -28,6 +28,8 @@ class Options:
     percentile: float = 90.0
     confidence: float = 0.95
     compare: tuple[Path, ...] = ()
+    history: Path | None = None  # nights to estimate the between-night variation from
+    prior: bool = True  # without a history, judge by the prior between-night sd (else refuse)
     regression_threshold_pct: float = 10.0
     loss_threshold_pp: float = 1.0
     log_x: bool = False
@@ -78,6 +80,7 @@ class Context:
     seed: int
     work: Path
     result: Analysis
+    cache: dict[str, Any] = field(default_factory=dict)  # data computed once, used twice
 
     def csv(self, frame: pd.DataFrame, name: str) -> str:
         frame.to_csv(self.work / "tables" / f"{name}.csv", index=False)

@@ -162,6 +162,11 @@ def summary_section(ctx: _Context, frame: pd.DataFrame) -> Section:
                 + ("As it must be." if fine else
                    "It was found different: the method or the lab lets noise through, and "
                    "every 'different' in this report is in doubt.")))
+    if o.compare:
+        from analysis.report_comparison import outcome_text
+
+        blocks_out.append(Para(outcome_text(ctx) + " Details: Comparison with earlier "
+                               "campaigns."))
     weak = weaknesses(ctx)
     blocks_out += [Para("What weakens these verdicts:"),
                    Bullets(weak or ["nothing found: every scenario ran as requested, every "
