@@ -490,7 +490,8 @@ TERMS: dict[str, tuple[str, str]] = {
     'comparison.median_p': (
         'p',
         'two-sided t test of no change (t = d / se, the se and df above), '
-        'Holm-corrected over the scenarios compared with each older campaign.',
+        'Holm-corrected over the scenarios compared with each older campaign and both '
+        'metrics (median, loss): one family per older campaign.',
     ),
     'comparison.tost_p': (
         'TOST p',

@@ -813,10 +813,11 @@ def compare_campaigns(
     typical median (on the log scale) and ±``loss_threshold_pp`` points of loss:
 
     - ``regressed``: worse by more than the margin, and the two-sided t test of
-      no change has a Holm p < alpha (Holm over this comparison's scenarios);
+      no change has a Holm p < alpha (Holm over this comparison's scenarios and
+      both metrics, so that any false "regressed" has a chance of at most alpha / 2);
     - ``improved``: the same, better;
     - ``unchanged``: the TOST shows the change within ±the margin (Holm p <
-      alpha): the (1 - 2 alpha) interval lies inside it;
+      alpha, the same family): the (1 - 2 alpha) interval lies inside it;
     - ``inconclusive``: neither (a wide interval is not evidence of no change).
 
     A scenario's ``verdict``: regressed if a metric regressed; else inconclusive
@@ -863,9 +864,12 @@ def compare_campaigns(
         row["note"] = "; ".join(notes)
         rows.append(row)
     out = pd.DataFrame(rows).reindex(columns=COMPARISON_COLUMNS)
+    n = len(out)
+    for kind in ("p", "p_tost"):  # one family per test: every scenario, both metrics
+        joint = holm(np.concatenate([out[f"median_{kind}"].to_numpy(dtype=float),
+                                     out[f"loss_{kind}"].to_numpy(dtype=float)]))
+        out[f"median_{kind}_holm"], out[f"loss_{kind}_holm"] = joint[:n], joint[n:]
     for metric, bound in (("median", bounds["median"]), ("loss", bounds["loss"])):
-        out[f"{metric}_p_holm"] = holm(out[f"{metric}_p"].to_numpy(dtype=float))
-        out[f"{metric}_p_tost_holm"] = holm(out[f"{metric}_p_tost"].to_numpy(dtype=float))
         change = (out["median_change_pct"].to_numpy(dtype=float) if metric == "median"
                   else out["loss_change_pp"].to_numpy(dtype=float))
         limit = threshold_pct if metric == "median" else bound
