@@ -13,6 +13,7 @@ from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import TTestPower
 from statsmodels.stats.weightstats import ttost_ind, ttost_paired
 
+from analysis import between_nights as bn
 from analysis import replication as rp
 from analysis.model import rtt_by_repetition
 from analysis.stats import Margin
@@ -278,28 +279,86 @@ def _loss(rows):
     return pd.DataFrame(rows, columns=["scenario", "repetition", "loss_pct"])
 
 
-def test_compare_campaigns_by_repetition():
+def _history(sd_between: float, nights: int = 12, reps: int = 5, seed: int = 1,
+             scenarios=("a", "b", "c")) -> pd.DataFrame:
+    """Night values of a simulated history: log medians around log 100 µs, no loss."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for k in range(nights):
+        for name in scenarios:
+            y = np.log(100.0) + rng.normal(0, sd_between) + rng.normal(0, 0.02, reps)
+            rows.append({"night": f"n{k}", "scenario": name, "metric": "median",
+                         "mean": y.mean(), "within_var": y.var(ddof=1), "n_reps": reps})
+            rows.append({"night": f"n{k}", "scenario": name, "metric": "loss", "mean": 0.0,
+                         "within_var": 0.0, "n_reps": reps})
+    return pd.DataFrame(rows)
+
+
+def test_compare_campaigns_includes_the_variation_between_nights():
     old = summary_from({"a": [100.0, 104.0, 98.0], "b": [50.0, 51.0, 49.0], "c": [10, 11, 9]})
-    new = summary_from({"a": [125.0, 128.0, 122.0], "b": [56.0, 49.0, 60.0], "d": [10, 11, 9]})
-    out = rp.compare_campaigns(
-        new, old, _loss([("a", k, 0.0) for k in (1, 2, 3)] + [("b", k, 5.0 * k) for k in (1, 2)]),
-        _loss([("a", k, 0.0) for k in (1, 2, 3)] + [("b", k, 0.0) for k in (1, 2)]),
-        older="night-1").set_index("scenario")
+    new = summary_from({"a": [135.0, 138.0, 132.0], "b": [56.0, 49.0, 60.0], "d": [10, 11, 9]})
+    new_loss = _loss([("a", k, 0.0) for k in (1, 2, 3)] + [("b", k, 5.0 * k) for k in (1, 2)])
+    old_loss = _loss([("a", k, 0.0) for k in (1, 2, 3)] + [("b", k, 0.0) for k in (1, 2)])
+    comps = bn.components(_history(0.02))
+    out = rp.compare_campaigns(new, old, new_loss, old_loss, older="night-1", between=comps,
+                               prior=None).set_index("scenario")
     assert out.loc["a", "verdict"] == "regressed"
-    logs_new, logs_old = np.log([125.0, 128.0, 122.0]), np.log([100.0, 104.0, 98.0])
-    assert out.loc["a", "median_change_pct"] == pytest.approx(
-        100 * math.expm1(logs_new.mean() - logs_old.mean()))
-    assert out.loc["a", "median_p"] == pytest.approx(
-        sps.ttest_ind(logs_new, logs_old, equal_var=False).pvalue)
-    assert out.loc["a", "loss_p"] == 1.0  # every repetition lost nothing, both campaigns
-    # b: +12 % but the repetitions scatter as much: not significant, not a regression
-    assert out.loc["b", "verdict"] == "unchanged"
+    logs_new, logs_old = np.log([135.0, 138.0, 132.0]), np.log([100.0, 104.0, 98.0])
+    d = logs_new.mean() - logs_old.mean()
+    assert out.loc["a", "median_change_pct"] == pytest.approx(100 * math.expm1(d))
+    sb = comps.set_index(["scenario", "metric"]).loc[("a", "median"), "between_sd"]
+    se = math.sqrt(2 * sb**2 + logs_new.var(ddof=1) / 3 + logs_old.var(ddof=1) / 3)
+    terms = [(2 * sb**2, 11), (logs_new.var(ddof=1) / 3, 2), (logs_old.var(ddof=1) / 3, 2)]
+    df = se**4 / sum(v**2 / k for v, k in terms)
+    assert out.loc["a", "median_df"] == pytest.approx(df)
+    assert out.loc["a", "median_p"] == pytest.approx(2 * sps.t.sf(d / se, df))
+    assert out.loc["a", "loss_outcome"] == "unchanged"  # no loss, ever: the history agrees
+    # b: +10 % but the repetitions scatter as much: neither regressed nor unchanged
+    assert out.loc["b", "verdict"] == "inconclusive"
     assert out.loc["b", "loss_change_pp"] == pytest.approx(7.5)
     assert out.loc["c", "verdict"] == "not comparable"
     assert out.loc["d", "verdict"] == "not comparable"
+    assert rp.comparison_outcome(out.reset_index()) == "regressed"
 
 
-def test_compare_campaigns_needs_two_repetitions_a_side():
-    out = rp.compare_campaigns(summary_from({"a": [100.0]}), summary_from({"a": [150.0, 160.0]}),
+def test_the_same_rise_is_no_regression_when_nights_vary_as_much():
+    """+35 % against repetitions that agree within 3 %: a regression if nights vary by 2 %,
+    not when they vary by 30 % (the previous method, blind to nights, called both)."""
+    old = summary_from({"a": [100.0, 104.0, 98.0]})
+    new = summary_from({"a": [135.0, 138.0, 132.0]})
+    none = _loss([])
+    calm = rp.compare_campaigns(new, old, none, none, older="x",
+                                between=bn.components(_history(0.02)), prior=None)
+    rough = rp.compare_campaigns(new, old, none, none, older="x",
+                                 between=bn.components(_history(0.30)), prior=None)
+    assert calm.iloc[0]["verdict"] == "regressed"
+    assert rough.iloc[0]["verdict"] == "inconclusive"
+    assert rough.iloc[0]["median_ci_high_pct"] > 2 * calm.iloc[0]["median_ci_high_pct"]
+
+
+def test_an_unchanged_pair_with_a_wide_interval_is_inconclusive_not_unchanged():
+    old = summary_from({"a": [100.0, 60.0, 150.0]})
+    new = summary_from({"a": [101.0, 62.0, 148.0]})  # +0.4 %, the interval spans ±50 %
+    out = rp.compare_campaigns(new, old, _loss([]), _loss([]), older="x").iloc[0]
+    assert abs(out["median_change_pct"]) < 2
+    assert out["median_ci_low_pct"] < -10 and out["median_ci_high_pct"] > 10
+    assert out["verdict"] == "inconclusive" and out["median_outcome"] == "inconclusive"
+    # the same change, repetitions and nights agreeing within 1 %: unchanged
+    tight_old = summary_from({"a": [100.0, 100.5, 99.5]})
+    tight_new = summary_from({"a": [100.4, 100.9, 99.9]})
+    out = rp.compare_campaigns(tight_new, tight_old, _loss([]), _loss([]), older="x",
+                               between=bn.components(_history(0.005)), prior=None).iloc[0]
+    assert out["verdict"] == "unchanged"
+    assert rp.comparison_outcome(pd.DataFrame([out])) == "unchanged"
+
+
+def test_a_single_campaign_a_side_is_judged_with_the_history_or_prior():
+    out = rp.compare_campaigns(summary_from({"a": [100.0]}), summary_from({"a": [150.0]}),
                                _loss([]), _loss([]), older="x").iloc[0]
-    assert out["verdict"] == "not comparable" and "not tested" in out["note"]
+    # one repetition each: the prior's within-night sd stands in for the campaigns' own
+    assert out["median_df"] > 0 and math.isfinite(out["median_ci_low_pct"])
+    assert out["verdict"] == "inconclusive"
+    refused = rp.compare_campaigns(summary_from({"a": [100.0]}), summary_from({"a": [150.0]}),
+                                   _loss([]), _loss([]), older="x", prior=None).iloc[0]
+    assert refused["verdict"] == "inconclusive" and "not judged" in refused["note"]
+    assert math.isnan(refused["median_p"])
