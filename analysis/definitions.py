@@ -48,7 +48,8 @@ TERMS: dict[str, tuple[str, str]] = {
     'outcome.different': (
         'different',
         'the two-sided t test of no difference has a Holm-adjusted p < {alpha:g} '
-        '(Holm over all pairs).',
+        '(Holm over the pairs of interest; a pair with the baseline or with an A/A '
+        'control is judged on its own p, at alpha itself).',
     ),
     'outcome.equivalent': (
         'equivalent',
@@ -65,12 +66,15 @@ TERMS: dict[str, tuple[str, str]] = {
     ),
     'outcome.repetitions_to_settle': (
         'repetitions to settle',
-        'for an inconclusive pair: the smallest number of repetitions (blocks) at '
-        'which the TOST or the difference test would reach {power_target:.0%} '
-        'power, whichever comes first, assuming the true difference is the one '
-        'observed and the between-repetition sd is the one observed (noncentral t; '
-        'alpha / m, the strictest step of Holm over the m pairs). An sd from a few '
-        'repetitions is itself uncertain, so read it as an order of magnitude.',
+        'for an inconclusive pair: the number of repetitions (blocks) that would '
+        'settle it either way: the larger of the n at which the TOST reaches '
+        '{power_target:.0%} power if the true difference is 0 and the n at which the '
+        'difference test does if the true difference is as large as the margin, with '
+        'the observed between-repetition sd (noncentral t; alpha / m for a pair of '
+        'interest, the strictest step of Holm over its m pairs; alpha for the others). '
+        'Never planned at the observed difference, which in an inconclusive pair is '
+        'mostly noise. An sd from a few repetitions is itself uncertain, so read it as '
+        'an order of magnitude.',
     ),
     # summary
     'summary.typical_median_rtt': (
@@ -191,15 +195,19 @@ TERMS: dict[str, tuple[str, str]] = {
     ),
     'pairs.holm': (
         'Holm',
-        "Holm's step-down correction within each family (difference, TOST) over all "
-        'testable pairs: sorted p-values p(1) ≤ … ≤ p(m) become max over j ≤ i of '
-        '(m - j + 1)·p(j), capped at 1; it bounds the chance of any false claim in '
-        'the family by alpha = {alpha:g}.',
+        "Holm's step-down correction within each family (difference, TOST) over the "
+        'testable pairs of interest (column family): sorted p-values p(1) ≤ … ≤ p(m) '
+        'become max over j ≤ i of (m - j + 1)·p(j), capped at 1; it bounds the chance '
+        'of any false claim among them by alpha = {alpha:g}. Pairs with the baseline '
+        '(a reference, different by design) and with an A/A control are not in the '
+        'family: each is judged on its own p at alpha (their "Holm" p is the raw p), '
+        'so that a control is held to the plain test.',
     ),
     'pairs.power_now': (
         'power now',
         'with the repetitions at hand and the observed between-repetition sd, at '
-        'alpha / m = {alpha_planning:.3g}: the chance the TOST shows equivalence '
+        'alpha / m = {alpha_planning:.3g} for the pairs of interest (alpha for the '
+        'pairs with the baseline or a control): the chance the TOST shows equivalence '
         'when the true difference is 0, and the chance the t test finds a true '
         'difference as large as the margin.',
     ),

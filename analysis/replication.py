@@ -30,7 +30,7 @@ docs/analysis.md.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -373,26 +373,29 @@ def _plannable(c: Contrast) -> bool:
 
 
 def settle(c: Contrast, bound: float, alpha: float) -> tuple[int | None, str]:
-    """Repetitions that would likely settle a pair, and which way.
+    """Repetitions that would settle a pair either way, planned at two stated truths, never
+    at the observed difference (an observed difference is mostly noise when the pair is
+    inconclusive, and planning from it sends A/A pairs after "different").
 
-    Assumes the true difference is the one observed and the between-repetition
-    sd is the one observed: the smaller of the n at which the TOST reaches 80 %
-    power (possible only when |estimate| < bound) and the n at which the
-    difference test does. Returns (None, reason) when neither gets there within
-    MAX_REPETITIONS.
+    With the observed between-repetition sd: n_eq, the n at which the TOST reaches
+    80 % power if the true difference is 0, and n_diff, the n at which the
+    difference test reaches 80 % power if it is as large as the margin. Returns
+    (max(n_eq, n_diff), both in words); (None, reason) when the spread cannot be
+    estimated or one of them exceeds MAX_REPETITIONS.
     """
     if not _plannable(c):
         return None, "needs at least 2 repetitions of each to estimate the spread"
-    theta = c.estimate
-    n_eq = (repetitions_needed(lambda n: power_equivalence(c, theta, bound, alpha, n))
-            if abs(theta) < bound else None)
-    n_diff = (repetitions_needed(lambda n: power_difference(c, theta, alpha, n))
-              if theta != 0 else None)
-    options = [(n, way) for n, way in ((n_eq, "equivalent"), (n_diff, "different"))
-               if n is not None]
-    if not options:
-        return None, f"more than {MAX_REPETITIONS}"
-    return min(options)
+    n_eq = repetitions_needed(lambda n: power_equivalence(c, 0.0, bound, alpha, n))
+    n_diff = repetitions_needed(lambda n: power_difference(c, bound, alpha, n))
+
+    def words(n):
+        return str(n) if n is not None else f"more than {MAX_REPETITIONS}"
+
+    text = (f"equivalence if the true difference is 0: {words(n_eq)}; a difference as "
+            f"large as the margin: {words(n_diff)}")
+    if n_eq is None or n_diff is None:
+        return None, text
+    return max(n_eq, n_diff), text
 
 
 # --------------------------------------------------------------------------- pairs
@@ -416,8 +419,9 @@ PAIR_COLUMNS = [
     "diff_us", "diff_ci_low_us", "diff_ci_high_us", "margin", "between_rep_sd",
     "p_difference", "p_difference_holm", "p_tost", "p_tost_holm", "different",
     "equivalent", "outcome", "power_equivalence_now", "power_difference_now",
-    "repetitions_to_settle", "settles_towards", "alpha_planning",
+    "repetitions_to_settle", "settles_towards", "alpha_planning", "family",
 ]
+FAMILY = "of interest"  # the pairs Holm's correction runs over
 
 
 def pairwise_verdicts(
@@ -426,6 +430,8 @@ def pairwise_verdicts(
     margin: Margin = DEFAULT_MARGIN,
     confidence: float = 0.95,
     order: Sequence[str] | None = None,
+    baseline: str | None = None,
+    controls: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """Every pair of scenarios, compared repetition by repetition, with one of three outcomes.
 
@@ -433,16 +439,23 @@ def pairwise_verdicts(
     repetition medians in µs for an absolute one): the contrast
     (:func:`contrast`, paired by block when possible), the two-sided t test of
     no difference and the TOST of equivalence within the margin. Each family
-    (difference, TOST) is Holm-corrected over all testable pairs. Outcome:
+    (difference, TOST) is Holm-corrected over the testable pairs of interest
+    (``family`` = ``of interest``): every pair but those with the ``baseline`` (a
+    reference, different by design) and those with an A/A control scenario
+    (``controls``: control -> original), which are each judged at alpha itself
+    (``family`` = ``baseline`` or ``A/A control``; their "Holm" p is the raw p): a
+    control must be held to the plain test, or Holm's correction would hide a
+    method that lets noise through. Outcome:
     ``equivalent`` when the Holm TOST p < alpha (even if a difference smaller
     than the margin is also detected: ``different`` then says so),
     ``different`` when the Holm difference p < alpha, else ``inconclusive``.
 
-    Power and planning use alpha / m (m testable pairs, the first and strictest
-    step of Holm), the observed between-repetition sd, and: for the power now,
-    a true difference of 0 (can equivalence be shown?) and of the margin (can
-    a difference that large be found?); for the repetitions to settle, the
-    observed difference (:func:`settle`).
+    Power and planning use alpha / m for the pairs of interest (m testable pairs
+    of interest, the first and strictest step of Holm) and alpha for the others,
+    the observed between-repetition sd, and a true difference of 0 (can
+    equivalence be shown?) and of the margin (can a difference that large be
+    found?), for the power now and the repetitions to settle (:func:`settle`)
+    alike.
     """
     alpha = 1.0 - confidence
     scale, bound = margin.scale, margin.bound
@@ -473,17 +486,23 @@ def pairwise_verdicts(
     if out.empty:
         return out
     out["pairs"] = out["pairs"].astype("Int64")
-    out["p_difference_holm"] = holm(out["p_difference"].to_numpy(dtype=float))
-    out["p_tost_holm"] = holm(out["p_tost"].to_numpy(dtype=float))
+    out["family"] = [pair_family(a, b, baseline, controls)
+                     for a, b in zip(out["scenario_a"], out["scenario_b"], strict=True)]
+    inside = (out["family"] == FAMILY).to_numpy()
+    for column in ("p_difference", "p_tost"):
+        raw = out[column].to_numpy(dtype=float)
+        adjusted = raw.copy()
+        adjusted[inside] = holm(raw[inside])
+        out[f"{column}_holm"] = adjusted
     out["different"] = out["p_difference_holm"] < alpha
     out["equivalent"] = out["p_tost_holm"] < alpha
     out["outcome"] = np.select([out["equivalent"], out["different"]],
                                ["equivalent", "different"], default="inconclusive")
-    m = max(1, int(out["p_difference"].notna().sum()))
-    plan_alpha = alpha / m
-    out["alpha_planning"] = plan_alpha
+    m = max(1, int(out.loc[inside, "p_difference"].notna().sum()))
+    out["alpha_planning"] = np.where(inside, alpha / m, alpha)
     now_eq, now_diff, needed, towards = [], [], [], []
-    for c, outcome in zip(contrasts, out["outcome"], strict=True):
+    for c, outcome, plan_alpha in zip(contrasts, out["outcome"], out["alpha_planning"],
+                                      strict=True):
         if _plannable(c):
             now_eq.append(float(power_equivalence(c, 0.0, bound, plan_alpha, c.n_now)[0]))
             now_diff.append(float(power_difference(c, bound, plan_alpha, c.n_now)[0]))
@@ -502,6 +521,17 @@ def pairwise_verdicts(
     out["repetitions_to_settle"] = pd.array(needed, dtype="Int64")
     out["settles_towards"] = towards
     return out[PAIR_COLUMNS]
+
+
+def pair_family(a: str, b: str, baseline: str | None,
+                controls: Mapping[str, str] | None) -> str:
+    """``baseline`` when the pair includes the baseline, ``A/A control`` when it includes a
+    control scenario, else ``of interest`` (the family Holm's correction runs over)."""
+    if baseline and baseline in (a, b):
+        return "baseline"
+    if controls and (a in controls or b in controls):
+        return "A/A control"
+    return FAMILY
 
 
 def _typical_medians(summary: pd.DataFrame) -> dict[str, float]:

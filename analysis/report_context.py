@@ -61,7 +61,8 @@ def analyse(campaign: Campaign, o: Options, baseline: str, seed: int) -> Analysi
     intervals = replication.scenario_intervals(by_rep, confidence=o.confidence,
                                                n_resamples=o.resamples, seed=seed)
     pairs = replication.pairwise_verdicts(reps, margin=o.margin, confidence=o.confidence,
-                                          order=order)
+                                          order=order, baseline=baseline,
+                                          controls=campaign.controls)
     threshold, shares = replication.closeness_by_repetition(by_rep, baseline, o.percentile,
                                                             blocks)
     close = replication.closeness_summary(shares, o.confidence)

@@ -156,14 +156,55 @@ def test_three_outcomes_and_holm():
     assert by.loc[("base", "g1"), "ratio"] == pytest.approx(
         math.exp(np.mean(np.log([40, 44, 37])) - np.mean(np.log([520, 469, 549]))))
     assert by.loc[("g1", "g2"), "repetitions_to_settle"] > 3
-    assert by.loc[("g1", "g2"), "settles_towards"] in ("equivalent", "different")
+    assert "equivalence if the true difference is 0" in by.loc[("g1", "g2"), "settles_towards"]
     assert pd.isna(by.loc[("g3", "g4"), "repetitions_to_settle"])
+    assert set(pairs["family"]) == {"of interest"}  # no baseline or control named
     for family in ("p_difference", "p_tost"):
         assert pairs[f"{family}_holm"].tolist() == pytest.approx(
             multipletests(pairs[family], method="holm")[1])
     assert pairs["alpha_planning"].tolist() == pytest.approx([0.05 / len(pairs)] * len(pairs))
     groups = rp.equivalence_groups(pairs, ["base", "g1", "g2", "g3", "g4"])
     assert "g3, g4" in groups["members"].tolist()
+
+
+def test_holm_runs_over_the_pairs_of_interest_and_the_control_is_judged_at_alpha():
+    summary = summary_from({
+        "base": [40.0, 44.0, 37.0, 41.0],
+        "g1": [520.0, 469.0, 549.0, 510.0],
+        "g1_aa": [530.0, 470.0, 560.0, 520.0],
+        "g2": [600.0, 500.0, 530.0, 560.0],
+        "g3": [500.0, 501.0, 499.5, 502.0],
+    })
+    pairs = rp.pairwise_verdicts(summary, baseline="base", controls={"g1_aa": "g1"})
+    by = pairs.set_index(["scenario_a", "scenario_b"])
+    assert by.loc[("base", "g1"), "family"] == "baseline"
+    assert by.loc[("g1", "g1_aa"), "family"] == by.loc[("g1_aa", "g3"), "family"] == "A/A control"
+    inside = pairs.loc[pairs["family"] == "of interest"]
+    assert len(inside) == 3  # g1-g2, g1-g3, g2-g3
+    for family in ("p_difference", "p_tost"):
+        assert inside[f"{family}_holm"].tolist() == pytest.approx(
+            multipletests(inside[family], method="holm")[1])
+        outside = pairs.loc[pairs["family"] != "of interest"]
+        assert outside[f"{family}_holm"].tolist() == pytest.approx(outside[family].tolist())
+    # the A/A pair: raw alpha, so it is held to the plain test
+    assert by.loc[("g1", "g1_aa"), "different"] == (by.loc[("g1", "g1_aa"), "p_difference"] < 0.05)
+    assert inside["alpha_planning"].tolist() == pytest.approx([0.05 / 3] * 3)
+    assert by.loc[("g1", "g1_aa"), "alpha_planning"] == pytest.approx(0.05)
+
+
+def test_repetitions_to_settle_are_planned_at_zero_and_the_margin_not_the_observed():
+    """Two pairs with the same spread of differences but different observed differences
+    get the same plan: it never follows the observed difference."""
+    near = rp.paired_contrast(np.log([100.0, 110.0, 95.0]), np.log([101.0, 104.0, 99.0]))
+    far = rp.paired_contrast(np.log([100.0, 110.0, 95.0]) + 0.05,
+                             np.log([101.0, 104.0, 99.0]))
+    bound = math.log(1.1)
+    got_near, got_far = rp.settle(near, bound, 0.05), rp.settle(far, bound, 0.05)
+    assert got_near == got_far
+    n_eq = rp.repetitions_needed(lambda n: rp.power_equivalence(near, 0.0, bound, 0.05, n))
+    n_diff = rp.repetitions_needed(lambda n: rp.power_difference(near, bound, 0.05, n))
+    assert got_near[0] == max(n_eq, n_diff)
+    assert f": {n_eq};" in got_near[1] and got_near[1].endswith(f": {n_diff}")
 
 
 def test_the_issues_repetition_medians_unpaired():
