@@ -122,14 +122,17 @@ TERMS: dict[str, tuple[str, str]] = {
         'not settled: neither.',
     ),
     'claims.p': (
-        'p',
+        'p, p adjusted by',
         "for ≈ claims the pair's Holm-adjusted TOST p, for < claims its "
-        'Holm-adjusted difference p (Pairwise verdicts). For the closeness claim, '
-        "on the difference of the repetitions' shares (paired by block; a family of "
-        "one): the two-sided t test's p when it decides (above: supported; below: "
-        "contradicted), else the one-sided t test's p of H0 'the difference is at "
-        "least the study's 28 points' (rejected: contradicted, the difference is "
-        'smaller).',
+        'Holm-adjusted difference p (Holm over the pairs of interest, Pairwise '
+        "verdicts). For the closeness claim, on the difference of the repetitions' "
+        'shares (paired by block), two t tests whose p-values are Holm-adjusted over '
+        "the two: the two-sided test's p when it decides (above: supported; below: "
+        "contradicted), else the one-sided test's p of H0 'the difference is at least "
+        "the study's 28 points' (rejected: contradicted, the difference is smaller). "
+        "Its standard error is at least the shares' sampling error, sqrt(mean "
+        'p~(1 - p~)/n / R) with p~ = (k + 1/2)/(n + 1) for k of n probes, so its '
+        'interval (in the estimate) never collapses to a point and p is never 0.',
     ),
     'claims.power_now': (
         'power now',
@@ -316,7 +319,9 @@ TERMS: dict[str, tuple[str, str]] = {
         'for each repetition, the fraction of its answered probes whose RTT is at '
         "or below the baseline's {p} ({threshold_us} µs, over all the baseline's "
         "probes); the scenario's value is the mean over its repetitions, with a t "
-        'interval over repetitions (df = R - 1, clipped to 0-100 %). The baseline '
+        'interval over repetitions (df = R - 1, clipped to 0-100 %; its standard error '
+        "at least the shares' sampling error, so it never collapses to a point). The "
+        'baseline '
         'scores about {percentile:g} % by construction; a scenario as fast as the '
         'baseline scores the same, a slower one less. This is the reading of the '
         "seed study's 'close to the baseline X % of the time'.",
@@ -381,7 +386,14 @@ TERMS: dict[str, tuple[str, str]] = {
         'mean',
         "the arithmetic mean of the repetitions' rates (each repetition is one "
         'search and weighs the same; trials are never pooled across repetitions); n '
-        'counts the repetitions with a rate.',
+        'counts the repetitions with a rate. Shown only when every search found its '
+        'rate. When any is censored (a lower bound, below the minimum searched, or no '
+        'rate), the cell shows the median over every search instead, bounded from its '
+        'censored values: each search gives an interval (found: its rate; a lower '
+        'bound x: [x, ∞); below the minimum: [0, min); no rate: [0, ∞)), and the median '
+        'lies between the median of the lower ends and that of the upper ends: "median '
+        'x" when they agree, "median ≥ x" or "median < x" when one is unbounded. No t '
+        'interval is given then (—).',
     ),
     'search.level_ci': (
         '{level} CI',
@@ -401,8 +413,8 @@ TERMS: dict[str, tuple[str, str]] = {
         'a lower bound: the rate of at least one repetition is one, because nothing '
         'lost up to the maximum searched (at the maximum searched), the generator '
         'could not send faster (generator-limited), or the trials ran out before '
-        'the bounds were resolved (out of trials); the true rate may be higher, and '
-        'the mean and its interval are then of lower bounds.',
+        'the bounds were resolved (out of trials); the true rate may be higher. '
+        'A row with such a search shows the censoring-aware median (mean, above).',
     ),
     'search.below_min_left_out': (
         '< min, left out',

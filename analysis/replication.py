@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -600,11 +600,19 @@ def closeness_by_repetition(
 def closeness_summary(shares: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
     """Per scenario: the mean over repetitions of the share at or below the threshold, t CI.
 
-    The interval is clipped to [0, 1].
+    The t interval's standard error is at least the shares' sampling error
+    (:func:`share_sampling_se`), so it never collapses to a point when the
+    repetitions happen to agree; clipped to [0, 1].
     """
     rows = []
     for name, g in shares.groupby("scenario", sort=False, observed=True):
-        est, low, high = _t_interval(g["share"].to_numpy(dtype=float), confidence)
+        y = g["share"].to_numpy(dtype=float)
+        est, low, high = _t_interval(y, confidence)
+        floor = share_sampling_se(g)
+        if y.size > 1 and math.isfinite(floor):
+            half = sps.t.ppf(0.5 + confidence / 2, y.size - 1) * max(
+                float(y.std(ddof=1)) / math.sqrt(y.size), floor)
+            low, high = est - half, est + half
         rows.append({"scenario": str(name), "repetitions": len(g), "share": est,
                      "share_ci_low": max(0.0, low) if not math.isnan(low) else low,
                      "share_ci_high": min(1.0, high) if not math.isnan(high) else high,
@@ -648,7 +656,7 @@ SEED_CLAIMS: tuple[Claim, ...] = (
 )
 
 CLAIM_COLUMNS = ["claim", "statement", "scenario_a", "scenario_b", "test", "estimate",
-                 "p_holm", "outcome", "verdict", "power_now", "power_assumes",
+                 "p", "p_adjustment", "outcome", "verdict", "power_now", "power_assumes",
                  "repetitions_to_settle"]
 
 
@@ -713,21 +721,43 @@ def judge_claims(
             power, assumes = row.power_difference_now, "true difference = the margin"
             test = "t test of no difference (pairwise table)"
         rows.append({**base, "test": test, "estimate": estimate,
-                     "p_holm": row.p_tost_holm if claim.kind == "equivalent"
-                     else row.p_difference_holm,
+                     "p": row.p_tost_holm if claim.kind == "equivalent"
+                     else row.p_difference_holm, "p_adjustment": PAIR_ADJUSTMENT,
                      "outcome": row.outcome, "verdict": verdict, "power_now": power,
                      "power_assumes": assumes,
                      "repetitions_to_settle": row.repetitions_to_settle})
     return pd.DataFrame(rows, columns=CLAIM_COLUMNS)
 
 
+CLOSER_ADJUSTMENT = "Holm over the claim's two tests (none; less than the study's)"
+PAIR_ADJUSTMENT = "Holm over the pairs of interest"
+
+
+def share_sampling_se(shares: pd.DataFrame) -> float:
+    """The smallest standard error a mean of repetition shares can have: each share is a
+    proportion of its repetition's n probes, so its sampling variance is at least
+    p~(1 - p~) / n, with p~ = (k + 1/2) / (n + 1) (k = share · n: never 0 or 1, so
+    the floor never vanishes, even when every repetition agrees exactly). The mean
+    over R repetitions: sqrt(mean variance / R). NaN without probe counts."""
+    if "n" not in shares or shares.empty:
+        return math.nan
+    n = shares["n"].to_numpy(dtype=float)
+    k = shares["share"].to_numpy(dtype=float) * n
+    p = (k + 0.5) / (n + 1.0)
+    return math.sqrt(float(np.mean(p * (1.0 - p) / n)) / len(shares))
+
+
 def _closer_claim(claim: Claim, shares: pd.DataFrame, alpha: float) -> dict | None:
     """The closeness claim: a's share above b's, by about the study's difference.
 
-    Supported: the t test (paired by block, else Welch) finds a's share above
-    b's. Contradicted: it finds it below, or the one-sided t test finds the
-    difference smaller than the study's (H0: difference >= claimed). Not
-    settled otherwise.
+    Two t tests (paired by block, else Welch) of the difference of the
+    repetitions' shares: two-sided of no difference, and one-sided of H0 "the
+    difference is at least the study's"; their p-values Holm-adjusted over the two.
+    Supported: a's share found above b's. Contradicted: found below, or found
+    smaller than the study's difference. Not settled otherwise. The standard error
+    is at least the shares' sampling error (:func:`share_sampling_se`), so two
+    identical configurations whose repetitions agree exactly still get an interval
+    of nonzero width and a p-value that is not 0.
     """
     def values(name: str) -> pd.DataFrame:
         g = shares.loc[shares["scenario"] == name]
@@ -737,14 +767,21 @@ def _closer_claim(claim: Claim, shares: pd.DataFrame, alpha: float) -> dict | No
     if a.empty or b.empty:
         return None
     c = contrast(a, b)
+    floor = math.hypot(share_sampling_se(shares.loc[shares["scenario"] == claim.a]),
+                       share_sampling_se(shares.loc[shares["scenario"] == claim.b]))
+    if c.testable and math.isfinite(floor) and not c.se >= floor:
+        c = replace(c, se=floor)
     delta = claim.claimed[0] - claim.claimed[1] if claim.claimed else 0.0
     verdict, p, outcome = "not settled", math.nan, "inconclusive"
+    interval = ""
     if c.testable:
-        p_diff = t_tests(c, math.inf, alpha).p_difference
+        t = t_tests(c, math.inf, alpha)
         if c.se > 0:
             p_less = float(sps.t.cdf((c.estimate - delta) / c.se, c.df))
         else:
             p_less = 0.0 if c.estimate < delta else 1.0
+        p_diff, p_less = holm([t.p_difference, p_less])
+        interval = f" [{t.ci[0]:+.1%}, {t.ci[1]:+.1%}]"
         if p_diff < alpha and c.estimate < 0:
             verdict, p, outcome = "contradicted", p_diff, "different"
         elif p_less < alpha:
@@ -763,9 +800,9 @@ def _closer_claim(claim: Claim, shares: pd.DataFrame, alpha: float) -> dict | No
     return {"test": "t tests of the shares' difference (none; less than the study's), "
                     "repetition by repetition",
             "estimate": f"shares {a['value'].mean():.1%} vs {b['value'].mean():.1%} "
-                        f"(difference {c.estimate:+.1%}; the study: {delta:+.0%})",
-            "p_holm": p, "outcome": outcome, "verdict": verdict, "power_now": power,
-            "power_assumes": f"true difference {delta:.0%} (the study's)",
+                        f"(difference {c.estimate:+.1%}{interval}; the study: {delta:+.0%})",
+            "p": p, "p_adjustment": CLOSER_ADJUSTMENT, "outcome": outcome, "verdict": verdict,
+            "power_now": power, "power_assumes": f"true difference {delta:.0%} (the study's)",
             "repetitions_to_settle": needed}
 
 

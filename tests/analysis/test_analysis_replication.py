@@ -309,8 +309,34 @@ def test_claims_read_the_pairs_and_the_shares():
     claim = rp.judge_claims(rp.SEED_CLAIMS, pairs, far, margin=Margin()).set_index("claim")
     assert claim.loc["3 closer than 5", "verdict"] == "contradicted"
     d = np.array([0.01, -0.01, 0.01])
-    assert claim.loc["3 closer than 5", "p_holm"] == pytest.approx(
-        sps.ttest_1samp(d, 0.28, alternative="less").pvalue)
+    p_less = sps.ttest_1samp(d, 0.28, alternative="less").pvalue
+    p_diff = sps.ttest_1samp(d, 0.0).pvalue
+    # Holm over the claim's two tests: the smaller p doubled
+    assert claim.loc["3 closer than 5", "p"] == pytest.approx(min(1, 2 * p_less))
+    assert p_less < p_diff
+    assert claim.loc["3 closer than 5", "p_adjustment"] == rp.CLOSER_ADJUSTMENT
+    assert claim.loc["2 ≈ 4", "p_adjustment"] == rp.PAIR_ADJUSTMENT
+
+
+def test_identical_configurations_with_zero_spread_never_give_p_0_or_a_point_interval():
+    """Every repetition of both at share 1.0 (200 probes each): the study's +28 points are
+    contradicted, but with a p the sampling error allows, and an interval of nonzero width."""
+    summary = summary_from({"virtio_elvis": [500.0, 500.0, 500.0],
+                            "virtio_elvis_vpfring": [500.0, 500.0, 500.0]})
+    pairs = rp.pairwise_verdicts(summary)
+    shares = pd.DataFrame({"scenario": ["virtio_elvis"] * 3 + ["virtio_elvis_vpfring"] * 3,
+                           "repetition": [1, 2, 3] * 2, "block": [1, 2, 3] * 2,
+                           "n": 200, "share": 1.0})
+    claim = rp.judge_claims(rp.SEED_CLAIMS, pairs, shares, margin=Margin()).set_index("claim")
+    row = claim.loc["3 closer than 5"]
+    assert row["verdict"] == "contradicted"
+    assert row["p"] > 1e-300 and row["p"] < 0.05
+    low, high = (float(x.strip("%")) for x in
+                 row["estimate"].split("[")[1].split("]")[0].split(", "))
+    assert low < 0 < high
+    summary = rp.closeness_summary(shares).set_index("scenario")
+    assert (summary["share_ci_low"] < summary["share"]).all()
+    assert (summary["share_ci_high"] == 1.0).all()  # clipped
 
 
 # --------------------------------------------------------------------------- campaigns
