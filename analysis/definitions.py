@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from analysis import changepoints, history
 from analysis.between_nights import PRIOR
 from analysis.document import Definitions
 from analysis.replication import POWER_TARGET
@@ -649,6 +650,58 @@ TERMS: dict[str, tuple[str, str]] = {
 }
 
 
+def _night_value_term() -> tuple[str, str]:
+    """From the code: which metrics :func:`analysis.history.summarise` summarises on the log
+    scale (:func:`analysis.replication.night_value`)."""
+    logged = ", ".join(history.RTT_PERCENTILES)
+    return ('Night value',
+            'For each repetition of the scenario the night computes the metric (e.g. '
+            'rtt_p50_us: the median RTT of that repetition, in µs); the night value is one '
+            f'summary of those per-repetition values, in the metric\'s unit: for {logged} '
+            'their geometric mean (the same function gives the report\'s typical median), '
+            'for every other metric (losses, rates, costs, which may be 0) their arithmetic '
+            'mean.')
+
+
+def _direction_term() -> tuple[str, str]:
+    """From the code: :data:`analysis.history.HIGHER_IS_BETTER`."""
+    higher = " and ".join(sorted(history.HIGHER_IS_BETTER))
+    return ('Regression, progression',
+            'A change point that makes the metric worse (regression) or better '
+            f'(progression). Higher is better for {higher} (throughput, packets/s); lower '
+            'is better for every other metric (RTT, loss, CPU per packet).')
+
+
+def _change_point_term() -> tuple[str, str]:
+    """The change-point test in words: analysis.changepoints.DEFINITION (a (term, text)
+    template with the fields {p_value} and {min_segment}) when the detector exports one.
+
+    THE ONE PLACE to describe the detector otherwise: the fallback below describes
+    analysis/changepoints.py as it stands (E-divisive split, Student's pooled t test at
+    a first-pass level, the excursion test, the merge step), its numbers from the
+    module's constants; replace it by changepoints.DEFINITION when the detector changes.
+    """
+    exported = getattr(changepoints, "DEFINITION", None)
+    if exported is not None:
+        return exported
+    level = f"{100 * changepoints.CONFIDENCE:g} %"
+    return ('Change point',
+            'A night where the level of a metric changes, found within each segment by '
+            'E-divisive means (Matteson and James 2014): the nights are split recursively at '
+            'the point that maximises the energy distance between the two sides, each side '
+            'holding at least {min_segment} nights (minimum segment length). A split is kept '
+            "when Student's two-sample t test (pooled variance) of the values either side "
+            'gives p below the first-pass level (10 times {p_value:g} when that is below '
+            '0.05, twice it below 0.5), or, failing that, when the nights between the split '
+            'and the end of the best candidate differ from both sides at p < {p_value:g} / P '
+            'each (the excursion test, P the candidate pairs: a Bonferroni level). Change '
+            'points are then tested again between the final segments beside them, and dropped'
+            ' while the weakest has p >= {p_value:g}. Shown with the first night after the '
+            'change, the means before and after (in the unit), the change (after - before) as'
+            f' % of before, the {level} Welch confidence interval of the change (also % of '
+            "before) and the t test's p-value.")
+
+
 # The trend dashboard's statistics (analysis.dashboard), in the order the page lists them.
 # Fields: short_nights, long_nights (recorded nights), p_value, min_segment (nights): the
 # dashboard's windows and the change-point detector's settings.
@@ -667,12 +720,7 @@ DASHBOARD_TERMS: dict[str, tuple[str, str]] = {
         'the nightly run recorded is listed under "Nights that did not run" and shown on '
         'the charts (hover a marker at the bottom of a panel).',
     ),
-    'dashboard.night_value': (
-        'Night value',
-        'For each repetition of the scenario the night computes the metric '
-        '(e.g. rtt_p50_us: the median RTT of that repetition, in µs); the night value is the '
-        'mean of those per-repetition values, in the metric\'s unit.',
-    ),
+    'dashboard.night_value': _night_value_term(),
     'dashboard.sd': (
         'sd',
         'The sample standard deviation (n - 1) of the per-repetition values of the '
@@ -685,26 +733,8 @@ DASHBOARD_TERMS: dict[str, tuple[str, str]] = {
         'Values are never compared across segments: no trend, change point or short-term '
         'change spans a boundary.',
     ),
-    'dashboard.change_point': (
-        'Change point',
-        'A night where the level of a metric changes, found within each '
-        'segment by E-divisive means (Matteson and James 2014) with a t-test: the nights are '
-        'split recursively at the point that maximises the energy distance between the two '
-        'sides, each side holding at least {min_segment} nights (minimum segment length), '
-        'and a split is kept only when Welch\'s two-sample t-test of the values either side '
-        'gives p < {p_value:g}; change points are then tested again between the final '
-        'segments beside them, and dropped while the weakest has p >= '
-        '{p_value:g}. Shown with the first night after the change, the means before and '
-        'after (in the unit), the change (after - before) as % of before, the 95 % Welch '
-        'confidence interval of the change (also % of before) and the t-test\'s p-value.',
-    ),
-    'dashboard.direction': (
-        'Regression, progression',
-        'A change point that makes the metric worse '
-        '(regression) or better (progression). Higher is better for ndr_pps and pdr_pps '
-        '(throughput, packets/s); lower is better for every other metric (RTT, loss, CPU '
-        'per packet).',
-    ),
+    'dashboard.change_point': _change_point_term(),
+    'dashboard.direction': _direction_term(),
     'dashboard.trend': (
         'Trend',
         'The mean of the night values since the last change point (or since the '
