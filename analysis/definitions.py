@@ -142,8 +142,8 @@ TERMS: dict[str, tuple[str, str]] = {
         'truth held: for ≈, that equivalence is shown when the true difference is '
         '0; for <, that a difference as large as the margin is found; for the '
         "closeness claim, that the study's own 28-point difference is found. At "
-        'alpha / m for the pairwise claims (m pairs), alpha for the closeness '
-        'claim.',
+        'alpha / m for the pairwise claims (m pairs of interest), alpha for the '
+        'closeness claim.',
     ),
     # repetitions
     'repetitions.median_mean_p90_p99': (

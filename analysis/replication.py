@@ -770,7 +770,10 @@ def _closer_claim(claim: Claim, shares: pd.DataFrame, alpha: float) -> dict | No
     floor = math.hypot(share_sampling_se(shares.loc[shares["scenario"] == claim.a]),
                        share_sampling_se(shares.loc[shares["scenario"] == claim.b]))
     if c.testable and math.isfinite(floor) and not c.se >= floor:
-        c = replace(c, se=floor)
+        n = c.n_now  # the spreads that give this se, so that planning sees it too
+        c = (replace(c, se=floor, sd_diff=floor * math.sqrt(n)) if c.design == "paired"
+             else replace(c, se=floor, sd_a=floor * math.sqrt(n / 2), sd_b=floor *
+                          math.sqrt(n / 2)))
     delta = claim.claimed[0] - claim.claimed[1] if claim.claimed else 0.0
     verdict, p, outcome = "not settled", math.nan, "inconclusive"
     interval = ""
