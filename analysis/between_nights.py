@@ -20,9 +20,9 @@ Two metrics per scenario, on the scales the report compares them on:
   :func:`analysis.replication.night_value`);
 - ``loss``: each repetition's loss in %, compared in percentage points.
 
-sigma_b^2 comes from a **history** (:func:`read_nights`): either the nightly
-driver's catalog ``<dir>/nights.parquet`` (its done nights of the newest
-segment, :func:`analysis.history.segments`) or, when the folder has no catalog,
+sigma_b^2 comes from a **history** (:func:`analysis.nights.read_nights`): either
+the nightly driver's catalog ``<dir>/nights.parquet`` (its done nights of the
+newest segment, :func:`analysis.history.segments`) or, when the folder has no catalog,
 every campaign folder directly inside it (a folder with ``manifest.json``).
 Per scenario and metric with at least :data:`MIN_NIGHTS` nights, the
 method-of-moments estimate (:func:`components`)
@@ -39,28 +39,27 @@ pooled, as they all resolve to one configuration there), with df = 2 (three
 campaigns). ``prior=None`` refuses instead: every comparison is then
 inconclusive, and says why.
 
-Pure functions; docs/analysis.md, "Comparing campaigns", has the rationale and
-the measured error rates (bench/calibration_compare.py).
+Pure functions (reading a history: :mod:`analysis.nights`). docs/analysis.md,
+"Comparison of campaigns", has the rationale and the measured error rates
+(bench/calibration_compare.py).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 METRICS = ("median", "loss")
+# RTTs are positive; a repetition median of 0 µs (below ping's resolution) is taken as this
+# before the log, so the log scale never sees 0 (analysis.replication uses the same).
+LOG_FLOOR_US = 0.5
 MIN_NIGHTS = 3
 NIGHT_COLUMNS = ["night", "scenario", "metric", "mean", "within_var", "n_reps"]
 COMPONENT_COLUMNS = ["scenario", "metric", "between_sd", "between_df", "nights",
                      "within_sd", "within_df"]
-# The catalog's metrics that feed each comparison metric (the first present is used; the
-# report's loss is the rate test's when a campaign ran one, else ping's).
-CATALOG_METRICS = {"median": ("rtt_p50_us",), "loss": ("rate_loss_pct", "ping_loss_pct")}
 
 
 @dataclass(frozen=True)
@@ -109,7 +108,7 @@ def campaign_nights(night: str, reps: pd.DataFrame, loss: pd.DataFrame | None) -
     rows = []
     if not reps.empty:
         logs = reps.assign(y=np.log(np.maximum(reps["median_us"].to_numpy(dtype=float),
-                                                _log_floor())))
+                                                LOG_FLOOR_US)))
         for name, g in logs.groupby("scenario", sort=False, observed=True):
             rows.append(_night_row(night, str(name), "median", g["y"].to_numpy(dtype=float)))
     if loss is not None and not loss.empty:
@@ -119,87 +118,9 @@ def campaign_nights(night: str, reps: pd.DataFrame, loss: pd.DataFrame | None) -
     return pd.DataFrame(rows, columns=NIGHT_COLUMNS)
 
 
-def _log_floor() -> float:
-    from analysis.replication import LOG_FLOOR_US
-
-    return LOG_FLOOR_US
-
-
 def _night_row(night: str, scenario: str, metric: str, y: np.ndarray) -> dict:
     return {"night": night, "scenario": scenario, "metric": metric, "mean": float(y.mean()),
             "within_var": float(y.var(ddof=1)) if y.size > 1 else math.nan, "n_reps": y.size}
-
-
-def nights_from_campaigns(folders: Iterable[str | Path]) -> pd.DataFrame:
-    """Night values of campaign folders (each one night), read like the report reads them."""
-    from analysis import replication, tables
-    from analysis.load import load_campaign
-    from analysis.model import rtt_by_repetition
-
-    frames = []
-    for folder in folders:
-        c = load_campaign(folder)
-        reps = replication.repetition_summary(rtt_by_repetition(c.rtt, c.scenario_order))
-        loss = tables.loss_per_repetition(c.ping_summary, c.rate)
-        frames.append(campaign_nights(c.campaign_id, reps, loss))
-    return _concat(frames)
-
-
-def nights_from_catalog(catalog: pd.DataFrame) -> pd.DataFrame:
-    """Night values from the nightly catalog (:func:`analysis.history.read_catalog`): the done
-    nights of its newest segment. ``median``: the log of rtt_p50_us's night value, its
-    repetitions' variance on the log scale taken as (sd / value)^2 (the delta method);
-    ``loss``: rate_loss_pct (else ping_loss_pct) as it is."""
-    from analysis import history
-
-    done = catalog.loc[(catalog["outcome"] == "done") & catalog["metric"].notna()]
-    if done.empty:
-        return pd.DataFrame(columns=NIGHT_COLUMNS)
-    seg = history.segments(catalog)
-    newest = seg.loc[seg["segment"] == seg["segment"].max(), "night"]
-    done = done.loc[done["night"].isin(set(newest))]
-    frames = []
-    for metric, sources in CATALOG_METRICS.items():
-        rows = done.loc[done["metric"].isin(sources)].copy()
-        rows["_rank"] = rows["metric"].map({m: i for i, m in enumerate(sources)})
-        rows = rows.sort_values("_rank", kind="stable").drop_duplicates(["night", "scenario"])
-        value = rows["value"].to_numpy(dtype=float)
-        sd = rows["sd"].to_numpy(dtype=float)
-        if metric == "median":
-            ok = value > 0
-            rows, value, sd = rows.loc[ok], value[ok], sd[ok]
-            mean, within = np.log(value), (sd / value) ** 2
-        else:
-            mean, within = value, sd**2
-        frames.append(pd.DataFrame({"night": rows["night"].to_numpy(), "scenario":
-                                    rows["scenario"].to_numpy(), "metric": metric,
-                                    "mean": mean, "within_var": within,
-                                    "n_reps": rows["n_reps"].to_numpy(dtype=np.int64)}))
-    return _concat(frames)
-
-
-def read_nights(folder: str | Path) -> tuple[pd.DataFrame, str]:
-    """The night values of a history folder, and what was read (in words).
-
-    The catalog ``folder``/nights.parquet when there is one, else every campaign
-    folder directly inside ``folder``. Raises :class:`analysis.load.InputError`
-    when there is neither.
-    """
-    from analysis import history
-    from analysis.load import InputError
-
-    folder = Path(folder)
-    if (folder / history.CATALOG).exists():
-        nights = nights_from_catalog(history.read_catalog(folder))
-        return nights, (f"{folder}: the nightly catalog ({history.CATALOG}), "
-                        f"{nights['night'].nunique()} done nights of its newest segment")
-    campaigns = sorted(p for p in folder.iterdir() if (p / "manifest.json").exists()) \
-        if folder.is_dir() else []
-    if not campaigns:
-        raise InputError(folder, None, f"a history needs {history.CATALOG} or campaign "
-                         "folders (with manifest.json) inside it; found neither")
-    nights = nights_from_campaigns(campaigns)
-    return nights, f"{folder}: {len(campaigns)} campaign folders, one night each"
 
 
 def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:

@@ -197,7 +197,7 @@ def new_chain(new, old, *, history: pd.DataFrame | None = None, prior=True,
               confidence: float = 0.95) -> pd.DataFrame:
     """The comparison as the CLI makes it (:func:`analysis.replication.compare_campaigns`),
     ``new``/``old``: (summary, loss) frames; ``history``: night values
-    (:func:`analysis.between_nights.read_nights`' frame) or None."""
+    (:func:`analysis.nights.read_nights`' frame) or None."""
     from analysis import between_nights
 
     comps = between_nights.components(history) if history is not None else None

@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from analysis.between_nights import PRIOR, Component, component_for
+from analysis.between_nights import LOG_FLOOR_US, PRIOR, Component, component_for
 from analysis.stats import (
     DEFAULT_RESAMPLES,
     Margin,
@@ -51,9 +51,6 @@ from analysis.stats import (
 POWER_TARGET = 0.8
 MAX_REPETITIONS = 1000  # kvmnetlab_repetitions' own limit
 OUTCOMES = ("different", "equivalent", "inconclusive")
-# RTTs are positive; a repetition median of 0 µs (below ping's resolution) is taken as this
-# before the log, so the log scale never sees 0.
-LOG_FLOOR_US = 0.5
 
 ByRep = dict[str, dict[int, np.ndarray]]
 DEFAULT_MARGIN = Margin()

@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from analysis import between_nights, plots, replication, tables
+from analysis import between_nights, nights, plots, replication, tables
 from analysis.document import (
     Bullets,
     Para,
@@ -41,8 +41,8 @@ def history_components(o: Options) -> tuple[pd.DataFrame, str]:
     """The between-night components of ``--history`` (empty without one), and what was read."""
     if o.history is None:
         return pd.DataFrame(columns=between_nights.COMPONENT_COLUMNS), ""
-    nights, what = between_nights.read_nights(o.history)
-    return between_nights.components(nights), what
+    found, what = nights.read_nights(o.history)
+    return between_nights.components(found), what
 
 
 def _compare(ctx: Context) -> dict[str, Any]:

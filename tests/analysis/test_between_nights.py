@@ -13,6 +13,7 @@ import pytest
 from analysis import between_nights as bn
 from analysis import calibration as cal
 from analysis import history, replication, tables
+from analysis import nights as nights_mod
 from analysis.load import InputError, load_campaign
 from analysis.model import rtt_by_repetition
 
@@ -77,7 +78,7 @@ def test_history_from_campaign_folders_and_from_the_catalog(tmp_path):
     folders.mkdir()
     for name in STORED:
         (folders / name).symlink_to(CAMPAIGNS / name, target_is_directory=True)
-    nights, what = bn.read_nights(folders)
+    nights, what = nights_mod.read_nights(folders)
     assert "3 campaign folders" in what
     assert set(nights["night"]) == set(STORED)
     virtio = nights.loc[(nights["scenario"] == "virtio") & (nights["metric"] == "median")]
@@ -93,7 +94,7 @@ def test_history_from_campaign_folders_and_from_the_catalog(tmp_path):
     rows = pd.concat([history.night_rows(CAMPAIGNS / "quickstart1", night=f"2026112{k}T0100Z")
                       for k in (1, 2, 3)], ignore_index=True)
     history.update_catalog(hist, rows)
-    nights, what = bn.read_nights(hist)
+    nights, what = nights_mod.read_nights(hist)
     assert "nightly catalog" in what and "3 done nights" in what
     cat = nights.loc[(nights["scenario"] == "virtio") & (nights["metric"] == "median")]
     assert cat["mean"].to_numpy() == pytest.approx([quick["mean"]] * 3)  # one night value
@@ -104,7 +105,7 @@ def test_history_from_campaign_folders_and_from_the_catalog(tmp_path):
 
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match=r"nights\.parquet or campaign folders"):
-        bn.read_nights(tmp_path / "empty")
+        nights_mod.read_nights(tmp_path / "empty")
 
 
 def test_resampled_halves_of_an_unchanged_lab_rarely_regress(stored):
