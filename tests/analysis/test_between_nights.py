@@ -131,3 +131,28 @@ def test_a_planted_30_percent_rise_with_a_history_is_regressed():
         regressed += out["verdict"] == "regressed"
         assert out["verdict"] != "unchanged"
     assert regressed >= 18
+
+
+AA_HISTORY = CAMPAIGNS.parent / "history" / "aa-embedded"
+
+
+@pytest.mark.skipif(not (AA_HISTORY / history.CATALOG).exists(),
+                    reason="the A/A history of the embedded lab is not recorded yet")
+def test_the_recorded_aa_history_gives_no_regression(tmp_path):
+    """The last night of the recorded A/A history against the one before, with the history's
+    own between-night variation: nothing changed, so nothing may regress."""
+    found, _ = nights_mod.read_nights(AA_HISTORY)
+    assert found["night"].nunique() >= 12
+    comps = bn.components(found)
+    assert not comps.empty
+    folders = sorted(p.parent for p in AA_HISTORY.rglob("manifest.json"))
+    if len(folders) < 2:
+        pytest.skip("the history keeps no campaign folders")
+    new, old = (load_campaign(f) for f in folders[-2:][::-1])
+    frames = []
+    for c in (new, old):
+        reps = replication.repetition_summary(rtt_by_repetition(c.rtt, c.scenario_order))
+        frames.append((reps, tables.loss_per_repetition(c.ping_summary, c.rate)))
+    out = replication.compare_campaigns(frames[0][0], frames[1][0], frames[0][1], frames[1][1],
+                                        older=old.campaign_id, between=comps)
+    assert "regressed" not in set(out["verdict"])
