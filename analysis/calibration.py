@@ -29,7 +29,8 @@ bench/bench_calibration.py many thousands.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -140,3 +141,137 @@ def calibrate(
 def binomial_se(rate: float, n: int) -> float:
     """Standard error of a rate estimated from n independent datasets."""
     return math.sqrt(max(rate * (1.0 - rate), 1e-12) / n)
+
+
+# --------------------------------------------------------------------------- across campaigns
+#
+# The comparison of two campaigns (--compare) is calibrated on nights: two campaigns of an
+# unchanged lab differ by the variation between nights as well as between repetitions.
+#
+# - *Resampled*: the whole repetitions of one configuration in each stored campaign are that
+#   night's pool (:func:`night_pools`); a dataset draws two different nights and R
+#   repetitions from each (without replacement when the pool holds R, else with), the first
+#   as the newer campaign: nothing changed but the night, so any "regressed" is false.
+# - *Simulated*: nights drawn from the two-level model with the variance components
+#   measured on the stored campaigns (:func:`simulate_campaign`), optionally with a history
+#   of nights of the same lab and a planted relative change of the newer campaign's RTTs.
+
+
+def night_pools(
+    campaigns: Sequence[tuple[str, pd.DataFrame, pd.DataFrame]], pool_of: Callable[[str], str]
+) -> dict[str, list[tuple[float, float]]]:
+    """Night -> its repetitions of one configuration as (median µs, loss %) pairs.
+
+    ``campaigns``: (night, repetition summary, loss per repetition) each;
+    ``pool_of`` maps a scenario to its configuration's name (those that map to
+    ``""`` are left out); only the largest configuration is kept per night.
+    """
+    out: dict[str, list[tuple[float, float]]] = {}
+    for night, reps, loss in campaigns:
+        merged = reps.merge(loss[["scenario", "repetition", "loss_pct"]],
+                            on=["scenario", "repetition"], how="left")
+        merged["pool"] = merged["scenario"].astype(str).map(pool_of)
+        merged = merged.loc[merged["pool"] != ""]
+        if merged.empty:
+            continue
+        biggest = merged["pool"].value_counts().index[0]
+        sel = merged.loc[merged["pool"] == biggest]
+        out[night] = list(zip(sel["median_us"].astype(float), sel["loss_pct"].astype(float),
+                              strict=True))
+    return out
+
+
+def frames_of(values: Sequence[tuple[float, float]], scenario: str = "guest"
+              ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A campaign's repetition summary and loss frames from (median µs, loss %) pairs."""
+    reps = pd.DataFrame({"scenario": scenario, "repetition": np.arange(1, len(values) + 1),
+                         "block": pd.array([pd.NA] * len(values), dtype="Int64"),
+                         "median_us": [v[0] for v in values]})
+    loss = pd.DataFrame({"scenario": scenario, "repetition": reps["repetition"],
+                         "loss_pct": [v[1] for v in values]})
+    return reps, loss
+
+
+def new_chain(new, old, *, history: pd.DataFrame | None = None, prior=True,
+              threshold_pct: float = 10.0, loss_threshold_pp: float = 1.0,
+              confidence: float = 0.95) -> pd.DataFrame:
+    """The comparison as the CLI makes it (:func:`analysis.replication.compare_campaigns`),
+    ``new``/``old``: (summary, loss) frames; ``history``: night values
+    (:func:`analysis.nights.read_nights`' frame) or None."""
+    from analysis import between_nights
+
+    comps = between_nights.components(history) if history is not None else None
+    return replication.compare_campaigns(
+        new[0], old[0], new[1], old[1], older="old", threshold_pct=threshold_pct,
+        loss_threshold_pp=loss_threshold_pp, confidence=confidence, between=comps,
+        prior=between_nights.PRIOR if prior else None)
+
+
+def resampled_pairs(
+    pools: dict[str, list[tuple[float, float]]], repetitions: int, datasets: int, seed: int
+):
+    """``datasets`` (new, old) campaign pairs of an unchanged lab: two different nights, R
+    whole repetitions of each (see the section comment). Yields frames_of pairs."""
+    rng = np.random.default_rng([seed, repetitions])
+    nights = list(pools)
+    for _ in range(datasets):
+        a, b = rng.choice(len(nights), size=2, replace=False)
+        sides = []
+        for k in (a, b):
+            pool = pools[nights[k]]
+            idx = rng.choice(len(pool), size=repetitions, replace=len(pool) < repetitions)
+            sides.append(frames_of([pool[i] for i in idx]))
+        yield sides[0], sides[1]
+
+
+@dataclass(frozen=True)
+class NightModel:
+    """The two-level model of a night's repetition values (log median RTT and loss %)."""
+
+    log_median: float  # the lab's level, log µs
+    between_sd: float  # sd of the night's effect on the log median
+    within_sd: float  # sd between repetitions of one night, log
+    loss_pct: float
+    loss_between_sd: float  # points
+    loss_within_sd: float  # points
+
+
+def simulate_campaign(model: NightModel, repetitions: int, rng: np.random.Generator,
+                      shift: float = 0.0) -> list[tuple[float, float]]:
+    """One night's R repetitions as (median µs, loss %) pairs; ``shift``: the RTTs' relative
+    change (0.1: +10 %). Losses are clipped to [0, 100]."""
+    b, bl = rng.normal(0.0, model.between_sd), rng.normal(0.0, model.loss_between_sd)
+    y = model.log_median + b + rng.normal(0.0, model.within_sd, repetitions)
+    loss = model.loss_pct + bl + rng.normal(0.0, model.loss_within_sd, repetitions)
+    med = np.exp(y) * (1.0 + shift)
+    return list(zip(med.tolist(), np.clip(loss, 0.0, 100.0).tolist(), strict=True))
+
+
+def simulated_history(model: NightModel, nights: int, repetitions: int,
+                      rng: np.random.Generator) -> pd.DataFrame:
+    """Night values (:mod:`analysis.between_nights` frame) of ``nights`` simulated nights:
+    what :func:`analysis.between_nights.campaign_nights` gives for each, computed at once."""
+    from analysis import between_nights
+
+    b = rng.normal(0.0, model.between_sd, (nights, 1))
+    y = model.log_median + b + rng.normal(0.0, model.within_sd, (nights, repetitions))
+    y = np.log(np.maximum(np.exp(y), replication.LOG_FLOOR_US))
+    bl = rng.normal(0.0, model.loss_between_sd, (nights, 1))
+    loss = np.clip(model.loss_pct + bl + rng.normal(0.0, model.loss_within_sd,
+                                                    (nights, repetitions)), 0.0, 100.0)
+    ddof = 1 if repetitions > 1 else 0
+    names = [f"n{k:03d}" for k in range(nights)]
+    frames = [pd.DataFrame({"night": names, "scenario": "guest", "metric": metric,
+                            "mean": v.mean(axis=1),
+                            "within_var": v.var(axis=1, ddof=ddof) if ddof else np.nan,
+                            "n_reps": repetitions})
+              for metric, v in (("median", y), ("loss", loss))]
+    return pd.concat(frames, ignore_index=True)[between_nights.NIGHT_COLUMNS]
+
+
+def verdict_rates(verdicts: Iterable[str]) -> dict[str, float]:
+    """Share of each comparison verdict (regressed, unchanged, ...) among ``verdicts``."""
+    values = list(verdicts)
+    n = max(len(values), 1)
+    return {v: sum(x == v for x in values) / n for v in
+            ("regressed", "improved", "unchanged", "inconclusive", "not comparable")}

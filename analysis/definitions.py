@@ -19,6 +19,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from analysis import changepoints, history
+from analysis.between_nights import PRIOR
 from analysis.document import Definitions
 from analysis.replication import POWER_TARGET
 
@@ -47,7 +49,8 @@ TERMS: dict[str, tuple[str, str]] = {
     'outcome.different': (
         'different',
         'the two-sided t test of no difference has a Holm-adjusted p < {alpha:g} '
-        '(Holm over all pairs).',
+        '(Holm over the pairs of interest; a pair with the baseline or with an A/A '
+        'control is judged on its own p, at alpha itself).',
     ),
     'outcome.equivalent': (
         'equivalent',
@@ -64,12 +67,15 @@ TERMS: dict[str, tuple[str, str]] = {
     ),
     'outcome.repetitions_to_settle': (
         'repetitions to settle',
-        'for an inconclusive pair: the smallest number of repetitions (blocks) at '
-        'which the TOST or the difference test would reach {power_target:.0%} '
-        'power, whichever comes first, assuming the true difference is the one '
-        'observed and the between-repetition sd is the one observed (noncentral t; '
-        'alpha / m, the strictest step of Holm over the m pairs). An sd from a few '
-        'repetitions is itself uncertain, so read it as an order of magnitude.',
+        'for an inconclusive pair: the number of repetitions (blocks) that would '
+        'settle it either way: the larger of the n at which the TOST reaches '
+        '{power_target:.0%} power if the true difference is 0 and the n at which the '
+        'difference test does if the true difference is as large as the margin, with '
+        'the observed between-repetition sd (noncentral t; alpha / m for a pair of '
+        'interest, the strictest step of Holm over its m pairs; alpha for the others). '
+        'Never planned at the observed difference, which in an inconclusive pair is '
+        'mostly noise. An sd from a few repetitions is itself uncertain, so read it as '
+        'an order of magnitude.',
     ),
     # summary
     'summary.typical_median_rtt': (
@@ -117,14 +123,17 @@ TERMS: dict[str, tuple[str, str]] = {
         'not settled: neither.',
     ),
     'claims.p': (
-        'p',
+        'p, p adjusted by',
         "for ≈ claims the pair's Holm-adjusted TOST p, for < claims its "
-        'Holm-adjusted difference p (Pairwise verdicts). For the closeness claim, '
-        "on the difference of the repetitions' shares (paired by block; a family of "
-        "one): the two-sided t test's p when it decides (above: supported; below: "
-        "contradicted), else the one-sided t test's p of H0 'the difference is at "
-        "least the study's 28 points' (rejected: contradicted, the difference is "
-        'smaller).',
+        'Holm-adjusted difference p (Holm over the pairs of interest, Pairwise '
+        "verdicts). For the closeness claim, on the difference of the repetitions' "
+        'shares (paired by block), two t tests whose p-values are Holm-adjusted over '
+        "the two: the two-sided test's p when it decides (above: supported; below: "
+        "contradicted), else the one-sided test's p of H0 'the difference is at least "
+        "the study's 28 points' (rejected: contradicted, the difference is smaller). "
+        "Its standard error is at least the shares' sampling error, sqrt(mean "
+        'p~(1 - p~)/n / R) with p~ = (k + 1/2)/(n + 1) for k of n probes, so its '
+        'interval (in the estimate) never collapses to a point and p is never 0.',
     ),
     'claims.power_now': (
         'power now',
@@ -133,8 +142,8 @@ TERMS: dict[str, tuple[str, str]] = {
         'truth held: for ≈, that equivalence is shown when the true difference is '
         '0; for <, that a difference as large as the margin is found; for the '
         "closeness claim, that the study's own 28-point difference is found. At "
-        'alpha / m for the pairwise claims (m pairs), alpha for the closeness '
-        'claim.',
+        'alpha / m for the pairwise claims (m pairs of interest), alpha for the '
+        'closeness claim.',
     ),
     # repetitions
     'repetitions.median_mean_p90_p99': (
@@ -190,15 +199,19 @@ TERMS: dict[str, tuple[str, str]] = {
     ),
     'pairs.holm': (
         'Holm',
-        "Holm's step-down correction within each family (difference, TOST) over all "
-        'testable pairs: sorted p-values p(1) ≤ … ≤ p(m) become max over j ≤ i of '
-        '(m - j + 1)·p(j), capped at 1; it bounds the chance of any false claim in '
-        'the family by alpha = {alpha:g}.',
+        "Holm's step-down correction within each family (difference, TOST) over the "
+        'testable pairs of interest (column family): sorted p-values p(1) ≤ … ≤ p(m) '
+        'become max over j ≤ i of (m - j + 1)·p(j), capped at 1; it bounds the chance '
+        'of any false claim among them by alpha = {alpha:g}. Pairs with the baseline '
+        '(a reference, different by design) and with an A/A control are not in the '
+        'family: each is judged on its own p at alpha (their "Holm" p is the raw p), '
+        'so that a control is held to the plain test.',
     ),
     'pairs.power_now': (
         'power now',
         'with the repetitions at hand and the observed between-repetition sd, at '
-        'alpha / m = {alpha_planning:.3g}: the chance the TOST shows equivalence '
+        'alpha / m = {alpha_planning:.3g} for the pairs of interest (alpha for the '
+        'pairs with the baseline or a control): the chance the TOST shows equivalence '
         'when the true difference is 0, and the chance the t test finds a true '
         'difference as large as the margin.',
     ),
@@ -307,7 +320,9 @@ TERMS: dict[str, tuple[str, str]] = {
         'for each repetition, the fraction of its answered probes whose RTT is at '
         "or below the baseline's {p} ({threshold_us} µs, over all the baseline's "
         "probes); the scenario's value is the mean over its repetitions, with a t "
-        'interval over repetitions (df = R - 1, clipped to 0-100 %). The baseline '
+        'interval over repetitions (df = R - 1, clipped to 0-100 %; its standard error '
+        "at least the shares' sampling error, so it never collapses to a point). The "
+        'baseline '
         'scores about {percentile:g} % by construction; a scenario as fast as the '
         'baseline scores the same, a slower one less. This is the reading of the '
         "seed study's 'close to the baseline X % of the time'.",
@@ -372,7 +387,14 @@ TERMS: dict[str, tuple[str, str]] = {
         'mean',
         "the arithmetic mean of the repetitions' rates (each repetition is one "
         'search and weighs the same; trials are never pooled across repetitions); n '
-        'counts the repetitions with a rate.',
+        'counts the repetitions with a rate. Shown only when every search found its '
+        'rate. When any is censored (a lower bound, below the minimum searched, or no '
+        'rate), the cell shows the median over every search instead, bounded from its '
+        'censored values: each search gives an interval (found: its rate; a lower '
+        'bound x: [x, ∞); below the minimum: [0, min); no rate: [0, ∞)), and the median '
+        'lies between the median of the lower ends and that of the upper ends: "median '
+        'x" when they agree, "median ≥ x" or "median < x" when one is unbounded. No t '
+        'interval is given then (—).',
     ),
     'search.level_ci': (
         '{level} CI',
@@ -392,8 +414,8 @@ TERMS: dict[str, tuple[str, str]] = {
         'a lower bound: the rate of at least one repetition is one, because nothing '
         'lost up to the maximum searched (at the maximum searched), the generator '
         'could not send faster (generator-limited), or the trials ran out before '
-        'the bounds were resolved (out of trials); the true rate may be higher, and '
-        'the mean and its interval are then of lower bounds.',
+        'the bounds were resolved (out of trials); the true rate may be higher. '
+        'A row with such a search shows the censoring-aware median (mean, above).',
     ),
     'search.below_min_left_out': (
         '< min, left out',
@@ -471,30 +493,50 @@ TERMS: dict[str, tuple[str, str]] = {
     'comparison.change': (
         'change (%)',
         '100 · (exp(d) - 1), d = mean log repetition median now - then; with its '
-        '{level} Welch t interval.',
+        '{level} t interval, whose standard error includes the variation between '
+        'nights (below).',
+    ),
+    'comparison.between_night_sd': (
+        'between-night sd',
+        "repetitions of one campaign share that night's conditions, so a campaign is "
+        'one draw of the night: the variance of a change is 2·sb² + s_now²/R_now + '
+        's_then²/R_then, sb the sd between nights of the scenario\'s night value (log '
+        'median; loss in points), s each campaign\'s sd between repetitions. sb comes '
+        'from --history (a nightly catalog or campaign folders: var(night values) - '
+        'mean(s²/R), at least 0, df = nights - 1, pooled with the prior by df) or, '
+        'without one, from the prior ({prior_median:g} log, {prior_loss:g} points, df '
+        '{prior_df:g}: three stored campaigns of one unchanged lab). df: '
+        'Welch-Satterthwaite over the three terms.',
     ),
     'comparison.median_p': (
-        'median p',
-        "Welch's t test (unequal variances, Welch-Satterthwaite df) on the log "
-        'repetition medians of the two campaigns: the repetition is the unit, so a '
-        "campaign's thousands of probes do not make noise between repetitions look "
-        'significant. Holm-corrected over the scenarios of each older campaign.',
+        'p',
+        'two-sided t test of no change (t = d / se, the se and df above), '
+        'Holm-corrected over the scenarios compared with each older campaign and both '
+        'metrics (median, loss): one family per older campaign.',
+    ),
+    'comparison.tost_p': (
+        'TOST p',
+        'two one-sided t tests that the change lies within the margin (median: ±'
+        '{regression_threshold_pct:g} % of the typical median, on the log scale; loss: '
+        '±{loss_threshold_pp:g} points), Holm-corrected likewise.',
     ),
     'comparison.loss': (
         'loss',
         "mean over repetitions of each repetition's loss, 100 · lost / sent (sender "
         '→ counter when data/rate.parquet exists, else ping; a flagged repetition, '
-        "with more frames counted than sent, is left out); p from Welch's t test on "
-        'the repetition losses (p = 1 when every repetition of both is equal), '
-        'Holm-corrected likewise.',
+        'with more frames counted than sent, is left out); compared in points as '
+        'the median is, between nights included.',
     ),
     'comparison.verdict': (
         'verdict',
-        'regressed: median up by more than {regression_threshold_pct:g} % or loss '
-        'up by more than {loss_threshold_pp:g} points, with Holm p < {alpha:g}; '
-        'improved: the same downwards; not comparable: the scenario has data in '
-        'only one of the two campaigns. A scenario with one repetition on a side is '
-        'not tested (note).',
+        'per metric: regressed, worse by more than the margin with Holm p < '
+        '{alpha:g}; improved, the same, better; unchanged, the TOST shows the change '
+        'within the margin (Holm p < {alpha:g}); inconclusive, neither: a wide '
+        'interval is not evidence of no change. A scenario regressed if a metric did, '
+        'else inconclusive if one is, else improved if one is, else unchanged; not '
+        'comparable: data in only one campaign. The comparison is regressed if any '
+        'scenario is (exit status 3), else inconclusive if any is (exit status 4), '
+        'else unchanged (exit status 0).',
     ),
     # probe agreement (the independent probe)
     'probes.interleaving': (
@@ -608,6 +650,58 @@ TERMS: dict[str, tuple[str, str]] = {
 }
 
 
+def _night_value_term() -> tuple[str, str]:
+    """From the code: which metrics :func:`analysis.history.summarise` summarises on the log
+    scale (:func:`analysis.replication.night_value`)."""
+    logged = ", ".join(history.RTT_PERCENTILES)
+    return ('Night value',
+            'For each repetition of the scenario the night computes the metric (e.g. '
+            'rtt_p50_us: the median RTT of that repetition, in µs); the night value is one '
+            f'summary of those per-repetition values, in the metric\'s unit: for {logged} '
+            'their geometric mean (the same function gives the report\'s typical median), '
+            'for every other metric (losses, rates, costs, which may be 0) their arithmetic '
+            'mean.')
+
+
+def _direction_term() -> tuple[str, str]:
+    """From the code: :data:`analysis.history.HIGHER_IS_BETTER`."""
+    higher = " and ".join(sorted(history.HIGHER_IS_BETTER))
+    return ('Regression, progression',
+            'A change point that makes the metric worse (regression) or better '
+            f'(progression). Higher is better for {higher} (throughput, packets/s); lower '
+            'is better for every other metric (RTT, loss, CPU per packet).')
+
+
+def _change_point_term() -> tuple[str, str]:
+    """The change-point test in words: analysis.changepoints.DEFINITION (a (term, text)
+    template with the fields {p_value} and {min_segment}) when the detector exports one.
+
+    THE ONE PLACE to describe the detector otherwise: the fallback below describes
+    analysis/changepoints.py as it stands (E-divisive split, Student's pooled t test at
+    a first-pass level, the excursion test, the merge step), its numbers from the
+    module's constants; replace it by changepoints.DEFINITION when the detector changes.
+    """
+    exported = getattr(changepoints, "DEFINITION", None)
+    if exported is not None:
+        return exported
+    level = f"{100 * changepoints.CONFIDENCE:g} %"
+    return ('Change point',
+            'A night where the level of a metric changes, found within each segment by '
+            'E-divisive means (Matteson and James 2014): the nights are split recursively at '
+            'the point that maximises the energy distance between the two sides, each side '
+            'holding at least {min_segment} nights (minimum segment length). A split is kept '
+            "when Student's two-sample t test (pooled variance) of the values either side "
+            'gives p below the first-pass level (10 times {p_value:g} when that is below '
+            '0.05, twice it below 0.5), or, failing that, when the nights between the split '
+            'and the end of the best candidate differ from both sides at p < {p_value:g} / P '
+            'each (the excursion test, P the candidate pairs: a Bonferroni level). Change '
+            'points are then tested again between the final segments beside them, and dropped'
+            ' while the weakest has p >= {p_value:g}. Shown with the first night after the '
+            'change, the means before and after (in the unit), the change (after - before) as'
+            f' % of before, the {level} Welch confidence interval of the change (also % of '
+            "before) and the t test's p-value.")
+
+
 # The trend dashboard's statistics (analysis.dashboard), in the order the page lists them.
 # Fields: short_nights, long_nights (recorded nights), p_value, min_segment (nights): the
 # dashboard's windows and the change-point detector's settings.
@@ -626,12 +720,7 @@ DASHBOARD_TERMS: dict[str, tuple[str, str]] = {
         'the nightly run recorded is listed under "Nights that did not run" and shown on '
         'the charts (hover a marker at the bottom of a panel).',
     ),
-    'dashboard.night_value': (
-        'Night value',
-        'For each repetition of the scenario the night computes the metric '
-        '(e.g. rtt_p50_us: the median RTT of that repetition, in µs); the night value is the '
-        'mean of those per-repetition values, in the metric\'s unit.',
-    ),
+    'dashboard.night_value': _night_value_term(),
     'dashboard.sd': (
         'sd',
         'The sample standard deviation (n - 1) of the per-repetition values of the '
@@ -644,26 +733,8 @@ DASHBOARD_TERMS: dict[str, tuple[str, str]] = {
         'Values are never compared across segments: no trend, change point or short-term '
         'change spans a boundary.',
     ),
-    'dashboard.change_point': (
-        'Change point',
-        'A night where the level of a metric changes, found within each '
-        'segment by E-divisive means (Matteson and James 2014) with a t-test: the nights are '
-        'split recursively at the point that maximises the energy distance between the two '
-        'sides, each side holding at least {min_segment} nights (minimum segment length), '
-        'and a split is kept only when Welch\'s two-sample t-test of the values either side '
-        'gives p < {p_value:g}; change points are then tested again between the final '
-        'segments beside them, and dropped while the weakest has p >= '
-        '{p_value:g}. Shown with the first night after the change, the means before and '
-        'after (in the unit), the change (after - before) as % of before, the 95 % Welch '
-        'confidence interval of the change (also % of before) and the t-test\'s p-value.',
-    ),
-    'dashboard.direction': (
-        'Regression, progression',
-        'A change point that makes the metric worse '
-        '(regression) or better (progression). Higher is better for ndr_pps and pdr_pps '
-        '(throughput, packets/s); lower is better for every other metric (RTT, loss, CPU '
-        'per packet).',
-    ),
+    'dashboard.change_point': _change_point_term(),
+    'dashboard.direction': _direction_term(),
     'dashboard.trend': (
         'Trend',
         'The mean of the night values since the last change point (or since the '
@@ -733,6 +804,9 @@ def wording(options: Any, seed: int, baseline: str) -> dict[str, Any]:
         "power_target": POWER_TARGET,
         "regression_threshold_pct": options.regression_threshold_pct,
         "loss_threshold_pp": options.loss_threshold_pp,
+        "prior_median": PRIOR["median"].between_sd,
+        "prior_loss": PRIOR["loss"].between_sd,
+        "prior_df": PRIOR["median"].between_df,
     }
 
 

@@ -4,8 +4,10 @@ A *night* is one campaign folder written by an unattended run. :func:`night_rows
 reads it (through :func:`analysis.load.load_campaign`) and returns its long-format
 rows, one per (scenario, metric). A night's value is a summary of its
 repetitions, never of pooled probes: each repetition (status ``done`` in the
-manifest's ``runs``) gives one number, and the night reports their mean, sample
-sd and count. :func:`update_catalog` keeps the rows of every night in
+manifest's ``runs``) gives one number, and the night reports their night value
+(:func:`analysis.replication.night_value`: the geometric mean for RTT
+percentiles, as the report's typical median; the mean otherwise), sample sd and
+count. :func:`update_catalog` keeps the rows of every night in
 ``<history>/nights.parquet``, so the history is queried without opening any
 campaign folder. :func:`segments` cuts the done nights where the parameters
 (``params_hash``) or the lab (``lab_hash``) changed: nights of different segments
@@ -34,7 +36,7 @@ import pyarrow.parquet as pq
 
 from analysis.load import InputError, load_campaign
 from analysis.model import rtt_by_repetition
-from analysis.replication import repetition_summary
+from analysis.replication import night_value, repetition_summary
 from kvmnetlab.store import Store
 
 CATALOG = "nights.parquet"
@@ -146,8 +148,8 @@ def night_rows(campaign_dir: str | Path, *, night: str, outcome: str = "done",
                reason: str | None = None) -> pd.DataFrame:
     """The catalog rows of one night: one per (scenario, metric) the campaign measured.
 
-    ``value`` is the mean over the night's done repetitions of the per-repetition
-    statistic, ``sd`` their sample sd (n - 1; NaN with one repetition), ``n_reps``
+    ``value`` is the night value (:func:`summarise`) of the night's done repetitions'
+    per-repetition statistic, ``sd`` their sample sd (n - 1; NaN with one repetition), ``n_reps``
     their count. Raises :class:`InputError` (file and field named) on a malformed
     folder. A campaign without any result still gives one row (metric null), so
     the night and its context stay in the catalog.
@@ -293,14 +295,24 @@ def _throughput_reps(throughput: pd.DataFrame | None) -> pd.DataFrame:
                      ignore_index=True)
 
 
+def _scale(metric: str) -> str:
+    """The scale a metric's night value is taken on (:func:`analysis.replication.night_value`):
+    RTT percentiles, positive and multiplicative, on the log scale (a geometric mean, as
+    the report's typical median); losses, rates and costs, which may be 0, linear."""
+    return "log" if metric in RTT_PERCENTILES else "linear"
+
+
 def summarise(per_rep: pd.DataFrame, order: list[str]) -> pd.DataFrame:
-    """Per (scenario, metric): mean, sample sd and count of the finite per-repetition values,
+    """Per (scenario, metric): the night value (:func:`analysis.replication.night_value`, on
+    the metric's scale: :func:`_scale`), sample sd and count of the finite per-repetition values,
     scenarios in report order, metrics in :data:`METRICS` order, then costs by name."""
     per_rep = per_rep.loc[np.isfinite(per_rep["value"].to_numpy(dtype=float))]
     if per_rep.empty:
         return pd.DataFrame(columns=["scenario", "metric", "unit", "value", "sd", "n_reps"])
     grouped = per_rep.groupby(["scenario", "metric", "unit"], sort=False)["value"]
-    out = grouped.agg(value="mean", sd=lambda v: v.std(ddof=1), n_reps="count").reset_index()
+    out = grouped.agg(sd=lambda v: v.std(ddof=1), n_reps="count").reset_index()
+    out.insert(3, "value", [night_value(v.to_numpy(dtype=float), _scale(k[1]))
+                            for k, v in grouped])
     rank = {m: i for i, m in enumerate(METRICS)}
     place = {s: i for i, s in enumerate(order)}
     out["_s"] = out["scenario"].map(place)

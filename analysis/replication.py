@@ -30,13 +30,14 @@ docs/analysis.md.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from analysis.between_nights import LOG_FLOOR_US, PRIOR, Component, component_for
 from analysis.stats import (
     DEFAULT_RESAMPLES,
     Margin,
@@ -50,9 +51,6 @@ from analysis.stats import (
 POWER_TARGET = 0.8
 MAX_REPETITIONS = 1000  # kvmnetlab_repetitions' own limit
 OUTCOMES = ("different", "equivalent", "inconclusive")
-# RTTs are positive; a repetition median of 0 µs (below ping's resolution) is taken as this
-# before the log, so the log scale never sees 0.
-LOG_FLOOR_US = 0.5
 
 ByRep = dict[str, dict[int, np.ndarray]]
 DEFAULT_MARGIN = Margin()
@@ -86,6 +84,22 @@ def repetition_summary(
     out = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
     out["block"] = out["block"].astype("Int64")
     return out
+
+
+def night_value(values: Sequence[float] | np.ndarray, scale: str) -> float:
+    """The one summary of a set of repetition values: a scenario's typical value in the
+    report, a night's value in the history (:mod:`analysis.history`).
+
+    ``log`` (RTTs, positive and multiplicative): the geometric mean, each value at
+    least :data:`LOG_FLOOR_US`; ``linear`` (losses, rates, costs, which may be 0):
+    the arithmetic mean. NaN without values.
+    """
+    y = np.asarray(values, dtype=float)
+    if y.size == 0:
+        return math.nan
+    if scale == "log":
+        return float(np.exp(np.log(np.maximum(y, LOG_FLOOR_US)).mean()))
+    return float(y.mean())
 
 
 def _on_scale(values: np.ndarray, scale: str) -> np.ndarray:
@@ -356,26 +370,29 @@ def _plannable(c: Contrast) -> bool:
 
 
 def settle(c: Contrast, bound: float, alpha: float) -> tuple[int | None, str]:
-    """Repetitions that would likely settle a pair, and which way.
+    """Repetitions that would settle a pair either way, planned at two stated truths, never
+    at the observed difference (an observed difference is mostly noise when the pair is
+    inconclusive, and planning from it sends A/A pairs after "different").
 
-    Assumes the true difference is the one observed and the between-repetition
-    sd is the one observed: the smaller of the n at which the TOST reaches 80 %
-    power (possible only when |estimate| < bound) and the n at which the
-    difference test does. Returns (None, reason) when neither gets there within
-    MAX_REPETITIONS.
+    With the observed between-repetition sd: n_eq, the n at which the TOST reaches
+    80 % power if the true difference is 0, and n_diff, the n at which the
+    difference test reaches 80 % power if it is as large as the margin. Returns
+    (max(n_eq, n_diff), both in words); (None, reason) when the spread cannot be
+    estimated or one of them exceeds MAX_REPETITIONS.
     """
     if not _plannable(c):
         return None, "needs at least 2 repetitions of each to estimate the spread"
-    theta = c.estimate
-    n_eq = (repetitions_needed(lambda n: power_equivalence(c, theta, bound, alpha, n))
-            if abs(theta) < bound else None)
-    n_diff = (repetitions_needed(lambda n: power_difference(c, theta, alpha, n))
-              if theta != 0 else None)
-    options = [(n, way) for n, way in ((n_eq, "equivalent"), (n_diff, "different"))
-               if n is not None]
-    if not options:
-        return None, f"more than {MAX_REPETITIONS}"
-    return min(options)
+    n_eq = repetitions_needed(lambda n: power_equivalence(c, 0.0, bound, alpha, n))
+    n_diff = repetitions_needed(lambda n: power_difference(c, bound, alpha, n))
+
+    def words(n):
+        return str(n) if n is not None else f"more than {MAX_REPETITIONS}"
+
+    text = (f"equivalence if the true difference is 0: {words(n_eq)}; a difference as "
+            f"large as the margin: {words(n_diff)}")
+    if n_eq is None or n_diff is None:
+        return None, text
+    return max(n_eq, n_diff), text
 
 
 # --------------------------------------------------------------------------- pairs
@@ -399,8 +416,9 @@ PAIR_COLUMNS = [
     "diff_us", "diff_ci_low_us", "diff_ci_high_us", "margin", "between_rep_sd",
     "p_difference", "p_difference_holm", "p_tost", "p_tost_holm", "different",
     "equivalent", "outcome", "power_equivalence_now", "power_difference_now",
-    "repetitions_to_settle", "settles_towards", "alpha_planning",
+    "repetitions_to_settle", "settles_towards", "alpha_planning", "family",
 ]
+FAMILY = "of interest"  # the pairs Holm's correction runs over
 
 
 def pairwise_verdicts(
@@ -409,6 +427,8 @@ def pairwise_verdicts(
     margin: Margin = DEFAULT_MARGIN,
     confidence: float = 0.95,
     order: Sequence[str] | None = None,
+    baseline: str | None = None,
+    controls: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """Every pair of scenarios, compared repetition by repetition, with one of three outcomes.
 
@@ -416,16 +436,23 @@ def pairwise_verdicts(
     repetition medians in µs for an absolute one): the contrast
     (:func:`contrast`, paired by block when possible), the two-sided t test of
     no difference and the TOST of equivalence within the margin. Each family
-    (difference, TOST) is Holm-corrected over all testable pairs. Outcome:
+    (difference, TOST) is Holm-corrected over the testable pairs of interest
+    (``family`` = ``of interest``): every pair but those with the ``baseline`` (a
+    reference, different by design) and those with an A/A control scenario
+    (``controls``: control -> original), which are each judged at alpha itself
+    (``family`` = ``baseline`` or ``A/A control``; their "Holm" p is the raw p): a
+    control must be held to the plain test, or Holm's correction would hide a
+    method that lets noise through. Outcome:
     ``equivalent`` when the Holm TOST p < alpha (even if a difference smaller
     than the margin is also detected: ``different`` then says so),
     ``different`` when the Holm difference p < alpha, else ``inconclusive``.
 
-    Power and planning use alpha / m (m testable pairs, the first and strictest
-    step of Holm), the observed between-repetition sd, and: for the power now,
-    a true difference of 0 (can equivalence be shown?) and of the margin (can
-    a difference that large be found?); for the repetitions to settle, the
-    observed difference (:func:`settle`).
+    Power and planning use alpha / m for the pairs of interest (m testable pairs
+    of interest, the first and strictest step of Holm) and alpha for the others,
+    the observed between-repetition sd, and a true difference of 0 (can
+    equivalence be shown?) and of the margin (can a difference that large be
+    found?), for the power now and the repetitions to settle (:func:`settle`)
+    alike.
     """
     alpha = 1.0 - confidence
     scale, bound = margin.scale, margin.bound
@@ -456,17 +483,23 @@ def pairwise_verdicts(
     if out.empty:
         return out
     out["pairs"] = out["pairs"].astype("Int64")
-    out["p_difference_holm"] = holm(out["p_difference"].to_numpy(dtype=float))
-    out["p_tost_holm"] = holm(out["p_tost"].to_numpy(dtype=float))
+    out["family"] = [pair_family(a, b, baseline, controls)
+                     for a, b in zip(out["scenario_a"], out["scenario_b"], strict=True)]
+    inside = (out["family"] == FAMILY).to_numpy()
+    for column in ("p_difference", "p_tost"):
+        raw = out[column].to_numpy(dtype=float)
+        adjusted = raw.copy()
+        adjusted[inside] = holm(raw[inside])
+        out[f"{column}_holm"] = adjusted
     out["different"] = out["p_difference_holm"] < alpha
     out["equivalent"] = out["p_tost_holm"] < alpha
     out["outcome"] = np.select([out["equivalent"], out["different"]],
                                ["equivalent", "different"], default="inconclusive")
-    m = max(1, int(out["p_difference"].notna().sum()))
-    plan_alpha = alpha / m
-    out["alpha_planning"] = plan_alpha
+    m = max(1, int(out.loc[inside, "p_difference"].notna().sum()))
+    out["alpha_planning"] = np.where(inside, alpha / m, alpha)
     now_eq, now_diff, needed, towards = [], [], [], []
-    for c, outcome in zip(contrasts, out["outcome"], strict=True):
+    for c, outcome, plan_alpha in zip(contrasts, out["outcome"], out["alpha_planning"],
+                                      strict=True):
         if _plannable(c):
             now_eq.append(float(power_equivalence(c, 0.0, bound, plan_alpha, c.n_now)[0]))
             now_diff.append(float(power_difference(c, bound, plan_alpha, c.n_now)[0]))
@@ -487,11 +520,21 @@ def pairwise_verdicts(
     return out[PAIR_COLUMNS]
 
 
+def pair_family(a: str, b: str, baseline: str | None,
+                controls: Mapping[str, str] | None) -> str:
+    """``baseline`` when the pair includes the baseline, ``A/A control`` when it includes a
+    control scenario, else ``of interest`` (the family Holm's correction runs over)."""
+    if baseline and baseline in (a, b):
+        return "baseline"
+    if controls and (a in controls or b in controls):
+        return "A/A control"
+    return FAMILY
+
+
 def _typical_medians(summary: pd.DataFrame) -> dict[str, float]:
-    """Geometric mean of each scenario's repetition medians (µs)."""
-    logs = np.log(np.maximum(summary["median_us"].to_numpy(dtype=float), LOG_FLOOR_US))
-    g = pd.Series(logs).groupby(summary["scenario"].astype(str).to_numpy(), sort=False).mean()
-    return {k: math.exp(v) for k, v in g.items()}
+    """Each scenario's typical median (µs): :func:`night_value` of its repetition medians."""
+    g = summary.groupby(summary["scenario"].astype(str), sort=False)["median_us"]
+    return {str(k): night_value(v.to_numpy(dtype=float), "log") for k, v in g}
 
 
 def equivalence_groups(pairs: pd.DataFrame, scenarios: Sequence[str]) -> pd.DataFrame:
@@ -554,11 +597,19 @@ def closeness_by_repetition(
 def closeness_summary(shares: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
     """Per scenario: the mean over repetitions of the share at or below the threshold, t CI.
 
-    The interval is clipped to [0, 1].
+    The t interval's standard error is at least the shares' sampling error
+    (:func:`share_sampling_se`), so it never collapses to a point when the
+    repetitions happen to agree; clipped to [0, 1].
     """
     rows = []
     for name, g in shares.groupby("scenario", sort=False, observed=True):
-        est, low, high = _t_interval(g["share"].to_numpy(dtype=float), confidence)
+        y = g["share"].to_numpy(dtype=float)
+        est, low, high = _t_interval(y, confidence)
+        floor = share_sampling_se(g)
+        if y.size > 1 and math.isfinite(floor):
+            half = sps.t.ppf(0.5 + confidence / 2, y.size - 1) * max(
+                float(y.std(ddof=1)) / math.sqrt(y.size), floor)
+            low, high = est - half, est + half
         rows.append({"scenario": str(name), "repetitions": len(g), "share": est,
                      "share_ci_low": max(0.0, low) if not math.isnan(low) else low,
                      "share_ci_high": min(1.0, high) if not math.isnan(high) else high,
@@ -602,7 +653,7 @@ SEED_CLAIMS: tuple[Claim, ...] = (
 )
 
 CLAIM_COLUMNS = ["claim", "statement", "scenario_a", "scenario_b", "test", "estimate",
-                 "p_holm", "outcome", "verdict", "power_now", "power_assumes",
+                 "p", "p_adjustment", "outcome", "verdict", "power_now", "power_assumes",
                  "repetitions_to_settle"]
 
 
@@ -667,21 +718,43 @@ def judge_claims(
             power, assumes = row.power_difference_now, "true difference = the margin"
             test = "t test of no difference (pairwise table)"
         rows.append({**base, "test": test, "estimate": estimate,
-                     "p_holm": row.p_tost_holm if claim.kind == "equivalent"
-                     else row.p_difference_holm,
+                     "p": row.p_tost_holm if claim.kind == "equivalent"
+                     else row.p_difference_holm, "p_adjustment": PAIR_ADJUSTMENT,
                      "outcome": row.outcome, "verdict": verdict, "power_now": power,
                      "power_assumes": assumes,
                      "repetitions_to_settle": row.repetitions_to_settle})
     return pd.DataFrame(rows, columns=CLAIM_COLUMNS)
 
 
+CLOSER_ADJUSTMENT = "Holm over the claim's two tests (none; less than the study's)"
+PAIR_ADJUSTMENT = "Holm over the pairs of interest"
+
+
+def share_sampling_se(shares: pd.DataFrame) -> float:
+    """The smallest standard error a mean of repetition shares can have: each share is a
+    proportion of its repetition's n probes, so its sampling variance is at least
+    p~(1 - p~) / n, with p~ = (k + 1/2) / (n + 1) (k = share · n: never 0 or 1, so
+    the floor never vanishes, even when every repetition agrees exactly). The mean
+    over R repetitions: sqrt(mean variance / R). NaN without probe counts."""
+    if "n" not in shares or shares.empty:
+        return math.nan
+    n = shares["n"].to_numpy(dtype=float)
+    k = shares["share"].to_numpy(dtype=float) * n
+    p = (k + 0.5) / (n + 1.0)
+    return math.sqrt(float(np.mean(p * (1.0 - p) / n)) / len(shares))
+
+
 def _closer_claim(claim: Claim, shares: pd.DataFrame, alpha: float) -> dict | None:
     """The closeness claim: a's share above b's, by about the study's difference.
 
-    Supported: the t test (paired by block, else Welch) finds a's share above
-    b's. Contradicted: it finds it below, or the one-sided t test finds the
-    difference smaller than the study's (H0: difference >= claimed). Not
-    settled otherwise.
+    Two t tests (paired by block, else Welch) of the difference of the
+    repetitions' shares: two-sided of no difference, and one-sided of H0 "the
+    difference is at least the study's"; their p-values Holm-adjusted over the two.
+    Supported: a's share found above b's. Contradicted: found below, or found
+    smaller than the study's difference. Not settled otherwise. The standard error
+    is at least the shares' sampling error (:func:`share_sampling_se`), so two
+    identical configurations whose repetitions agree exactly still get an interval
+    of nonzero width and a p-value that is not 0.
     """
     def values(name: str) -> pd.DataFrame:
         g = shares.loc[shares["scenario"] == name]
@@ -691,14 +764,24 @@ def _closer_claim(claim: Claim, shares: pd.DataFrame, alpha: float) -> dict | No
     if a.empty or b.empty:
         return None
     c = contrast(a, b)
+    floor = math.hypot(share_sampling_se(shares.loc[shares["scenario"] == claim.a]),
+                       share_sampling_se(shares.loc[shares["scenario"] == claim.b]))
+    if c.testable and math.isfinite(floor) and not c.se >= floor:
+        n = c.n_now  # the spreads that give this se, so that planning sees it too
+        c = (replace(c, se=floor, sd_diff=floor * math.sqrt(n)) if c.design == "paired"
+             else replace(c, se=floor, sd_a=floor * math.sqrt(n / 2), sd_b=floor *
+                          math.sqrt(n / 2)))
     delta = claim.claimed[0] - claim.claimed[1] if claim.claimed else 0.0
     verdict, p, outcome = "not settled", math.nan, "inconclusive"
+    interval = ""
     if c.testable:
-        p_diff = t_tests(c, math.inf, alpha).p_difference
+        t = t_tests(c, math.inf, alpha)
         if c.se > 0:
             p_less = float(sps.t.cdf((c.estimate - delta) / c.se, c.df))
         else:
             p_less = 0.0 if c.estimate < delta else 1.0
+        p_diff, p_less = holm([t.p_difference, p_less])
+        interval = f" [{t.ci[0]:+.1%}, {t.ci[1]:+.1%}]"
         if p_diff < alpha and c.estimate < 0:
             verdict, p, outcome = "contradicted", p_diff, "different"
         elif p_less < alpha:
@@ -717,9 +800,9 @@ def _closer_claim(claim: Claim, shares: pd.DataFrame, alpha: float) -> dict | No
     return {"test": "t tests of the shares' difference (none; less than the study's), "
                     "repetition by repetition",
             "estimate": f"shares {a['value'].mean():.1%} vs {b['value'].mean():.1%} "
-                        f"(difference {c.estimate:+.1%}; the study: {delta:+.0%})",
-            "p_holm": p, "outcome": outcome, "verdict": verdict, "power_now": power,
-            "power_assumes": f"true difference {delta:.0%} (the study's)",
+                        f"(difference {c.estimate:+.1%}{interval}; the study: {delta:+.0%})",
+            "p": p, "p_adjustment": CLOSER_ADJUSTMENT, "outcome": outcome, "verdict": verdict,
+            "power_now": power, "power_assumes": f"true difference {delta:.0%} (the study's)",
             "repetitions_to_settle": needed}
 
 
@@ -729,9 +812,47 @@ def _closer_claim(claim: Claim, shares: pd.DataFrame, alpha: float) -> dict | No
 COMPARISON_COLUMNS = [
     "scenario", "older", "repetitions_old", "repetitions_new", "median_old_us",
     "median_new_us", "median_change_pct", "median_ci_low_pct", "median_ci_high_pct",
-    "median_p", "median_p_holm", "loss_old_pct", "loss_new_pct", "loss_change_pp", "loss_p",
-    "loss_p_holm", "median_regressed", "loss_regressed", "verdict", "note",
+    "median_between_sd", "median_df", "median_p", "median_p_holm", "median_p_tost",
+    "median_p_tost_holm", "median_outcome", "loss_old_pct", "loss_new_pct", "loss_change_pp",
+    "loss_ci_low_pp", "loss_ci_high_pp", "loss_between_sd", "loss_df", "loss_p", "loss_p_holm",
+    "loss_p_tost", "loss_p_tost_holm", "loss_outcome", "median_regressed", "loss_regressed",
+    "verdict", "between_source", "note",
 ]
+# A scenario's verdict against an older campaign; the comparison's outcome is the worst.
+COMPARISON_VERDICTS = ("regressed", "inconclusive", "improved", "unchanged", "not comparable")
+COMPARISON_OUTCOMES = ("regressed", "inconclusive", "unchanged")
+
+
+def campaign_contrast(
+    new: np.ndarray, old: np.ndarray, between: Component | None
+) -> Contrast:
+    """The difference of two campaigns' means of ``new`` and ``old`` (one value per repetition),
+    each campaign one draw of the night.
+
+    Variance of the difference: 2 sigma_b^2 + s_new^2 / R_new + s_old^2 / R_old,
+    sigma_b the component's between-night sd (df ``between_df``), s the
+    campaign's own repetition sd (df R - 1; with one repetition the component's
+    ``within_sd`` and ``within_df``). df: Welch-Satterthwaite over the three terms.
+    Untestable without a component, or with no repetition on a side.
+    """
+    na, nb = new.size, old.size
+    sd_a = float(new.std(ddof=1)) if na > 1 else math.nan
+    sd_b = float(old.std(ddof=1)) if nb > 1 else math.nan
+    est = float(new.mean() - old.mean()) if na and nb else math.nan
+    if between is None or not na or not nb:
+        return Contrast("untestable", na, nb, 0, est, math.nan, math.nan, sd_a, sd_b, math.nan)
+    terms = [(2.0 * between.between_sd**2, between.between_df)]
+    for sd, n in ((sd_a, na), (sd_b, nb)):
+        if n > 1:
+            terms.append((sd**2 / n, float(n - 1)))
+        else:
+            terms.append((between.within_sd**2, between.within_df))
+    if any(not math.isfinite(v) for v, _ in terms):
+        return Contrast("untestable", na, nb, 0, est, math.nan, math.nan, sd_a, sd_b, math.nan)
+    var = sum(v for v, _ in terms)
+    spread = sum(v**2 / df for v, df in terms if v > 0 and df > 0 and math.isfinite(df))
+    df = var**2 / spread if spread > 0 else math.inf
+    return Contrast("between nights", na, nb, 0, est, math.sqrt(var), df, sd_a, sd_b, math.nan)
 
 
 def compare_campaigns(
@@ -744,73 +865,115 @@ def compare_campaigns(
     threshold_pct: float = 10.0,
     loss_threshold_pp: float = 1.0,
     confidence: float = 0.95,
+    between: pd.DataFrame | None = None,
+    prior: dict[str, Component] | None = PRIOR,
 ) -> pd.DataFrame:
-    """Per scenario: did the newer campaign get worse than the older one, repetition by repetition?
+    """Per scenario: did the newer campaign get worse than the older one, night against night?
 
-    Median RTT: the typical median (geometric mean of repetition medians) of each
-    campaign; change in % = 100 (exp(d) - 1), d the difference of the mean log
-    repetition medians, with Welch's t test (two campaigns share no blocks) and
-    its interval. Loss: the mean of the repetition losses (``new_loss``,
-    ``old_loss``: scenario, repetition, loss_pct), change in percentage points,
-    Welch's t test on the repetition losses (every repetition equal on both
-    sides: p = 1 when the means agree, 0 when they do not). Holm over the
-    scenarios within each family. ``regressed`` when the median rose by more
-    than ``threshold_pct`` % or the loss by more than ``loss_threshold_pp``
-    points, and that change is significant at alpha = 1 - confidence;
-    ``improved`` symmetrically; ``not comparable`` without a testable pair.
+    Each campaign is one draw of the night (:mod:`analysis.between_nights`): the
+    difference of the two campaigns' means of the log repetition medians (median
+    RTT) and of the repetition losses (points) has a standard error that includes
+    twice the between-night variance, from ``between``
+    (:func:`analysis.between_nights.components` of a history) pooled with
+    ``prior``, or from the prior alone; ``prior=None`` and no history row: not
+    judged (inconclusive). Per metric, with the margin ±``threshold_pct`` % of the
+    typical median (on the log scale) and ±``loss_threshold_pp`` points of loss:
+
+    - ``regressed``: worse by more than the margin, and the two-sided t test of
+      no change has a Holm p < alpha (Holm over this comparison's scenarios and
+      both metrics, so that any false "regressed" has a chance of at most alpha / 2);
+    - ``improved``: the same, better;
+    - ``unchanged``: the TOST shows the change within ±the margin (Holm p <
+      alpha, the same family): the (1 - 2 alpha) interval lies inside it;
+    - ``inconclusive``: neither (a wide interval is not evidence of no change).
+
+    A scenario's ``verdict``: regressed if a metric regressed; else inconclusive
+    if one is inconclusive (or untested); else improved if one improved; else
+    unchanged; ``not comparable`` without data in both campaigns.
     """
     alpha = 1.0 - confidence
     new_v, old_v = unit_values(new_summary, "log"), unit_values(old_summary, "log")
     nl, ol = _loss_values(new_loss), _loss_values(old_loss)
     names = list(dict.fromkeys([*new_v, *old_v, *nl, *ol]))
+    bounds = {"median": math.log1p(threshold_pct / 100.0), "loss": loss_threshold_pp}
     rows = []
     for name in names:
-        row: dict[str, object] = {"scenario": name, "older": older, "note": ""}
-        notes = []
-        if name in new_v and name in old_v:
-            new_y, old_y = _unblocked(new_v[name]), _unblocked(old_v[name])
-            c = contrast(new_y, old_y)
-            t = t_tests(c, math.inf, alpha)
-            row.update(repetitions_new=c.n_a, repetitions_old=c.n_b,
-                       median_new_us=math.exp(new_y["value"].mean()),
-                       median_old_us=math.exp(old_y["value"].mean()),
-                       median_change_pct=100.0 * math.expm1(c.estimate),
-                       median_ci_low_pct=100.0 * math.expm1(t.ci[0]),
-                       median_ci_high_pct=100.0 * math.expm1(t.ci[1]),
-                       median_p=t.p_difference)
+        row: dict[str, object] = {"scenario": name, "older": older}
+        notes, sources = [], set()
+        for metric, new_side, old_side in (("median", new_v, old_v), ("loss", nl, ol)):
+            if name not in new_side or name not in old_side:
+                continue
+            y_new = new_side[name]["value"].to_numpy(dtype=float)
+            y_old = old_side[name]["value"].to_numpy(dtype=float)
+            comp = component_for(between, name, metric, prior)
+            c = campaign_contrast(y_new, y_old, comp)
+            t = t_tests(c, bounds[metric], alpha)
+            if comp is not None:
+                sources.add(comp.describe(metric))
+            if metric == "median":
+                row.update(repetitions_new=c.n_a, repetitions_old=c.n_b,
+                           median_new_us=math.exp(y_new.mean()),
+                           median_old_us=math.exp(y_old.mean()),
+                           median_change_pct=100.0 * math.expm1(c.estimate),
+                           median_ci_low_pct=100.0 * math.expm1(t.ci[0]),
+                           median_ci_high_pct=100.0 * math.expm1(t.ci[1]))
+            else:
+                row.update(loss_new_pct=float(y_new.mean()), loss_old_pct=float(y_old.mean()),
+                           loss_change_pp=c.estimate, loss_ci_low_pp=t.ci[0],
+                           loss_ci_high_pp=t.ci[1])
+            row.update({f"{metric}_between_sd": comp.between_sd if comp else math.nan,
+                        f"{metric}_df": c.df, f"{metric}_p": t.p_difference,
+                        f"{metric}_p_tost": t.p_tost})
             if not c.testable:
-                notes.append("RTT: fewer than 2 repetitions on a side, not tested")
-        if name in nl and name in ol:
-            c = contrast(_unblocked(nl[name]), _unblocked(ol[name]))
-            t = t_tests(c, math.inf, alpha)
-            row.update(loss_new_pct=float(nl[name]["value"].mean()),
-                       loss_old_pct=float(ol[name]["value"].mean()),
-                       loss_change_pp=c.estimate, loss_p=t.p_difference)
-            if not c.testable:
-                notes.append("loss: fewer than 2 repetitions on a side, not tested")
+                notes.append(f"{'RTT' if metric == 'median' else 'loss'}: not judged (no "
+                             "between-night variation known: no history and no prior)")
+        row["between_source"] = "; ".join(sorted(sources))
         row["note"] = "; ".join(notes)
         rows.append(row)
     out = pd.DataFrame(rows).reindex(columns=COMPARISON_COLUMNS)
-    out["median_p_holm"] = holm(out["median_p"].to_numpy(dtype=float))
-    out["loss_p_holm"] = holm(out["loss_p"].to_numpy(dtype=float))
-    sig_m = out["median_p_holm"] < alpha
-    sig_l = out["loss_p_holm"] < alpha
-    out["median_regressed"] = sig_m & (out["median_change_pct"] > threshold_pct)
-    out["loss_regressed"] = sig_l & (out["loss_change_pp"] > loss_threshold_pp)
-    better = (sig_m & (out["median_change_pct"] < -threshold_pct)) | (
-        sig_l & (out["loss_change_pp"] < -loss_threshold_pp)
-    )
-    out["verdict"] = np.select(
-        [out["median_p"].isna() & out["loss_p"].isna(),
-         out["median_regressed"] | out["loss_regressed"], better],
-        ["not comparable", "regressed", "improved"], default="unchanged",
-    )
+    n = len(out)
+    for kind in ("p", "p_tost"):  # one family per test: every scenario, both metrics
+        joint = holm(np.concatenate([out[f"median_{kind}"].to_numpy(dtype=float),
+                                     out[f"loss_{kind}"].to_numpy(dtype=float)]))
+        out[f"median_{kind}_holm"], out[f"loss_{kind}_holm"] = joint[:n], joint[n:]
+    for metric, bound in (("median", bounds["median"]), ("loss", bounds["loss"])):
+        change = (out["median_change_pct"].to_numpy(dtype=float) if metric == "median"
+                  else out["loss_change_pp"].to_numpy(dtype=float))
+        limit = threshold_pct if metric == "median" else bound
+        sig = (out[f"{metric}_p_holm"] < alpha).to_numpy()
+        present = out["median_new_us" if metric == "median" else "loss_new_pct"].notna()
+        present = present.to_numpy()
+        out[f"{metric}_outcome"] = np.select(
+            [~present, sig & (change > limit), sig & (change < -limit),
+             (out[f"{metric}_p_tost_holm"] < alpha).to_numpy()],
+            ["", "regressed", "improved", "unchanged"], default="inconclusive")
+    out["median_regressed"] = out["median_outcome"] == "regressed"
+    out["loss_regressed"] = out["loss_outcome"] == "regressed"
+    out["verdict"] = [_scenario_verdict(m, lo) for m, lo in
+                      zip(out["median_outcome"], out["loss_outcome"], strict=True)]
     return out
 
 
-def _unblocked(frame: pd.DataFrame) -> pd.DataFrame:
-    """Repetitions of two campaigns share no blocks: compare them unpaired."""
-    return frame.assign(block=pd.NA)
+def _scenario_verdict(median: str, loss: str) -> str:
+    found = [o for o in (median, loss) if o]
+    if not found:
+        return "not comparable"
+    for verdict in COMPARISON_VERDICTS:
+        if verdict in found:
+            return verdict
+    return "inconclusive"
+
+
+def comparison_outcome(comparison: pd.DataFrame) -> str:
+    """The comparison's outcome over every scenario and older campaign: regressed when any
+    scenario regressed, else inconclusive when any is, else unchanged (improved scenarios
+    count as unchanged: nothing got worse); scenarios not comparable do not count."""
+    verdicts = set(comparison["verdict"]) if not comparison.empty else set()
+    if "regressed" in verdicts:
+        return "regressed"
+    if "inconclusive" in verdicts or not verdicts - {"not comparable"}:
+        return "inconclusive"
+    return "unchanged"
 
 
 def _loss_values(loss: pd.DataFrame) -> dict[str, pd.DataFrame]:

@@ -35,6 +35,11 @@ class Outcome:
             return self.comparison
         return self.comparison.loc[self.comparison["verdict"] == "regressed"]
 
+    @property
+    def comparison_outcome(self) -> str:
+        """regressed, inconclusive or unchanged (:func:`replication.comparison_outcome`)."""
+        return replication.comparison_outcome(self.comparison)
+
 
 def choose_baseline(campaign: Campaign, with_data: Sequence[str], requested: str | None) -> str:
     """The requested scenario; else the first with virtualization 'none'; else the first."""

@@ -28,6 +28,8 @@ class Options:
     percentile: float = 90.0
     confidence: float = 0.95
     compare: tuple[Path, ...] = ()
+    history: Path | None = None  # nights to estimate the between-night variation from
+    prior: bool = True  # without a history, judge by the prior between-night sd (else refuse)
     regression_threshold_pct: float = 10.0
     loss_threshold_pp: float = 1.0
     log_x: bool = False
@@ -59,7 +61,8 @@ def analyse(campaign: Campaign, o: Options, baseline: str, seed: int) -> Analysi
     intervals = replication.scenario_intervals(by_rep, confidence=o.confidence,
                                                n_resamples=o.resamples, seed=seed)
     pairs = replication.pairwise_verdicts(reps, margin=o.margin, confidence=o.confidence,
-                                          order=order)
+                                          order=order, baseline=baseline,
+                                          controls=campaign.controls)
     threshold, shares = replication.closeness_by_repetition(by_rep, baseline, o.percentile,
                                                             blocks)
     close = replication.closeness_summary(shares, o.confidence)
@@ -78,6 +81,7 @@ class Context:
     seed: int
     work: Path
     result: Analysis
+    cache: dict[str, Any] = field(default_factory=dict)  # data computed once, used twice
 
     def csv(self, frame: pd.DataFrame, name: str) -> str:
         frame.to_csv(self.work / "tables" / f"{name}.csv", index=False)

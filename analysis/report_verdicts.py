@@ -96,8 +96,9 @@ def _settle_text(row: Any) -> str:
     n = row["repetitions_to_settle"]
     if n is None or pd.isna(n):
         why = row["settles_towards"] or "unknown"
-        return f"repetitions to settle: {why}"
-    return f"about {int(n)} repetitions would likely settle it ({row['settles_towards']})"
+        return f"repetitions to settle ({why})"
+    return (f"about {int(n)} repetitions would settle it either way "
+            f"({row['settles_towards']})")
 
 
 def _effect_header(ctx: _Context) -> str:
@@ -125,7 +126,9 @@ def summary_section(ctx: _Context, frame: pd.DataFrame) -> Section:
     blocks_out: list[Any] = [
         Para(f"Campaign {c.campaign_id}: {len(with_data)} scenario(s) with RTT data, "
              f"{reps_text} repetition(s) each{plan}. Every verdict treats the repetition as "
-             f"the unit, at alpha = {ctx.alpha:g} with Holm's correction over all pairs; "
+             f"the unit, at alpha = {ctx.alpha:g} with Holm's correction over the pairs of "
+             "interest (not those with the baseline or an A/A control, each judged at "
+             "alpha); "
              f"equivalence margin {o.margin.describe()}. Baseline: "
              f"{ctx.baseline or 'none'}. The evidence follows; where and how the campaign "
              "ran is at the end."),
@@ -162,6 +165,11 @@ def summary_section(ctx: _Context, frame: pd.DataFrame) -> Section:
                 + ("As it must be." if fine else
                    "It was found different: the method or the lab lets noise through, and "
                    "every 'different' in this report is in doubt.")))
+    if o.compare:
+        from analysis.report_comparison import outcome_text
+
+        blocks_out.append(Para(outcome_text(ctx) + " Details: Comparison with earlier "
+                               "campaigns."))
     weak = weaknesses(ctx)
     blocks_out += [Para("What weakens these verdicts:"),
                    Bullets(weak or ["nothing found: every scenario ran as requested, every "
@@ -342,7 +350,8 @@ def claims_section(ctx: _Context, claims: pd.DataFrame) -> Section:
         Table(frame,
               [("claim", "claim", text), ("statement", "statement", text),
                ("verdict", "verdict", text), ("estimate", "estimate", text),
-               ("test", "test", text), ("p_holm", "p", pvalue),
+               ("test", "test", text), ("p", "p", pvalue),
+               ("p_adjustment", "p adjusted by", text),
                ("power_text", "power now (if …)", text),
                ("repetitions_to_settle", "reps to settle", integer)],
               "The seed study's claims", "claims"),
@@ -469,7 +478,8 @@ def _pair_columns(ctx: _Context) -> list[tuple[str, str, Any]]:
         ("p_difference_holm", "difference p (Holm)", pvalue),
         ("p_tost_holm", "TOST p (Holm)", pvalue), ("outcome", "outcome", text),
         ("repetitions_to_settle", "reps to settle", integer),
-        ("settles_towards", "likely towards", text),
+        ("settles_towards", "repetitions for 80 % power", text),
+        ("family", "Holm family", text),
         ("power_equivalence_now", "power now: equivalence", share),
         ("power_difference_now", "power now: difference of the margin", share),
     ]
@@ -492,7 +502,8 @@ def pairwise_section(ctx: _Context, pairs: pd.DataFrame) -> Section:
         Para(f"Every pair of scenarios with RTT data ({len(pairs)} pairs: {tally}), compared "
              "repetition by repetition."),
         Table(pairs, _pair_columns(ctx),
-              f"Pairwise verdicts (alpha = {ctx.alpha:g}, Holm over all pairs)",
+              f"Pairwise verdicts (alpha = {ctx.alpha:g}, Holm over the pairs of "
+              "interest)",
               "pairwise_verdicts"),
         ctx.define(
             *definitions.OUTCOMES,
@@ -505,7 +516,7 @@ def pairwise_section(ctx: _Context, pairs: pd.DataFrame) -> Section:
             "pairs.holm",
             "pairs.power_now",
             "outcome.repetitions_to_settle",
-            alpha_planning=pairs['alpha_planning'].iloc[0],
+            alpha_planning=float(pairs['alpha_planning'].min()),
         ),
         Table(groups,
               [("group", "group", text), ("members", "scenarios", text),

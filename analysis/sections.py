@@ -116,7 +116,8 @@ SECTIONS: tuple[SectionSpec, ...] = (
     SectionSpec(
         "comparison", "Comparison with earlier campaigns", comparison.compare,
         comparison.comparison_section, figures=("figure4_trend",),
-        definitions=("comparison.median_then_now", "comparison.change", "comparison.median_p",
+        definitions=("comparison.median_then_now", "comparison.change",
+                     "comparison.between_night_sd", "comparison.median_p", "comparison.tost_p",
                      "comparison.loss", "comparison.verdict"),
         when=_comparing),
     SectionSpec(

@@ -133,8 +133,31 @@ NDR_PDR_COLUMNS = [
     *_KEYS, "frame_bytes", "backend", "rate", "searches", "with_result", "below_min",
     "no_result", "lower_bound", "mean_pps", "ci_low_pps", "ci_high_pps", "mean_kpps",
     "ci_low_kpps", "ci_high_kpps", "mean_mbps", "ci_low_mbps", "ci_high_mbps", "min_pps",
-    "max_pps", "pdr_loss_ratio", "statuses", "per_repetition",
+    "max_pps", "pdr_loss_ratio", "statuses", "per_repetition", "censored", "median_low_pps",
+    "median_high_pps",
 ]
+
+
+def search_bounds(pps: float, status: str, min_pps: float) -> tuple[float, float]:
+    """What one search says about its rate, as an interval (frames/s): found, [x, x]; a
+    lower bound (:data:`LOWER_BOUND`), [x, inf); below the minimum searched, [0, min);
+    no rate at all, [0, inf)."""
+    if pd.notna(pps):
+        return (float(pps), math.inf) if status in LOWER_BOUND else (float(pps), float(pps))
+    if status == "below_min":
+        return 0.0, float(min_pps)
+    return 0.0, math.inf
+
+
+def censored_median(bounds: list[tuple[float, float]]) -> tuple[float, float]:
+    """Bounds on the median of interval-censored values: every value lies in its [low,
+    high], so the median lies between the median of the lows and the median of the
+    highs (the order statistics are monotone in each value). Equal bounds: the median
+    is known exactly, however many values are censored."""
+    if not bounds:
+        return math.nan, math.nan
+    lows, highs = np.array(bounds, dtype=float).T
+    return float(np.median(lows)), float(np.median(highs))
 
 
 def ndr_pdr_table(scenarios: pd.DataFrame, throughput: pd.DataFrame | None,
@@ -143,11 +166,16 @@ def ndr_pdr_table(scenarios: pd.DataFrame, throughput: pd.DataFrame | None,
     found a rate, with its t interval over them (clipped at 0), in frames/s, kframes/s and
     Mbit/s.
 
-    ``searches``: repetitions with a search; ``with_result``: those with a rate (the
-    mean's n); ``below_min``: those where even the minimum searched lost (shown as
-    ``< min``), ``no_result``: those that ran out of trials before any rate passed;
-    both are left out of the mean. ``lower_bound``: at least one repetition's rate is a
-    lower bound (:data:`LOWER_BOUND`), so the mean is one too (the report says ``≥``).
+    ``censored``, ``median_low_pps``, ``median_high_pps``: the searches whose rate is
+    not known exactly (a lower bound, below the minimum, no rate), and the bounds of
+    the median over every search (:func:`censored_median`), the summary the report
+    shows when any is censored (the mean below leaves censored searches out or
+    averages lower bounds). ``searches``: repetitions with a search; ``with_result``:
+    those with a rate (the mean's n); ``below_min``: those where even the minimum
+    searched lost (shown as ``< min``), ``no_result``: those that ran out of trials
+    before any rate passed; both are left out of the mean. ``lower_bound``: at least
+    one repetition's rate is a lower bound (:data:`LOWER_BOUND`), so the mean is one
+    too.
     Every manifest scenario keeps a row, empty when it has no search.
     """
     keys = scenarios[_KEYS].copy()
@@ -172,6 +200,10 @@ def ndr_pdr_table(scenarios: pd.DataFrame, throughput: pd.DataFrame | None,
             "per_repetition": "; ".join(
                 f"{r.repetition}: {rate_text(r.pps, r.status, r.min_pps)}"
                 for r in g.itertuples()),
+            "censored": int((g["status"] != "found").sum()),
+            **dict(zip(("median_low_pps", "median_high_pps"), censored_median(
+                [search_bounds(r.pps, r.status, r.min_pps) for r in g.itertuples()]),
+                strict=True)),
         })
     found = pd.DataFrame(rows, columns=[c for c in NDR_PDR_COLUMNS if c not in _KEYS
                                         or c == "scenario"])
@@ -184,15 +216,39 @@ def ndr_pdr_table(scenarios: pd.DataFrame, throughput: pd.DataFrame | None,
     out = out.assign(_p=out["scenario"].map(position),
                      _r=out["rate"].map({label: i for i, (_, label) in enumerate(KINDS)}))
     out = out.sort_values(["_p", "frame_bytes", "_r"], kind="stable").drop(columns=["_p", "_r"])
-    for column in ("searches", "with_result", "below_min", "no_result"):
+    for column in ("searches", "with_result", "below_min", "no_result", "censored"):
         out[column] = out[column].fillna(0).astype(int)
     out["lower_bound"] = out["lower_bound"].astype("boolean").fillna(False).astype(bool)
     return out.reset_index(drop=True)[NDR_PDR_COLUMNS]
 
 
+def _in(pps: float, row: pd.Series | object, unit: str) -> float:
+    return kpps(pps) if unit == "kpps" else mbps(pps, row.frame_bytes)
+
+
+def median_text(row: pd.Series | object, unit: str = "kpps") -> str:
+    """The censoring-aware summary of a row with censored searches: the median's bounds
+    (:func:`censored_median`) in ``unit``: ``median x`` when they agree, ``median ≥ x``
+    without an upper bound, ``median < x`` without a lower one, else ``median in [a, b]``."""
+    low, high = row.median_low_pps, row.median_high_pps
+    if pd.isna(low):
+        return num(math.nan)
+    if low == high:
+        return f"median {num(_in(low, row, unit))}"
+    if math.isinf(high):
+        return f"median ≥ {num(_in(low, row, unit))}"
+    if low == 0:
+        return f"median < {num(_in(high, row, unit))}"
+    return f"median in [{num(_in(low, row, unit))}, {num(_in(high, row, unit))}]"
+
+
 def mean_text(row: pd.Series | object, unit: str = "kpps") -> str:
-    """A row of :func:`ndr_pdr_table`'s mean in ``unit`` (kpps or mbps): ``≥`` before a
-    lower bound, ``< min`` when every search lost even at the minimum, — without any."""
+    """A row of :func:`ndr_pdr_table`'s summary in ``unit`` (kpps or mbps): the mean when
+    every search found its rate; when any is censored (a lower bound, below the minimum,
+    or no rate), the censoring-aware median (:func:`median_text`) instead, as a mean
+    would leave out or understate the censored searches; — without any search."""
+    if getattr(row, "censored", 0):
+        return median_text(row, unit)
     value = getattr(row, f"mean_{unit}")
     if pd.notna(value):
         return ("≥ " if bool(row.lower_bound) else "") + num(value)
@@ -226,10 +282,12 @@ def ndr_pdr_display(table: pd.DataFrame) -> pd.DataFrame:
     rows = list(table.itertuples())
     out["mean_kpps_text"] = [mean_text(r, "kpps") if r.searches else num(math.nan)
                              for r in rows]
-    out["ci_kpps_text"] = [interval_text(r.ci_low_kpps, r.ci_high_kpps) for r in rows]
+    out["ci_kpps_text"] = [interval_text(r.ci_low_kpps, r.ci_high_kpps) if not r.censored
+                           else num(math.nan) for r in rows]
     out["mean_mbps_text"] = [mean_text(r, "mbps") if r.searches else num(math.nan)
                              for r in rows]
-    out["ci_mbps_text"] = [interval_text(r.ci_low_mbps, r.ci_high_mbps) for r in rows]
+    out["ci_mbps_text"] = [interval_text(r.ci_low_mbps, r.ci_high_mbps) if not r.censored
+                           else num(math.nan) for r in rows]
     out["excluded"] = [excluded_text(r) for r in rows]
     return out
 

@@ -1,4 +1,4 @@
-"""The command line: --help, bad input (exit 2), a full report, and --compare (exit 3)."""
+"""The command line: --help, bad input (exit 2), a full report, and --compare (exit 0, 3, 4)."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def test_help(capsys):
     out = capsys.readouterr().out
     for option in ("RESULTS_DIR", "--out", "--margin-us", "--margin-rel", "--percentile",
                    "--confidence", "--compare", "--regression-threshold", "--log-x",
-                   "exit status"):
+                   "--history", "--no-prior", "exit status", "4  report written"):
         assert option in out
 
 
@@ -132,7 +132,7 @@ def test_a_flagged_rate_repetition_is_shown_and_never_averaged(tmp_path, capsys)
     old = _campaign(tmp_path / "old", started="2025-11-25T09:00:00Z",
                     extra={"rate": store.rate_frame()})
     root = _campaign(tmp_path / "c", extra={"rate": rate})
-    assert main([str(root), "--compare", str(old)]) == 0
+    assert main([str(root), "--compare", str(old)]) == 4  # no history: inconclusive
     out = root / "report"
     t1 = pd.read_csv(out / "tables" / "table1_loss.csv").set_index("scenario")
     assert t1.loc["guest", "flagged_repetitions"] == 1 and t1.loc["guest", "repetitions"] == 1
@@ -168,16 +168,32 @@ def test_out_refuses_a_foreign_folder(tmp_path, capsys):
 
 
 def test_compare_exit_codes(tmp_path, capsys):
+    """0 unchanged, 3 regressed, 4 inconclusive; --history reads campaign folders."""
+    history = tmp_path / "history"
+    for k in range(4):
+        _big_campaign(history / f"h{k}", 1.0, f"2025-11-1{k}T01:00:00Z")
     old = _big_campaign(tmp_path / "night1", 1.0, "2025-11-25T01:00:00Z")
     same = _big_campaign(tmp_path / "night2", 1.0, "2025-11-26T01:00:00Z")
     slower = _big_campaign(tmp_path / "night3", 1.5, "2025-11-27T01:00:00Z")
-    assert main([str(same), "--compare", str(old)]) == 0
+    # nights of this lab hardly differ: with their history alone, no change is shown unchanged
+    assert main([str(same), "--compare", str(old), "--history", str(history), "--no-prior"]) == 0
+    md = (same / "report" / "report.md").read_text()
+    summary = md.split("## Summary", 1)[1].split("\n## ", 1)[0]
+    assert "Comparison with night1: UNCHANGED" in summary
+    # without a history, the prior's between-night sd (df 2) cannot show a change within 10 %
+    assert main([str(same), "--compare", str(old)]) == 4
+    assert "INCONCLUSIVE" in capsys.readouterr().err
+    md = (same / "report" / "report.md").read_text()
+    assert "Comparison with night1: INCONCLUSIVE" in md and "No history was given" in md
+    # and refuses to judge anything without a prior either
+    assert main([str(same), "--compare", str(old), "--no-prior"]) == 4
     capsys.readouterr()
-    assert main([str(slower), "--compare", str(same), str(old)]) == 3
+    assert main([str(slower), "--compare", str(same), str(old), "--history", str(history)]) == 3
     err = capsys.readouterr().err
     assert "REGRESSION guest vs night2" in err and "REGRESSION guest vs night1" in err
     assert "base" not in err
-    assert main([str(slower), "--compare", str(old), "--regression-threshold", "80"]) == 0
+    assert main([str(slower), "--compare", str(old), "--history", str(history), "--no-prior",
+                 "--regression-threshold", "80"]) == 0
     report = slower / "report"
     assert (report / "figures" / "figure4_trend.png").is_file()
     trend = pd.read_csv(report / "tables" / "trend.csv")
@@ -185,6 +201,17 @@ def test_compare_exit_codes(tmp_path, capsys):
     comparison = pd.read_csv(report / "tables" / "comparison.csv")
     guest = comparison.set_index("scenario").loc["guest"]
     assert guest["median_change_pct"] == pytest.approx(50.0, abs=2.0)
+    assert "history of 4 nights" in guest["between_source"]
+
+
+def test_history_needs_compare_and_a_readable_folder(tmp_path, capsys):
+    root = _campaign(tmp_path / "c")
+    assert main([str(root), "--history", str(tmp_path)]) == 2
+    assert "--history needs --compare" in capsys.readouterr().err
+    old = _campaign(tmp_path / "old", started="2025-11-25T09:00:00Z")
+    (tmp_path / "empty").mkdir()
+    assert main([str(root), "--compare", str(old), "--history", str(tmp_path / "empty")]) == 2
+    assert "nights.parquet or campaign folders" in capsys.readouterr().err
 
 
 def test_compare_with_a_bad_folder_exits_2(tmp_path, capsys):
@@ -250,7 +277,9 @@ def test_a_rise_within_the_noise_between_repetitions_is_no_regression(tmp_path, 
     old = _blocked_campaign(tmp_path / "old", {"guest": [100.0, 130.0, 80.0]},
                             started="2025-11-25T01:00:00Z", probes=2000)
     new = _blocked_campaign(tmp_path / "new", {"guest": [115.0, 150.0, 92.0]}, probes=2000)
-    assert main([str(new), "--compare", str(old)]) == 0
+    assert main([str(new), "--compare", str(old)]) == 4
     row = pd.read_csv(new / "report" / "tables" / "comparison.csv").iloc[0]
     assert row["median_change_pct"] == pytest.approx(15.0, abs=3.0)
-    assert row["median_p_holm"] > 0.05 and row["verdict"] == "unchanged"
+    # not significant, and not shown within ±10 % either: inconclusive, never "unchanged"
+    assert row["median_p_holm"] > 0.05 and row["verdict"] == "inconclusive"
+    assert row["median_ci_low_pct"] < -10 and row["median_ci_high_pct"] > 10

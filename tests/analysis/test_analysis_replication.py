@@ -13,6 +13,7 @@ from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import TTestPower
 from statsmodels.stats.weightstats import ttost_ind, ttost_paired
 
+from analysis import between_nights as bn
 from analysis import replication as rp
 from analysis.model import rtt_by_repetition
 from analysis.stats import Margin
@@ -155,14 +156,55 @@ def test_three_outcomes_and_holm():
     assert by.loc[("base", "g1"), "ratio"] == pytest.approx(
         math.exp(np.mean(np.log([40, 44, 37])) - np.mean(np.log([520, 469, 549]))))
     assert by.loc[("g1", "g2"), "repetitions_to_settle"] > 3
-    assert by.loc[("g1", "g2"), "settles_towards"] in ("equivalent", "different")
+    assert "equivalence if the true difference is 0" in by.loc[("g1", "g2"), "settles_towards"]
     assert pd.isna(by.loc[("g3", "g4"), "repetitions_to_settle"])
+    assert set(pairs["family"]) == {"of interest"}  # no baseline or control named
     for family in ("p_difference", "p_tost"):
         assert pairs[f"{family}_holm"].tolist() == pytest.approx(
             multipletests(pairs[family], method="holm")[1])
     assert pairs["alpha_planning"].tolist() == pytest.approx([0.05 / len(pairs)] * len(pairs))
     groups = rp.equivalence_groups(pairs, ["base", "g1", "g2", "g3", "g4"])
     assert "g3, g4" in groups["members"].tolist()
+
+
+def test_holm_runs_over_the_pairs_of_interest_and_the_control_is_judged_at_alpha():
+    summary = summary_from({
+        "base": [40.0, 44.0, 37.0, 41.0],
+        "g1": [520.0, 469.0, 549.0, 510.0],
+        "g1_aa": [530.0, 470.0, 560.0, 520.0],
+        "g2": [600.0, 500.0, 530.0, 560.0],
+        "g3": [500.0, 501.0, 499.5, 502.0],
+    })
+    pairs = rp.pairwise_verdicts(summary, baseline="base", controls={"g1_aa": "g1"})
+    by = pairs.set_index(["scenario_a", "scenario_b"])
+    assert by.loc[("base", "g1"), "family"] == "baseline"
+    assert by.loc[("g1", "g1_aa"), "family"] == by.loc[("g1_aa", "g3"), "family"] == "A/A control"
+    inside = pairs.loc[pairs["family"] == "of interest"]
+    assert len(inside) == 3  # g1-g2, g1-g3, g2-g3
+    for family in ("p_difference", "p_tost"):
+        assert inside[f"{family}_holm"].tolist() == pytest.approx(
+            multipletests(inside[family], method="holm")[1])
+        outside = pairs.loc[pairs["family"] != "of interest"]
+        assert outside[f"{family}_holm"].tolist() == pytest.approx(outside[family].tolist())
+    # the A/A pair: raw alpha, so it is held to the plain test
+    assert by.loc[("g1", "g1_aa"), "different"] == (by.loc[("g1", "g1_aa"), "p_difference"] < 0.05)
+    assert inside["alpha_planning"].tolist() == pytest.approx([0.05 / 3] * 3)
+    assert by.loc[("g1", "g1_aa"), "alpha_planning"] == pytest.approx(0.05)
+
+
+def test_repetitions_to_settle_are_planned_at_zero_and_the_margin_not_the_observed():
+    """Two pairs with the same spread of differences but different observed differences
+    get the same plan: it never follows the observed difference."""
+    near = rp.paired_contrast(np.log([100.0, 110.0, 95.0]), np.log([101.0, 104.0, 99.0]))
+    far = rp.paired_contrast(np.log([100.0, 110.0, 95.0]) + 0.05,
+                             np.log([101.0, 104.0, 99.0]))
+    bound = math.log(1.1)
+    got_near, got_far = rp.settle(near, bound, 0.05), rp.settle(far, bound, 0.05)
+    assert got_near == got_far
+    n_eq = rp.repetitions_needed(lambda n: rp.power_equivalence(near, 0.0, bound, 0.05, n))
+    n_diff = rp.repetitions_needed(lambda n: rp.power_difference(near, bound, 0.05, n))
+    assert got_near[0] == max(n_eq, n_diff)
+    assert f": {n_eq};" in got_near[1] and got_near[1].endswith(f": {n_diff}")
 
 
 def test_the_issues_repetition_medians_unpaired():
@@ -267,8 +309,34 @@ def test_claims_read_the_pairs_and_the_shares():
     claim = rp.judge_claims(rp.SEED_CLAIMS, pairs, far, margin=Margin()).set_index("claim")
     assert claim.loc["3 closer than 5", "verdict"] == "contradicted"
     d = np.array([0.01, -0.01, 0.01])
-    assert claim.loc["3 closer than 5", "p_holm"] == pytest.approx(
-        sps.ttest_1samp(d, 0.28, alternative="less").pvalue)
+    p_less = sps.ttest_1samp(d, 0.28, alternative="less").pvalue
+    p_diff = sps.ttest_1samp(d, 0.0).pvalue
+    # Holm over the claim's two tests: the smaller p doubled
+    assert claim.loc["3 closer than 5", "p"] == pytest.approx(min(1, 2 * p_less))
+    assert p_less < p_diff
+    assert claim.loc["3 closer than 5", "p_adjustment"] == rp.CLOSER_ADJUSTMENT
+    assert claim.loc["2 ≈ 4", "p_adjustment"] == rp.PAIR_ADJUSTMENT
+
+
+def test_identical_configurations_with_zero_spread_never_give_p_0_or_a_point_interval():
+    """Every repetition of both at share 1.0 (200 probes each): the study's +28 points are
+    contradicted, but with a p the sampling error allows, and an interval of nonzero width."""
+    summary = summary_from({"virtio_elvis": [500.0, 500.0, 500.0],
+                            "virtio_elvis_vpfring": [500.0, 500.0, 500.0]})
+    pairs = rp.pairwise_verdicts(summary)
+    shares = pd.DataFrame({"scenario": ["virtio_elvis"] * 3 + ["virtio_elvis_vpfring"] * 3,
+                           "repetition": [1, 2, 3] * 2, "block": [1, 2, 3] * 2,
+                           "n": 200, "share": 1.0})
+    claim = rp.judge_claims(rp.SEED_CLAIMS, pairs, shares, margin=Margin()).set_index("claim")
+    row = claim.loc["3 closer than 5"]
+    assert row["verdict"] == "contradicted"
+    assert row["p"] > 1e-300 and row["p"] < 0.05
+    low, high = (float(x.strip("%")) for x in
+                 row["estimate"].split("[")[1].split("]")[0].split(", "))
+    assert low < 0 < high
+    summary = rp.closeness_summary(shares).set_index("scenario")
+    assert (summary["share_ci_low"] < summary["share"]).all()
+    assert (summary["share_ci_high"] == 1.0).all()  # clipped
 
 
 # --------------------------------------------------------------------------- campaigns
@@ -278,28 +346,86 @@ def _loss(rows):
     return pd.DataFrame(rows, columns=["scenario", "repetition", "loss_pct"])
 
 
-def test_compare_campaigns_by_repetition():
+def _history(sd_between: float, nights: int = 12, reps: int = 5, seed: int = 1,
+             scenarios=("a", "b", "c")) -> pd.DataFrame:
+    """Night values of a simulated history: log medians around log 100 µs, no loss."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for k in range(nights):
+        for name in scenarios:
+            y = np.log(100.0) + rng.normal(0, sd_between) + rng.normal(0, 0.02, reps)
+            rows.append({"night": f"n{k}", "scenario": name, "metric": "median",
+                         "mean": y.mean(), "within_var": y.var(ddof=1), "n_reps": reps})
+            rows.append({"night": f"n{k}", "scenario": name, "metric": "loss", "mean": 0.0,
+                         "within_var": 0.0, "n_reps": reps})
+    return pd.DataFrame(rows)
+
+
+def test_compare_campaigns_includes_the_variation_between_nights():
     old = summary_from({"a": [100.0, 104.0, 98.0], "b": [50.0, 51.0, 49.0], "c": [10, 11, 9]})
-    new = summary_from({"a": [125.0, 128.0, 122.0], "b": [56.0, 49.0, 60.0], "d": [10, 11, 9]})
-    out = rp.compare_campaigns(
-        new, old, _loss([("a", k, 0.0) for k in (1, 2, 3)] + [("b", k, 5.0 * k) for k in (1, 2)]),
-        _loss([("a", k, 0.0) for k in (1, 2, 3)] + [("b", k, 0.0) for k in (1, 2)]),
-        older="night-1").set_index("scenario")
+    new = summary_from({"a": [135.0, 138.0, 132.0], "b": [56.0, 49.0, 60.0], "d": [10, 11, 9]})
+    new_loss = _loss([("a", k, 0.0) for k in (1, 2, 3)] + [("b", k, 5.0 * k) for k in (1, 2)])
+    old_loss = _loss([("a", k, 0.0) for k in (1, 2, 3)] + [("b", k, 0.0) for k in (1, 2)])
+    comps = bn.components(_history(0.02))
+    out = rp.compare_campaigns(new, old, new_loss, old_loss, older="night-1", between=comps,
+                               prior=None).set_index("scenario")
     assert out.loc["a", "verdict"] == "regressed"
-    logs_new, logs_old = np.log([125.0, 128.0, 122.0]), np.log([100.0, 104.0, 98.0])
-    assert out.loc["a", "median_change_pct"] == pytest.approx(
-        100 * math.expm1(logs_new.mean() - logs_old.mean()))
-    assert out.loc["a", "median_p"] == pytest.approx(
-        sps.ttest_ind(logs_new, logs_old, equal_var=False).pvalue)
-    assert out.loc["a", "loss_p"] == 1.0  # every repetition lost nothing, both campaigns
-    # b: +12 % but the repetitions scatter as much: not significant, not a regression
-    assert out.loc["b", "verdict"] == "unchanged"
+    logs_new, logs_old = np.log([135.0, 138.0, 132.0]), np.log([100.0, 104.0, 98.0])
+    d = logs_new.mean() - logs_old.mean()
+    assert out.loc["a", "median_change_pct"] == pytest.approx(100 * math.expm1(d))
+    sb = comps.set_index(["scenario", "metric"]).loc[("a", "median"), "between_sd"]
+    se = math.sqrt(2 * sb**2 + logs_new.var(ddof=1) / 3 + logs_old.var(ddof=1) / 3)
+    terms = [(2 * sb**2, 11), (logs_new.var(ddof=1) / 3, 2), (logs_old.var(ddof=1) / 3, 2)]
+    df = se**4 / sum(v**2 / k for v, k in terms)
+    assert out.loc["a", "median_df"] == pytest.approx(df)
+    assert out.loc["a", "median_p"] == pytest.approx(2 * sps.t.sf(d / se, df))
+    assert out.loc["a", "loss_outcome"] == "unchanged"  # no loss, ever: the history agrees
+    # b: +10 % but the repetitions scatter as much: neither regressed nor unchanged
+    assert out.loc["b", "verdict"] == "inconclusive"
     assert out.loc["b", "loss_change_pp"] == pytest.approx(7.5)
     assert out.loc["c", "verdict"] == "not comparable"
     assert out.loc["d", "verdict"] == "not comparable"
+    assert rp.comparison_outcome(out.reset_index()) == "regressed"
 
 
-def test_compare_campaigns_needs_two_repetitions_a_side():
-    out = rp.compare_campaigns(summary_from({"a": [100.0]}), summary_from({"a": [150.0, 160.0]}),
+def test_the_same_rise_is_no_regression_when_nights_vary_as_much():
+    """+35 % against repetitions that agree within 3 %: a regression if nights vary by 2 %,
+    not when they vary by 30 % (the previous method, blind to nights, called both)."""
+    old = summary_from({"a": [100.0, 104.0, 98.0]})
+    new = summary_from({"a": [135.0, 138.0, 132.0]})
+    none = _loss([])
+    calm = rp.compare_campaigns(new, old, none, none, older="x",
+                                between=bn.components(_history(0.02)), prior=None)
+    rough = rp.compare_campaigns(new, old, none, none, older="x",
+                                 between=bn.components(_history(0.30)), prior=None)
+    assert calm.iloc[0]["verdict"] == "regressed"
+    assert rough.iloc[0]["verdict"] == "inconclusive"
+    assert rough.iloc[0]["median_ci_high_pct"] > 2 * calm.iloc[0]["median_ci_high_pct"]
+
+
+def test_an_unchanged_pair_with_a_wide_interval_is_inconclusive_not_unchanged():
+    old = summary_from({"a": [100.0, 60.0, 150.0]})
+    new = summary_from({"a": [101.0, 62.0, 148.0]})  # +0.4 %, the interval spans ±50 %
+    out = rp.compare_campaigns(new, old, _loss([]), _loss([]), older="x").iloc[0]
+    assert abs(out["median_change_pct"]) < 2
+    assert out["median_ci_low_pct"] < -10 and out["median_ci_high_pct"] > 10
+    assert out["verdict"] == "inconclusive" and out["median_outcome"] == "inconclusive"
+    # the same change, repetitions and nights agreeing within 1 %: unchanged
+    tight_old = summary_from({"a": [100.0, 100.5, 99.5]})
+    tight_new = summary_from({"a": [100.4, 100.9, 99.9]})
+    out = rp.compare_campaigns(tight_new, tight_old, _loss([]), _loss([]), older="x",
+                               between=bn.components(_history(0.005)), prior=None).iloc[0]
+    assert out["verdict"] == "unchanged"
+    assert rp.comparison_outcome(pd.DataFrame([out])) == "unchanged"
+
+
+def test_a_single_campaign_a_side_is_judged_with_the_history_or_prior():
+    out = rp.compare_campaigns(summary_from({"a": [100.0]}), summary_from({"a": [150.0]}),
                                _loss([]), _loss([]), older="x").iloc[0]
-    assert out["verdict"] == "not comparable" and "not tested" in out["note"]
+    # one repetition each: the prior's within-night sd stands in for the campaigns' own
+    assert out["median_df"] > 0 and math.isfinite(out["median_ci_low_pct"])
+    assert out["verdict"] == "inconclusive"
+    refused = rp.compare_campaigns(summary_from({"a": [100.0]}), summary_from({"a": [150.0]}),
+                                   _loss([]), _loss([]), older="x", prior=None).iloc[0]
+    assert refused["verdict"] == "inconclusive" and "not judged" in refused["note"]
+    assert math.isnan(refused["median_p"])

@@ -168,8 +168,13 @@ def test_generator_limited_is_a_lower_bound_and_below_min_is_left_out():
     assert (guest["searches"], guest["with_result"], guest["below_min"]) == (3, 2, 1)
     assert guest["mean_kpps"] == pytest.approx(91.5)
     assert guest["lower_bound"]
-    assert guest["mean_kpps_text"] == "≥ 91.50"
-    assert guest["mean_mbps_text"] == "≥ 43.92"  # 91 500 x 480 / 1e6
+    # censored searches: the median over all three, bounded by [95 000, inf), 88 000,
+    # [0, 100): both bounds of the median are 88 000, so it is known exactly
+    assert guest["censored"] == 2
+    assert guest["median_low_pps"] == guest["median_high_pps"] == 88_000.0
+    assert guest["mean_kpps_text"] == "median 88.00"
+    assert guest["mean_mbps_text"] == "median 42.24"  # 88 000 x 480 / 1e6
+    assert guest["ci_kpps_text"] == "—"  # no t interval over censored values
     assert guest["excluded"] == "1 < min"
     assert guest["per_repetition"] == "1: ≥ 95.00; 2: 88.00; 3: < 0.1000"
     assert guest["statuses"] == ("found in 1 of 3, generator-limited in 1 of 3, "
@@ -178,18 +183,28 @@ def test_generator_limited_is_a_lower_bound_and_below_min_is_left_out():
     # (mean - t sd / sqrt 3, about -72 000) is clipped at 0, no rate being negative
     pdr = table.loc[(table["scenario"] == "guest") & (table["rate"] == "PDR")].iloc[0]
     assert pdr["mean_pps"] == pytest.approx((95_000 + 93_500 + 120) / 3)
-    assert pdr["ci_low_pps"] == 0.0 and pdr["ci_kpps_text"].startswith("[0, ")
+    assert pdr["ci_low_pps"] == 0.0
+    assert pdr["mean_kpps_text"] == "median 93.50"
     # every repetition below the minimum: no mean, shown as < min
     elvis = table.loc[(table["scenario"] == "elvis") & (table["rate"] == "NDR")].iloc[0]
     assert elvis["with_result"] == 0 and math.isnan(elvis["mean_kpps"])
-    assert elvis["mean_kpps_text"] == "< 0.1000"
-    assert elvis["mean_mbps_text"] == "< 0.04800"
+    assert elvis["mean_kpps_text"] == "median < 0.1000"
+    assert elvis["mean_mbps_text"] == "median < 0.04800"
     assert elvis["excluded"] == "2 < min"
     assert elvis["statuses"] == "below the minimum searched in 2 of 2"
     # its PDR was found in both: an ordinary mean
     pdr = table.loc[(table["scenario"] == "elvis") & (table["rate"] == "PDR")].iloc[0]
     assert pdr["mean_kpps_text"] == "1.575" and pdr["ci_kpps_text"] == tp.interval_text(
         pdr["ci_low_kpps"], pdr["ci_high_kpps"])
+
+
+def test_censored_median_bounds():
+    assert tp.censored_median([(1.0, 1.0), (2.0, math.inf), (0.0, 0.5)]) == (1.0, 1.0)
+    assert tp.censored_median([(3.0, math.inf), (2.0, math.inf), (1.0, 1.0)]) == (
+        2.0, math.inf)
+    assert tp.search_bounds(NAN, "budget", 10.0) == (0.0, math.inf)
+    assert tp.search_bounds(5.0, "at_max", 10.0) == (5.0, math.inf)
+    assert tp.search_bounds(NAN, "below_min", 10.0) == (0.0, 10.0)
 
 
 def test_rate_texts():
@@ -208,10 +223,11 @@ def test_a_repetition_out_of_trials_without_a_rate_is_left_out():
     table = tp.ndr_pdr_display(tp.ndr_pdr_table(scenarios(), throughput_frame(rows)))
     ndr, pdr = table.iloc[0], table.iloc[1]
     assert (ndr["with_result"], ndr["below_min"], ndr["no_result"]) == (1, 0, 1)
-    assert ndr["mean_kpps_text"] == "181.5" and ndr["ci_kpps_text"] == "—"
+    # one rate and one search without any: the median is at least halfway to the rate
+    assert ndr["mean_kpps_text"] == "median ≥ 90.75" and ndr["ci_kpps_text"] == "—"
     assert ndr["excluded"] == "1 without a rate (out of trials)"
     # a rate found before the trials ran out is a lower bound
-    assert pdr["lower_bound"] and pdr["mean_kpps_text"] == "≥ 174.5"
+    assert pdr["lower_bound"] and pdr["mean_kpps_text"] == "median ≥ 174.5"
 
 
 # --------------------------------------------------------------------------- the generator
@@ -399,7 +415,8 @@ def test_report_without_a_search_says_so(tmp_path):
 def test_report_with_a_search(tmp_path):
     out, md = _report(_search_campaign(tmp_path / "c2"))
     section = md.split("## Throughput (NDR/PDR) and latency under load")[1].split("\n## ")[0]
-    for words in ("Table 3: NDR and PDR (≤ 0.5 % loss)", "≥ 91.50", "< 0.1000", "1 < min",
+    for words in ("Table 3: NDR and PDR (≤ 0.5 % loss)", "median 88.00", "median < 0.1000",
+                  "1 < min",
                   "Table 4: generator calibration", "Table 5: RTT under load",
                   "idle (the seed's ping)", "90 % of the PDR", "NDR (no-drop rate)",
                   "valid trial", "latency under load", "figure6_search_trials.png",

@@ -123,7 +123,9 @@ def by_key(rows: pd.DataFrame) -> pd.DataFrame:
 # --------------------------------------------------------------------------- one night
 
 
-def test_values_are_means_of_per_repetition_statistics(tmp_path):
+def test_values_are_night_values_of_per_repetition_statistics(tmp_path):
+    """RTT percentiles: the geometric mean of the repetitions' (the report's typical median);
+    losses: the arithmetic mean."""
     rng = np.random.default_rng(7)
     tables = night_tables(rng)
     folder = write_night(tmp_path, "c1", rng, tables=tables)
@@ -139,7 +141,8 @@ def test_values_are_means_of_per_repetition_statistics(tmp_path):
                                              & rtt.answered, "rtt_us"], q)
                        for r in range(1, REPS + 1)]
             row = got.loc[(s, metric)]
-            assert row["value"] == pytest.approx(np.mean(per_rep), rel=1e-12)
+            assert row["value"] == pytest.approx(np.exp(np.mean(np.log(per_rep))), rel=1e-12)
+            assert row["value"] < np.mean(per_rep)  # not the arithmetic mean
             assert row["sd"] == pytest.approx(np.std(per_rep, ddof=1), rel=1e-9)
             assert row["n_reps"] == REPS and row["unit"] == "µs"
         ping = tables["ping_summary"].query("scenario == @s").groupby("repetition")[
@@ -197,7 +200,8 @@ def test_only_done_runs_count_and_absent_tables_give_absent_metrics(tmp_path):
     rtt = tables["rtt"]
     per_rep = [np.percentile(rtt.loc[(rtt.scenario == "guest") & (rtt.repetition == r)
                                      & rtt.answered, "rtt_us"], 50) for r in (1, 2)]
-    assert got.loc[("guest", "rtt_p50_us"), "value"] == pytest.approx(np.mean(per_rep))
+    assert got.loc[("guest", "rtt_p50_us"), "value"] == pytest.approx(
+        np.exp(np.mean(np.log(per_rep))))
     assert got.loc[("guest", "rtt_p50_us"), "n_reps"] == 2
     assert got.loc[("base", "rtt_p50_us"), "n_reps"] == REPS
     assert set(got.index.get_level_values("metric")) == {
@@ -236,7 +240,8 @@ def test_captured_campaign_values_match_an_independent_computation():
     answered = rtt.loc[rtt.answered]
     for s, group in answered.groupby("scenario", observed=True):
         p99 = group.groupby("repetition")["rtt_us"].apply(lambda v: np.percentile(v, 99))
-        assert rows.loc[(str(s), "rtt_p99_us"), "value"] == pytest.approx(p99.mean())
+        assert rows.loc[(str(s), "rtt_p99_us"), "value"] == pytest.approx(
+            np.exp(np.log(p99).mean()))
         assert rows.loc[(str(s), "rtt_p99_us"), "n_reps"] == len(p99)
     manifest = json.loads((folder / "manifest.json").read_text())
     assert set(rows["campaign_id"]) == {manifest["campaign_id"]}
