@@ -5,10 +5,11 @@ A night's value of a metric is already a summary of its repetitions
 same lab), each (scenario, metric) series is examined by :func:`detect`, for all
 series of a lab at once (:func:`changes_of`):
 
-1. **Outlier nights.** A night whose robust z (its distance from the median of up to
-   5 nights either side, over 1.4826 times the series' median absolute such
-   distance) exceeds 5, by at least the metric's resolution floor, and whose
-   neighbours are not flagged on the same side, is an *outlier*: reported on its
+1. **Outlier nights.** A night whose robust z exceeds 5 against both the median of
+   up to 5 nights before it and of up to 5 after it (one side at the ends; the
+   scale 1.4826 times the series' median absolute deviation from those medians),
+   by at least the metric's resolution floor, and whose neighbours stay near the
+   level it is compared with, is an *outlier* (:func:`outlier_nights`): reported on its
    own row (``kind`` "outlier"), never a change, never an alert, and left out of
    the tests below. That holds for the last night too: one night is never enough
    for a change, and a change needs ``min_segment`` nights after it.
@@ -343,44 +344,71 @@ def e_divisive(
 # --------------------------------------------------------------------------- outlier nights
 
 
-def local_levels(values: np.ndarray, window: int = OUTLIER_WINDOW) -> np.ndarray:
-    """For each night, the median of up to ``window`` nights before it and ``window`` after
-    it, the night itself left out (at the ends, what there is; a lone night: its own value)."""
-    n = values.size
-    if n < 2:
-        return values.astype(float).copy()
-    padded = np.full(n + 2 * window, np.nan)
-    padded[window:window + n] = values
-    views = np.lib.stride_tricks.sliding_window_view(padded, 2 * window + 1)[:n].copy()
-    views[:, window] = np.nan  # the night itself
+def _window_median(padded: np.ndarray, n: int, start: int, width: int) -> np.ndarray:
+    """Row i: the median of padded[i + start : i + start + width] ignoring NaN (NaN if none)."""
+    views = np.lib.stride_tricks.sliding_window_view(padded, width)[start:start + n]
     ordered = np.sort(views, axis=1)  # NaN last
     k = np.count_nonzero(~np.isnan(views), axis=1)
     rows = np.arange(n)
-    return (ordered[rows, (k - 1) // 2] + ordered[rows, k // 2]) / 2
+    lo, hi = np.maximum((k - 1) // 2, 0), np.minimum(k // 2, width - 1)
+    out = (ordered[rows, lo] + ordered[rows, hi]) / 2
+    out[k == 0] = np.nan
+    return out
+
+
+def side_levels(values: np.ndarray, window: int = OUTLIER_WINDOW
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """For each night, the median of up to ``window`` nights before it and of up to
+    ``window`` nights after it (NaN where there is none: the first night, the last)."""
+    n = values.size
+    padded = np.r_[np.full(window, np.nan), values.astype(float), np.full(window, np.nan)]
+    before = _window_median(padded, n, 0, window)
+    after = _window_median(padded, n, window + 1, window)
+    return before, after
 
 
 def outlier_nights(values: np.ndarray, min_change: float = 0.0, *,
                    threshold: float = OUTLIER_Z) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(is_outlier, robust z, local level) of every night.
+    """(is_outlier, robust z, reference level) of every night.
 
-    The robust z of night i is (x_i - m_i) / s: m_i its :func:`local_levels`, s the
-    normal-consistent median absolute deviation (1.4826 MAD) of x - m over the series. A
-    night is *flagged* when |z| > ``threshold`` and |x_i - m_i| >= ``min_change``; it is an
-    outlier when flagged and neither neighbour is flagged on the same side: a lone night,
-    wherever it is (the last night too). Two or more flagged nights in a row are not
-    outliers: they are what a step looks like, and left to the change test.
+    Night i is compared with the median of up to 5 nights before it and the median of up
+    to 5 after it (what there is at the ends); its robust z is its deviation from the
+    nearer of the two, over s = 1.4826 times the median absolute deviation of the nights
+    from the mean of the two medians. It is an *outlier* when |z| > ``threshold`` on
+    both sides (one side at the ends) in the same direction, by at least ``min_change``,
+    and neither neighbouring night is beyond ``threshold`` / 2 on the same side of the
+    reference: a lone night, wherever it is (the last night too). A step is not an
+    outlier: its first night is close to the nights after it, and the nights after it
+    are close to each other.
     """
-    level = local_levels(values)
-    dev = values - level
-    scale = 1.4826 * float(np.median(np.abs(dev))) if values.size else 0.0
+    n = values.size
+    if n < 3:
+        return np.zeros(n, dtype=bool), np.zeros(n), values.astype(float).copy()
+    before, after = side_levels(values)
+    both = np.where(np.isnan(before), after, np.where(np.isnan(after), before,
+                                                      (before + after) / 2))
+    scale = 1.4826 * float(np.median(np.abs(values - both)))
+    dev_b, dev_a = values - before, values - after
+    dev = np.where(np.isnan(dev_b), dev_a, np.where(np.isnan(dev_a), dev_b,
+                   np.where(np.abs(dev_b) < np.abs(dev_a), dev_b, dev_a)))
+    same = np.isnan(dev_b) | np.isnan(dev_a) | (np.sign(dev_b) == np.sign(dev_a))
+    reference = values - dev
     with np.errstate(divide="ignore", invalid="ignore"):
-        z = np.where(dev == 0, 0.0, dev / scale) if scale > 0 else np.where(
-            dev == 0, 0.0, np.copysign(np.inf, dev))
-    flagged = (np.abs(z) > threshold) & (np.abs(dev) >= min_change)
-    sign = np.sign(dev) * flagged
-    same_before = np.r_[False, (sign[1:] == sign[:-1]) & flagged[:-1]]
-    same_after = np.r_[(sign[:-1] == sign[1:]) & flagged[1:], False]
-    return flagged & ~same_before & ~same_after, z, level
+        if scale > 0:
+            z = dev / scale
+        else:
+            z = np.where(dev == 0, 0.0, np.copysign(np.inf, dev))
+    flagged = same & (np.abs(z) > threshold) & (np.abs(dev) >= max(min_change, 0.0))
+    lone = np.ones(n, dtype=bool)
+    for shift in (-1, 1):  # the neighbour's distance from night i's reference, same side
+        j = np.arange(n) + shift
+        ok = (j >= 0) & (j < n)
+        far = np.zeros(n, dtype=bool)
+        gap = (values[j[ok]] - reference[ok]) * np.sign(dev[ok])
+        limit = threshold / 2 * scale
+        far[ok] = gap > limit if scale > 0 else gap > 0
+        lone &= ~far
+    return flagged & lone, z, reference
 
 
 # --------------------------------------------------------------------------- AR(1)
