@@ -32,14 +32,15 @@ series of a lab at once (:func:`changes_of`):
 3. **Autocorrelation.** Nights are not independent: the lab drifts, and a night's
    conditions linger (the stored campaigns of one unchanged lab differ more between
    campaigns than their repetitions allow: F = 4.4). One AR(1) coefficient phi is
-   estimated per call, pooled over the lab's series (each scaled to unit variance):
-   the lag-1 autocorrelation of the residuals around the segment means, corrected
-   for the bias that removing a mean of L nights brings, phi = (r + c) / (1 - 4 c)
-   with c = segments / nights (Kendall 1954), clipped to [0, 0.9]; first around
-   each series' overall mean, then again around the changes the first pass
-   confirmed. Pooling matters: one 40-night series estimates phi to about ±0.15,
-   47 of them to about ±0.03, and an underestimated phi is what makes false
-   alarms. Why whitening rather than a block permutation: a change a few nights
+   estimated per call from the lab's series: per series, the lag-1 autocorrelation
+   r of the residuals around its segment means, corrected for the bias that removing
+   a mean of L nights brings, (r + c) / (1 - 4 c) with c = segments / nights
+   (Kendall 1954); the lab's phi is their median (a series with a change not yet
+   found looks autocorrelated, and the median does not follow it), clipped to
+   [0, 0.9]; first around each series' overall mean, then again around the changes
+   the first pass confirmed. Pooling matters: one 40-night series estimates phi to
+   about ±0.15, the median of 47 to about ±0.03, and an underestimated phi is what
+   makes false alarms. Why whitening rather than a block permutation: a change a few nights
    before the end falls inside one block, blocks of 5 in 40 nights leave 8 blocks
    to permute, and BH over a lab's 47 series needs p near 0.05 / 47 = 1e-3
    resolved, that is thousands of permutations per series every night; the
@@ -119,6 +120,8 @@ KEY_METRICS = frozenset({"rtt_p50_us", "rtt_p99_us", "ndr_pps", "rate_loss_pct"}
 OUTLIER_Z = 5.0  # robust z beyond which a lone night is an outlier
 OUTLIER_WINDOW = 5  # nights each side whose median is a night's local level
 SQRT_2PI = math.sqrt(2 * math.pi)
+RECENT_NIGHTS = 10  # splits with at most this many nights after them are searched apart
+RECENT_WEIGHT = 0.75  # the share of the level given to that search (split_p)
 MAX_PHI = 0.9  # the AR(1) coefficient used is capped here (variance inflation 19)
 RTT_RESOLUTION_US = 1.0  # ping prints RTTs to 1 µs (data/rtt.parquet rtt_us)
 RESOLUTION_STEPS = 2  # a change must span this many resolution steps to alert
@@ -393,11 +396,8 @@ def outlier_nights(values: np.ndarray, min_change: float = 0.0, *,
                    np.where(np.abs(dev_b) < np.abs(dev_a), dev_b, dev_a)))
     same = np.isnan(dev_b) | np.isnan(dev_a) | (np.sign(dev_b) == np.sign(dev_a))
     reference = values - dev
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if scale > 0:
-            z = dev / scale
-        else:
-            z = np.where(dev == 0, 0.0, np.copysign(np.inf, dev))
+    with np.errstate(divide="ignore", invalid="ignore"):  # no spread: any deviation is inf
+        z = dev / scale if scale > 0 else np.where(dev == 0, 0.0, np.copysign(np.inf, dev))
     flagged = same & (np.abs(z) > threshold) & (np.abs(dev) >= max(min_change, 0.0))
     lone = np.ones(n, dtype=bool)
     for shift in (-1, 1):  # the neighbour's distance from night i's reference, same side
@@ -421,30 +421,29 @@ def segment_residuals(values: np.ndarray, splits: list[int]) -> list[np.ndarray]
 
 
 def pooled_phi(residuals: list[list[np.ndarray]]) -> float:
-    """The lag-1 autocorrelation of nights, pooled over series, bias-corrected, in [0, MAX_PHI].
+    """The lag-1 autocorrelation of nights, over a lab's series, bias-corrected, in
+    [0, MAX_PHI].
 
-    ``residuals``: per series, its segments' residuals. Each series is scaled to unit
-    variance, then r = sum e_t e_(t-1) / sum e_t^2 over all segments of all series (a
-    series without spread is left out). Removing a segment's mean biases r down by about
-    (1 + 4 phi) / L for a segment of L nights (Kendall 1954), hence
-    phi = (r + c) / (1 - 4 c), c = segments / nights. Negative estimates count as 0:
+    ``residuals``: per series, its segments' residuals. Per series, r = sum e_t e_(t-1) /
+    sum e_t^2 over its segments (a series without spread is left out). Removing a
+    segment's mean biases r down by about (1 + 4 phi) / L for a segment of L nights
+    (Kendall 1954), hence phi_s = (r + c) / (1 - 4 c), c = segments / nights. The lab's
+    phi is the median of the phi_s: a series with a change not yet removed looks
+    autocorrelated, and the median does not follow it. Negative estimates count as 0:
     they would narrow the test, and nights are not expected to alternate.
     """
-    num = den = 0.0
-    segments = nights = 0
+    estimates = []
     for parts in residuals:
         var = sum(float(e @ e) for e in parts)
-        if var <= 0:
+        nights = sum(e.size for e in parts)
+        if var <= 0 or nights == 0:
             continue
-        num += sum(float(e[1:] @ e[:-1]) for e in parts) / var
-        den += 1.0
-        segments += len(parts)
-        nights += sum(e.size for e in parts)
-    if den == 0 or nights == 0:
+        r = sum(float(e[1:] @ e[:-1]) for e in parts) / var
+        c = len(parts) / nights
+        estimates.append((r + c) / (1 - 4 * c) if 1 - 4 * c > 0.25 else r + c)
+    if not estimates:
         return 0.0
-    r, c = num / den, segments / nights
-    phi = (r + c) / (1 - 4 * c) if 1 - 4 * c > 0.25 else r + c
-    return float(min(max(phi, 0.0), MAX_PHI))
+    return float(min(max(float(np.median(estimates)), 0.0), MAX_PHI))
 
 
 # --------------------------------------------------------------------------- confirmation
@@ -526,16 +525,39 @@ def max_t_p(t_max: float, rho: np.ndarray, df: int) -> float:
     return float(min(1.0, 2 * (tail + density * b * crossings)))
 
 
-def confirm_p(values: np.ndarray, splits: list[int], i: int, phi: float, min_segment: int
-              ) -> float:
-    """The p of split ``i`` between its neighbouring segments: :func:`max_t_p` of the largest
-    whitened |t| over every split of that window leaving ``min_segment`` nights each side."""
-    before, after = _neighbours(values, splits, i)
-    window = np.r_[before, after]
+def split_p(window: np.ndarray, phi: float, min_segment: int, recent: int | None = None
+            ) -> tuple[float, int]:
+    """(p, split) of the largest whitened |t| over the splits of ``window``.
+
+    ``recent`` None: :func:`max_t_p` over every split. Otherwise the splits with at most
+    ``recent`` nights after them get their own maximum too, and p = min(1, p_recent /
+    w, p_all / (1 - w)), w = :data:`RECENT_WEIGHT` (a weighted Bonferroni of the two, so
+    still a p-value): a change in the last nights pays for a search over 10 nights, not
+    over the whole history, while an older one pays a little more.
+    """
     t, rho, df = whitened_split_stats(window, phi, min_segment)
     if t.size == 0:
-        return 1.0
-    return max_t_p(float(t.max()), rho, df)
+        return 1.0, -1
+    best = int(np.argmax(t))
+    p_all = max_t_p(float(t[best]), rho, df)
+    first = window.size - recent - min_segment if recent is not None else 0
+    if first <= 0:
+        return p_all, best + min_segment
+    late = first + int(np.argmax(t[first:]))
+    p_recent = max_t_p(float(t[late]), rho[first:], df)
+    if p_recent / RECENT_WEIGHT <= p_all / (1 - RECENT_WEIGHT):
+        return min(1.0, p_recent / RECENT_WEIGHT), late + min_segment
+    return min(1.0, p_all / (1 - RECENT_WEIGHT)), best + min_segment
+
+
+def confirm_p(values: np.ndarray, splits: list[int], i: int, phi: float, min_segment: int,
+              recent: int | None = None) -> float:
+    """The p of split ``i`` between its neighbouring segments: :func:`split_p` of that
+    window (``recent`` applies to the last split's window, which ends at the last night)."""
+    before, after = _neighbours(values, splits, i)
+    window = np.r_[before, after]
+    last = i == len(splits) - 1
+    return split_p(window, phi, min_segment, recent if last else None)[0]
 
 
 def bh_qvalues(pvalues: np.ndarray, family: int) -> np.ndarray:
@@ -767,9 +789,8 @@ def _confirm(items: list[SeriesData], phi: float, min_segment: int, fdr: float,
     gate p rejected), the weakest dropped and the others tested again until all pass."""
     gates = []
     for s in items:
-        t, rho, df = whitened_split_stats(s.values, phi, min_segment)
-        gates.append(max_t_p(float(t.max()), rho, df) if t.size else 1.0)
-        s.gate_split = int(np.argmax(t)) + min_segment if t.size else -1
+        p, s.gate_split = split_p(s.values, phi, min_segment, RECENT_NIGHTS)
+        gates.append(p)
     gate = np.array(gates)
     q = bh_qvalues(gate, len(items))
     rejected = q <= fdr
@@ -784,7 +805,7 @@ def _confirm(items: list[SeriesData], phi: float, min_segment: int, fdr: float,
                                       p_value)
         s.splits = list(s.candidates) or [s.gate_split]
         while s.splits:
-            s.pvalues = [confirm_p(s.values, s.splits, i, phi, min_segment)
+            s.pvalues = [confirm_p(s.values, s.splits, i, phi, min_segment, RECENT_NIGHTS)
                          for i in range(len(s.splits))]
             weakest = int(np.argmax(s.pvalues))
             if s.pvalues[weakest] <= cut:

@@ -253,8 +253,8 @@ def detection_line(delays: np.ndarray, within: int = 5) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--months", type=int, default=20, help="lab-months per phi")
-    parser.add_argument("--trials", type=int, default=40, help="steps per size")
+    parser.add_argument("--months", type=int, default=12, help="lab-months per phi")
+    parser.add_argument("--trials", type=int, default=30, help="steps per size")
     parser.add_argument("--phis", type=float, nargs="+", default=list(PHIS))
     parser.add_argument("--steps", type=float, nargs="+", default=list(STEPS))
     parser.add_argument("--step-phi", type=float, default=0.3,
@@ -275,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{100 * max(noisy):.1f} %), {sum(s.noise == 0 for s in lab)} constant")
     for method in args.methods:
         print(f"-- {method}")
-        for phi in args.phis:
+        for phi in args.phis if args.months > 0 else ():
             started = time.perf_counter()
             counts = false_alarms(lab, phi=phi, method=method, months=args.months,
                                   seed=args.seed, fdr=args.fdr)
@@ -285,7 +285,8 @@ def main(argv: list[str] | None = None) -> int:
             started = time.perf_counter()
             delays = detection(lab, phi=args.step_phi, method=method, step=step,
                                trials=args.trials, seed=args.seed, fdr=args.fdr)
-            print(f"+{100 * step:.0f} % step at 5 % noise, phi {args.step_phi:.1f}: "
+            print(f"+{100 * step:.0f} % step at 5 % noise, phi {args.step_phi:.1f}, "
+                  f"{len(lab)} series: "
                   f"{detection_line(delays)} [{time.perf_counter() - started:.0f} s]",
                   flush=True)
     return 0
