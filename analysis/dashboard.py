@@ -530,14 +530,16 @@ def _charts(h: History) -> list[Any]:
 
 
 def _sections(h: History, summary: pd.DataFrame, *, lab: str | None, short_nights: int,
-              long_nights: int, p_value: float, min_segment: int) -> list[Section]:
+              long_nights: int, p_value: float, min_segment: int,
+              fdr: float = changepoints.DEFAULT_FDR) -> list[Section]:
     if summary.empty:
         trend_summary_blocks: list[Any] = [Para("No values: nothing to summarise.")]
     else:
         trend_summary_blocks = [Para(_SUMMARY_NOTE, css="note"),
                                 *_summary_tables(summary, h, short_nights, long_nights)]
     settings = {"short_nights": short_nights, "long_nights": long_nights,
-                "p_value": p_value, "min_segment": min_segment}
+                "p_value": p_value, "min_segment": min_segment, "fdr": fdr,
+                "key_metrics": ", ".join(sorted(changepoints.KEY_METRICS))}
     return [
         Section("", [_header(h, summary, lab, short_nights), *_status(h)]),
         Section("Trend summary", trend_summary_blocks),
@@ -563,10 +565,11 @@ def render_dashboard(
     p_value: float = changepoints.DEFAULT_P_VALUE,
     min_segment: int = changepoints.DEFAULT_MIN_SEGMENT,
     lab: str | None = None,
+    fdr: float = changepoints.DEFAULT_FDR,
 ) -> Path:
     """Write the trend dashboard to ``out_path`` (one self-contained HTML file); return it.
 
-    ``p_value`` and ``min_segment`` are the change-point detector's settings,
+    ``p_value``, ``min_segment`` and ``fdr`` are the change-point detector's settings,
     printed in the definitions; pass the ones the change points were found
     with. ``lab`` names the lab in the header (default: the newest lab hash).
     The page holds no script and fetches nothing: the charts are inline SVG.
@@ -576,7 +579,8 @@ def render_dashboard(
     h = prepare(catalog, segments, changes)
     summary = summarise(h, short_nights, long_nights)
     sections = _sections(h, summary, lab=lab, short_nights=short_nights,
-                         long_nights=long_nights, p_value=p_value, min_segment=min_segment)
+                         long_nights=long_nights, p_value=p_value, min_segment=min_segment,
+                         fdr=fdr)
     path = Path(out_path)
     page = to_html(title, sections, path.parent, css=_CSS, viewport=True)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,9 +1,12 @@
 """Calibration of nightly change points: false alarms per month per lab, and step detection.
 
-Functions for bench/bench_calibration.py (and a small command line of its own):
+Functions for bench/bench_calibration.py (:func:`report_lines` gives the lines below, old
+and new chain side by side; :func:`false_alarms`, :func:`detection` the figures), and a
+small command line of its own:
 
     python bench/calibration_nights.py                  # the defaults: a few minutes
-    python bench/calibration_nights.py --months 200 --trials 200   # tighter figures
+    python bench/calibration_nights.py --months 40 --trials 80     # tighter figures
+    python bench/calibration_nights.py --history tests/analysis_data/history/aa-embedded
 
 What is simulated. A *lab* is the series its dashboard has: one per (scenario, metric)
 of a real night (:func:`lab_series`: analysis.history.night_rows of the stored campaign
@@ -14,7 +17,8 @@ stationary from the first night) with the series' relative night-to-night sd
 (:func:`noise_levels`: the sd of a night's mean over its repetitions, sd / sqrt(n_reps),
 combined with the spread of the metric between the stored campaigns beyond that; from a
 recorded history, the sd of each series' night values). Series without spread (losses of
-0 %) stay constant.
+0 %) stay constant. :func:`observed_phi` gives a recorded history's own AR(1)
+coefficient, as the detector estimates it.
 
 False alarms (:func:`false_alarms`): a history of ``warmup`` nights, then a month of
 ``MONTH_NIGHTS`` (30) nights, one a day; after each night the whole history goes through
@@ -134,6 +138,20 @@ def noise_levels(catalog: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def observed_phi(catalog: pd.DataFrame) -> float:
+    """The nights' AR(1) coefficient of a recorded history, as the detector estimates it
+    (the median over series of the bias-corrected lag-1 autocorrelation, no change
+    assumed); NaN with fewer than 8 nights per series."""
+    done = catalog.loc[(catalog["outcome"] == "done") & catalog["metric"].notna()]
+    parts = []
+    for _, g in done.sort_values("night").groupby(["scenario", "metric"]):
+        x = g["value"].to_numpy(dtype=float)
+        x = x[np.isfinite(x)]
+        if x.size >= 8:
+            parts.append(changepoints.segment_residuals(x, []))
+    return changepoints.pooled_phi(parts) if parts else math.nan
+
+
 def lab_series(levels: pd.DataFrame) -> list[LabSeries]:
     return [LabSeries(r.scenario, r.metric, r.unit, float(r.level), float(r.noise))
             for r in levels.itertuples()]
@@ -241,14 +259,48 @@ def alarm_line(counts: np.ndarray) -> str:
     return f"{mean:.3f} ± {se:.3f} /month ({counts.size} lab-months)"
 
 
-def detection_line(delays: np.ndarray, within: int = 5) -> str:
+def detection_line(delays: np.ndarray, within: int = 5, horizon: int = 15) -> str:
     found = (delays > 0) & (delays <= within)
     frac = float(found.mean())
     se = math.sqrt(frac * (1 - frac) / delays.size)
     ordered = np.sort(np.where(delays > 0, delays, 10**6))
     median = ordered[(delays.size - 1) // 2]
-    med = f"{median:d}" if median < 10**6 else "> horizon"
+    med = f"{median:d}" if median < 10**6 else f"> {horizon}"
     return f"{100 * frac:.0f} ± {100 * se:.0f} % within {within} nights, median delay {med}"
+
+
+def report_lines(*, methods: Iterable[str] = METHODS, phis: Iterable[float] = PHIS,
+                 steps: Iterable[float] = STEPS, step_phi: float = 0.0, months: int = 12,
+                 trials: int = 30, history_dir: str | Path | None = None, seed: int = 0,
+                 fdr: float = changepoints.DEFAULT_FDR, horizon: int = 15) -> Iterable[str]:
+    """The calibration's lines (what ``main`` prints), one at a time as each is measured:
+    the lab, then per method false alarms per month at each phi and step detection.
+    ``history_dir``: a recorded history (noise levels from its nights; its observed phi
+    printed), else the stored campaigns."""
+    catalog = load_history(history_dir) if history_dir else stored_catalog()
+    lab = lab_series(noise_levels(catalog))
+    key = sum(s.metric in changepoints.KEY_METRICS for s in lab)
+    noisy = [s.noise for s in lab if s.noise > 0]
+    yield (f"lab: {len(lab)} series ({key} of key metrics), relative night sd median "
+           f"{100 * np.median(noisy):.1f} % (range {100 * min(noisy):.1f} to "
+           f"{100 * max(noisy):.1f} %), {sum(s.noise == 0 for s in lab)} constant")
+    if history_dir:
+        yield f"observed phi of the history: {observed_phi(catalog):.2f}"
+    for method in methods:
+        yield f"-- {method}"
+        for phi in phis if months > 0 else ():
+            started = time.perf_counter()
+            counts = false_alarms(lab, phi=phi, method=method, months=months, seed=seed,
+                                  fdr=fdr)
+            yield (f"false alarms, phi {phi:.1f}: {alarm_line(counts)} "
+                   f"[{time.perf_counter() - started:.0f} s]")
+        for step in steps:
+            started = time.perf_counter()
+            delays = detection(lab, phi=step_phi, method=method, step=step, trials=trials,
+                               seed=seed, fdr=fdr, horizon=horizon)
+            yield (f"+{100 * step:.0f} % step at 5 % noise, phi {step_phi:.1f}, "
+                   f"{len(lab)} series: {detection_line(delays, horizon=horizon)} "
+                   f"[{time.perf_counter() - started:.0f} s]")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -257,38 +309,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trials", type=int, default=30, help="steps per size")
     parser.add_argument("--phis", type=float, nargs="+", default=list(PHIS))
     parser.add_argument("--steps", type=float, nargs="+", default=list(STEPS))
-    parser.add_argument("--step-phi", type=float, default=0.3,
+    parser.add_argument("--step-phi", type=float, default=0.0,
                         help="phi of the detection runs")
     parser.add_argument("--history", type=Path, help="a recorded history folder (noise from "
                         "its nights) instead of the stored campaigns")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--horizon", type=int, default=15,
+                        help="nights after a step the detection runs follow")
     parser.add_argument("--fdr", type=float, default=changepoints.DEFAULT_FDR)
     args = parser.parse_args(argv)
-
-    catalog = load_history(args.history) if args.history else stored_catalog()
-    lab = lab_series(noise_levels(catalog))
-    key = sum(s.metric in changepoints.KEY_METRICS for s in lab)
-    noisy = [s.noise for s in lab if s.noise > 0]
-    print(f"lab: {len(lab)} series ({key} of key metrics), relative night sd median "
-          f"{100 * np.median(noisy):.1f} % (range {100 * min(noisy):.1f} to "
-          f"{100 * max(noisy):.1f} %), {sum(s.noise == 0 for s in lab)} constant")
-    for method in args.methods:
-        print(f"-- {method}")
-        for phi in args.phis if args.months > 0 else ():
-            started = time.perf_counter()
-            counts = false_alarms(lab, phi=phi, method=method, months=args.months,
-                                  seed=args.seed, fdr=args.fdr)
-            print(f"false alarms, phi {phi:.1f}: {alarm_line(counts)} "
-                  f"[{time.perf_counter() - started:.0f} s]", flush=True)
-        for step in args.steps:
-            started = time.perf_counter()
-            delays = detection(lab, phi=args.step_phi, method=method, step=step,
-                               trials=args.trials, seed=args.seed, fdr=args.fdr)
-            print(f"+{100 * step:.0f} % step at 5 % noise, phi {args.step_phi:.1f}, "
-                  f"{len(lab)} series: "
-                  f"{detection_line(delays)} [{time.perf_counter() - started:.0f} s]",
-                  flush=True)
+    for line in report_lines(methods=args.methods, phis=args.phis, steps=args.steps,
+                             step_phi=args.step_phi, months=args.months, trials=args.trials,
+                             history_dir=args.history, seed=args.seed, fdr=args.fdr,
+                             horizon=args.horizon):
+        print(line, flush=True)
     return 0
 
 
