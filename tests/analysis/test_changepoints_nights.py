@@ -267,3 +267,22 @@ def test_detect_is_deterministic_and_keeps_its_columns():
         cp.detect(catalog, method="otava")
     with pytest.raises(ValueError, match="fdr"):
         cp.detect(catalog, fdr=0)
+
+
+def test_the_dashboard_marks_outliers_and_says_which_changes_alert(tmp_path):
+    from analysis import dashboard
+
+    n, k = 40, 30
+    x = 600.0 * (1 + 0.05 * np.random.default_rng(9).standard_normal(n))
+    x[n - 1] = 900.0
+    catalog = lab_catalog(n, seed=8, scenarios=2, values={("s0", "rtt_p50_us"): x},
+                          steps={("s1", "rtt_p90_us"): (k, 1.3), ("s1", "rtt_p99_us"): (k, 1.3)})
+    changes = cp.detect(catalog)
+    assert (changes["kind"] == "outlier").sum() == 1
+    page = dashboard.render_dashboard(catalog, history.segments(catalog), changes,
+                                      tmp_path / "dashboard.html").read_text()
+    outliers = page[page.index("Outlier nights"):]
+    assert night(n - 1) in outliers and "→ 900.0 µs" in outliers
+    assert "outlier night (1): not a change" in page  # the chart's legend
+    table = page[page.index("Change points"):page.index("Outlier nights")]
+    assert ">yes<" in table and ">no<" in table  # rtt_p99_us alerts, rtt_p90_us does not
