@@ -110,7 +110,8 @@ from analysis import history
 
 DEFAULT_P_VALUE = 0.001  # the candidate search's level (and the previous method's only test)
 DEFAULT_MIN_SEGMENT = 3
-DEFAULT_FDR = 0.05  # Benjamini-Hochberg level over all series of one detect() call
+DEFAULT_FDR = 0.025  # Benjamini-Hochberg level over all series of one detect() call (calibrated:
+# bench/calibration_nights.py, docs/analysis.md)
 CONFIDENCE = 0.95
 METHOD_WHITENED = "whitened"  # outliers, whitened max-t p, FDR, key metrics alert
 METHOD_STUDENT = "student"  # the previous method: Student's t at p_value, every change alerts
