@@ -287,3 +287,10 @@ def test_the_dashboard_marks_outliers_and_says_which_changes_alert(tmp_path):
     assert "outlier night (1): not a change" in page  # the chart's legend
     table = page[page.index("Change points"):page.index("Outlier nights")]
     assert ">yes<" in table and ">no<" in table  # rtt_p99_us alerts, rtt_p90_us does not
+
+
+def test_the_resolution_defaults_are_the_declared_parameters():
+    from kvmnetlab import parameters
+
+    assert cp.PARAMETER_DEFAULTS == {
+        key: parameters.BY_KEY[key].default for key in cp.PARAMETER_DEFAULTS}
