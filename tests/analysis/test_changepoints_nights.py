@@ -292,5 +292,5 @@ def test_the_dashboard_marks_outliers_and_says_which_changes_alert(tmp_path):
 def test_the_resolution_defaults_are_the_declared_parameters():
     from kvmnetlab import parameters
 
-    assert cp.PARAMETER_DEFAULTS == {
-        key: parameters.BY_KEY[key].default for key in cp.PARAMETER_DEFAULTS}
+    declared = {key: parameters.BY_KEY[key].default for key in cp.PARAMETER_DEFAULTS}
+    assert declared == cp.PARAMETER_DEFAULTS
