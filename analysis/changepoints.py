@@ -119,7 +119,7 @@ METHODS = (METHOD_WHITENED, METHOD_STUDENT)
 # Metrics whose changes alert (REGRESSION lines, exit 1); other metrics' changes are listed.
 KEY_METRICS = frozenset({"rtt_p50_us", "rtt_p99_us", "ndr_pps", "rate_loss_pct"})
 OUTLIER_Z = 5.0  # robust z beyond which a lone night is an outlier
-OUTLIER_WINDOW = 5  # nights each side whose median is a night's local level
+OUTLIER_WINDOW = 5  # nights each side whose medians a night is compared with
 SQRT_2PI = math.sqrt(2 * math.pi)
 RECENT_NIGHTS = 10  # splits with at most this many nights after them are searched apart
 RECENT_WEIGHT = 0.75  # the share of the level given to that search (split_p)
@@ -136,7 +136,9 @@ class ChangePoint:
 
     ``before_mean`` and ``after_mean`` are the means of the two final segments
     beside it; ``ci_low``/``ci_high`` the 95 % Welch interval of after - before
-    (the metric's unit); ``p_value`` Student's two-sided t test of the two means.
+    (the metric's unit; widened for autocorrelation by :func:`detect`); ``p_value``
+    Student's two-sided t test of the two means (:func:`e_divisive`), or the change's
+    whitened max-t p (:func:`detect`).
     """
 
     index: int
@@ -667,8 +669,8 @@ def detect(catalog: pd.DataFrame, *, p_value: float = DEFAULT_P_VALUE,
     the final segments either side (for an outlier: the local level and the night's value;
     the metric's unit), the change and its 95 % interval in % of ``before`` (NaN when
     ``before`` is 0; none for an outlier), ``p_value`` (the selection- and
-    autocorrelation-aware p of the change), ``q_value`` (its Benjamini-Hochberg q over all
-    series of this call), ``phi`` (the nights' AR(1) coefficient used), ``outlier_z`` (an
+    autocorrelation-aware p of the change), ``q_value`` (its series' Benjamini-Hochberg
+    q-value among all series of this call), ``phi`` (the nights' AR(1) coefficient used), ``outlier_z`` (an
     outlier's robust z), ``min_change`` (the smallest change that may alert, the metric's
     unit), whether it is a regression or a progression (:func:`analysis.history.better`),
     whether it alerts (a change of a metric in ``alert_metrics`` with q <= ``fdr`` and
