@@ -664,17 +664,17 @@ def detect(catalog: pd.DataFrame, *, p_value: float = DEFAULT_P_VALUE,
     """Change points and outlier nights of every (segment, scenario, metric) series of the
     done nights (the module's docstring: the method).
 
-    One row per change (``kind`` "change") or lone outlier night (``kind`` "outlier"):
-    the first night after the change (the outlier night) and the one before, the means of
-    the final segments either side (for an outlier: the local level and the night's value;
-    the metric's unit), the change and its 95 % interval in % of ``before`` (NaN when
-    ``before`` is 0; none for an outlier), ``p_value`` (the selection- and
-    autocorrelation-aware p of the change), ``q_value`` (its series' Benjamini-Hochberg
-    q-value among all series of this call), ``phi`` (the nights' AR(1) coefficient used), ``outlier_z`` (an
-    outlier's robust z), ``min_change`` (the smallest change that may alert, the metric's
-    unit), whether it is a regression or a progression (:func:`analysis.history.better`),
-    whether it alerts (a change of a metric in ``alert_metrics`` with q <= ``fdr`` and
-    |after - before| >= ``min_change``), and what differs between the two nights' contexts.
+    One row per change (``kind`` "change") or lone outlier night (``kind`` "outlier"): the
+    first night after the change (the outlier night) and the one before, the means of the
+    final segments either side (for an outlier: the local level and the night's value; the
+    metric's unit), the change and its 95 % interval in % of ``before`` (NaN when ``before``
+    is 0; none for an outlier), ``p_value`` (the selection- and autocorrelation-aware p of
+    the change), ``q_value`` (its series' Benjamini-Hochberg q-value among all series of
+    this call), ``phi`` (the nights' AR(1) coefficient used), ``outlier_z`` (an outlier's
+    robust z), ``min_change`` (the smallest change that may alert, the metric's unit),
+    whether it is a regression or a progression (:func:`analysis.history.better`), whether
+    it alerts (a change of a metric in ``alert_metrics`` with q <= ``fdr`` and |after -
+    before| >= ``min_change``), and what differs between the two nights' contexts.
 
     ``method`` :data:`METHOD_STUDENT` is the previous detector (Student's t at ``p_value``,
     every change alerting, no outliers): kept to measure against.
