@@ -8,6 +8,7 @@ night-to-night noise (AR(1) with coefficient phi), as analysis.history's catalog
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -294,3 +295,14 @@ def test_the_resolution_defaults_are_the_declared_parameters():
 
     declared = {key: parameters.BY_KEY[key].default for key in cp.PARAMETER_DEFAULTS}
     assert declared == cp.PARAMETER_DEFAULTS
+
+
+AA_HISTORY = Path(__file__).resolve().parents[1] / "analysis_data" / "history" / "aa-embedded"
+
+
+@pytest.mark.skipif(not (AA_HISTORY / history.CATALOG).is_file(),
+                    reason="the recorded A/A history is not in the repository yet")
+def test_the_recorded_aa_history_raises_no_alert():
+    """The lab unchanged for every night of the recorded A/A history: no alerting change."""
+    changes = cp.detect(history.read_catalog(AA_HISTORY))
+    assert not changes["alerting"].any(), changes.loc[changes["alerting"]].to_string()
