@@ -272,7 +272,8 @@ def detection_line(delays: np.ndarray, within: int = 5, horizon: int = 15) -> st
 def report_lines(*, methods: Iterable[str] = METHODS, phis: Iterable[float] = PHIS,
                  steps: Iterable[float] = STEPS, step_phi: float = 0.0, months: int = 12,
                  trials: int = 30, history_dir: str | Path | None = None, seed: int = 0,
-                 fdr: float = changepoints.DEFAULT_FDR, horizon: int = 15) -> Iterable[str]:
+                 fdr: float = changepoints.DEFAULT_FDR, horizon: int = 15, warmup: int = 30
+                 ) -> Iterable[str]:
     """The calibration's lines (what ``main`` prints), one at a time as each is measured:
     the lab, then per method false alarms per month at each phi and step detection.
     ``history_dir``: a recorded history (noise levels from its nights; its observed phi
@@ -291,13 +292,13 @@ def report_lines(*, methods: Iterable[str] = METHODS, phis: Iterable[float] = PH
         for phi in phis if months > 0 else ():
             started = time.perf_counter()
             counts = false_alarms(lab, phi=phi, method=method, months=months, seed=seed,
-                                  fdr=fdr)
+                                  fdr=fdr, warmup=warmup)
             yield (f"false alarms, phi {phi:.1f}: {alarm_line(counts)} "
                    f"[{time.perf_counter() - started:.0f} s]")
         for step in steps:
             started = time.perf_counter()
             delays = detection(lab, phi=step_phi, method=method, step=step, trials=trials,
-                               seed=seed, fdr=fdr, horizon=horizon)
+                               seed=seed, fdr=fdr, horizon=horizon, warmup=warmup)
             yield (f"+{100 * step:.0f} % step at 5 % noise, phi {step_phi:.1f}, "
                    f"{len(lab)} series: {detection_line(delays, horizon=horizon)} "
                    f"[{time.perf_counter() - started:.0f} s]")
@@ -315,6 +316,8 @@ def main(argv: list[str] | None = None) -> int:
                         "its nights) instead of the stored campaigns")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--warmup", type=int, default=30,
+                        help="nights of history before the month (or the step)")
     parser.add_argument("--horizon", type=int, default=15,
                         help="nights after a step the detection runs follow")
     parser.add_argument("--fdr", type=float, default=changepoints.DEFAULT_FDR)
@@ -322,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     for line in report_lines(methods=args.methods, phis=args.phis, steps=args.steps,
                              step_phi=args.step_phi, months=args.months, trials=args.trials,
                              history_dir=args.history, seed=args.seed, fdr=args.fdr,
-                             horizon=args.horizon):
+                             horizon=args.horizon, warmup=args.warmup):
         print(line, flush=True)
     return 0
 
