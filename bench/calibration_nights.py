@@ -295,7 +295,7 @@ def report_lines(*, methods: Iterable[str] = METHODS, phis: Iterable[float] = PH
                                   fdr=fdr, warmup=warmup)
             yield (f"false alarms, phi {phi:.1f}: {alarm_line(counts)} "
                    f"[{time.perf_counter() - started:.0f} s]")
-        for step in steps:
+        for step in steps if trials > 0 else ():
             started = time.perf_counter()
             delays = detection(lab, phi=step_phi, method=method, step=step, trials=trials,
                                seed=seed, fdr=fdr, horizon=horizon, warmup=warmup)
