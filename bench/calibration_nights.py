@@ -37,6 +37,9 @@ within 5 nights (the step's night counts as the first), with its binomial standa
 and the median delay in nights (over the trials; "> N" when more than half were not found
 within the ``horizon``).
 
+Outlier nights (:func:`outlier_alarms`): one night at 1.5 times the level among the last
+three of 40 (no change otherwise): the share of such series that alert.
+
 Old and new chain: ``method`` "student" is the previous detector (Student's t at p 0.001,
 every change alerts), "whitened" the current one (analysis/changepoints.py).
 """
@@ -250,6 +253,29 @@ def detection(lab: list[LabSeries], *, phi: float, method: str, step: float, tri
     return delays
 
 
+# --------------------------------------------------------------------------- outlier nights
+
+
+def outlier_alarms(lab: list[LabSeries], *, method: str, trials: int, nights: int = 40,
+                   factor: float = 1.5, noise: float = 0.05, seed: int = 0) -> np.ndarray:
+    """Per trial, whether one night at ``factor`` times the level among the last three of
+    ``nights`` (RTT p50 of the first scenario, ``noise`` relative sd, no change) makes that
+    series alert, as a regression, when the detector runs after the last night."""
+    target = next(i for i, s in enumerate(lab) if s.metric == STEP_METRIC)
+    lab = list(lab)
+    lab[target] = LabSeries(lab[target].scenario, STEP_METRIC, lab[target].unit,
+                            lab[target].level, noise)
+    key = (lab[target].scenario, STEP_METRIC)
+    rng = np.random.default_rng([seed, 17, METHODS.index(method)])
+    out = np.zeros(trials, dtype=bool)
+    for k in range(trials):
+        values = simulate(lab, nights, 0.0, rng)
+        values[target][nights - 1 - k % 3] = lab[target].level * factor
+        out[k] = any((r["scenario"], r["metric"]) == key
+                     for r in run_detector(lab, values, nights, method))
+    return out
+
+
 # --------------------------------------------------------------------------- printing
 
 
@@ -295,6 +321,12 @@ def report_lines(*, methods: Iterable[str] = METHODS, phis: Iterable[float] = PH
                                   fdr=fdr, warmup=warmup)
             yield (f"false alarms, phi {phi:.1f}: {alarm_line(counts)} "
                    f"[{time.perf_counter() - started:.0f} s]")
+        if trials > 0:
+            hits = outlier_alarms(lab, method=method, trials=3 * trials, seed=seed)
+            rate = float(hits.mean())
+            yield (f"one night x1.5 among the last 3 of 40 (5 % noise): alerts in "
+                   f"{100 * rate:.1f} ± {100 * math.sqrt(rate * (1 - rate) / hits.size):.1f} "
+                   f"% of {hits.size} series")
         for step in steps if trials > 0 else ():
             started = time.perf_counter()
             delays = detection(lab, phi=step_phi, method=method, step=step, trials=trials,
@@ -309,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--months", type=int, default=12, help="lab-months per phi")
     parser.add_argument("--trials", type=int, default=30, help="steps per size")
     parser.add_argument("--phis", type=float, nargs="+", default=list(PHIS))
-    parser.add_argument("--steps", type=float, nargs="+", default=list(STEPS))
+    parser.add_argument("--steps", type=float, nargs="*", default=list(STEPS))
     parser.add_argument("--step-phi", type=float, default=0.0,
                         help="phi of the detection runs")
     parser.add_argument("--history", type=Path, help="a recorded history folder (noise from "
