@@ -130,6 +130,39 @@ RESOLUTION_STEPS = 2  # a change must span this many resolution steps to alert
 PARAMETER_DEFAULTS = {"rate_frames": 20000, "ping_count": 200, "search_granularity": 0.1}
 
 
+# The dashboard's definition of a change point (analysis.definitions takes it when exported):
+# a (term, text) template with the fields {p_value} and {min_segment}; the other numbers are
+# this module's constants.
+DEFINITION: tuple[str, str] = (
+    'Change point',
+    'A night where the level of a metric changes, found within each segment, for all '
+    'series of the lab at once. Lone outlier nights come first: a night more than '
+    f'{OUTLIER_Z:g} robust standard deviations from the median of the {OUTLIER_WINDOW} '
+    'nights before it and of those after it (one side at the ends), its neighbours staying '
+    'near that level, is marked as an outlier (a cross on the chart, listed under "Outlier '
+    'nights") and is never a change point. Candidates come from E-divisive means (Matteson '
+    'and James 2014): the nights are split recursively where the energy distance between '
+    'the sides is largest, each side holding at least {min_segment} nights, a split kept '
+    "when Student's pooled t test gives p below 10 times {p_value:g} (or a run of nights "
+    'differs from both sides at a Bonferroni level), and dropped again while the weakest '
+    'has p >= {p_value:g}. A candidate is a change point only when its series passes a '
+    'test that accounts for the split having been chosen and for nights that resemble the '
+    "night before: the largest t over all splits, on nights whitened with the lab's AR(1) "
+    f'coefficient phi, its p from the distribution of that maximum, at a false-discovery '
+    f'rate of {DEFAULT_FDR:g} over all series of the lab (Benjamini-Hochberg; the q-value '
+    'is the series\' adjusted p). Shown with the first night after the change, the means '
+    'before and after (in the unit), the change (after - before) as % of before, its '
+    f'{100 * CONFIDENCE:g} % Welch confidence interval widened by sqrt((1 + phi) / (1 - '
+    "phi)) (also % of before), the p-value and the q-value. It alerts (the nightly run "
+    'prints REGRESSION and exits 1 for a regression) only for '
+    f'{", ".join(sorted(KEY_METRICS))} and only when the change is at least the metric\'s '
+    f'resolution floor ({RESOLUTION_STEPS * RTT_RESOLUTION_US:g} µs of RTT; '
+    f'{RESOLUTION_STEPS:g} frames of a '
+    'repetition for loss at rate; half the search granularity for NDR); other change '
+    'points are listed, not alerted.',
+)
+
+
 @dataclass(frozen=True)
 class ChangePoint:
     """A change between ``values[index - 1]`` and ``values[index]``.

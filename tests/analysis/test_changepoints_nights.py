@@ -306,3 +306,12 @@ def test_the_recorded_aa_history_raises_no_alert():
     """The lab unchanged for every night of the recorded A/A history: no alerting change."""
     changes = cp.detect(history.read_catalog(AA_HISTORY))
     assert not changes["alerting"].any(), changes.loc[changes["alerting"]].to_string()
+
+
+def test_the_dashboard_definition_is_a_template_of_the_settings():
+    term, text = cp.DEFINITION
+    filled = text.format(p_value=0.001, min_segment=3)
+    assert term == "Change point" and "{" not in filled
+    assert "at least 3 nights" in filled and f"rate of {cp.DEFAULT_FDR:g}" in filled
+    assert "Welch" in filled and "Student's pooled t test" in filled
+    assert all(metric in filled for metric in cp.KEY_METRICS)
