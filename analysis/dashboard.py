@@ -56,6 +56,7 @@ _C_VALUE = "#1f77b4"
 _C_TREND = "#ff7f0e"
 _C_CHANGE = {"regression": "#d62728", "progression": "#2ca02c"}
 _C_SEGMENT = "#555555"
+_C_OUTLIER = "#9467bd"
 _NOT_RUN_STYLE = {
     "failed": {"marker": "X", "color": "#d62728"},
     "refused": {"marker": "s", "color": "#8c564b"},
@@ -121,6 +122,8 @@ def _draw_series(
     _draw_segments(ax, h, tips, gid, handles, first=first)
     if len(s.changes):
         _draw_changes(ax, s, tips, gid, handles)
+    if s.outliers is not None and len(s.outliers):
+        _draw_outliers(ax, s, tips, gid, handles)
     _draw_not_run(ax, h, tips, gid, handles, first=first)
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7,
               frameon=False)
@@ -225,6 +228,23 @@ def _draw_changes(ax: Any, s: Series, tips: dict[str, Any], gid: str,
         handles.append(Line2D([], [], linestyle="none",
                               label=f"… {len(cps) - len(shown)} earlier change points: "
                                     "see the table"))
+
+
+def _draw_outliers(ax: Any, s: Series, tips: dict[str, Any], gid: str,
+                   handles: list[Any]) -> None:
+    """Outlier nights: a cross on the night's value (never a change point)."""
+    out = s.outliers
+    ax.plot(out["pos"], out["after"], linestyle="none", marker="x", markersize=8,
+            color=_C_OUTLIER, markeredgewidth=1.6, zorder=6, gid=f"{gid}-o")
+    tips[f"{gid}-o"] = [
+        f"outlier night {o.night}: {num(o.after)} {s.unit} against a local level of "
+        f"{num(o.before)} {s.unit} ({_pct_text(o.change_pct)}, robust z {o.outlier_z:+.1f}); "
+        "not a change"
+        for o in out.itertuples(index=False)
+    ]
+    handles.append(Line2D([], [], linestyle="none", marker="x", color=_C_OUTLIER,
+                          markeredgewidth=1.6,
+                          label=f"outlier night ({len(out)}): not a change"))
 
 
 def _draw_not_run(ax: Any, h: History, tips: dict[str, Any], gid: str, handles: list[Any],
@@ -407,7 +427,7 @@ def _changes_table(h: History) -> Any:
         return Para("No change points detected.")
     headers = ["scenario", "metric", "first night after", "night before", "segment",
                "before → after", "change (%)", "95 % CI of the change (%)", "p-value",
-               "direction", "what differs"]
+               "q-value", "direction", "alerts", "what differs"]
     rows = []
     for c in ch.itertuples(index=False):
         unit = "" if _missing(c.unit) else str(c.unit)
@@ -420,9 +440,30 @@ def _changes_table(h: History) -> Any:
             Cell(_t(c.previous_night)), Cell(_t(c.segment), True),
             Cell(f"{_with_unit(c.before, unit)} → {_with_unit(c.after, unit)}", True),
             Cell(_t(_pct_text(c.change_pct)), True), Cell(ci, True),
-            Cell(_t(pvalue(c.p_value)), True), Cell(_t(c.direction)), Cell(_t(c.differs)),
+            Cell(_t(pvalue(c.p_value)), True), Cell(_t(pvalue(c.q_value)), True),
+            Cell(_t(c.direction)), Cell("yes" if c.alerting else "no"), Cell(_t(c.differs)),
         ]))
     return Grid(headers, rows, "Newest first")
+
+
+def _outliers_table(h: History) -> Any:
+    out = h.outliers.iloc[::-1] if h.outliers is not None else pd.DataFrame()
+    if out.empty:
+        return Para("No outlier nights.")
+    headers = ["scenario", "metric", "night", "segment", "local level → night's value",
+               "deviation (%)", "robust z", "direction"]
+    rows = []
+    for o in out.itertuples(index=False):
+        unit = "" if _missing(o.unit) else str(o.unit)
+        rows.append(("", [
+            Cell(_t(o.scenario)), Cell(_t(o.metric)), Cell(_t(o.night)), Cell(_t(o.segment), True),
+            Cell(f"{_with_unit(o.before, unit)} → {_with_unit(o.after, unit)}", True),
+            Cell(_t(_pct_text(o.change_pct)), True),
+            Cell(DASH if _missing(o.outlier_z) else f"{o.outlier_z:+.1f}", True),
+            Cell(_t(o.direction)),
+        ]))
+    return Grid(headers, rows, "Newest first. A lone night far from its neighbours: never a "
+                "change point, never an alert")
 
 
 def _not_run_table(h: History) -> Any:
@@ -489,19 +530,22 @@ def _charts(h: History) -> list[Any]:
 
 
 def _sections(h: History, summary: pd.DataFrame, *, lab: str | None, short_nights: int,
-              long_nights: int, p_value: float, min_segment: int) -> list[Section]:
+              long_nights: int, p_value: float, min_segment: int,
+              fdr: float = changepoints.DEFAULT_FDR) -> list[Section]:
     if summary.empty:
         trend_summary_blocks: list[Any] = [Para("No values: nothing to summarise.")]
     else:
         trend_summary_blocks = [Para(_SUMMARY_NOTE, css="note"),
                                 *_summary_tables(summary, h, short_nights, long_nights)]
     settings = {"short_nights": short_nights, "long_nights": long_nights,
-                "p_value": p_value, "min_segment": min_segment}
+                "p_value": p_value, "min_segment": min_segment, "fdr": fdr,
+                "key_metrics": ", ".join(sorted(changepoints.KEY_METRICS))}
     return [
         Section("", [_header(h, summary, lab, short_nights), *_status(h)]),
         Section("Trend summary", trend_summary_blocks),
         Section("Trend charts", _charts(h)),
         Section("Change points", [_changes_table(h)]),
+        Section("Outlier nights", [_outliers_table(h)]),
         Section("Nights that did not run", [_not_run_table(h)]),
         Section("Segments", [_segments_table(h)]),
         Section("Definitions", [definitions.define(definitions.DASHBOARD, settings,
@@ -521,10 +565,11 @@ def render_dashboard(
     p_value: float = changepoints.DEFAULT_P_VALUE,
     min_segment: int = changepoints.DEFAULT_MIN_SEGMENT,
     lab: str | None = None,
+    fdr: float = changepoints.DEFAULT_FDR,
 ) -> Path:
     """Write the trend dashboard to ``out_path`` (one self-contained HTML file); return it.
 
-    ``p_value`` and ``min_segment`` are the change-point detector's settings,
+    ``p_value``, ``min_segment`` and ``fdr`` are the change-point detector's settings,
     printed in the definitions; pass the ones the change points were found
     with. ``lab`` names the lab in the header (default: the newest lab hash).
     The page holds no script and fetches nothing: the charts are inline SVG.
@@ -534,7 +579,8 @@ def render_dashboard(
     h = prepare(catalog, segments, changes)
     summary = summarise(h, short_nights, long_nights)
     sections = _sections(h, summary, lab=lab, short_nights=short_nights,
-                         long_nights=long_nights, p_value=p_value, min_segment=min_segment)
+                         long_nights=long_nights, p_value=p_value, min_segment=min_segment,
+                         fdr=fdr)
     path = Path(out_path)
     page = to_html(title, sections, path.parent, css=_CSS, viewport=True)
     path.parent.mkdir(parents=True, exist_ok=True)

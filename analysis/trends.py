@@ -91,6 +91,7 @@ class Series:
     trend: np.ndarray  # mean of the observation's run
     run_start: int  # index of the first observation of the last segment's run
     changes: pd.DataFrame  # this series' change points, with "pos"
+    outliers: pd.DataFrame | None = None  # this series' outlier nights, with "pos"
 
 
 @dataclass
@@ -102,6 +103,7 @@ class History:
     changes: pd.DataFrame  # every change point, with "pos"
     scenarios: list[str]
     lab_hashes: list[str]
+    outliers: pd.DataFrame | None = None  # every outlier night (kind "outlier"), with "pos"
 
     def pos(self, nights: Any) -> np.ndarray:
         """Index among recorded nights (a night not recorded: the first recorded after it)."""
@@ -122,12 +124,17 @@ def prepare(
         .reset_index(drop=True)
     )
     seg_of_night, segment_runs = _segments(segments, outcomes, nights)
-    ch = _changes(changes, nights)
+    every = _changes(changes, nights)
+    outlier = every["kind"].astype(str) == "outlier"
+    ch, out = every.loc[~outlier].reset_index(drop=True), every.loc[outlier].reset_index(drop=True)
     series, scenarios = _all_series(cat, nights, seg_of_night, ch)
+    by_series = dict(list(out.groupby(["scenario", "metric"], sort=False)))
+    for s in series:
+        s.outliers = by_series.get((s.scenario, s.metric), out.iloc[0:0])
     labs = cat["lab_hash"].dropna().astype(str)
     return History(
         nights=nights, outcomes=outcomes, segment_runs=segment_runs, series=series,
-        changes=ch, scenarios=scenarios, lab_hashes=list(pd.unique(labs)),
+        changes=ch, scenarios=scenarios, lab_hashes=list(pd.unique(labs)), outliers=out,
     )
 
 
@@ -167,13 +174,17 @@ def _segments(
 
 
 def _changes(changes: pd.DataFrame | None, nights: np.ndarray) -> pd.DataFrame:
-    """The change points with a night, scenario and metric, typed, each with its "pos"."""
+    """The change points and outlier nights (``kind``; missing: a change point) with a
+    night, scenario and metric, typed, each with its "pos"."""
     ch = _with_columns(changes, CHANGE_COLUMNS)
+    ch["kind"] = ch["kind"].where(ch["kind"].notna(), "change")
+    ch["alerting"] = ch["alerting"].where(ch["alerting"].notna(), True).astype(bool)
     ch = ch.loc[ch["night"].notna() & ch["scenario"].notna() & ch["metric"].notna()].copy()
     ch["night"] = ch["night"].astype(str)
     ch["pos"] = np.searchsorted(nights, ch["night"].to_numpy(dtype=object), side="left")
     ch["segment"] = pd.to_numeric(ch["segment"], errors="coerce").fillna(-1).astype(np.int64)
-    for column in ("before", "after", "change_pct", "ci_low_pct", "ci_high_pct", "p_value"):
+    for column in ("before", "after", "change_pct", "ci_low_pct", "ci_high_pct", "p_value",
+                   "q_value", "outlier_z"):
         ch[column] = pd.to_numeric(ch[column], errors="coerce").astype(float)
     return ch.sort_values(["pos", "scenario", "metric"], kind="stable").reset_index(drop=True)
 

@@ -1,7 +1,8 @@
-"""Benchmark: change-point detection over a nightly history of 1 000 nights.
+"""Benchmark: change-point detection over a nightly history of 1 000 nights, old and new.
 
     python bench/bench_changepoints.py                   # 1 000 nights x 10 scenarios x 5 metrics
     python bench/bench_changepoints.py --nights 2000 --scenarios 20
+    python bench/bench_changepoints.py --methods whitened
 
 Builds a synthetic catalog (analysis/history.py's columns) in a temporary folder:
 every (scenario, metric) series is a level with Gaussian night-to-night noise of
@@ -12,9 +13,10 @@ the captured Quickstart campaign (tests/analysis_data/campaigns/quickstart1,
 about 6 KB of JSON) with its own seed, and a commit that changes every 40
 nights. The catalog is written with ``update_catalog`` (not timed).
 
-The catalog is built in one child process; a second one reads it
-(``read_catalog``) and runs ``changepoints.detect`` with the default p-value and
-minimum segment, as the nightly driver does. It reports the wall-clock and CPU
+The catalog is built in one child process; then, for each method (``student``:
+the previous detector; ``whitened``: the current one), a child reads it
+(``read_catalog``) and runs ``changepoints.detect`` with the default settings, as
+the nightly driver does, side by side. It reports the wall-clock and CPU
 time (user + system) of ``detect``, the peak of Python's allocations during
 ``detect`` (tracemalloc: NumPy and pandas buffers included, Arrow's not), and
 its peak resident set size (``ru_maxrss`` from ``os.wait4``: interpreter,
@@ -60,14 +62,16 @@ def catalog_bytes(frame):
 catalog = history.read_catalog(sys.argv[1])
 tracemalloc.start()
 wall, cpu = time.perf_counter(), time.process_time()
-changes = changepoints.detect(catalog)
+changes = changepoints.detect(catalog, method=sys.argv[3])
 wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
 peak = tracemalloc.get_traced_memory()[1]
 tracemalloc.stop()
 changes.to_parquet(sys.argv[2], index=False)
 print(json.dumps({"wall_s": wall, "cpu_s": cpu, "traced_peak_bytes": peak,
                   "rows": len(catalog), "catalog_bytes": catalog_bytes(catalog),
-                  "changes": len(changes)}))
+                  "changes": int((changes["kind"] == "change").sum()),
+                  "outliers": int((changes["kind"] == "outlier").sum()),
+                  "alerting": int(changes["alerting"].sum())}))
 """
 
 
@@ -145,7 +149,8 @@ def recall(changes, planted, nights: int) -> tuple[int, int, int]:
     A planted step at a failed night's index shows at the next done night: nights are
     matched by index among all nights."""
     index = {night_name(i): i for i in range(nights)}
-    found = {(r.scenario, r.metric, index[r.night]) for r in changes.itertuples()}
+    found = {(r.scenario, r.metric, index[r.night]) for r in changes.itertuples()
+             if r.kind == "change"}
     hit, used = 0, set()
     for r in planted.itertuples():
         near = [(r.scenario, r.metric, r.k + d) for d in (0, 1, -1, 2)]
@@ -173,6 +178,8 @@ def main() -> int:
     parser.add_argument("--nights", type=int, default=1000)
     parser.add_argument("--scenarios", type=int, default=10)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--methods", nargs="+", default=["student", "whitened"],
+                        choices=["student", "whitened"])
     parser.add_argument("--build", type=Path, help=argparse.SUPPRESS)  # the child's job
     args = parser.parse_args()
     if args.build:
@@ -189,32 +196,39 @@ def main() -> int:
         print(f"catalog: {args.nights} nights x {args.scenarios} scenarios x {len(LEVELS)} "
               f"metrics = {built['rows']:,d} rows, {size / 2**20:.1f} MiB on disk (built in "
               f"{built['seconds']:.1f} s, not timed)")
-        out = Path(tmp) / "changes.parquet"
-        figures, usage = run(["-c", CHILD, tmp, str(out)])
-        if usage is None:
-            print("detect failed in the child process", file=sys.stderr)
-            return 1
         import pandas as pd
 
-        changes = pd.read_parquet(out)
         planted = pd.read_json(Path(tmp) / "planted.json", orient="records")
+        results = {}
+        for method in args.methods:
+            out = Path(tmp) / f"changes-{method}.parquet"
+            figures, usage = run(["-c", CHILD, tmp, str(out), method])
+            if usage is None:
+                print(f"detect ({method}) failed in the child process", file=sys.stderr)
+                return 1
+            results[method] = (figures, usage, pd.read_parquet(out))
 
-    rss = usage.ru_maxrss * 1024  # kibibytes on Linux
-    hit, total, other = recall(changes, planted, args.nights)
-    wall, traced = figures["wall_s"], figures["traced_peak_bytes"]
-    print(f"catalog in memory: {figures['catalog_bytes'] / 2**20:.0f} MiB (pandas, contexts "
-          "counted once per distinct text)")
-    print(f"detect: {wall:.2f} s wall, {figures['cpu_s']:.2f} s CPU (user + system); "
-          f"{figures['changes']} changes")
-    print(f"detect: peak of traced allocations {traced / 2**20:.1f} MiB; child process peak "
-          f"RSS {rss / 2**20:.0f} MiB (interpreter, imports, catalog read and detect)")
-    print(f"planted steps found within a night: {hit} of {total} ({100 * hit / total:.0f} %); "
-          f"other changes: {other}")
-    time_ratio = wall / TARGET_SECONDS
-    mem_ratio = rss / TARGET_BYTES
-    print(f"against the targets (<= {TARGET_SECONDS:g} s, <= 1 GiB): time {time_ratio:.2f} x "
-          f"target, peak RSS {mem_ratio:.2f} x target (traced {traced / TARGET_BYTES:.3f} x)")
-    met = time_ratio <= 1 and mem_ratio <= 1
+    met = True
+    for method, (figures, usage, changes) in results.items():
+        rss = usage.ru_maxrss * 1024  # kibibytes on Linux
+        hit, total, other = recall(changes, planted, args.nights)
+        wall, traced = figures["wall_s"], figures["traced_peak_bytes"]
+        print(f"-- method {method}")
+        print(f"catalog in memory: {figures['catalog_bytes'] / 2**20:.0f} MiB (pandas, "
+              "contexts counted once per distinct text)")
+        print(f"detect: {wall:.2f} s wall, {figures['cpu_s']:.2f} s CPU (user + system); "
+              f"{figures['changes']} changes ({figures['alerting']} alerting), "
+              f"{figures['outliers']} outlier nights")
+        print(f"detect: peak of traced allocations {traced / 2**20:.1f} MiB; child process "
+              f"peak RSS {rss / 2**20:.0f} MiB (interpreter, imports, catalog read and detect)")
+        print(f"planted steps found within a night: {hit} of {total} "
+              f"({100 * hit / total:.0f} %); other changes: {other}")
+        time_ratio = wall / TARGET_SECONDS
+        mem_ratio = rss / TARGET_BYTES
+        print(f"against the targets (<= {TARGET_SECONDS:g} s, <= 1 GiB): time "
+              f"{time_ratio:.2f} x target, peak RSS {mem_ratio:.2f} x target (traced "
+              f"{traced / TARGET_BYTES:.3f} x)")
+        met = met and time_ratio <= 1 and mem_ratio <= 1
     print("targets met" if met else "TARGET MISSED")
     return 0 if met else 1
 

@@ -171,20 +171,65 @@ def load_reported(path: Path) -> list[dict[str, Any]]:
     return entries
 
 
+# A change found again a few nights off (the detector re-estimates where a change happened as
+# nights come in) is the change already reported, not a new one: same scenario, metric and
+# direction, nights at most this many days apart (one night a day: the detector's default
+# minimum segment). Night ids that are not timestamps (%Y%m%dT%H%M%SZ) must match exactly.
+SAME_CHANGE_DAYS = 3
+NIGHT_ID_FORMAT = "%Y%m%dT%H%M%SZ"
+
+
+def night_time(night: Any) -> Any:
+    """The night id as a UTC datetime, None when it is not one."""
+    import datetime as dt
+
+    try:
+        return dt.datetime.strptime(str(night), NIGHT_ID_FORMAT)
+    except ValueError:
+        return None
+
+
+def same_change(record: dict[str, Any], entry: dict[str, Any]) -> bool:
+    """Whether ``record`` (a change found tonight) is the reported ``entry``."""
+    if change_key(record) == change_key(entry):
+        return True
+    if (str(record["scenario"]), str(record["metric"])) != (str(entry["scenario"]),
+                                                              str(entry["metric"])):
+        return False
+    if entry.get("direction") not in (None, record.get("direction")):
+        return False
+    a, b = night_time(record["night"]), night_time(entry["night"])
+    if a is None or b is None:
+        return False
+    return abs((a - b).total_seconds()) <= SAME_CHANGE_DAYS * 86400
+
+
+def alerts(record: dict[str, Any]) -> bool:
+    """A change (not an outlier night) that the detector marks alerting: a key metric, its
+    q-value within the FDR level, its size above the metric's resolution. Records without
+    these fields (the previous detector's) alert."""
+    return record.get("kind", "change") == "change" and record.get("alerting", True) is not False
+
+
 def new_changes(changes: list[dict[str, Any]], reported: list[dict[str, Any]]
                 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The regressions and progressions among ``changes`` not reported before, each as
-    status.json lists them (:data:`nightly.status.CHANGE_FIELDS`)."""
-    seen = {change_key(entry) for entry in reported}
+    """The alerting regressions and progressions among ``changes`` not reported before (nor
+    within :data:`SAME_CHANGE_DAYS` of a reported one), each as status.json lists them
+    (:data:`nightly.status.CHANGE_FIELDS`). Outlier nights and changes that do not alert
+    (other metrics, below the resolution) stay on the dashboard only."""
     regressions, progressions = [], []
+    seen = list(reported)
     for record in changes:
-        if change_key(record) in seen:
+        if not alerts(record) or any(same_change(record, entry) for entry in seen):
             continue
         item = {key: record.get(key) for key in CHANGE_FIELDS}
         if record.get("direction") == "regression":
             regressions.append(item)
         elif record.get("direction") == "progression":
             progressions.append(item)
+        else:
+            continue
+        seen.append({**item, "direction": record.get("direction")})
     return regressions, progressions
 
 
