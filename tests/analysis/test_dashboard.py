@@ -289,7 +289,7 @@ def test_page(history, tmp_path):
     for term in ("Night value", "sd", "Trend", "Short-term change (7 nights)",
                  "Long-term change (90 nights)", "E-divisive"):
         assert term in defs
-    assert "p &lt; 0.01" in defs and "at least 4 nights" in defs
+    assert "p &gt;= 0.01" in defs and "at least 4 nights" in defs
 
 
 def test_segment_reason_on_the_chart(tmp_path):
