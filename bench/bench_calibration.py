@@ -1,7 +1,24 @@
-"""Benchmark: the verdicts' error rates on real campaigns, repetition method beside pooled probes.
+"""Benchmark: the verdicts' error rates, the previous method beside the current one.
 
-    python bench/bench_calibration.py                    # 1000 datasets per pool, R and shift
-    python bench/bench_calibration.py --datasets 4000 --repetitions 2 3 5 10
+    python bench/bench_calibration.py                    # all three parts, about 10 min
+    python bench/bench_calibration.py --parts within --datasets 4000 --repetitions 2 3 5 10
+    python bench/bench_calibration.py --parts compare nights --history DIR
+
+Three parts, each printing old and new side by side in one run:
+
+- ``within``: within one campaign, the repetition method beside pooled probes
+  (below);
+- ``compare``: ``--compare`` across campaigns, the previous chain (repetitions as
+  independent draws of the lab) beside the night as the unit: false "regressed"
+  on unchanged labs at 5 and 10 repetitions, and "unchanged" / "regressed" for
+  planted +10 % and +20 % changes (bench/calibration_compare.py);
+- ``nights``: nightly change points, the previous detector (Student's t) beside
+  the current one (whitened max-t, FDR, key-metric alerts): false alarms per
+  lab-month on pure-noise histories at phi 0, 0.3 and 0.5, the alerts from one
+  outlier night, and the detection of +5, +10 and +20 % steps within 5 nights
+  (bench/calibration_nights.py).
+
+Within a campaign:
 
 Reads the campaigns captured on the embedded lab in tests/analysis_data/campaigns/
 (each with a CAPTURE.md) and builds, from whole repetitions of one configuration:
@@ -39,6 +56,12 @@ from analysis import calibration as cal  # noqa: E402
 from analysis import replication, stats  # noqa: E402
 from analysis.load import load_campaign  # noqa: E402
 from analysis.model import rtt_by_repetition  # noqa: E402
+
+sys.path.insert(0, str(REPO / "bench"))
+import calibration_compare  # noqa: E402
+import calibration_nights  # noqa: E402
+
+PARTS = ("within", "compare", "nights")
 
 DATA = REPO / "tests" / "analysis_data" / "campaigns"
 ALPHA = 0.05
@@ -126,9 +149,42 @@ def main() -> int:
                         default=[0.0, 0.05, 0.10, 0.20, 0.50, 1.0],
                         help="relative shifts of B (default 0 0.05 0.10 0.20 0.50 1.0)")
     parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--parts", nargs="+", default=list(PARTS), choices=PARTS,
+                        help="what to measure (default: all): within a campaign, --compare "
+                             "across campaigns, nightly change points")
+    parser.add_argument("--compare-datasets", type=int, default=200,
+                        help="datasets per cell of the --compare part (default 200)")
+    parser.add_argument("--months", type=int, default=12,
+                        help="simulated lab-months per phi in the nightly part (default 12)")
+    parser.add_argument("--trials", type=int, default=30,
+                        help="planted steps per size in the nightly part (default 30)")
+    parser.add_argument("--history", type=Path, default=None,
+                        help="a recorded nightly history (its nights.parquet) for the nightly "
+                             "part's noise levels, instead of the stored campaigns")
     args = parser.parse_args()
-
     t0 = time.perf_counter()
+    if "within" in args.parts:
+        within(args)
+    if "compare" in args.parts:
+        print("\n== across campaigns: --compare, the previous chain beside the new ==")
+        frame = calibration_compare.measure(repetitions=(5, 10), datasets=args.compare_datasets,
+                                            seed=args.seed)
+        calibration_compare.print_table(
+            frame, calibration_compare.stored_model(calibration_compare.stored_nights()))
+    if "nights" in args.parts:
+        print("\n== nightly change points: false alarms per lab-month and detection, "
+              "previous method beside the new ==")
+        for line in calibration_nights.report_lines(months=args.months, trials=args.trials,
+                                                    history_dir=args.history, seed=args.seed,
+                                                    phis=(0.0, 0.3, 0.5)):
+            print(line, flush=True)
+    print(f"\n(measured in {time.perf_counter() - t0:.0f} s)")
+    return 0
+
+
+def within(args: argparse.Namespace) -> None:
+    """Within one campaign: the repetition method beside pooled probes."""
+
     found = pools()
     print("pools (whole repetitions of one configuration):")
     for name, pool in found.items():
@@ -192,8 +248,6 @@ def main() -> int:
         for r in (x for x in (3, 5) if 2 * x <= len(pool)):
             cov = coverage(pool, r, min(args.datasets, 300), args.seed, 400)
             print(f"  {name}, R = {r}: " + ", ".join(f"{k} {v:.2f}" for k, v in cov.items()))
-    print(f"\n(measured in {time.perf_counter() - t0:.0f} s)")
-    return 0
 
 
 if __name__ == "__main__":
