@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from collectors.parsers._text import read_lines
+from collectors.parsers._text import read_lines, to_int
 from kvmnetlab.errors import ParseError
 
 _SOCKMEM = re.compile(r"^Cannot set system socket memory in (?P<path>\S+): (?P<err>.+)$")
@@ -30,6 +30,8 @@ _TOTAL = re.compile(r"^(?P<n>\d+) bytes in total$")
 _RUNNING = "Running! Hang up with ^C!"
 _OUT_PKTS = re.compile(r"^(?P<n>\d+) packets outgoing$")
 _OUT_BYTES = re.compile(r"^(?P<n>\d+) bytes outgoing$")
+#: the highest CPU number Linux has (NR_CPUS at most 8192), and a sender's longest run (s)
+MAX_CPU, MAX_SECONDS = 8191, 10**9
 _CPU = re.compile(r"^(?P<s>\d+) sec, (?P<us>\d+) usec on CPU(?P<cpu>\d+) \((?P<n>\d+) packets\)$")
 
 
@@ -96,7 +98,7 @@ def _count(path: Path, lineno: int, line: str, found: dict[str, int]) -> str | N
         if m := regex.match(line):
             if key in found:
                 raise ParseError(path, lineno, f"'{line}' appears twice")
-            found[key] = int(m["n"])
+            found[key] = to_int(path, lineno, m["n"], key)
             return key
     return None
 
@@ -106,13 +108,16 @@ def _cpu(path: Path, lineno: int, m: re.Match[str], found: dict[str, int],
     """One ``<s> sec, <us> usec on CPU<n> (<n> packets)`` line, after the totals."""
     if "tx_bytes" not in found:
         raise ParseError(path, lineno, "per-CPU line before the totals")
-    cpu = int(m["cpu"])
+    cpu = to_int(path, lineno, m["cpu"], "CPU number", hi=MAX_CPU)
     if any(c["cpu"] == cpu for c in per_cpu):
         raise ParseError(path, lineno, f"CPU{cpu} appears twice")
+    # trafgen prints a struct timeval: tv_usec is below 10^6
+    seconds = to_int(path, lineno, m["s"], "sec", hi=MAX_SECONDS)
+    micro = to_int(path, lineno, m["us"], "usec", hi=999_999)
     return {
         "cpu": cpu,
-        "elapsed_us": int(m["s"]) * 1_000_000 + int(m["us"]),
-        "tx_packets": int(m["n"]),
+        "elapsed_us": seconds * 1_000_000 + micro,
+        "tx_packets": to_int(path, lineno, m["n"], f"CPU{cpu} packets"),
     }
 
 
