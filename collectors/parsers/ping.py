@@ -35,6 +35,17 @@ line has no newline and no summary was cut inside that line). ICMP sequence numb
 are 16 bits; a run of more than 65535 probes wraps them and is refused. A file that
 cannot be read (a directory, a FIFO, a dangling link) raises
 :class:`~kvmnetlab.errors.UnreadableError`.
+
+The summary is checked against the lines, as ping computes it: received <= transmitted,
+the printed loss is ping's ``%g`` of the counts, ``+N errors`` is at least the ICMP
+error lines (``From <addr> icmp_seq=``; ping counts each) and at most one local error
+(reported on stderr) more per probe sent. Replies carry ``time=`` exactly when the
+payload holds a timestamp (16 bytes or more), with iputils' decimals for the time's
+size; the rtt line comes exactly when timed replies did, with min <= avg <= max, and
+every reply's time but a corrupted one's lies within its min/max (printed to the µs)
+to half the reply's last printed digit. Every number is range-checked where it is
+read (``_text.to_int``, ``_text.to_float``): icmp_seq 0..65535, ttl 0..255, RTTs
+0..MAX_RTT_US, counts within int64.
 """
 
 from __future__ import annotations
