@@ -86,13 +86,15 @@ class PingCollector(Collector):
 
 
 def _started_at(files: RunFiles, role: str, name: str) -> float | None:
-    """When the agent started a probe (its .meta.json), or None if not recorded."""
+    """When the agent started a probe (its .meta.json), or None if not recorded (or not
+    a finite time)."""
     if not files.has(role, name + ".meta.json"):
         return None
     try:
-        return float(json.loads(read_text(files.path(role, name + ".meta.json")))["started_at"])
-    except (ValueError, KeyError, TypeError):
+        started = float(json.loads(read_text(files.path(role, name + ".meta.json")))["started_at"])
+    except (ValueError, KeyError, TypeError, OverflowError):
         return None
+    return started if math.isfinite(started) else None
 
 
 @register
