@@ -167,7 +167,7 @@ class _Reading:
     rtts: list[tuple[int, float]] = field(default_factory=list)  # (line, µs) in min/max
     dup_lines: int = 0
     corrupted_lines: int = 0
-    timed: bool = False
+    timed: int = 0  # the first reply line with time=
     untimed: int = 0  # the first reply line without time=
     phase: str = "body"  # body -> stats_head -> summary -> rtt -> done
     summary_line: int = 0
@@ -298,7 +298,7 @@ def _reply_time(st: _Reading, lineno: int, text: str | None) -> float | None:
 
 def _check_timed(st: _Reading, lineno: int, rtt: float | None) -> None:
     """ping times every reply or none (payload below 16 bytes): never some."""
-    st.timed = st.timed or rtt is not None
+    st.timed = st.timed or (lineno if rtt is not None else 0)
     st.untimed = st.untimed or (lineno if rtt is None else 0)
     if st.timed and st.untimed:
         raise ParseError(st.path, st.untimed,
@@ -424,7 +424,7 @@ def _check_loss(st: _Reading) -> None:
     probes sent that got no reply."""
     s = st.result.summary
     sent, received = s["transmitted"], s["received"]
-    if received > sent:
+    if received > sent or sent == 0:  # with nothing sent ping prints no loss
         raise ParseError(st.path, st.summary_line,
                          f"{received} received of {sent} transmitted")
     lost = struct.unpack("f", struct.pack("f", (sent - received) * 100.0 / sent))[0]
@@ -444,7 +444,7 @@ def _check_timing(st: _Reading) -> None:
     when timed replies came, its min <= avg <= max, every reply's time within them."""
     s, payload = st.result.summary, st.result.payload_bytes
     if st.timed and payload is not None and payload < TIMED_PAYLOAD_BYTES:
-        raise ParseError(st.path, st.rtts[0][0], f"a timed reply with {payload}-byte payloads "
+        raise ParseError(st.path, st.timed, f"a timed reply with {payload}-byte payloads "
                          f"(ping times only payloads of {TIMED_PAYLOAD_BYTES} bytes or more)")
     if st.untimed and (payload is None or payload >= TIMED_PAYLOAD_BYTES):
         size = "no PING header" if payload is None else f"{payload}-byte payloads"

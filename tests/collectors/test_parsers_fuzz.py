@@ -86,3 +86,17 @@ def test_a_found_input_is_a_parse_error_naming_file_line_and_field(tmp_path, nam
     assert err.value.path == str(path)
     assert err.value.line == lineno
     assert str(err.value).startswith(f"{path}:{lineno}: ")
+
+
+def test_a_summary_of_nothing_sent_is_refused_not_divided_by(tmp_path):
+    """iputils prints no loss when it sent nothing: a summary that does is not ping's
+    (and its loss is not computed: no ZeroDivisionError)."""
+    lines = (fuzzing.FIXTURES / "ping/unreachable.txt").read_text().splitlines()
+    assert lines[-2].startswith("4 packets transmitted, 0 received, +4 errors, 100% packet")
+    path = tmp_path / "nothing.txt"
+    path.write_text("\n".join([lines[0], *lines[-3:-2],
+                               "0 packets transmitted, 0 received, 100% packet loss, time 0ms"])
+                    + "\n")
+    with pytest.raises(ParseError, match="0 received of 0 transmitted") as err:
+        fuzzing.parser("ping")(path)
+    assert err.value.line == 3
