@@ -34,7 +34,10 @@ def parse(path: str | Path) -> dict[str, int | str | None]:
     result: dict[str, int | str | None] = {"interface": None}
     for lineno, line in enumerate(lines, start=1):
         if line.startswith("tcpdump: listening on "):
-            result["interface"] = line.split()[3].rstrip(",")
+            words = line.split()
+            if len(words) < 4:
+                raise ParseError(path, lineno, f"no interface named: {line[:80]!r}")
+            result["interface"] = words[3].rstrip(",")
             continue
         if line.startswith("tcpdump: "):
             continue  # other notices (e.g. verbose output suppressed)
