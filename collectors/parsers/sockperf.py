@@ -150,6 +150,7 @@ def _once(key: str, value: Callable[[_Field, re.Match[str]], Any]) -> _Read:
             return to_float(path, lineno, m[name], what,
                             hi=MAX_RUN_S if kind == "s" else MAX_US)
         got[key] = value(field, m)
+        got.setdefault("lines", {})[key] = lineno
     return read
 
 
@@ -223,16 +224,18 @@ def _check_statistics(path: Path, got: dict, percentiles: list[dict]) -> None:
         if p["value_us"] < low:
             raise ParseError(path, lineno, f"percentile {p['percentile']:g} = {p['value_us']} "
                              f"below <MIN> {low}")
+    at = got["lines"]
     _, avg, _ = got["avg"]
     if not low <= avg <= high:
-        raise ParseError(path, None, f"avg {avg} outside <MIN> {low} .. <MAX> {high}")
+        raise ParseError(path, at["avg"], f"avg {avg} outside <MIN> {low} .. <MAX> {high}")
     run_t, _, sent, received = got["run"]
     valid_t, valid_sent, valid_received = got["valid"]
     if valid_t > run_t or valid_sent > sent or valid_received > received:
-        raise ParseError(path, None, "the [Valid Duration] counts more than the [Total Run]")
+        raise ParseError(path, at["valid"], "the [Valid Duration] counts more than the "
+                         f"[Total Run] (line {at['run']})")
     if got["observations"][0] > valid_received:
-        raise ParseError(path, None, f"{got['observations'][0]} observations of "
-                         f"{valid_received} messages received")
+        raise ParseError(path, at["observations"], f"{got['observations'][0]} observations "
+                         f"of {valid_received} messages received")
 
 
 def _result(got: dict, percentiles: list[dict]) -> SockperfResult:
