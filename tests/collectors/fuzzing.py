@@ -305,6 +305,9 @@ def _trafgen(r: Any, text: str) -> list[str]:
     usecs = [int(u) for u in re.findall(r"sec, ([0-9]+) usec on CPU", text)]
     if any(u >= 10**6 for u in usecs):
         out.append("usec of 10^6 or more")
+    if r.templates == 1 and r.template_bytes is not None and \
+            r.tx_bytes != r.tx_packets * r.template_bytes:
+        out.append("bytes sent are not the packets sent times the one template's size")
     if sum(c["tx_packets"] for c in r.per_cpu) != r.tx_packets:
         out.append("per-CPU packets do not add up")
     cpus = [c["cpu"] for c in r.per_cpu]

@@ -71,6 +71,8 @@ def test_the_real_fixtures_keep_the_invariants(tmp_path):
     ("sockperf", "sockperf/pingpong_full_rtt.stdout", "Valid Duration] RunTime=2.549",
      "Valid Duration] RunTime=3.549", "more than the"),
     ("trafgen", "trafgen/rate.stdout", "1 sec, 516 usec", "0 sec, 1000516 usec", "usec"),
+    ("trafgen", "trafgen/rate.stdout", "600000 bytes outgoing", "600060 bytes outgoing",
+     "one 60-byte template"),
     ("tcpdump", "tcpdump/stats.stderr", "5000 packets captured",
      "9" * 4400 + " packets captured", "captured"),
     ("tcpdump", "tcpdump/stats.stderr", "listening on vb,", "listening on \nvb,",
