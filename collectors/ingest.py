@@ -6,8 +6,10 @@ message (file and line): if it belongs to the run's RTT measurement the run is
 marked failed, otherwise the collector's error is recorded on the run. A raw
 file that is there but cannot be read (a directory, a FIFO, a dangling link,
 an I/O error) fails its run whichever collector met it, the reason naming the
-file: the store is damaged there, not the tool's output. raw/ is never touched,
-and the other runs still produce data.
+file: the store is damaged there, not the tool's output. Any other exception a
+collector raises, and a value a table's column cannot hold, fails its run too
+(``ingest error: ``, naming the collector and the raw file it read last). raw/ is
+never touched, and the other runs still produce data.
 """
 
 from __future__ import annotations
