@@ -188,3 +188,52 @@ def test_a_value_a_table_cannot_hold_fails_its_repetition_alone(ingested, monkey
         pd.testing.assert_frame_equal(rows_of(after[name], (1, 3, 4)),
                                       rows_of(before[name], (1, 3, 4)))
     assert store.verify() == []
+
+
+def test_no_mutated_raw_file_stops_an_ingest(tmp_path):
+    """24 repetitions, each with one of its raw files (ping, fping or netdev counters)
+    mutated by the parsers' fuzzing before it is committed: one ingest takes them all,
+    each repetition ends done or failed by its own files, and a done one's ping rows are
+    in the tables."""
+    from tests.collectors import fuzzing
+
+    reps = range(1, 25)
+    store = Store(tmp_path / "c")
+    manifest = store.create("c", {**PARAMS, "repetitions": len(reps)}, {"a": {"number": 1}},
+                            [{"scenario": "a", "repetition": r} for r in reps],
+                            {"name": "t"}, {"commit": None, "dirty": None})
+    victims = ("ping.txt", "fping.txt.stderr", "netdev_after.sysfs.txt")
+    for rep in reps:
+        staging = tmp_path / f"stage{rep}" / "h1"
+        staging.mkdir(parents=True)
+        files = {"ping.txt": FIXTURES / "ping" / PING[1 + rep % 4],
+                 "fping.txt.stderr": FIXTURES / "fping" / "clean.stderr",
+                 "netdev_before.sysfs.txt": FIXTURES / "procfs" / "sys_statistics.txt",
+                 "netdev_after.sysfs.txt": FIXTURES / "procfs" / "sys_statistics.txt"}
+        for name, source in files.items():
+            data = source.read_bytes()
+            if name == victims[rep % 3]:
+                data, _ = fuzzing.mutate(data, 1000 + rep)
+            (staging / name).write_bytes(data)
+        store.commit_raw(manifest, staging.parent, run_dir("a", rep))
+        store.find_run(manifest, "a", rep).update(
+            status="done", context={"hosts": {"sender": "h1"}, "endpoint": {},
+                                    "collectors": ["ping", "fping", "netdev"]})
+    store.save(manifest)
+
+    outcome = ingest(store.root)
+
+    manifest = store.load()
+    done = {r["repetition"] for r in manifest["runs"] if r["status"] == "done"}
+    for run in manifest["runs"]:
+        assert run["status"] in ("done", "failed")
+        own = f"{store.root / run_dir('a', run['repetition'])}/"
+        if run["status"] == "failed":
+            assert own in run["reason"], run["reason"]
+        for message in (run.get("collector_errors") or {}).values():
+            assert own in message, message
+    assert done and done != set(reps)  # the mutations both pass and fail
+    rtt = pd.read_parquet(store.table_path("rtt"))
+    assert set(rtt.repetition) == done  # ping is the RTT measurement: it parsed
+    assert outcome["rows"] == len(rtt)
+    assert store.verify() == []
