@@ -24,7 +24,7 @@ from collectors.parsers import (
     trafgen,
 )
 from collectors.parsers import sockperf as sockperf_parser
-from collectors.parsers._text import read_text
+from collectors.parsers._text import INT64_MIN, read_text, to_int
 from kvmnetlab import store_format
 from kvmnetlab.errors import ParseError
 
@@ -86,13 +86,15 @@ class PingCollector(Collector):
 
 
 def _started_at(files: RunFiles, role: str, name: str) -> float | None:
-    """When the agent started a probe (its .meta.json), or None if not recorded."""
+    """When the agent started a probe (its .meta.json), or None if not recorded (or not
+    a finite time)."""
     if not files.has(role, name + ".meta.json"):
         return None
     try:
-        return float(json.loads(read_text(files.path(role, name + ".meta.json")))["started_at"])
-    except (ValueError, KeyError, TypeError):
+        started = float(json.loads(read_text(files.path(role, name + ".meta.json")))["started_at"])
+    except (ValueError, KeyError, TypeError, OverflowError):
         return None
+    return started if math.isfinite(started) else None
 
 
 @register
@@ -402,11 +404,7 @@ class CpuCollector(Collector):
                 continue
             seen.add(ctx.hosts[role])
             hz_path = files.path(role, "cpu_before.clk_tck.txt")
-            hz_text = read_text(hz_path)  # outside the try: a ParseError is a ValueError
-            try:
-                hz = int(hz_text.strip())
-            except ValueError:
-                raise ParseError(hz_path, 1, "CLK_TCK is not an integer") from None
+            hz = to_int(hz_path, 1, read_text(hz_path).strip(), "CLK_TCK", lo=1)
             b = proc_stat.parse(files.path(role, "cpu_before.proc_stat.txt"))
             a = proc_stat.parse(files.path(role, "cpu_after.proc_stat.txt"))
             unit = f"ticks (1/{hz} s)"
@@ -492,9 +490,9 @@ class ContainerCpuCollector(Collector):
             path = files.path("hypervisor", name)
             text = read_text(path).strip()
             where, _, value = text.rpartition(":")
-            if not where.endswith("cpuacct.usage") or not value.strip().isdigit():
+            if not where.endswith("cpuacct.usage"):
                 raise ParseError(path, 1, f"not '<cgroup>/cpuacct.usage:integer': {text[:80]!r}")
-            return int(value)
+            return to_int(path, 1, value.strip(), "cpuacct.usage (ns)")
 
         return {"counters": _delta_rows(
             ctx, "hypervisor", "cgroup_cpuacct", ctx.hosts.get("receiver", ""),
@@ -534,9 +532,10 @@ class KvmStatsCollector(Collector):
             values = {}
             for lineno, line in enumerate(read_text(path).splitlines(), start=1):
                 where, _, value = line.rpartition(":")
-                if not where or not value.strip().lstrip("-").isdigit():
+                if not where:
                     raise ParseError(path, lineno, f"not 'path:integer': {line[:80]!r}")
-                values[where.rsplit("/", 1)[-1]] = int(value)
+                values[where.rsplit("/", 1)[-1]] = to_int(path, lineno, value.strip(), where,
+                                                          lo=INT64_MIN)
             return values
 
         return {"counters": _delta_rows(ctx, "hypervisor", "kvm_debugfs", "vm",

@@ -7,6 +7,11 @@ Each parser is a pure function of the file. Anything malformed or cut short rais
 directory, a FIFO, a dangling link) raises its subclass
 :class:`kvmnetlab.errors.UnreadableError` naming the file, never an OSError. Numbers
 carry their unit in their field name (``rtt_us``, ``*_bytes``, ``*_ticks``, ``*_pps``).
+Every number is read through ``_text.to_int`` or ``_text.to_float``: range-checked where
+it is read, finite, a ParseError naming file, line and field otherwise; each parser
+also checks the tool's own summary against its per-line data (docs/result-store.md,
+"Parsing"). tests/collectors/test_parsers_fuzz.py mutates the real fixtures to hold
+them to it.
 
 | module | raw file |
 |---|---|

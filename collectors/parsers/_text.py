@@ -1,9 +1,20 @@
-"""Reading a captured text file the same strict way in every parser."""
+"""Reading a captured text file, and the numbers in it, the same strict way in every
+parser.
+
+Every number a parser takes from a tool's text goes through :func:`to_int` or
+:func:`to_float`: ASCII digits only (no sign unless the range allows it, no ``_``, no
+NaN or infinity in any spelling), at most ``MAX_DIGITS`` characters, a finite value
+within the field's range. Anything else is a :class:`ParseError` naming the file, the
+line and the field, never a bare ValueError or OverflowError.
+"""
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import stat
+from decimal import Decimal
 from pathlib import Path
 
 from kvmnetlab.errors import ParseError, UnreadableError
@@ -76,9 +87,49 @@ def read_lines(path: Path, *, require_newline: bool = True) -> list[str]:
     return lines
 
 
-def to_int(path: Path, lineno: int, token: str, what: str) -> int:
-    """A decimal integer, or a ParseError naming the field."""
-    try:
-        return int(token)
-    except ValueError:
-        raise ParseError(path, lineno, f"{what}: not an integer: {token!r}") from None
+#: the largest integer a data table stores (int64): a count beyond it cannot be kept
+INT64_MAX = 2**63 - 1
+INT64_MIN = -(2**63)
+#: no number a tool prints is longer; a longer token is refused before it is converted
+MAX_DIGITS = 40
+_INTEGER = re.compile(r"-?[0-9]+")
+_DECIMAL = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+
+
+def _token(path: Path, lineno: int | None, token: str, what: str) -> str:
+    if len(token) > MAX_DIGITS:
+        raise ParseError(path, lineno, f"{what}: a number of {len(token)} characters is out "
+                         f"of range: {token[:20]!r}...")
+    return token
+
+
+def _in_range(path: Path, lineno: int | None, value: int | float, what: str,
+              lo: int | float, hi: int | float) -> None:
+    if not lo <= value <= hi:
+        raise ParseError(path, lineno, f"{what}: {value!r} is outside {lo!r}..{hi!r}")
+
+
+def to_int(path: Path, lineno: int | None, token: str, what: str, *, lo: int = 0,
+           hi: int = INT64_MAX) -> int:
+    """A decimal integer within ``lo..hi`` (by default a count a table can store), or a
+    ParseError naming the file, the line and the field."""
+    if not _INTEGER.fullmatch(_token(path, lineno, token, what)):
+        raise ParseError(path, lineno, f"{what}: not an integer: {token!r}")
+    value = int(token)
+    _in_range(path, lineno, value, what, lo, hi)
+    return value
+
+
+def to_float(path: Path, lineno: int | None, token: str, what: str, *, lo: float = 0.0,
+             hi: float = float("inf"), scale: int = 1) -> float:
+    """A finite decimal number times ``scale`` (``1000``: ms read as µs, exactly as
+    printed) within ``lo..hi`` (in the scaled unit), or a ParseError naming the file,
+    the line and the field. NaN and infinities are refused whatever their spelling."""
+    if not _DECIMAL.fullmatch(_token(path, lineno, token, what)):
+        raise ParseError(path, lineno, f"{what}: not a finite decimal number: {token!r}")
+    exact = Decimal(token)
+    value = float(exact * scale)
+    if not math.isfinite(value):
+        raise ParseError(path, lineno, f"{what}: out of range: {token!r}")
+    _in_range(path, lineno, value, what, lo, hi)
+    return value

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from collectors.parsers._text import read_lines, to_int
+from collectors.parsers._text import INT64_MIN, read_lines, to_int
 from kvmnetlab.errors import ParseError
 
 _LINE = re.compile(r"^\s+(?P<name>\S(?:.*\S)?): (?P<value>-?\d+)$")
@@ -32,7 +32,7 @@ def parse(path: str | Path) -> dict[str, int]:
             raise ParseError(path, lineno, f"expected '<counter>: <integer>': {line!r}")
         if m["name"] in stats:
             raise ParseError(path, lineno, f"{m['name']} appears twice")
-        stats[m["name"]] = to_int(path, lineno, m["value"], m["name"])
+        stats[m["name"]] = to_int(path, lineno, m["value"], m["name"], lo=INT64_MIN)
     if not stats:
         raise ParseError(path, len(lines), "truncated: no counters")
     return stats

@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 
-from collectors.parsers._text import read_lines
+from collectors.parsers._text import read_lines, to_float
+from collectors.parsers.ping import MAX_RTT_US
 from kvmnetlab.errors import ParseError
 
 _SUMMARY = re.compile(r"^(?P<host>\S+)\s+: (?P<samples>.+)$")
-_SAMPLE = re.compile(r"^(?:-|\d+(?:\.\d+)?)$")
+_SAMPLE = re.compile(r"^(?:-|[0-9]+(?:\.[0-9]+)?)$")
 _ICMP = re.compile(r"^ICMP (?P<what>.+) from (?P<src>\S+) for ICMP Echo sent to (?P<host>\S+)$")
 
 
@@ -67,7 +67,9 @@ def parse(path: str | Path) -> FpingResult:
             )
         if host in result.samples:
             raise ParseError(path, lineno, f"{host} appears twice")
-        result.samples[host] = [None if t == "-" else float(Decimal(t) * 1000) for t in tokens]
+        result.samples[host] = [None if t == "-" else
+                                to_float(path, lineno, t, f"{host} sample (ms)", hi=MAX_RTT_US,
+                                         scale=1000) for t in tokens]
     if not result.samples:
         raise ParseError(
             path, len(lines), f"truncated: no '<host> : ...' summary; last line {lines[-1]!r}"

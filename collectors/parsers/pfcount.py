@@ -37,13 +37,13 @@ from itertools import pairwise
 from pathlib import Path
 
 from collectors.parsers._pfring import NUMBER, integer, number
-from collectors.parsers._text import read_lines
+from collectors.parsers._text import read_lines, to_float
 from kvmnetlab.errors import ParseError
 
 _RULE = "========================="
 _ABS = re.compile(
     rf"^Absolute Stats: \[(?P<total>{NUMBER}) pkts total\]\[(?P<dropped>{NUMBER}) pkts "
-    rf"dropped\]\[(?P<pct>\d+(?:\.\d+)?)% dropped\]$"
+    rf"dropped\]\[(?P<pct>[0-9]+\.[0-9])% dropped\]$"
 )
 _RCVD = re.compile(
     rf"^\[(?P<rcvd>{NUMBER}) pkts rcvd\]\[(?P<bytes>{NUMBER}) bytes rcvd\]"
@@ -120,21 +120,34 @@ def _opened(st: _Reading, lineno: int, line: str) -> None:
         raise ParseError(st.path, lineno, f"expected 'Absolute Stats: ...': {line!r}")
     st.block = {
         "line": lineno,
-        "total_packets": integer(st.path, lineno, m["total"]),
-        "dropped_packets": integer(st.path, lineno, m["dropped"]),
-        "dropped_pct": float(m["pct"]),
+        "total_packets": integer(st.path, lineno, m["total"], "pkts total"),
+        "dropped_packets": integer(st.path, lineno, m["dropped"], "pkts dropped"),
+        "dropped_pct": to_float(st.path, lineno, m["pct"], "% dropped", hi=100.0),
     }
+    _check_dropped_pct(st.path, lineno, st.block)
     st.state = "abs"
+
+
+def _check_dropped_pct(path: Path, lineno: int, block: dict) -> None:
+    """The printed percentage is pkts dropped of pkts total, at one decimal."""
+    total, dropped = block["total_packets"], block["dropped_packets"]
+    if dropped > total:
+        raise ParseError(path, lineno, f"{dropped} pkts dropped of {total} in total")
+    expected = 100.0 * dropped / total if total else 0.0
+    if abs(block["dropped_pct"] - expected) > 0.05 + 1e-9:
+        raise ParseError(path, lineno, f"{block['dropped_pct']}% dropped, but {dropped} of "
+                         f"{total} is {expected:.1f}%")
 
 
 def _absolute(st: _Reading, lineno: int, line: str) -> None:
     path, block = st.path, st.block
     if not (m := _RCVD.match(line)):
         raise ParseError(path, lineno, f"expected '[<n> pkts rcvd][...]': {line!r}")
-    block["received_packets"] = integer(path, lineno, m["rcvd"])
-    block["received_line_bytes"] = integer(path, lineno, m["bytes"])
-    block["average_pps"] = number(path, lineno, m["pps"]) if m["pps"] else None
-    block["average_line_mbit_s"] = number(path, lineno, m["mbit"]) if m["mbit"] else None
+    block["received_packets"] = integer(path, lineno, m["rcvd"], "pkts rcvd")
+    block["received_line_bytes"] = integer(path, lineno, m["bytes"], "bytes rcvd")
+    block["average_pps"] = number(path, lineno, m["pps"], "pkt/sec") if m["pps"] else None
+    block["average_line_mbit_s"] = number(path, lineno, m["mbit"], "Mbit/sec") \
+        if m["mbit"] else None
     if block["received_packets"] + block["dropped_packets"] != block["total_packets"]:
         raise ParseError(path, lineno, "pkts rcvd + pkts dropped != pkts total")
     st.state = "rcvd"
@@ -155,10 +168,10 @@ def _rule(after: str) -> Callable[[_Reading, int, str], None]:
 def _closed(st: _Reading, lineno: int, line: str) -> None:
     path = st.path
     if m := _ACTUAL.match(line):
-        st.block["interval_packets"] = integer(path, lineno, m["rcvd"])
-        st.block["interval_ms"] = number(path, lineno, m["ms"])
-        st.block["interval_pps"] = number(path, lineno, m["pps"])
-        st.block["interval_line_gbps"] = number(path, lineno, m["gbps"])
+        st.block["interval_packets"] = integer(path, lineno, m["rcvd"], "pkts rcvd")
+        st.block["interval_ms"] = number(path, lineno, m["ms"], "ms")
+        st.block["interval_pps"] = number(path, lineno, m["pps"], "pps")
+        st.block["interval_line_gbps"] = number(path, lineno, m["gbps"], "Gbps")
         st.state = "actual"
     elif not line.strip():
         st.blocks.append(st.block)

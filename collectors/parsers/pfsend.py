@@ -26,8 +26,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from collectors.parsers._pfring import NUMBER, integer, number
-from collectors.parsers._text import read_lines
+from collectors.parsers._pfring import LIMIT, NUMBER, integer, number
+from collectors.parsers._text import read_lines, to_float, to_int
 from kvmnetlab.errors import ParseError
 
 _TX = re.compile(
@@ -35,7 +35,7 @@ _TX = re.compile(
     rf"\[average (?P<avg_pps>{NUMBER}) pps/(?P<avg_gbps>{NUMBER}) Gbps\]"
     rf"\[total (?P<total>{NUMBER}) pkts\]$"
 )
-_SENT = re.compile(r"^Sent (?P<n>\d+) packets$")
+_SENT = re.compile(r"^Sent (?P<n>[0-9]+) packets$")
 _DEVICE = re.compile(r"^Sending packets on (?P<dev>\S+)$")
 _VERSION = re.compile(r"^Using PF_RING v\.(?P<v>\d+\.\d+\.\d+)(?: on (?P<dev>\S+))?$")
 _FREQ = re.compile(r"^Estimated CPU freq: (?P<hz>\d+) Hz$")
@@ -82,8 +82,8 @@ def parse(path: str | Path) -> PfsendResult:
         if m := _TX.match(line):
             rates.append(_tx_rate(path, lineno, m))
         elif m := _SENT.match(line):
-            sent, sent_line = int(m["n"]), lineno
-        elif not _info(info, line):
+            sent, sent_line = to_int(path, lineno, m["n"], "packets sent"), lineno
+        elif not _info(path, lineno, info, line):
             raise ParseError(path, lineno, f"unrecognised line: {line!r}")
     if sent is None:
         raise ParseError(
@@ -95,15 +95,15 @@ def parse(path: str | Path) -> PfsendResult:
 
 def _tx_rate(path: Path, lineno: int, m: re.Match[str]) -> dict:
     return {
-        "current_pps": number(path, lineno, m["cur_pps"]),
-        "current_line_gbps": number(path, lineno, m["cur_gbps"]),
-        "average_pps": number(path, lineno, m["avg_pps"]),
-        "average_line_gbps": number(path, lineno, m["avg_gbps"]),
-        "total_packets": integer(path, lineno, m["total"]),
+        "current_pps": number(path, lineno, m["cur_pps"], "current pps"),
+        "current_line_gbps": number(path, lineno, m["cur_gbps"], "current Gbps"),
+        "average_pps": number(path, lineno, m["avg_pps"], "average pps"),
+        "average_line_gbps": number(path, lineno, m["avg_gbps"], "average Gbps"),
+        "total_packets": integer(path, lineno, m["total"], "total pkts"),
     }
 
 
-def _info(info: dict, line: str) -> bool:
+def _info(path: Path, lineno: int, info: dict, line: str) -> bool:
     """Put what an informational line says into ``info``; False when it is not one."""
     if m := _DEVICE.match(line):
         info["interface"] = m["dev"]
@@ -112,12 +112,14 @@ def _info(info: dict, line: str) -> bool:
         if m["dev"]:
             info.setdefault("interface", m["dev"])
     elif m := _FREQ.match(line):
-        info["cpu_freq_hz"] = int(m["hz"])
+        info["cpu_freq_hz"] = to_int(path, lineno, m["hz"], "CPU frequency (Hz)")
     elif m := _RATE_GBPS.match(line):
-        info["rate_set_line_gbps"] = float(m["gbps"])
-        info["rate_set_pps"] = float(m["pps"])
+        info["rate_set_line_gbps"] = to_float(path, lineno, m["gbps"], "rate (Gbit/s)",
+                                              hi=LIMIT)
+        to_int(path, lineno, m["len"], "packet size (bytes)")
+        info["rate_set_pps"] = to_float(path, lineno, m["pps"], "rate (pps)", hi=LIMIT)
     elif m := _RATE_PPS.match(line):
-        info["rate_set_pps"] = float(m["pps"])
+        info["rate_set_pps"] = to_float(path, lineno, m["pps"], "rate (pps)", hi=LIMIT)
     elif line == "Leaving...":
         info["interrupted"] = True
     else:

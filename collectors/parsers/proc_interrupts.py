@@ -15,10 +15,10 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from collectors.parsers._text import read_lines
+from collectors.parsers._text import INT64_MAX, read_lines, to_int
 from kvmnetlab.errors import ParseError
 
-_CPU = re.compile(r"^CPU(\d+)$")
+_CPU = re.compile(r"^CPU([0-9]+)$")
 _IRQ = re.compile(r"^\s*(?P<irq>[0-9A-Za-z_]+):(?P<rest>.*)$")
 _CHIP = re.compile(
     r"^(?P<chip>\S+)\s+(?P<hwirq>\S+?)-(?P<trigger>edge|level|fasteoi|none)"
@@ -94,19 +94,19 @@ def _header(path: Path, line: str) -> list[int]:
         m = _CPU.match(word)
         if not m:
             raise ParseError(path, 1, f"header: expected CPU<n> columns, got {word!r}")
-        cpus.append(int(m[1]))
+        cpus.append(to_int(path, 1, m[1], "CPU number"))
     return cpus
 
 
 def _single_row(path: Path, lineno: int, irq: str, words: list[str]) -> dict:
     """A row with one count for all CPUs (ERR, MIS)."""
-    if len(words) != 1 or not words[0].isdigit():
+    if len(words) != 1:
         raise ParseError(path, lineno, f"{irq}: expected one count, got {words!r}")
     return {
         "irq": irq,
         "kind": "arch",
         "counts": None,
-        "total": int(words[0]),
+        "total": to_int(path, lineno, words[0], irq),
         "description": "",
         "chip": None,
         "hwirq": None,
@@ -118,7 +118,7 @@ def _single_row(path: Path, lineno: int, irq: str, words: list[str]) -> dict:
 def _row(path: Path, lineno: int, irq: str, words: list[str], ncpu: int) -> dict:
     """A row with a count per CPU: a device (numbered) or an architecture row (named)."""
     counts = words[:ncpu]
-    if len(counts) < ncpu or not all(c.isdigit() for c in counts):
+    if len(counts) < ncpu or not all(c.isascii() and c.isdigit() for c in counts):
         raise ParseError(
             path,
             lineno,
@@ -128,7 +128,7 @@ def _row(path: Path, lineno: int, irq: str, words: list[str], ncpu: int) -> dict
     row = {
         "irq": irq,
         "kind": "device" if irq.isdigit() else "arch",
-        "counts": [int(c) for c in counts],
+        "counts": [to_int(path, lineno, c, f"irq {irq} count") for c in counts],
         "description": description,
         "chip": None,
         "hwirq": None,
@@ -136,6 +136,8 @@ def _row(path: Path, lineno: int, irq: str, words: list[str], ncpu: int) -> dict
         "actions": None,
     }
     row["total"] = sum(row["counts"])
+    if row["total"] > INT64_MAX:
+        raise ParseError(path, lineno, f"irq {irq}: the counts add up beyond {INT64_MAX}")
     if row["kind"] == "device":
         if not description:
             raise ParseError(path, lineno, f"irq {irq}: no chip or handler name")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from collectors.parsers._text import read_lines, to_int
+from collectors.parsers._text import INT64_MAX, read_lines, to_int
 from kvmnetlab.errors import ParseError
 
 #: the columns of a ``cpu`` line, in order (proc(5)); every one is in ticks
@@ -109,13 +109,15 @@ def _numbers(path: Path, lineno: int, line: str) -> tuple[str, list[int]]:
 def _cpu(path: Path, lineno: int, key: str, numbers: list[int], result: ProcStat) -> None:
     """A ``cpu`` or ``cpuN`` line."""
     suffix = key[3:]
-    if suffix and not suffix.isdigit():
+    if suffix and not (suffix.isascii() and suffix.isdigit()):
         raise ParseError(path, lineno, f"unknown cpu line {key!r}")
+    if sum(numbers) > INT64_MAX:
+        raise ParseError(path, lineno, f"{key}: the ticks add up beyond {INT64_MAX}")
     if not 4 <= len(numbers) <= len(CPU_FIELDS):
         raise ParseError(
             path, lineno, f"{key}: {len(numbers)} columns, expected 4 to {len(CPU_FIELDS)}"
         )
-    cpu: dict = {"cpu": int(suffix) if suffix else "all"}
+    cpu: dict = {"cpu": to_int(path, lineno, suffix, "cpu number") if suffix else "all"}
     for i, name in enumerate(CPU_FIELDS):
         cpu[name] = numbers[i] if i < len(numbers) else None
     if any(c["cpu"] == cpu["cpu"] for c in result.cpus):

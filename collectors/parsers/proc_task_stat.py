@@ -26,6 +26,9 @@ _FIELDS = {
     22: "starttime_ticks",
     39: "processor",
 }
+#: the fields that may be negative, and their lowest value: a real-time task's priority
+#: is -2..-100, nice -20..19 (proc(5))
+_SIGNED = {"priority": -100, "nice": -20}
 _MIN_FIELDS = 39  # every kernel since 2.6.x prints at least up to ``processor``
 
 
@@ -40,7 +43,7 @@ def parse(path: str | Path) -> list[dict]:
         open_at, close_at = line.find(" ("), line.rfind(")")
         if open_at < 1 or close_at < open_at:
             raise ParseError(path, lineno, f"expected '<tid> (<comm>) <state> ...': {line!r}")
-        tid = to_int(path, lineno, line[:open_at], "tid")
+        tid = to_int(path, lineno, line[:open_at], "tid", lo=1)
         comm = line[open_at + 2 : close_at]
         rest = line[close_at + 1 :].split()
         # rest[0] is field 3 (state)
@@ -53,7 +56,8 @@ def parse(path: str | Path) -> list[dict]:
             raise ParseError(path, lineno, f"tid {tid}: bad state {state!r}")
         row: dict = {"tid": tid, "comm": comm, "state": state}
         for number, name in _FIELDS.items():
-            row[name] = to_int(path, lineno, rest[number - 3], f"field {number} ({name})")
+            row[name] = to_int(path, lineno, rest[number - 3], f"field {number} ({name})",
+                               lo=_SIGNED.get(name, 0))
         if any(t["tid"] == tid for t in threads):
             raise ParseError(path, lineno, f"tid {tid} appears twice")
         threads.append(row)

@@ -27,11 +27,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from collectors.parsers._text import read_lines
+from collectors.parsers._text import read_lines, to_float, to_int
 from kvmnetlab.errors import ParseError
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
-_NUM = r"\d+(?:\.\d+)?"
+_NUM = r"[0-9]+(?:\.[0-9]+)?"
+#: the longest run read (s), and the largest time read (µs: an hour)
+MAX_RUN_S, MAX_US = 10**7, 3.6e9
 _TOTAL = re.compile(
     rf"^\[Total Run\] RunTime=(?P<t>{_NUM}) sec; Warm up time=(?P<w>\d+) msec; "
     r"SentMessages=(?P<s>\d+); ReceivedMessages=(?P<r>\d+)$"
@@ -130,14 +132,25 @@ def _body(path: Path, lineno: int, line: str) -> str | None:
 
 
 _Read = Callable[[Path, int, re.Match[str], dict, list[dict]], None]
+_Field = Callable[[str, str], Any]
 
 
-def _once(key: str, value: Callable[[re.Match[str]], Any]) -> _Read:
-    """A reader that keeps ``value(m)`` under ``key``, refusing a line printed twice."""
+def _once(key: str, value: Callable[[_Field, re.Match[str]], Any]) -> _Read:
+    """A reader that keeps ``value(field, m)`` under ``key``, refusing a line printed
+    twice; ``field(kind, name)`` reads group ``name`` of the line as ``kind``: ``"n"`` a
+    count, ``"s"`` seconds, ``"us"`` µs, each range-checked."""
     def read(path: Path, lineno: int, m: re.Match[str], got: dict, _: list[dict]) -> None:
         if key in got:
             raise ParseError(path, lineno, f"{key} printed twice")
-        got[key] = value(m)
+
+        def field(kind: str, name: str) -> int | float:
+            what = f"{key} {name}"
+            if kind == "n":
+                return to_int(path, lineno, m[name], what)
+            return to_float(path, lineno, m[name], what,
+                            hi=MAX_RUN_S if kind == "s" else MAX_US)
+        got[key] = value(field, m)
+        got.setdefault("lines", {})[key] = lineno
     return read
 
 
@@ -150,22 +163,30 @@ def _percentile(path: Path, lineno: int, m: re.Match[str], got: dict,
                 percentiles: list[dict]) -> None:
     if "max_us" not in got:
         raise ParseError(path, lineno, "percentile before the <MAX> observation")
-    percentiles.append({"percentile": float(m["p"]), "value_us": float(m["v"])})
+    rank = to_float(path, lineno, m["p"], "percentile", hi=100.0)
+    if rank == 0 or any(p["percentile"] == rank for p in percentiles):
+        raise ParseError(path, lineno, f"percentile {m['p']} is 0 or printed twice")
+    value = to_float(path, lineno, m["v"], "percentile value (µs)", hi=MAX_US)
+    if value > got["max_us"]:
+        raise ParseError(path, lineno, f"percentile {m['p']} = {m['v']} above <MAX> "
+                         f"{got['max_us']}")
+    percentiles.append({"percentile": rank, "value_us": value})
+    got.setdefault("percentile_lines", []).append(lineno)
 
 
 # In the order they are tried.
 _RESULT_LINES: tuple[tuple[re.Pattern[str], _Read], ...] = (
     (_SERVER, _server),
-    (_TOTAL, _once("run", lambda m: (float(m["t"]), int(m["w"]), int(m["s"]), int(m["r"])))),
-    (_VALID, _once("valid", lambda m: (float(m["t"]), int(m["s"]), int(m["r"])))),
-    (_AVG, _once("avg", lambda m: ("rtt" if m["kind"] == "rtt" else "half_rtt",
-                                   float(m["avg"]), float(m["sd"])))),
-    (_COUNTS, _once("counts", lambda m: (int(m["d"]), int(m["u"]), int(m["o"])))),
-    (_SUMMARY, _once("summary", lambda m: float(m["v"]))),
-    (_OBS, _once("observations", lambda m: int(m["n"]))),
-    (_MAX, _once("max_us", lambda m: float(m["v"]))),
+    (_TOTAL, _once("run", lambda f, m: (f("s", "t"), f("n", "w"), f("n", "s"), f("n", "r")))),
+    (_VALID, _once("valid", lambda f, m: (f("s", "t"), f("n", "s"), f("n", "r")))),
+    (_AVG, _once("avg", lambda f, m: ("rtt" if m["kind"] == "rtt" else "half_rtt",
+                                      f("us", "avg"), f("us", "sd")))),
+    (_COUNTS, _once("counts", lambda f, m: (f("n", "d"), f("n", "u"), f("n", "o")))),
+    (_SUMMARY, _once("summary", lambda f, m: f("us", "v"))),
+    (_OBS, _once("observations", lambda f, m: (f("n", "n"), f("us", "per")))),
+    (_MAX, _once("max_us", lambda f, m: f("us", "v"))),
     (_PCT, _percentile),
-    (_MIN, _once("min_us", lambda m: float(m["v"]))),
+    (_MIN, _once("min_us", lambda f, m: f("us", "v"))),
 )
 
 
@@ -186,9 +207,35 @@ def _check_complete(path: Path, lines: list[str], got: dict, percentiles: list[d
             )
     if not percentiles:
         raise ParseError(path, len(lines), "no percentile lines")
-    values = [p["value_us"] for p in percentiles]
-    if values != sorted(values, reverse=True):
-        raise ParseError(path, None, "percentile values are not in decreasing order")
+    _check_statistics(path, got, percentiles)
+
+
+def _check_statistics(path: Path, got: dict, percentiles: list[dict]) -> None:
+    """sockperf's numbers against each other: percentiles printed highest first, their
+    values decreasing and within <MIN>..<MAX>, the mean within them too, the part of the
+    run kept within the whole run."""
+    low, high = got["min_us"], got["max_us"]
+    lines = got["percentile_lines"]
+    for i, (p, lineno) in enumerate(zip(percentiles, lines, strict=True)):
+        if i and p["value_us"] > percentiles[i - 1]["value_us"]:
+            raise ParseError(path, lineno, "percentile values are not in decreasing order")
+        if i and p["percentile"] >= percentiles[i - 1]["percentile"]:
+            raise ParseError(path, lineno, "percentiles are not printed highest first")
+        if p["value_us"] < low:
+            raise ParseError(path, lineno, f"percentile {p['percentile']:g} = {p['value_us']} "
+                             f"below <MIN> {low}")
+    at = got["lines"]
+    _, avg, _ = got["avg"]
+    if not low <= avg <= high:
+        raise ParseError(path, at["avg"], f"avg {avg} outside <MIN> {low} .. <MAX> {high}")
+    run_t, _, sent, received = got["run"]
+    valid_t, valid_sent, valid_received = got["valid"]
+    if valid_t > run_t or valid_sent > sent or valid_received > received:
+        raise ParseError(path, at["valid"], "the [Valid Duration] counts more than the "
+                         f"[Total Run] (line {at['run']})")
+    if got["observations"][0] > valid_received:
+        raise ParseError(path, at["observations"], f"{got['observations'][0]} observations "
+                         f"of {valid_received} messages received")
 
 
 def _result(got: dict, percentiles: list[dict]) -> SockperfResult:
@@ -210,7 +257,7 @@ def _result(got: dict, percentiles: list[dict]) -> SockperfResult:
         dropped=d,
         duplicated=u,
         out_of_order=o,
-        observations=got["observations"],
+        observations=got["observations"][0],
         max_us=got["max_us"],
         min_us=got["min_us"],
         percentiles=percentiles,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from collectors.parsers._text import read_lines
+from collectors.parsers._text import read_lines, to_int
 from kvmnetlab.errors import ParseError
 
 _COUNTERS = {
@@ -23,7 +23,7 @@ _COUNTERS = {
     "packets received by filter": "received_by_filter_packets",
     "packets dropped by kernel": "dropped_by_kernel_packets",
 }
-_LINE = re.compile(r"^(\d+) (packets? (?:captured|received by filter|dropped by kernel))$")
+_LINE = re.compile(r"^([0-9]+) (packets? (?:captured|received by filter|dropped by kernel))$")
 
 
 def parse(path: str | Path) -> dict[str, int | str | None]:
@@ -34,7 +34,10 @@ def parse(path: str | Path) -> dict[str, int | str | None]:
     result: dict[str, int | str | None] = {"interface": None}
     for lineno, line in enumerate(lines, start=1):
         if line.startswith("tcpdump: listening on "):
-            result["interface"] = line.split()[3].rstrip(",")
+            words = line.split()
+            if len(words) < 4:
+                raise ParseError(path, lineno, f"no interface named: {line[:80]!r}")
+            result["interface"] = words[3].rstrip(",")
             continue
         if line.startswith("tcpdump: "):
             continue  # other notices (e.g. verbose output suppressed)
@@ -44,7 +47,7 @@ def parse(path: str | Path) -> dict[str, int | str | None]:
         key = _COUNTERS[match.group(2).replace("packet ", "packets ")]
         if key in result:
             raise ParseError(path, lineno, f"{match.group(2)!r} printed twice")
-        result[key] = int(match.group(1))
+        result[key] = to_int(path, lineno, match.group(1), match.group(2))
     missing = [name for name, key in _COUNTERS.items() if key not in result]
     if missing:
         raise ParseError(path, len(lines) or None,

@@ -201,6 +201,11 @@ def test_ms_with_fewer_decimals(tmp_path, printed, expected_us):
     line = next(r for r in _replies("clean.txt")[3:4])
     old = "time=" + line.split("time=")[1].split()[0] + " ms"
     edited, seq = _edit_reply(tmp_path, 3, old, printed)
+    # the summary's max (printed to the µs) is that reply's time
+    rtt_line = "rtt min/avg/max/mdev = 0.012/0.037/0.055/0.006 ms"
+    assert rtt_line in edited.read_text()
+    edited.write_text(edited.read_text().replace(
+        rtt_line, rtt_line.replace("/0.055/", f"/{expected_us / 1000:.3f}/")))
     result = ping.parse(edited)
     assert result.probes[seq - 1]["rtt_us"] == expected_us
 
@@ -217,7 +222,8 @@ def test_bad_checksum_must_be_counted_as_corrupted(tmp_path):
     # the summary of the real file does not count it: inconsistent
     with pytest.raises(ParseError, match="BAD CHECKSUM"):
         ping.parse(edited)
-    text = edited.read_text().replace("200 received, ", "199 received, +1 corrupted, ")
+    text = edited.read_text().replace("200 received, 0% packet loss",
+                                      "199 received, +1 corrupted, 0.5% packet loss")
     edited.write_text(text)
     result = ping.parse(edited)
     assert result.summary["corrupted"] == 1
