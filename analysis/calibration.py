@@ -275,3 +275,14 @@ def verdict_rates(verdicts: Iterable[str]) -> dict[str, float]:
     n = max(len(values), 1)
     return {v: sum(x == v for x in values) / n for v in
             ("regressed", "improved", "unchanged", "inconclusive", "not comparable")}
+
+
+def night_inputs(folder) -> tuple[str, pd.DataFrame, pd.DataFrame]:
+    """One stored campaign as a night: (campaign id, its repetition summary, its loss per
+    repetition), what :func:`night_pools` takes."""
+    from analysis import tables
+    from analysis.load import load_campaign
+
+    c = load_campaign(folder)
+    reps = replication.repetition_summary(rtt_by_repetition(c.rtt, c.scenario_order))
+    return c.campaign_id, reps, tables.loss_per_repetition(c.ping_summary, c.rate)

@@ -41,10 +41,8 @@ from scipy import stats as sps
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from analysis import between_nights, replication, tables  # noqa: E402
+from analysis import between_nights, replication  # noqa: E402
 from analysis import calibration as cal  # noqa: E402
-from analysis.load import load_campaign  # noqa: E402
-from analysis.model import rtt_by_repetition  # noqa: E402
 from analysis.stats import holm  # noqa: E402
 
 DATA = REPO / "tests" / "analysis_data" / "campaigns"
@@ -113,12 +111,7 @@ def old_chain(new, old, **_):
 
 def stored_nights(folder: Path = DATA) -> list[tuple[str, pd.DataFrame, pd.DataFrame]]:
     """(night, repetition summary, loss per repetition) of each stored campaign."""
-    out = []
-    for name in STORED:
-        c = load_campaign(folder / name)
-        reps = replication.repetition_summary(rtt_by_repetition(c.rtt, c.scenario_order))
-        out.append((c.campaign_id, reps, tables.loss_per_repetition(c.ping_summary, c.rate)))
-    return out
+    return [cal.night_inputs(folder / name) for name in STORED]
 
 
 def guest_pool(scenario: str) -> str:

@@ -27,12 +27,7 @@ def _guest(name: str) -> str:
 
 @pytest.fixture(scope="module")
 def stored():
-    out = []
-    for name in STORED:
-        c = load_campaign(CAMPAIGNS / name)
-        reps = replication.repetition_summary(rtt_by_repetition(c.rtt, c.scenario_order))
-        out.append((c.campaign_id, reps, tables.loss_per_repetition(c.ping_summary, c.rate)))
-    return out
+    return [cal.night_inputs(CAMPAIGNS / name) for name in STORED]
 
 
 def test_the_prior_is_what_the_stored_campaigns_show(stored):
