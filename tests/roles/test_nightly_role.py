@@ -48,7 +48,8 @@ PLAYBOOK = REPO / "playbooks" / "nightly.yml"
 COMMAND = REPO / ".venv" / "bin" / "kvmnetlab-nightly"
 UNIT = "kvmnetlab-nightly"
 CONFIG_KEYS = {"repo", "inventory", "results_dir", "extra_vars", "min_free_gib",
-               "keep_raw_nights", "notify_command", "p_value", "min_segment"}
+               "keep_raw_nights", "notify_command", "p_value", "min_segment", "max_skipped",
+               "timeout_h"}
 NOT_PID1 = "systemd is not PID 1 on localhost"
 
 
@@ -190,6 +191,8 @@ def test_exec_start_runs_the_console_script_on_the_written_config(folder, instal
         "notify_command": ["logger", "-t", "kvmnetlab-nightly"],
         "p_value": 0.001,
         "min_segment": None,
+        "max_skipped": None,
+        "timeout_h": None,
     }
 
 

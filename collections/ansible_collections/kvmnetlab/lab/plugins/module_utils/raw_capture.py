@@ -365,7 +365,8 @@ def start_tool(argv, dest, settle_s=0.5, ready=None, ready_timeout_s=30.0, lifet
     with create(dest) as out, create(dest + ".stderr") as err:
         try:
             proc = subprocess.Popen([*launcher, *argv], stdout=out, stderr=err,
-                                    stdin=subprocess.DEVNULL, start_new_session=True)
+                                    stdin=subprocess.DEVNULL, start_new_session=True,
+                                    preexec_fn=_default_stop_signals)
         except OSError as exc:
             raise CaptureError(f"cannot run {argv[0]}: {exc}") from None
     meta["pid"] = proc.pid
@@ -390,6 +391,14 @@ def start_tool(argv, dest, settle_s=0.5, ready=None, ready_timeout_s=30.0, lifet
         raise CaptureError(f"{argv[0]} exited at once ({proc.returncode}): "
                            f"{_tail(dest + '.stderr')}")
     return proc.pid
+
+
+def _default_stop_signals():
+    """In the child before exec: SIGINT and SIGTERM back to their defaults. A process
+    started in the background by a shell, or under nohup, inherits them ignored, and a
+    tool that ignores its stop signal could only be killed, without its last output."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _same_process(pid, meta):
